@@ -1,0 +1,35 @@
+"""The one narrow interface between the perception node (or any offline pipeline) and a field estimator."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+
+@dataclass
+class FieldPrediction:
+    """Raw network output for one window (no stamps, no scale): see field.types.TrajectoryField for shapes."""
+
+    ctrl_pts: np.ndarray    # [N, D, H, W, 3] float32
+    ctrl_conf: np.ndarray   # [N, D, H, W] float32
+    frame_times: np.ndarray  # [N] float32, predicted normalised time of each frame
+
+
+@runtime_checkable
+class FieldEstimator(Protocol):
+    """Anything that turns a window of frames into a trajectory field.
+
+    ``frames`` are uint8 RGB ``[N, H, W, 3]`` already at ``input_size`` (the node resizes once, on arrival).
+    ``frame_keys`` optionally identify frames across overlapping windows so an engine may reuse per-frame work
+    (encoder tokens) exactly. ``depth`` ([N, H, W] float32 metres, NaN where invalid) is optional side input; the
+    network itself does not use it (metric scale is applied after, in field code).
+    """
+
+    input_size: tuple  # (H, W)
+    num_ctrl: int
+
+    def predict(self, frames: np.ndarray, frame_keys: Optional[Sequence] = None,
+                depth: Optional[np.ndarray] = None) -> FieldPrediction: ...
+
+    def close(self) -> None: ...
