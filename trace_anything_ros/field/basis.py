@@ -81,3 +81,39 @@ def basis_matrix_torch(t, num_ctrl: int):
     for k in range(4):  # four Bernstein terms, static loop (not over control points)
         out = out + (local == k).to(t.dtype) * w[..., k : k + 1]
     return out
+
+
+def basis_matrix_extrapolated(t, num_ctrl: int, order: int = 1, deriv: int = 0, dtype=np.float64) -> np.ndarray:
+    """Basis ``[T, D]`` valid for any real ``t``: the spline inside [0, 1], an explicit Taylor extension outside.
+
+    Outside [0, 1] the curve continues as the Taylor polynomial of degree ``order`` at the nearest end
+    (``order=1``: constant velocity, ``order=2``: constant acceleration). ``deriv`` (0, 1 or 2) gives the
+    matching derivative w.r.t. normalised time. Rows sum to 1 for ``deriv=0`` (0 otherwise), the extension is
+    C^order-continuous at t = 0 and t = 1, and inside [0, 1] this equals ``basis_matrix`` /
+    ``basis_derivative_matrix``. Use this only where extrapolation is intended (forecasting).
+    """
+    if order not in (1, 2):
+        raise ValueError("order must be 1 (velocity) or 2 (acceleration)")
+    if deriv not in (0, 1, 2):
+        raise ValueError("deriv must be 0, 1 or 2")
+    t = np.atleast_1d(np.asarray(t, dtype=np.float64))
+    flat = t.reshape(-1)
+    if deriv == 0:
+        out = basis_matrix(flat, num_ctrl)
+    else:
+        out = basis_derivative_matrix(flat, num_ctrl, order=deriv)
+    for end, mask in ((1.0, flat > 1.0), (0.0, flat < 0.0)):
+        if not np.any(mask):
+            continue
+        h = (flat[mask] - end)[:, None]
+        b0 = basis_matrix([end], num_ctrl)
+        b1 = basis_derivative_matrix([end], num_ctrl, order=1)
+        b2 = basis_derivative_matrix([end], num_ctrl, order=2) if order == 2 else np.zeros_like(b1)
+        if deriv == 0:
+            ext = b0 + h * b1 + 0.5 * h * h * b2
+        elif deriv == 1:
+            ext = b1 + h * b2
+        else:
+            ext = np.broadcast_to(b2, (h.shape[0], num_ctrl))
+        out[mask] = ext
+    return out.reshape(t.shape + (num_ctrl,)).astype(dtype, copy=False)

@@ -1,0 +1,97 @@
+"""Batched rigid-motion helpers: weighted Kabsch, SE(3) exp/log (numpy, no loops over points)."""
+from __future__ import annotations
+
+import numpy as np
+
+
+def kabsch(src: np.ndarray, dst: np.ndarray, w=None):
+    """Best rigid ``(R, t)`` with ``dst ~ R @ src + t`` for batches: src/dst ``[..., M, 3]``, w ``[..., M]``.
+
+    Returns ``R [..., 3, 3]`` (proper rotations, det +1) and ``t [..., 3]``.
+    """
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    if w is None:
+        w = np.ones(src.shape[:-1])
+    w = np.broadcast_to(np.asarray(w, dtype=np.float64), src.shape[:-1])
+    ws = np.maximum(w.sum(-1, keepdims=True), 1e-12)
+    cs = (w[..., None] * src).sum(-2) / ws
+    cd = (w[..., None] * dst).sum(-2) / ws
+    a = src - cs[..., None, :]
+    b = dst - cd[..., None, :]
+    H = np.einsum("...m,...mi,...mj->...ij", w, a, b)
+    U, _, Vt = np.linalg.svd(H)
+    d = np.sign(np.linalg.det(U) * np.linalg.det(Vt))
+    d = np.where(d == 0, 1.0, d)
+    Dm = np.zeros(H.shape)
+    Dm[..., 0, 0] = 1.0
+    Dm[..., 1, 1] = 1.0
+    Dm[..., 2, 2] = d
+    R = np.einsum("...ji,...jk,...lk->...il", Vt, Dm, U)  # V D U^T
+    t = cd - np.einsum("...ij,...j->...i", R, cs)
+    return R, t
+
+
+def apply(R, t, x):
+    """``R @ x + t`` for points ``x [..., M, 3]`` with batched ``R [..., 3, 3]``, ``t [..., 3]``."""
+    return np.einsum("...ij,...mj->...mi", R, x) + t[..., None, :]
+
+
+def _hat(w):
+    W = np.zeros(w.shape[:-1] + (3, 3))
+    W[..., 0, 1], W[..., 0, 2] = -w[..., 2], w[..., 1]
+    W[..., 1, 0], W[..., 1, 2] = w[..., 2], -w[..., 0]
+    W[..., 2, 0], W[..., 2, 1] = -w[..., 1], w[..., 0]
+    return W
+
+
+def so3_log(R):
+    R = np.asarray(R, dtype=np.float64)
+    cos = np.clip((np.trace(R, axis1=-2, axis2=-1) - 1) / 2, -1.0, 1.0)
+    th = np.arccos(cos)
+    v = np.stack([R[..., 2, 1] - R[..., 1, 2], R[..., 0, 2] - R[..., 2, 0], R[..., 1, 0] - R[..., 0, 1]], -1)
+    s = np.sin(th)
+    small = s < 1e-6
+    f = np.where(small, 0.5 + th**2 / 12, th / (2 * np.where(small, 1.0, s)))
+    w = v * f[..., None]
+    near_pi = (th > np.pi - 1e-3)
+    if np.any(near_pi):  # axis from the symmetric part
+        B = (R[near_pi] + np.eye(3)) / 2
+        k = np.argmax(np.diagonal(B, axis1=-2, axis2=-1), -1)
+        axis = B[np.arange(B.shape[0]), :, k]
+        axis /= np.linalg.norm(axis, axis=-1, keepdims=True)
+        w[near_pi] = axis * th[near_pi][..., None]
+    return w
+
+
+def so3_exp(w):
+    w = np.asarray(w, dtype=np.float64)
+    th = np.linalg.norm(w, axis=-1)[..., None, None]
+    W = _hat(w)
+    small = th < 1e-8
+    A = np.where(small, 1.0, np.sin(th) / np.where(small, 1.0, th))
+    B = np.where(small, 0.5, (1 - np.cos(th)) / np.where(small, 1.0, th) ** 2)
+    return np.eye(3) + A * W + B * (W @ W)
+
+
+def _V(w):
+    th = np.linalg.norm(w, axis=-1)[..., None, None]
+    W = _hat(w)
+    small = th < 1e-6
+    ths = np.where(small, 1.0, th)
+    B = np.where(small, 0.5 - th**2 / 24, (1 - np.cos(th)) / ths**2)
+    C = np.where(small, 1.0 / 6 - th**2 / 120, (th - np.sin(th)) / ths**3)
+    return np.eye(3) + B * W + C * (W @ W)
+
+
+def se3_log(R, t):
+    """Twist ``[..., 6]`` = (omega, v) with ``exp`` giving back ``(R, t)``."""
+    w = so3_log(R)
+    v = np.linalg.solve(_V(w), np.asarray(t, dtype=np.float64)[..., None])[..., 0]
+    return np.concatenate([w, v], -1)
+
+
+def se3_exp(xi):
+    xi = np.asarray(xi, dtype=np.float64)
+    w, v = xi[..., :3], xi[..., 3:]
+    return so3_exp(w), np.einsum("...ij,...j->...i", _V(w), v)
