@@ -1,0 +1,250 @@
+"""Frames on arrival: validation of stamps and sizes, preprocessing to the model grid, and the bounded ring.
+
+ROS-free. The node's callbacks (and the offline ``process`` command) turn each incoming image into a ``Frame``
+once (resize to the model input size, intrinsics scaled to that grid) and hand it to ``FrameIngest.push``, which
+drops bad frames (counted by reason) and keeps the newest ``capacity`` frames.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Callable, Deque, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from .window import WindowSpec, select_window
+
+# Drop reasons (keys of the drop counter; also reported in diagnostics).
+ZERO_STAMP = "zero_stamp"
+DUPLICATE_STAMP = "duplicate_stamp"
+NON_MONOTONIC_STAMP = "non_monotonic_stamp"
+TIME_RESET = "time_reset"            # frames cleared because the clock jumped backwards
+SIZE_CHANGE = "size_change"          # frames cleared because the image size changed
+STALE_WINDOW = "stale_window"        # windows superseded by a newer one while the model was busy
+STALE_AGE = "stale_age"              # windows older than max_window_age when the worker got to them
+TOO_CLOSE = "min_spacing"            # not a drop of a frame: counted when a frame is skipped by spacing
+BAD_ENCODING = "unsupported_encoding"
+BAD_DATA = "invalid_image"
+BAD_DEPTH = "invalid_depth"
+NO_SYNC = "unsynchronised"
+OVERFLOW = "ring_overflow"
+
+
+class DropCounter:
+    """Thread-safe counter of dropped frames/windows by reason."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._c: Counter = Counter()
+
+    def add(self, reason: str, n: int = 1) -> None:
+        if n:
+            with self._lock:
+                self._c[reason] += n
+
+    def snapshot(self) -> Dict[str, int]:
+        with self._lock:
+            return dict(self._c)
+
+    def total(self) -> int:
+        with self._lock:
+            return sum(self._c.values())
+
+    def __getitem__(self, reason: str) -> int:
+        with self._lock:
+            return self._c.get(reason, 0)
+
+
+@dataclass
+class Frame:
+    """One preprocessed frame at the model's input size."""
+
+    stamp_ns: int                     # the original stamp in integer nanoseconds (exact round trip to ROS Time)
+    rgb: np.ndarray                   # uint8 [H, W, 3] at the model input size
+    frame_id: str = ""
+    depth: Optional[np.ndarray] = None  # float32 [H, W] metres, NaN where invalid
+    intrinsics: Optional[np.ndarray] = None  # 3x3, scaled to the model grid
+    source_size: Tuple[int, int] = (0, 0)     # (H, W) of the original image
+    arrival: float = field(default_factory=time.monotonic)
+    key: int = -1                     # set by FrameIngest.push: increasing arrival id (identifies the frame across windows)
+
+    @property
+    def stamp(self) -> float:
+        return self.stamp_ns * 1e-9
+
+
+def scale_intrinsics(k: np.ndarray, src_hw: Tuple[int, int], dst_hw: Tuple[int, int]) -> np.ndarray:
+    """K of an image resized from src (H, W) to dst (H, W) (pixel-centre convention)."""
+    sy = dst_hw[0] / float(src_hw[0])
+    sx = dst_hw[1] / float(src_hw[1])
+    k = np.asarray(k, dtype=np.float64).reshape(3, 3).copy()
+    k[0, 0] *= sx
+    k[0, 1] *= sx
+    k[0, 2] = (k[0, 2] + 0.5) * sx - 0.5
+    k[1, 1] *= sy
+    k[1, 2] = (k[1, 2] + 0.5) * sy - 0.5
+    return k
+
+
+def preprocess_rgb(rgb: np.ndarray, input_size: Tuple[int, int]) -> np.ndarray:
+    """Resize an RGB uint8 image [h, w, 3] (any strides) to the model input size (H, W), once, on arrival."""
+    import cv2
+
+    h, w = input_size
+    if rgb.shape[0] == h and rgb.shape[1] == w:
+        return np.ascontiguousarray(rgb)
+    interp = cv2.INTER_AREA if (rgb.shape[0] > h and rgb.shape[1] > w) else cv2.INTER_LINEAR
+    return cv2.resize(np.ascontiguousarray(rgb), (w, h), interpolation=interp)
+
+
+def preprocess_depth(depth: np.ndarray, input_size: Tuple[int, int]) -> np.ndarray:
+    """Nearest-neighbour resize of metric depth (NaN stays NaN, no mixing across edges)."""
+    import cv2
+
+    h, w = input_size
+    d = np.ascontiguousarray(depth, dtype=np.float32)
+    if d.shape == (h, w):
+        return d
+    return cv2.resize(d, (w, h), interpolation=cv2.INTER_NEAREST)
+
+
+class FrameIngest:
+    """Validates stamps/sizes of arriving frames and keeps the newest ``capacity`` in a bounded ring.
+
+    Thread-safe: callbacks push, the worker reads snapshots. ``on_event(kind, message)`` is called (outside the
+    lock) for events worth a log line (time reset, size change); drops are counted in ``drops``.
+    """
+
+    def __init__(self, capacity: int, time_reset_threshold: float = 1.0,
+                 drops: Optional[DropCounter] = None,
+                 on_event: Optional[Callable[[str, str], None]] = None,
+                 window: Optional[WindowSpec] = None):
+        if capacity < 1:
+            raise ValueError("ring capacity must be >= 1")
+        self.window = window
+        if window is not None and capacity < window.length:
+            raise ValueError(f"ring capacity {capacity} cannot hold a window of {window.length} frames")
+        self._pending: Optional[List[Frame]] = None  # single-slot mailbox: the newest complete window
+        self.windows_offered = 0
+        self.capacity = int(capacity)
+        self.time_reset_threshold = float(time_reset_threshold)
+        self.drops = drops if drops is not None else DropCounter()
+        self.on_event = on_event
+        self._ring: Deque[Frame] = deque(maxlen=self.capacity)
+        self._lock = threading.Condition()
+        self._last_stamp_ns: Optional[int] = None
+        self._size: Optional[Tuple[int, int]] = None
+        self._next_key = 0
+        self._closed = False
+        self.accepted = 0
+        self.generation = 0  # bumped on every reset (time reset, size change, clear)
+
+    def check_stamp(self, stamp_ns: int) -> Optional[str]:
+        """Reason this stamp would be dropped, or None. (Read-only; push does the same under its lock.)"""
+        with self._lock:
+            return self._stamp_verdict(stamp_ns)[0]
+
+    def _stamp_verdict(self, stamp_ns: int):
+        if stamp_ns <= 0:
+            return ZERO_STAMP, False
+        last = self._last_stamp_ns
+        if last is None:
+            return None, False
+        if stamp_ns == last:
+            return DUPLICATE_STAMP, False
+        if stamp_ns < last:
+            if (last - stamp_ns) * 1e-9 >= self.time_reset_threshold:
+                return None, True  # accept the frame after clearing: the clock was reset (bag loop, sim restart)
+            return NON_MONOTONIC_STAMP, False
+        return None, False
+
+    def push(self, frame: Frame) -> Optional[str]:
+        """Add a frame. Returns the drop reason when the frame was dropped, else None."""
+        events = []
+        with self._lock:
+            reason, reset = self._stamp_verdict(frame.stamp_ns)
+            if reason is not None:
+                self.drops.add(reason)
+                return reason
+            if reset:
+                self.drops.add(TIME_RESET, len(self._ring))
+                self._ring.clear()
+                self._pending = None
+                self.generation += 1
+                events.append((TIME_RESET, f"stamp jumped back by {(self._last_stamp_ns - frame.stamp_ns) * 1e-9:.3f} s:"
+                                           " time reset, frame buffer cleared"))
+            size = frame.source_size
+            if self._size is not None and size != self._size:
+                self.drops.add(SIZE_CHANGE, len(self._ring))
+                self._ring.clear()
+                self._pending = None
+                self.generation += 1
+                events.append((SIZE_CHANGE, f"image size changed from {self._size[1]}x{self._size[0]} to "
+                                            f"{size[1]}x{size[0]}: frame buffer reset"))
+            self._size = size
+            self._last_stamp_ns = frame.stamp_ns
+            frame.key = self._next_key
+            self._next_key += 1
+            if len(self._ring) == self._ring.maxlen:
+                self.drops.add(OVERFLOW)
+            self._ring.append(frame)
+            self.accepted += 1
+            if self.window is not None:
+                win = select_window(self._ring, self.window)
+                if win is not None and win[-1] is frame:
+                    if self._pending is not None:
+                        self.drops.add(STALE_WINDOW)  # superseded before the worker took it: never queued
+                    self._pending = win
+                    self.windows_offered += 1
+            self._lock.notify_all()
+        if self.on_event is not None:
+            for kind, msg in events:
+                self.on_event(kind, msg)
+        return None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._ring.clear()
+            self._last_stamp_ns = None
+            self._size = None
+            self._pending = None
+            self.generation += 1
+            self._lock.notify_all()
+
+    def snapshot(self) -> List[Frame]:
+        with self._lock:
+            return list(self._ring)
+
+    def take_window(self, timeout: float, now: Optional[float] = None) -> Optional[List[Frame]]:
+        """Take the newest complete window (oldest frame first), waiting up to ``timeout`` seconds for one.
+
+        A window whose newest frame arrived more than ``window.max_age`` seconds ago is dropped (STALE_AGE).
+        """
+        with self._lock:
+            if not self._lock.wait_for(lambda: self._pending is not None or self._closed, timeout=timeout):
+                return None
+            win, self._pending = self._pending, None
+        if win is None:
+            return None
+        if self.window is not None and self.window.max_age > 0:
+            age = (time.monotonic() if now is None else now) - win[-1].arrival
+            if age > self.window.max_age:
+                self.drops.add(STALE_AGE)
+                return None
+        return win
+
+    def close(self) -> None:
+        """Wake every waiter for good (shutdown)."""
+        with self._lock:
+            self._closed = True
+            self._lock.notify_all()
+
+    def wake(self) -> None:
+        with self._lock:
+            self._lock.notify_all()
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._ring)

@@ -1,0 +1,276 @@
+"""PerceptionPipeline: a window of frames -> field + tracks + dynamic mask + objects (+ forecasts). ROS-free.
+
+Shared by the ROS node (``ros/trajectory_field_node.py``) and the offline ``process`` command. The only model
+call is ``FieldEstimator.predict``; field/motion calls go through ``pipeline.fieldops``.
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+import threading
+import time
+from dataclasses import dataclass, field as dc_field
+from typing import Callable, List, Optional, Sequence
+
+import numpy as np
+
+from trace_anything_ros.field.types import TrajectoryField
+
+from . import fieldops
+from .frames import DropCounter, Frame, FrameIngest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PipelineParams:
+    track_stride: int = 16           # grid spacing (model pixels) of the sparse tracks; 0 disables tracks
+    track_source_frame: int = -1     # window frame whose pixels are tracked (-1: newest)
+    forecast_horizon: float = 1.0    # seconds past the newest frame
+    forecast_samples: int = 5        # forecast samples over the horizon (0 disables forecasts)
+    forecast_tau: float = 0.5        # seconds; forecast confidence decays as exp(-lead / tau)
+    metric_from_depth: bool = True   # scale the field to metres when depth is given
+    motion_threshold: float = 0.02   # relative displacement over the window that counts as moving
+    min_object_pixels: int = 16      # smallest object (model-grid pixels)
+    compute_motion: bool = True
+
+
+@dataclass
+class Tracks:
+    ids: np.ndarray            # [M] uint32
+    source_frame: int
+    uv: np.ndarray             # [M, 2] float32 source-image pixel coordinates (u column, v row)
+    object_id: np.ndarray      # [M] int32, -1 none
+    dynamic: np.ndarray        # [M] bool
+    confidence: np.ndarray     # [M] float32
+    ctrl: np.ndarray           # [M, D, 3]
+    ctrl_conf: np.ndarray      # [M, D]
+    positions: np.ndarray      # [M, N, 3] at the window's frame stamps
+    forecast: np.ndarray       # [M, F, 3]
+    forecast_conf: np.ndarray  # [M, F]
+
+    def __len__(self):
+        return int(self.ids.shape[0])
+
+
+@dataclass
+class ObjectSummary:
+    id: int
+    pixel_count: int           # source-image pixels (grid count scaled by the area ratio)
+    roi: tuple                 # (x, y, w, h) in source-image pixels
+    centroid: np.ndarray       # [3] at the newest frame
+    velocity: np.ndarray       # [3] units / s
+    confidence: float
+    trajectory: np.ndarray     # [N, 3] at the frame stamps
+    forecast: np.ndarray       # [F, 3]
+    forecast_conf: np.ndarray  # [F]
+
+
+@dataclass
+class Products:
+    field: TrajectoryField
+    scale: float                        # factor applied to the network output (1.0 when not metric)
+    frame_ids: List[str]
+    stamps_ns: List[int]                # the window's frame stamps, oldest first
+    source_size: tuple                  # (H, W) of the source images
+    mask: Optional[np.ndarray] = None   # bool [H, W] model grid, newest frame
+    labels: Optional[np.ndarray] = None  # uint16 [H, W] model grid, newest frame
+    objects: List[ObjectSummary] = dc_field(default_factory=list)
+    tracks: Optional[Tracks] = None
+    forecast_stamps_ns: List[int] = dc_field(default_factory=list)
+    timings: dict = dc_field(default_factory=dict)  # seconds: model, post, total
+    motion_source: str = ""
+    window_keys: List[int] = dc_field(default_factory=list)
+    arrival: float = 0.0                # monotonic arrival time of the newest frame
+
+
+def load_estimator(factory: str = "", **kwargs):
+    """Create a FieldEstimator. ``factory`` is ``"module:function"`` (default
+    ``trace_anything_ros.model:create_estimator``); keyword arguments the factory does not accept are left out."""
+    spec = factory or "trace_anything_ros.model:create_estimator"
+    if ":" not in spec:
+        raise ValueError(f"estimator factory must be 'module:function', got {spec!r}")
+    mod_name, fn_name = spec.split(":", 1)
+    fn = getattr(importlib.import_module(mod_name), fn_name)
+    try:
+        sig = inspect.signature(fn)
+        if not any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+            kwargs = {k: v for k, v in kwargs.items() if k in sig.parameters}
+    except (TypeError, ValueError):  # pragma: no cover
+        pass
+    return fn(**kwargs)
+
+
+def _stamps_ns(stamps_s, newest_ns: int, newest_s: float) -> List[int]:
+    """Forecast stamps in integer ns, anchored on the newest frame's exact stamp."""
+    return [int(newest_ns + round((float(s) - newest_s) * 1e9)) for s in np.asarray(stamps_s).reshape(-1)]
+
+
+class PerceptionPipeline:
+    """Turns one window (list of Frames, oldest first) into Products by calling the estimator and field/motion."""
+
+    def __init__(self, estimator, params: Optional[PipelineParams] = None):
+        self.estimator = estimator
+        self.params = params or PipelineParams()
+
+    def warmup(self, num_frames: int) -> float:
+        """One predict on black frames (allocations, JIT, caches). Returns its duration in seconds."""
+        h, w = self.estimator.input_size
+        t0 = time.perf_counter()
+        self.estimator.predict(np.zeros((num_frames, h, w, 3), np.uint8))
+        return time.perf_counter() - t0
+
+    def process(self, frames: Sequence[Frame]) -> Products:
+        p = self.params
+        t_start = time.perf_counter()
+        n = len(frames)
+        rgb = np.stack([f.rgb for f in frames])
+        have_depth = all(f.depth is not None for f in frames)
+        depth = np.stack([f.depth for f in frames]) if have_depth else None
+        t0 = time.perf_counter()
+        pred = self.estimator.predict(rgb, frame_keys=[f.key for f in frames], depth=depth)
+        t_model = time.perf_counter() - t0
+
+        stamps_ns = [int(f.stamp_ns) for f in frames]
+        stamps = np.asarray(stamps_ns, dtype=np.float64) * 1e-9
+        ref = frames[0]
+        ctrl = np.asarray(pred.ctrl_pts, dtype=np.float32)
+        fld = TrajectoryField(ctrl_pts=ctrl, ctrl_conf=np.asarray(pred.ctrl_conf, dtype=np.float32),
+                              frame_times=np.asarray(pred.frame_times, dtype=np.float32), stamps=stamps - 0.0,
+                              intrinsics=None if ref.intrinsics is None else np.asarray(ref.intrinsics, np.float64),
+                              metric=False, frame_id=ref.frame_id)
+        scale = 1.0
+        if p.metric_from_depth and depth is not None:
+            s = fieldops.depth_scale(fld, depth)
+            if s is not None:
+                scale = s
+                fld = fieldops.apply_scale(fld, s)
+        tmap = fieldops.time_map(stamps, fld.frame_times)
+        frame_t = np.asarray(tmap.frame_times, np.float64)
+        out = Products(field=fld, scale=scale, frame_ids=[f.frame_id for f in frames], stamps_ns=stamps_ns,
+                       source_size=tuple(frames[-1].source_size), window_keys=[f.key for f in frames],
+                       arrival=frames[-1].arrival)
+        do_forecast = p.forecast_samples > 0 and p.forecast_horizon > 0
+
+        def _forecast(c, d_axis):
+            return fieldops.forecast(c, tmap, p.forecast_horizon, p.forecast_samples, p.forecast_tau, d_axis=d_axis)
+
+        src_h, src_w = out.source_size
+        h, w = fld.height, fld.width
+        sx, sy = (src_w / w if src_w else 1.0), (src_h / h if src_h else 1.0)
+
+        motion = None
+        if p.compute_motion:
+            motion = fieldops.analyze_motion(fld, depth, dict(motion_threshold=p.motion_threshold,
+                                                              min_object_pixels=p.min_object_pixels), tmap)
+            out.mask, out.labels, out.motion_source = motion.mask, motion.labels, motion.source
+            newest = fld.ctrl_pts[-1]
+            for o in motion.objects:
+                rows, cols = o["pixels"]
+                if rows.size:
+                    c = newest[:, rows, cols, :].mean(axis=1)  # [D, 3] mean curve of the object's pixels
+                else:
+                    c = np.zeros((fld.num_ctrl, 3), np.float32)
+                traj = fieldops.evaluate(c, frame_t, d_axis=0)
+                if do_forecast:
+                    fco = _forecast(c, 0)
+                    fc, fconf = fco.positions, np.asarray(fco.decay, np.float32)
+                    out.forecast_stamps_ns = _stamps_ns(fco.stamps, stamps_ns[-1], stamps[-1])
+                else:
+                    fc, fconf = np.zeros((0, 3), np.float32), np.zeros(0, np.float32)
+                x, y, bw, bh = o["roi"]
+                out.objects.append(ObjectSummary(
+                    id=int(o["id"]), pixel_count=int(round(o["pixel_count"] * sx * sy)),
+                    roi=(int(x * sx), int(y * sy), int(round(bw * sx)), int(round(bh * sy))),
+                    centroid=np.asarray(o["centroid"], np.float64),
+                    velocity=np.asarray(o["velocity"], np.float64),
+                    confidence=float(o["confidence"]), trajectory=traj, forecast=fc,
+                    forecast_conf=fconf))
+
+        if p.track_stride > 0:
+            src = p.track_source_frame % n
+            st = p.track_stride
+            rows, cols = np.meshgrid(np.arange(st // 2, h, st), np.arange(st // 2, w, st), indexing="ij")
+            rows, cols = rows.ravel(), cols.ravel()
+            c = fld.ctrl_pts[src][:, rows, cols, :].transpose(1, 0, 2)   # [M, D, 3]
+            cc = fld.ctrl_conf[src][:, rows, cols].T                     # [M, D]
+            positions = fieldops.evaluate(c, frame_t, d_axis=1)           # [M, N, 3]
+            if do_forecast:
+                fco = _forecast(c, 1)
+                forecast = fco.positions                                   # [M, K, 3]
+                f_conf = np.broadcast_to(np.asarray(fco.decay, np.float32)[None] * cc.mean(axis=1)[:, None] /
+                                         max(float(cc.max()), 1e-6), (rows.size, fco.decay.size))
+                out.forecast_stamps_ns = _stamps_ns(fco.stamps, stamps_ns[-1], stamps[-1])
+            else:
+                forecast = np.zeros((rows.size, 0, 3), np.float32)
+                f_conf = np.zeros((rows.size, 0), np.float32)
+            if motion is not None and src == n - 1:
+                dyn = motion.mask[rows, cols]
+                oid = motion.labels[rows, cols].astype(np.int32)
+                oid[oid == 0] = -1
+            else:
+                dyn = np.zeros(rows.size, bool)
+                oid = np.full(rows.size, -1, np.int32)
+            out.tracks = Tracks(
+                ids=np.arange(rows.size, dtype=np.uint32), source_frame=src,
+                uv=np.stack([(cols + 0.5) * sx - 0.5, (rows + 0.5) * sy - 0.5], axis=1).astype(np.float32),
+                object_id=oid, dynamic=dyn, confidence=cc.mean(axis=1).astype(np.float32),
+                ctrl=c.astype(np.float32), ctrl_conf=cc.astype(np.float32), positions=positions.astype(np.float32),
+                forecast=forecast.astype(np.float32),
+                forecast_conf=np.ascontiguousarray(f_conf, dtype=np.float32))
+        t_end = time.perf_counter()
+        out.timings = dict(model=t_model, post=t_end - t0 - t_model, total=t_end - t_start)
+        return out
+
+
+class WindowWorker:
+    """The worker thread: takes the newest complete window from a FrameIngest, runs the pipeline, hands the
+    products to ``on_result``. Windows superseded while it is busy are dropped and counted by the ingest."""
+
+    def __init__(self, ingest: FrameIngest, pipeline: PerceptionPipeline,
+                 on_result: Callable[[Products], None],
+                 on_error: Optional[Callable[[BaseException], None]] = None,
+                 name: str = "perception-worker"):
+        self.ingest = ingest
+        self.pipeline = pipeline
+        self.on_result = on_result
+        self.on_error = on_error
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.processed = 0
+        self.failures = 0
+        self.busy = False
+
+    def start(self) -> "WindowWorker":
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self.ingest.wake()
+        if self._thread.is_alive() and threading.current_thread() is not self._thread:
+            self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _run(self):
+        while not self._stop.is_set():
+            win = self.ingest.take_window(timeout=0.1)
+            if win is None or self._stop.is_set():
+                continue
+            self.busy = True
+            try:
+                products = self.pipeline.process(win)
+                self.processed += 1
+                self.on_result(products)
+            except BaseException as e:  # noqa: BLE001 - the worker must survive a failing window
+                self.failures += 1
+                if self.on_error is not None:
+                    self.on_error(e)
+                else:
+                    log.exception("window processing failed")
+            finally:
+                self.busy = False
