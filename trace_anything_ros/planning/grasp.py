@@ -1,0 +1,76 @@
+"""Heuristic grasp from an object's points (in the robot base frame, z up).
+
+Default: top-down approach. The grasp point is the centroid's (x, y) at the top surface (a high percentile of
+the points' z) lowered by ``grasp_depth``; the fingers close along the smaller horizontal extent (the minor axis
+of a PCA of the points' x, y), so the gripper spans the narrow side. Either axis can be overridden.
+
+End-effector frame convention (like most grippers' tool frames, e.g. MoveIt's panda_hand / tool0): z = approach
+direction (from the gripper into the object), y = closing axis (finger motion), x = y cross z.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from . import se3
+from .kabsch import finite_rows
+
+
+@dataclass
+class Grasp:
+    ok: bool
+    reason: str
+    pose: np.ndarray        # 4x4 end-effector pose at grasp (base frame)
+    approach: np.ndarray    # unit approach direction (base frame)
+    closing_axis: np.ndarray
+    width: float            # object extent along the closing axis (metres)
+
+
+def _unit(v, name):
+    v = np.asarray(v, dtype=np.float64).reshape(3)
+    n = np.linalg.norm(v)
+    if not n > 1e-9:
+        raise ValueError(f"{name} must be a non-zero 3-vector")
+    return v / n
+
+
+def compute_grasp(points, weights=None, approach=(0.0, 0.0, -1.0), closing_axis: Optional[np.ndarray] = None,
+                  grasp_depth: float = 0.02, top_percentile: float = 95.0, max_width: float = 0.08,
+                  min_points: int = 3) -> Grasp:
+    """Grasp for points ``[M, 3]`` (base frame). ``approach``: direction the gripper moves in to grasp (default
+    straight down). ``closing_axis``: finger axis override (made orthogonal to the approach); default: the minor
+    axis of the points' spread in the plane orthogonal to the approach."""
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+    w = np.ones(len(pts)) if weights is None else np.asarray(weights, dtype=np.float64).reshape(-1)
+    keep = finite_rows(pts) & (w > 0)
+    pts, w = pts[keep], w[keep]
+    a = _unit(approach, "approach")
+    if len(pts) < min_points:
+        return Grasp(False, f"{len(pts)} object points < {min_points}: no grasp", np.eye(4), a, np.zeros(3), 0.0)
+    c = (w @ pts) / w.sum()
+    # Height along -approach ("up" for a top-down grasp): grasp at the top surface minus grasp_depth.
+    h = pts @ (-a)
+    top = float(np.percentile(h, top_percentile))
+    pos = c + (top - c @ (-a) - grasp_depth) * (-a)
+    # Spread in the plane orthogonal to the approach.
+    basis = se3.orthonormal_frame(a, np.array([0.0, 1.0, 0.0]))[:, :2]  # two in-plane axes [3, 2]
+    xy = (pts - c) @ basis
+    if closing_axis is None:
+        cov = (xy * w[:, None]).T @ xy / w.sum()
+        ev, evec = np.linalg.eigh(cov)
+        y = basis @ evec[:, 0]  # minor axis
+        # Deterministic sign (the eigenvector's is arbitrary): y points along +base y, else +base x.
+        ref = np.array([0.0, 1.0, 0.0]) if abs(y[1]) > 1e-6 else np.array([1.0, 0.0, 0.0])
+        y = y if y @ ref >= 0 else -y
+    else:
+        y = _unit(closing_axis, "closing_axis")
+    R = se3.orthonormal_frame(a, y)
+    y = R[:, 1]
+    proj = (pts - c) @ y
+    width = float(np.percentile(proj, 98) - np.percentile(proj, 2))
+    if width > max_width:
+        return Grasp(False, f"object width {width:.3f} m along the closing axis exceeds the gripper's "
+                            f"{max_width:.3f} m", se3.make_pose(R, pos), a, y, width)
+    return Grasp(True, "", se3.make_pose(R, pos), a, y, width)
