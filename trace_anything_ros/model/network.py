@@ -316,9 +316,10 @@ def activate_track(raw: Tensor, num_ctrl: int) -> Tuple[Tensor, Tensor]:
     """Raw ``[F, 4D, H, W]`` (channel c*D+k = coord c of point k; 3D+k = conf logit k) -> ``[F,D,H,W,3]``, ``[F,D,H,W]``."""
     Fr, _, H, W = raw.shape
     v = raw.reshape(Fr, 4, num_ctrl, H, W)
-    xyz = v[:, :3].permute(0, 2, 3, 4, 1)               # [F, D, H, W, 3]
-    d = torch.linalg.vector_norm(xyz, dim=-1, keepdim=True)
-    pts = xyz / d.clamp(min=1e-8) * _expm1(d)
+    x, y, z = v[:, 0], v[:, 1], v[:, 2]                 # [F, D, H, W] each (cheap slices, no strided reduction)
+    d = torch.sqrt(x * x + y * y + z * z)
+    xyz = torch.stack([x, y, z], dim=-1)                # [F, D, H, W, 3]
+    pts = xyz / d.clamp(min=1e-8).unsqueeze(-1) * _expm1(d).unsqueeze(-1)
     conf = 1.0 + torch.exp(v[:, 3])
     return pts, conf
 
