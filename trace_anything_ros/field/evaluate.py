@@ -35,8 +35,18 @@ def apply_basis(B: np.ndarray, ctrl: np.ndarray, d_axis: int = 0) -> np.ndarray:
     post = int(np.prod(ctrl.shape[d_axis + 1:], dtype=np.int64))
     dtype = np.result_type(ctrl.dtype, np.float32)
     c = np.ascontiguousarray(ctrl, dtype=dtype).reshape(pre, D, post)
-    out = np.matmul(B.astype(dtype, copy=False), c)  # [pre, T, post]
-    return out.reshape(ctrl.shape[:d_axis] + (B.shape[0],) + ctrl.shape[d_axis + 1:])
+    Bd = np.ascontiguousarray(B, dtype=dtype)
+    T = B.shape[0]
+    # numpy's broadcasting matmul ([T, D] @ [pre, D, post]) bypasses BLAS (measured 200x slower): use 2-D GEMMs
+    if pre == 1:
+        out = (Bd @ c[0])[None]
+    elif pre <= 64:
+        out = np.empty((pre, T, post), dtype=dtype)
+        for k in range(pre):  # over frames / batch items, never over pixels
+            np.matmul(Bd, c[k], out=out[k])
+    else:  # many short curves (e.g. sparse tracks [P, D, 3]): one GEMM on [D, pre * post]
+        out = (Bd @ c.transpose(1, 0, 2).reshape(D, pre * post)).reshape(T, pre, post).transpose(1, 0, 2)
+    return out.reshape(ctrl.shape[:d_axis] + (T,) + ctrl.shape[d_axis + 1:])
 
 
 def evaluate_curves(ctrl, t, d_axis: int = 0, deriv: int = 0, extrapolate: Optional[int] = None) -> np.ndarray:

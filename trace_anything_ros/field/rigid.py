@@ -19,16 +19,15 @@ def kabsch(src: np.ndarray, dst: np.ndarray, w=None):
     cd = (w[..., None] * dst).sum(-2) / ws
     a = src - cs[..., None, :]
     b = dst - cd[..., None, :]
-    H = np.einsum("...m,...mi,...mj->...ij", w, a, b)
+    H = np.matmul(np.swapaxes(a * w[..., None], -1, -2), b)  # [..., 3, 3]
     U, _, Vt = np.linalg.svd(H)
     d = np.sign(np.linalg.det(U) * np.linalg.det(Vt))
     d = np.where(d == 0, 1.0, d)
-    Dm = np.zeros(H.shape)
-    Dm[..., 0, 0] = 1.0
-    Dm[..., 1, 1] = 1.0
+    Dm = np.ones(H.shape)
     Dm[..., 2, 2] = d
-    R = np.einsum("...ji,...jk,...lk->...il", Vt, Dm, U)  # V D U^T
-    t = cd - np.einsum("...ij,...j->...i", R, cs)
+    R = np.matmul(np.swapaxes(Vt, -1, -2) * Dm.diagonal(axis1=-2, axis2=-1)[..., None, :],
+                  np.swapaxes(U, -1, -2))  # V D U^T
+    t = cd - np.matmul(R, cs[..., None])[..., 0]
     return R, t
 
 

@@ -1,0 +1,219 @@
+"""One call for the node: field -> dynamic mask, instance labels, moving objects (with forecasts)."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field as dc_field, fields
+from typing import List, Optional
+
+import numpy as np
+
+from ..field.evaluate import evaluate_curves
+from ..field.forecast import forecast_curves
+from ..field.scale import metric_scale_from_depth
+from ..field.timemap import TimeMap, build_time_map
+from ..field.types import TrajectoryField
+from .mask import dynamic_mask
+from .objects import DynamicObject, ObjectTracker, segment_instances
+
+
+@dataclass
+class MotionParams:
+    """Parameters of :func:`analyze` (defaults in brackets; ranges checked by :meth:`validate`).
+
+    frame              [-1]     frame whose pixels are analysed (-1 = newest); any index in [-N, N)
+    time_map_mode      ["auto"] stamp <-> normalised time map: auto | pwl | affine | stamps
+    min_confidence     [0.0]    >= 0; pixels whose confidence (own time) is not above it are never moving
+    conf_quantile      [0.0]    in [0, 0.9]; additionally ignore the least confident fraction of pixels
+    depth_power        [1.0]    in [0, 2]; displacement is divided by z ** depth_power (noise grows with depth)
+    min_z              [1e-3]   > 0; pixels closer than this (or behind) are invalid
+    noise_k            [6.0]    in [1, 50]; threshold = median + k * 1.4826 * MAD of the static majority
+    min_rel_motion     [0.02]   in [0, 1]; threshold floor (relative displacement over the window)
+    open_radius        [1]      in [0, 10]; morphological opening radius (pixels)
+    close_radius       [1]      in [0, 10]; morphological closing radius (pixels)
+    min_area           [20]     >= 1; smallest moving region / object in pixels
+    min_part_area      [12]     >= 3; smallest rigid part in pixels
+    rigid_factor       [1.0]    in (0, 10]; rigid residual tolerance = rigid_factor * mask threshold
+    joint_factor       [1.5]    in (0, 20]; parts whose border stays within joint_factor * tolerance merge
+    ransac_iters       [48]     in [1, 1000]; hypotheses per rigid part
+    ransac_sample      [300]    in [10, 100000]; pixels scoring each hypothesis
+    max_parts          [6]      in [1, 32]; rigid parts per connected region
+    forecast_horizon_s [0.5]    > 0; forecast length (clamped to max_forecast_s)
+    max_forecast_s     [None]   > 0 or None (= 2 x window duration)
+    forecast_mode      ["velocity"] velocity | acceleration
+    forecast_samples   [5]      in [1, 100]
+    use_depth_scale    [True]   scale a non-metric field from the depth image when depth is given
+    seed               [0]      RANSAC seed (results are deterministic)
+    """
+
+    frame: int = -1
+    time_map_mode: str = "auto"
+    min_confidence: float = 0.0
+    conf_quantile: float = 0.0
+    depth_power: float = 1.0
+    min_z: float = 1e-3
+    noise_k: float = 6.0
+    min_rel_motion: float = 0.02
+    open_radius: int = 1
+    close_radius: int = 1
+    min_area: int = 20
+    min_part_area: int = 12
+    rigid_factor: float = 1.0
+    joint_factor: float = 1.5
+    ransac_iters: int = 48
+    ransac_sample: int = 300
+    max_parts: int = 6
+    forecast_horizon_s: float = 0.5
+    max_forecast_s: Optional[float] = None
+    forecast_mode: str = "velocity"
+    forecast_samples: int = 5
+    use_depth_scale: bool = True
+    seed: int = 0
+
+    def validate(self) -> "MotionParams":
+        def rng(name, lo, hi, lo_open=False):
+            v = getattr(self, name)
+            if v is None or not np.isfinite(v) or v < lo or v > hi or (lo_open and v == lo):
+                raise ValueError(f"MotionParams.{name}={v!r} outside {'(' if lo_open else '['}{lo}, {hi}]")
+
+        rng("min_confidence", 0.0, np.inf)
+        rng("conf_quantile", 0.0, 0.9)
+        rng("depth_power", 0.0, 2.0)
+        rng("min_z", 0.0, np.inf, lo_open=True)
+        rng("noise_k", 1.0, 50.0)
+        rng("min_rel_motion", 0.0, 1.0)
+        rng("open_radius", 0, 10)
+        rng("close_radius", 0, 10)
+        rng("min_area", 1, 10**7)
+        rng("min_part_area", 3, 10**7)
+        rng("rigid_factor", 0.0, 10.0, lo_open=True)
+        rng("joint_factor", 0.0, 20.0, lo_open=True)
+        rng("ransac_iters", 1, 1000)
+        rng("ransac_sample", 10, 100000)
+        rng("max_parts", 1, 32)
+        rng("forecast_horizon_s", 0.0, np.inf, lo_open=True)
+        rng("forecast_samples", 1, 100)
+        if self.max_forecast_s is not None:
+            rng("max_forecast_s", 0.0, np.inf, lo_open=True)
+        if self.time_map_mode not in ("auto", "pwl", "affine", "stamps"):
+            raise ValueError(f"MotionParams.time_map_mode={self.time_map_mode!r}")
+        if self.forecast_mode not in ("velocity", "acceleration"):
+            raise ValueError(f"MotionParams.forecast_mode={self.forecast_mode!r}")
+        for name in ("open_radius", "close_radius", "min_area", "min_part_area", "ransac_iters", "ransac_sample",
+                     "max_parts", "forecast_samples", "frame", "seed"):
+            if int(getattr(self, name)) != getattr(self, name):
+                raise ValueError(f"MotionParams.{name} must be an integer")
+        return self
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "MotionParams":
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown motion parameters: {sorted(unknown)}")
+        return cls(**d).validate()
+
+
+@dataclass
+class MotionResult:
+    mask: np.ndarray  # [H, W] bool, analysed frame (the newest by default)
+    labels: np.ndarray  # [H, W] int32 instance labels (0 = static)
+    objects: List[DynamicObject]
+    score: np.ndarray  # [H, W] float32 per-pixel dynamic score (relative displacement over the window)
+    threshold: float  # score threshold used
+    noise_scale: float  # robust std of the static majority's score
+    frame_index: int  # analysed frame (non-negative)
+    stamp: float  # its stamp (seconds)
+    time_map: TimeMap
+    scale: float  # factor applied to the field's units (1.0 unless scaled from depth)
+    metric: bool
+    valid: np.ndarray  # [H, W] pixels that could be judged
+    timings_ms: dict = dc_field(default_factory=dict)
+
+
+def _summarise(label, sel, X, ctrl_f, conf_own, score, thr, tm: TimeMap, ref, params, nparts, model, metric):
+    """DynamicObject for the pixels ``sel [H, W]``."""
+    H, W = sel.shape
+    vv, uu = np.nonzero(sel)
+    w = np.maximum(conf_own[sel].astype(np.float64), 0.0)
+    w = w / w.sum() if w.sum() > 0 else np.full(w.size, 1.0 / w.size)
+    Xs = X[:, sel].astype(np.float64)  # [T, m, 3]
+    traj = np.einsum("m,tmi->ti", w, Xs)
+    # the centroid curve is the weighted mean of the pixel curves (the basis is linear)
+    c_ctrl = np.einsum("m,dmi->di", w, ctrl_f[:, sel].astype(np.float64))  # [D, 3]
+    s_ref = tm.frame_stamps[ref]
+    t_ref = tm.frame_times[ref]
+    vel = evaluate_curves(c_ctrl, [t_ref], d_axis=0, deriv=1)[0] * float(tm.rate(s_ref))
+    fc = forecast_curves(c_ctrl, tm, params.forecast_horizon_s, d_axis=0, mode=params.forecast_mode,
+                         num_samples=params.forecast_samples, max_horizon_s=params.max_forecast_s)
+    med = float(np.median(score[sel]))
+    conf = float(np.clip(1.0 - np.exp(-(med / max(thr, 1e-12) - 1.0)), 0.0, 1.0))
+    R, t = model
+    invz = 1.0 / np.maximum(Xs[ref, :, 2], 1e-6)
+    pred = np.einsum("tij,mj->tmi", R, Xs[ref]) + t[:, None]
+    rms = float(np.sqrt(np.mean(((pred - Xs) ** 2).sum(-1) * invz[None] ** 2)))
+    return DynamicObject(id=label, label=label, pixel_count=int(sel.sum()),
+                         box=(int(uu.min()), int(vv.min()), int(uu.max()), int(vv.max())),
+                         centroid=traj[ref].copy(), velocity=vel, speed=float(np.linalg.norm(vel)), trajectory=traj,
+                         trajectory_stamps=tm.frame_stamps.copy(), forecast=fc.positions, forecast_stamps=fc.stamps,
+                         forecast_confidence=fc.decay * conf, confidence=conf, num_parts=int(nparts),
+                         rotations=R, translations=t, rigid_rms=rms, metric=metric,
+                         extras={"forecast_clamped": fc.clamped, "forecast_horizon_s": fc.horizon_s})
+
+
+def analyze(field: TrajectoryField, depth=None, params: Optional[MotionParams] = None,
+            tracker: Optional[ObjectTracker] = None) -> MotionResult:
+    """Dynamic mask, instance labels and moving objects of ``field``'s analysed frame (the newest by default).
+
+    depth: optional ``[N, H, W]`` or ``[H, W]`` (frame 0) depth in metres at the field's resolution; when the
+    field is not metric (and ``use_depth_scale``), the field is scaled by the robust depth / z ratio first.
+    tracker: an :class:`ObjectTracker` kept by the caller across windows for stable object ids.
+    """
+    p = (params or MotionParams()).validate()
+    tic = time.perf_counter()
+    timings = {}
+    N = field.num_frames
+    if not -N <= p.frame < N:
+        raise ValueError(f"frame {p.frame} outside a window of {N} frames")
+    ref = p.frame % N
+    tm = build_time_map(field.stamps, field.frame_times, p.time_map_mode)
+    times = tm.frame_times
+    ctrl_f = field.ctrl_pts[ref]
+    scale, metric = 1.0, bool(field.metric)
+    if depth is not None and p.use_depth_scale and not field.metric:
+        est = metric_scale_from_depth(field, depth, frame_times=times)
+        if est.ok:
+            scale, metric = est.scale, True
+            ctrl_f = ctrl_f * np.float32(scale)
+    X = evaluate_curves(ctrl_f, times, d_axis=0)  # [N, H, W, 3]
+    conf_own = evaluate_curves(field.ctrl_conf[ref], [times[ref]], d_axis=0)[0]  # [H, W]
+    min_conf = p.min_confidence
+    if p.conf_quantile > 0:
+        cvals = conf_own[np.isfinite(conf_own)]
+        if cvals.size:
+            min_conf = max(min_conf, float(np.quantile(cvals, p.conf_quantile)))
+    timings["evaluate"] = (time.perf_counter() - tic) * 1e3
+    t1 = time.perf_counter()
+    mr = dynamic_mask(X, ref, conf_own, min_confidence=min_conf, depth_power=p.depth_power, min_z=p.min_z,
+                      noise_k=p.noise_k, min_rel_motion=p.min_rel_motion, open_radius=p.open_radius,
+                      close_radius=p.close_radius, min_area=p.min_area)
+    timings["mask"] = (time.perf_counter() - t1) * 1e3
+    t2 = time.perf_counter()
+    tol = p.rigid_factor * mr.threshold
+    seg = segment_instances(X, mr.mask, ref, tol, joint_tol=p.joint_factor * tol, min_area=p.min_area,
+                            min_part_area=p.min_part_area, ransac_iters=p.ransac_iters,
+                            ransac_sample=p.ransac_sample, max_parts=p.max_parts, seed=p.seed)
+    timings["segment"] = (time.perf_counter() - t2) * 1e3
+    t3 = time.perf_counter()
+    objects = []
+    for label in sorted(seg.parts):
+        sel = seg.labels == label
+        objects.append(_summarise(label, sel, X, ctrl_f, conf_own, mr.score, mr.threshold, tm, ref, p,
+                                  seg.parts[label], seg.models[label], metric))
+    if tracker is not None:
+        tracker.update(seg.labels, objects)
+    timings["objects"] = (time.perf_counter() - t3) * 1e3
+    timings["total"] = (time.perf_counter() - tic) * 1e3
+    return MotionResult(mask=seg.labels > 0, labels=seg.labels, objects=objects, score=mr.score,
+                        threshold=mr.threshold, noise_scale=mr.noise_scale, frame_index=ref,
+                        stamp=float(field.stamps[ref]), time_map=tm, scale=scale, metric=metric, valid=mr.valid,
+                        timings_ms=timings)

@@ -1,0 +1,291 @@
+"""Moving objects: group dynamic pixels into instances by their motion, summarise and track them.
+
+Grouping (:func:`segment_instances`), per connected component of the dynamic mask:
+
+1. sequential SE(3) RANSAC: hypotheses from 3 random pixels (batched Kabsch from the pixels' positions at the
+   reference frame time to their positions at every frame time), scored on a pixel subset by the worst residual
+   over the window (relative to depth); the best model is refined on its inliers, its inliers removed, repeat;
+2. every pixel of the component goes to the rigid model that explains it best; fragments smaller than
+   ``min_part_area`` join their most common neighbour;
+3. adjacent parts are merged when they stay connected over the window: for the pixels on their common border,
+   the two rigid motions predict positions that stay within ``joint_tol`` somewhere along the border (a joint,
+   a hinge, or the same motion). Two touching objects moving differently separate along the whole border and
+   stay apart; the two links of an articulated object share a joint and are merged into one object.
+
+Each object gets a :class:`DynamicObject` summary; :class:`ObjectTracker` keeps ids stable across consecutive
+windows (Hungarian matching on mask overlap, with a box-centre fallback).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field as dc_field
+from typing import List, Optional
+
+import cv2
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from ..field import rigid
+
+
+@dataclass
+class DynamicObject:
+    """One moving object of a window (everything in the window's reference camera frame, ``frame_id``).
+
+    Units: metres when the field is metric (or was scaled from depth), else the field's units; seconds.
+    """
+
+    id: int  # stable across windows when a tracker is used (else the instance label)
+    label: int  # instance label in ``MotionResult.labels`` of this window
+    pixel_count: int
+    box: tuple  # (u_min, v_min, u_max, v_max) inclusive, pixels of the analysed (newest) frame
+    centroid: np.ndarray  # [3] at the analysed frame's stamp
+    velocity: np.ndarray  # [3] per second at the analysed frame's stamp
+    speed: float
+    trajectory: np.ndarray  # [N, 3] centroid at the frame stamps
+    trajectory_stamps: np.ndarray  # [N] seconds
+    forecast: np.ndarray  # [K, 3] centroid after the window
+    forecast_stamps: np.ndarray  # [K] seconds
+    forecast_confidence: np.ndarray  # [K] in [0, 1]
+    confidence: float  # in [0, 1]: 0 at the detection threshold, -> 1 for motion well above it
+    num_parts: int = 1  # rigid parts merged into this object (2 for a two-link object)
+    rotations: Optional[np.ndarray] = None  # [N, 3, 3] best rigid motion, analysed frame -> each frame stamp
+    translations: Optional[np.ndarray] = None  # [N, 3]
+    rigid_rms: float = float("nan")  # RMS residual of that rigid motion (relative to depth)
+    metric: bool = False
+    extras: dict = dc_field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------------- grouping
+def _residuals(R, t, Y, ref_index, invz):
+    """Worst relative residual over time of rigid motions ``R [P,T,3,3], t [P,T,3]`` for points ``Y [T,M,3]``:
+    ``[P, M]``."""
+    srcT = np.ascontiguousarray(Y[ref_index].T)  # [3, M]
+    pred = np.matmul(R.reshape(-1, 3, 3), srcT).reshape(R.shape[:2] + (3, -1)) + t[..., None]  # [P, T, 3, M]
+    diff = pred - np.transpose(Y, (0, 2, 1))[None]  # [P, T, 3, M]
+    err = np.einsum("ptcm,ptcm->ptm", diff, diff).max(1)  # [P, M] squared
+    return np.sqrt(err) * invz[None]
+
+
+def _fit_model(Y, ref_index, idx, w=None):
+    src = Y[ref_index, idx]  # [m, 3]
+    dst = Y[:, idx]  # [T, m, 3]
+    R, t = rigid.kabsch(np.broadcast_to(src, dst.shape), dst, w)
+    return R, t  # [T, 3, 3], [T, 3]
+
+
+def _ransac_parts(Y, ref_index, invz, tol, rng, iters, sample, max_parts, min_part):
+    """Sequential RANSAC on one region's points ``Y [T, M, 3]`` -> list of (R [T,3,3], t [T,3])."""
+    M = Y.shape[1]
+    remaining = np.arange(M)
+    models = []
+    while remaining.size >= max(min_part, 3) and len(models) < max_parts:
+        sub = remaining if remaining.size <= sample else rng.choice(remaining, sample, replace=False)
+        hyp = remaining[rng.integers(0, remaining.size, size=(iters, 3))]  # [P, 3] (rare repeats: bad hypotheses)
+        src = Y[ref_index][hyp]  # [P, 3, 3]
+        dst = np.transpose(Y[:, hyp], (1, 0, 2, 3))  # [P, T, 3, 3]
+        R, t = rigid.kabsch(np.broadcast_to(src[:, None], dst.shape), dst)
+        err = _residuals(R, t, Y[:, sub], ref_index, invz[sub])  # [P, S]
+        best = int(np.argmax((err < tol).sum(1)))
+        Rb, tb = R[best], t[best]
+        inl = remaining
+        for _ in range(2):  # refine on all inliers
+            e = _residuals(Rb[None], tb[None], Y[:, remaining], ref_index, invz[remaining])[0]
+            inl = remaining[e < tol]
+            if inl.size < 3:
+                break
+            Rb, tb = _fit_model(Y, ref_index, inl)
+        if inl.size < min_part:
+            break
+        models.append((Rb, tb))
+        remaining = np.setdiff1d(remaining, inl, assume_unique=True)
+    return models
+
+
+def _absorb_small(lab: np.ndarray, region: np.ndarray, min_part: int) -> np.ndarray:
+    """Relabel connected fragments smaller than ``min_part`` to their most common neighbouring label."""
+    out = lab.copy()
+    for lbl in np.unique(out[region]):
+        if lbl <= 0:
+            continue
+        n, cc, stats, _ = cv2.connectedComponentsWithStats((out == lbl).astype(np.uint8), connectivity=4)
+        for c in range(1, n):
+            if stats[c, cv2.CC_STAT_AREA] >= min_part:
+                continue
+            frag = cc == c
+            ring = cv2.dilate(frag.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & ~frag & region
+            neigh = out[ring]
+            neigh = neigh[(neigh > 0) & (neigh != lbl)]
+            if neigh.size:
+                out[frag] = np.bincount(neigh).argmax()
+    return out
+
+
+class _UnionFind:
+    def __init__(self, n):
+        self.p = list(range(n))
+
+    def find(self, a):
+        while self.p[a] != a:
+            self.p[a] = self.p[self.p[a]]
+            a = self.p[a]
+        return a
+
+    def union(self, a, b):
+        self.p[self.find(a)] = self.find(b)
+
+
+@dataclass
+class Segmentation:
+    labels: np.ndarray  # [H, W] int32, 0 = static
+    parts: dict  # label -> number of rigid parts merged into it
+    models: dict  # label -> (R [T,3,3], t [T,3]) of its largest part
+
+
+def segment_instances(positions: np.ndarray, mask: np.ndarray, ref_index: int, tol: float, *,
+                      joint_tol: Optional[float] = None, min_area: int = 20, min_part_area: int = 12,
+                      ransac_iters: int = 48, ransac_sample: int = 300, max_parts: int = 6,
+                      seed: int = 0) -> Segmentation:
+    """Instance labels for the dynamic ``mask [H, W]`` from ``positions [T, H, W, 3]`` (one frame's pixels at the
+    window's frame times). ``tol``: rigid residual tolerance relative to depth (e.g. the mask threshold);
+    ``joint_tol``: border separation (relative) under which two adjacent parts stay one object (default 1.5 tol).
+    """
+    joint_tol = 1.5 * tol if joint_tol is None else joint_tol
+    rng = np.random.default_rng(seed)
+    H, W = mask.shape
+    labels = np.zeros((H, W), dtype=np.int32)
+    parts_out, models_out = {}, {}
+    if not mask.any():
+        return Segmentation(labels, parts_out, models_out)
+    n_reg, reg = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    T = positions.shape[0]
+    next_label = 1
+    for r in range(1, n_reg):  # loop over regions (a few), vectorised inside
+        region = reg == r
+        if region.sum() < min_area:
+            continue
+        pix = np.flatnonzero(region)
+        Y = positions.reshape(T, -1, 3)[:, pix].astype(np.float64)  # [T, M, 3]
+        invz = 1.0 / np.maximum(Y[ref_index, :, 2], 1e-6)
+        models = _ransac_parts(Y, ref_index, invz, tol, rng, ransac_iters, ransac_sample, max_parts, min_part_area)
+        if len(models) <= 1:
+            part_of = np.zeros(pix.size, dtype=np.int64)
+            if not models:
+                models = [_fit_model(Y, ref_index, np.arange(pix.size))]
+        else:
+            Rm = np.stack([m[0] for m in models])
+            tm = np.stack([m[1] for m in models])
+            part_of = _residuals(Rm, tm, Y, ref_index, invz).argmin(0)
+        plab = np.zeros((H, W), dtype=np.int32)
+        plab.reshape(-1)[pix] = part_of + 1
+        if len(models) > 1:
+            plab = _absorb_small(plab, region, min_part_area)
+        # nodes = connected components of each part
+        node_lab = np.zeros((H, W), dtype=np.int32)
+        node_model = []
+        for p in range(1, len(models) + 1):
+            n, cc = cv2.connectedComponents((plab == p).astype(np.uint8), connectivity=4)
+            for c in range(1, n):
+                node_lab[cc == c] = len(node_model) + 1
+                node_model.append(p - 1)
+        uf = _UnionFind(len(node_model))
+        # adjacency via 4-neighbour pairs inside the region
+        pairs = []
+        for a, b in ((node_lab[:, :-1], node_lab[:, 1:]), (node_lab[:-1, :], node_lab[1:, :])):
+            sel = (a > 0) & (b > 0) & (a != b)
+            if np.any(sel):
+                pairs.append(np.stack([a[sel], b[sel]], 1))
+        full_idx = np.full(H * W, -1, dtype=np.int64)
+        full_idx[pix] = np.arange(pix.size)
+        if pairs:
+            pr = np.unique(np.sort(np.concatenate(pairs), axis=1), axis=0)
+            for a, b in pr:  # loop over adjacent part pairs (a handful)
+                ma, mb = models[node_model[a - 1]], models[node_model[b - 1]]
+                if node_model[a - 1] == node_model[b - 1]:
+                    uf.union(a - 1, b - 1)
+                    continue
+                border = (cv2.dilate((node_lab == a).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+                          & (node_lab == b))
+                border |= (cv2.dilate((node_lab == b).astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+                           & (node_lab == a))
+                bi = full_idx[np.flatnonzero(border)]
+                bi = bi[bi >= 0]
+                if bi.size == 0:
+                    continue
+                x = Y[ref_index, bi]  # [B, 3]
+                pa = np.einsum("tij,bj->tbi", ma[0], x) + ma[1][:, None]
+                pb = np.einsum("tij,bj->tbi", mb[0], x) + mb[1][:, None]
+                sep = np.sqrt(((pa - pb) ** 2).sum(-1)).max(0) * invz[bi]  # [B]
+                if float(sep.min()) < joint_tol:
+                    uf.union(a - 1, b - 1)
+        groups = {}
+        for n_i in range(len(node_model)):
+            groups.setdefault(uf.find(n_i), []).append(n_i)
+        for members in groups.values():
+            sel = np.isin(node_lab, np.array(members) + 1)
+            if sel.sum() < min_area:
+                continue
+            labels[sel] = next_label
+            used = sorted({node_model[m] for m in members})
+            parts_out[next_label] = len(used)
+            sizes = [(node_model[m], int((node_lab == m + 1).sum())) for m in members]
+            largest = max(sizes, key=lambda s: s[1])[0]
+            models_out[next_label] = models[largest]
+            next_label += 1
+    return Segmentation(labels, parts_out, models_out)
+
+
+# ------------------------------------------------------------------------------------------- tracking
+class ObjectTracker:
+    """Stable ids across consecutive windows.
+
+    Objects of the new window are matched to the previous window's objects by the overlap (IoU) of their pixel
+    masks in the analysed frames (consecutive windows' newest frames are close in time), with the distance of
+    the box centres as a fallback for small or fast objects; Hungarian assignment (scipy). Unmatched objects
+    get new ids; tracks unseen for more than ``max_age`` windows are forgotten.
+    """
+
+    def __init__(self, min_iou: float = 0.1, center_gate_px: float = 12.0, max_age: int = 2):
+        self.min_iou = min_iou
+        self.center_gate_px = center_gate_px
+        self.max_age = max_age
+        self._tracks = {}  # id -> (mask [H, W] bool, center (u, v), age)
+        self._next_id = 1
+
+    def reset(self):
+        self._tracks.clear()
+        self._next_id = 1
+
+    def update(self, labels: np.ndarray, objects: List[DynamicObject]) -> List[DynamicObject]:
+        ids = list(self._tracks)
+        cur_masks = [labels == o.label for o in objects]
+        cur_cent = [((o.box[0] + o.box[2]) / 2.0, (o.box[1] + o.box[3]) / 2.0) for o in objects]
+        assigned = {}
+        if ids and objects:
+            score = np.zeros((len(objects), len(ids)))
+            for i, m in enumerate(cur_masks):
+                for j, tid in enumerate(ids):
+                    pm, pc, _ = self._tracks[tid]
+                    if pm.shape != m.shape:
+                        continue
+                    inter = np.logical_and(pm, m).sum()
+                    iou = inter / max(np.logical_or(pm, m).sum(), 1)
+                    d = np.hypot(cur_cent[i][0] - pc[0], cur_cent[i][1] - pc[1])
+                    near = max(0.0, 1.0 - d / self.center_gate_px) * 0.5 * self.min_iou * 2
+                    score[i, j] = iou if iou >= self.min_iou else near
+            r, c = linear_sum_assignment(-score)
+            for i, j in zip(r, c):
+                if score[i, j] > 0:
+                    assigned[i] = ids[j]
+        new_tracks = {}
+        for i, o in enumerate(objects):
+            tid = assigned.get(i)
+            if tid is None:
+                tid = self._next_id
+                self._next_id += 1
+            o.id = tid
+            new_tracks[tid] = (cur_masks[i], cur_cent[i], 0)
+        for tid, (m, c, age) in self._tracks.items():
+            if tid not in new_tracks and age + 1 <= self.max_age:
+                new_tracks[tid] = (m, c, age + 1)
+        self._tracks = new_tracks
+        return objects
