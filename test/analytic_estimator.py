@@ -70,8 +70,10 @@ class AnalyticEstimator:
         self.closed = True
 
 
-def create(input_size=(64, 96), num_ctrl: int = 10, **_ignored) -> AnalyticEstimator:
+def create(params: Optional[dict] = None) -> AnalyticEstimator:
+    """Factory with the model's signature (one dict): uses input_size [H, W] and num_ctrl when given."""
+    p = dict(params or {})
     if os.environ.get("TAR_ANALYTIC_FAIL") == "1":
         raise RuntimeError("analytic estimator: load failure requested by TAR_ANALYTIC_FAIL=1")
-    return AnalyticEstimator(input_size=input_size, num_ctrl=num_ctrl,
-                             delay=float(os.environ.get("TAR_ANALYTIC_DELAY", "0") or 0))
+    return AnalyticEstimator(input_size=tuple(p.get("input_size") or (64, 96)), num_ctrl=int(p.get("num_ctrl", 10)),
+                             delay=float(p.get("delay", os.environ.get("TAR_ANALYTIC_DELAY", "0")) or 0))

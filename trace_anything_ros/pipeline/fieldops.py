@@ -1,12 +1,10 @@
 """The narrow seam between the pipeline and the field / motion packages.
 
 Everything the pipeline needs from ``trace_anything_ros.field`` and ``trace_anything_ros.motion`` goes through the
-functions here, so that an API change there touches one file. Where the owning module does not provide a
-function (yet: ``motion.analyze``), a minimal stand-in is used and reported as ``source="fallback"``.
+functions here, so that an API change there touches one file.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
@@ -45,88 +43,24 @@ def forecast(ctrl: np.ndarray, tmap: TimeMap, horizon_s: float, num_samples: int
 
 
 # ------------------------------------------------------------------------------------------------- motion
-@dataclass
-class MotionOut:
-    """What the pipeline needs from motion analysis, on the field's H x W grid, for the newest frame."""
+def motion_params(threshold: float, min_area: int, horizon_s: float, samples: int, decay_s: float):
+    """``motion.MotionParams`` from the node's parameters."""
+    from trace_anything_ros.motion import MotionParams
 
-    mask: np.ndarray            # bool [H, W]
-    labels: np.ndarray          # uint16 [H, W], 0 = static / background
-    objects: list               # of dict(id, pixel_count, roi=(x, y, w, h) grid px, centroid[3], velocity[3],
-                                #          confidence, pixels=(rows, cols))
-    source: str = "motion"
-
-
-def analyze_motion(field: TrajectoryField, depth: Optional[np.ndarray], params: dict,
-                   tmap: TimeMap) -> MotionOut:
-    """``motion.analyze`` when the motion package provides it, else a minimal displacement threshold."""
-    try:
-        from trace_anything_ros import motion as _motion
-        analyze = getattr(_motion, "analyze", None)
-    except ImportError:  # pragma: no cover
-        analyze = None
-    if analyze is not None:
-        res = analyze(field, depth, params)
-        return _adapt_motion_result(res, field)
-    return _fallback_motion(field, params, tmap)
+    return MotionParams(frame=-1, min_rel_motion=float(threshold), min_area=int(min_area),
+                        min_part_area=max(3, min(12, int(min_area))),
+                        forecast_horizon_s=float(horizon_s) if horizon_s > 0 else 0.5,
+                        forecast_samples=max(1, int(samples)), use_depth_scale=True)
 
 
-def _adapt_motion_result(res, field: TrajectoryField) -> MotionOut:
-    h, w = field.height, field.width
-    mask = np.asarray(getattr(res, "mask"))
-    if mask.ndim == 3:  # per frame: take the newest
-        mask = mask[-1]
-    labels = getattr(res, "labels", None)
-    if labels is None:
-        labels = getattr(res, "instance_labels", None)
-    labels = np.zeros((h, w), np.uint16) if labels is None else np.asarray(labels)
-    if labels.ndim == 3:
-        labels = labels[-1]
-    objs = []
-    for o in getattr(res, "objects", []) or []:
-        get = (lambda k, d=None: o.get(k, d)) if isinstance(o, dict) else (lambda k, d=None: getattr(o, k, d))
-        oid = int(get("id", get("label", 0)))
-        pix = np.nonzero(labels == oid)
-        objs.append(dict(id=oid, pixel_count=int(get("pixel_count", pix[0].size)),
-                         roi=tuple(get("roi", get("bbox", _roi(pix)))),
-                         centroid=np.asarray(get("centroid", np.zeros(3)), np.float64).reshape(3),
-                         velocity=np.asarray(get("velocity", np.zeros(3)), np.float64).reshape(3),
-                         confidence=float(get("confidence", 1.0)), pixels=pix))
-    return MotionOut(mask.astype(bool), labels.astype(np.uint16), objs, source="motion.analyze")
+def object_tracker():
+    from trace_anything_ros.motion import ObjectTracker
+
+    return ObjectTracker()
 
 
-def _roi(pix):
-    rows, cols = pix
-    if rows.size == 0:
-        return (0, 0, 0, 0)
-    return (int(cols.min()), int(rows.min()), int(cols.max() - cols.min() + 1), int(rows.max() - rows.min() + 1))
+def analyze_motion(field: TrajectoryField, depth: Optional[np.ndarray], params, tracker=None):
+    """``motion.analyze`` on the newest frame: MotionResult (mask, labels, objects with forecasts)."""
+    from trace_anything_ros.motion import analyze
 
-
-def _fallback_motion(field: TrajectoryField, params: dict, tmap: TimeMap) -> MotionOut:
-    import cv2
-
-    thresh = float(params.get("motion_threshold", 0.02))
-    min_px = int(params.get("min_object_pixels", 16))
-    ctrl = field.ctrl_pts[-1]                                   # [D, H, W, 3] newest frame's curves
-    times = field.frame_times.astype(np.float64)
-    pos = evaluate(ctrl, times, d_axis=0)                       # [N, H, W, 3]
-    ref = pos[-1]
-    disp = np.linalg.norm(pos - ref[None], axis=-1).max(axis=0)  # [H, W]
-    depth = np.maximum(np.abs(ref[..., 2]), 1e-6)
-    mask = (disp / depth) > thresh
-    n, lab, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    labels = np.zeros(mask.shape, np.uint16)
-    objs = []
-    vel = evaluate(ctrl, [times[-1]], d_axis=0, deriv=1)[0] * float(tmap.rate(tmap.frame_stamps[-1:])[0])  # [H, W, 3] per second
-    next_id = 1
-    for i in range(1, n):
-        if stats[i, cv2.CC_STAT_AREA] < min_px:
-            mask[lab == i] = False
-            continue
-        pix = np.nonzero(lab == i)
-        labels[pix] = next_id
-        objs.append(dict(id=next_id, pixel_count=int(pix[0].size), roi=_roi(pix),
-                         centroid=ref[pix].mean(axis=0).astype(np.float64),
-                         velocity=vel[pix].mean(axis=0).astype(np.float64),
-                         confidence=1.0, pixels=pix))
-        next_id += 1
-    return MotionOut(mask, labels, objs, source="fallback")
+    return analyze(field, depth, params, tracker=tracker)

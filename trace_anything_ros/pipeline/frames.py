@@ -29,7 +29,6 @@ BAD_ENCODING = "unsupported_encoding"
 BAD_DATA = "invalid_image"
 BAD_DEPTH = "invalid_depth"
 NO_SYNC = "unsynchronised"
-OVERFLOW = "ring_overflow"
 
 
 class DropCounter:
@@ -187,8 +186,6 @@ class FrameIngest:
             self._last_stamp_ns = frame.stamp_ns
             frame.key = self._next_key
             self._next_key += 1
-            if len(self._ring) == self._ring.maxlen:
-                self.drops.add(OVERFLOW)
             self._ring.append(frame)
             self.accepted += 1
             if self.window is not None:

@@ -6,7 +6,6 @@ call is ``FieldEstimator.predict``; field/motion calls go through ``pipeline.fie
 from __future__ import annotations
 
 import importlib
-import inspect
 import logging
 import threading
 import time
@@ -31,8 +30,8 @@ class PipelineParams:
     forecast_samples: int = 5        # forecast samples over the horizon (0 disables forecasts)
     forecast_tau: float = 0.5        # seconds; forecast confidence decays as exp(-lead / tau)
     metric_from_depth: bool = True   # scale the field to metres when depth is given
-    motion_threshold: float = 0.02   # relative displacement over the window that counts as moving
-    min_object_pixels: int = 16      # smallest object (model-grid pixels)
+    motion_threshold: float = 0.02   # floor of the relative displacement over the window that counts as moving
+    min_object_pixels: int = 20      # smallest object (model-grid pixels)
     compute_motion: bool = True
 
 
@@ -65,6 +64,7 @@ class ObjectSummary:
     trajectory: np.ndarray     # [N, 3] at the frame stamps
     forecast: np.ndarray       # [F, 3]
     forecast_conf: np.ndarray  # [F]
+    forecast_stamps_ns: List[int] = dc_field(default_factory=list)
 
 
 @dataclass
@@ -85,21 +85,16 @@ class Products:
     arrival: float = 0.0                # monotonic arrival time of the newest frame
 
 
-def load_estimator(factory: str = "", **kwargs):
-    """Create a FieldEstimator. ``factory`` is ``"module:function"`` (default
-    ``trace_anything_ros.model:create_estimator``); keyword arguments the factory does not accept are left out."""
-    spec = factory or "trace_anything_ros.model:create_estimator"
+def load_estimator(factory: str = "", params: Optional[dict] = None):
+    """Create a FieldEstimator: ``factory`` is ``"module:function"`` taking one dict of parameters (default
+    ``trace_anything_ros.model.engine:create_estimator``; keys: engine, device, dtype, weights, preset,
+    input_size, window, ...)."""
+    spec = factory or "trace_anything_ros.model.engine:create_estimator"
     if ":" not in spec:
         raise ValueError(f"estimator factory must be 'module:function', got {spec!r}")
     mod_name, fn_name = spec.split(":", 1)
     fn = getattr(importlib.import_module(mod_name), fn_name)
-    try:
-        sig = inspect.signature(fn)
-        if not any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
-            kwargs = {k: v for k, v in kwargs.items() if k in sig.parameters}
-    except (TypeError, ValueError):  # pragma: no cover
-        pass
-    return fn(**kwargs)
+    return fn(dict(params or {}))
 
 
 def _stamps_ns(stamps_s, newest_ns: int, newest_s: float) -> List[int]:
@@ -113,6 +108,11 @@ class PerceptionPipeline:
     def __init__(self, estimator, params: Optional[PipelineParams] = None):
         self.estimator = estimator
         self.params = params or PipelineParams()
+        self._tracker = fieldops.object_tracker()  # stable object ids across consecutive windows
+
+    def reset(self) -> None:
+        """Forget cross-window state (object ids), e.g. after a time reset."""
+        self._tracker = fieldops.object_tracker()
 
     def warmup(self, num_frames: int) -> float:
         """One predict on black frames (allocations, JIT, caches). Returns its duration in seconds."""
@@ -162,31 +162,26 @@ class PerceptionPipeline:
 
         motion = None
         if p.compute_motion:
-            motion = fieldops.analyze_motion(fld, depth, dict(motion_threshold=p.motion_threshold,
-                                                              min_object_pixels=p.min_object_pixels), tmap)
-            out.mask, out.labels, out.motion_source = motion.mask, motion.labels, motion.source
-            newest = fld.ctrl_pts[-1]
+            mp = fieldops.motion_params(p.motion_threshold, p.min_object_pixels, p.forecast_horizon,
+                                        p.forecast_samples, p.forecast_tau)
+            motion = fieldops.analyze_motion(fld, depth, mp, self._tracker)
+            lut = np.zeros(int(motion.labels.max()) + 1 if motion.labels.size else 1, np.uint16)
             for o in motion.objects:
-                rows, cols = o["pixels"]
-                if rows.size:
-                    c = newest[:, rows, cols, :].mean(axis=1)  # [D, 3] mean curve of the object's pixels
-                else:
-                    c = np.zeros((fld.num_ctrl, 3), np.float32)
-                traj = fieldops.evaluate(c, frame_t, d_axis=0)
-                if do_forecast:
-                    fco = _forecast(c, 0)
-                    fc, fconf = fco.positions, np.asarray(fco.decay, np.float32)
-                    out.forecast_stamps_ns = _stamps_ns(fco.stamps, stamps_ns[-1], stamps[-1])
-                else:
-                    fc, fconf = np.zeros((0, 3), np.float32), np.zeros(0, np.float32)
-                x, y, bw, bh = o["roi"]
+                lut[o.label] = o.id
+            out.mask = np.asarray(motion.mask, bool)
+            out.labels = lut[motion.labels]  # instance labels renamed to the (tracked) object ids
+            out.motion_source = "motion.analyze"
+            for o in motion.objects:
+                u0, v0, u1, v1 = o.box
                 out.objects.append(ObjectSummary(
-                    id=int(o["id"]), pixel_count=int(round(o["pixel_count"] * sx * sy)),
-                    roi=(int(x * sx), int(y * sy), int(round(bw * sx)), int(round(bh * sy))),
-                    centroid=np.asarray(o["centroid"], np.float64),
-                    velocity=np.asarray(o["velocity"], np.float64),
-                    confidence=float(o["confidence"]), trajectory=traj, forecast=fc,
-                    forecast_conf=fconf))
+                    id=int(o.id), pixel_count=int(round(o.pixel_count * sx * sy)),
+                    roi=(int(u0 * sx), int(v0 * sy), int(round((u1 - u0 + 1) * sx)), int(round((v1 - v0 + 1) * sy))),
+                    centroid=np.asarray(o.centroid, np.float64), velocity=np.asarray(o.velocity, np.float64),
+                    confidence=float(o.confidence), trajectory=np.asarray(o.trajectory, np.float64),
+                    forecast=np.asarray(o.forecast, np.float64) if do_forecast else np.zeros((0, 3)),
+                    forecast_conf=np.asarray(o.forecast_confidence, np.float32) if do_forecast else np.zeros(0),
+                    forecast_stamps_ns=(_stamps_ns(o.forecast_stamps, stamps_ns[-1], stamps[-1])
+                                        if do_forecast else [])))
 
         if p.track_stride > 0:
             src = p.track_source_frame % n

@@ -1,0 +1,109 @@
+"""Parameters of the perception node: one table (name, default, range/choices, description, dynamic).
+
+The table drives declaration (ParameterDescriptor with ranges), validation at configure time and at runtime
+(add_on_set_parameters_callback), and the documentation check of ``config/perception.yaml``. The table itself
+does not import rclpy.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    default: Any
+    description: str
+    range: Optional[Tuple[float, float]] = None   # inclusive
+    choices: Optional[Sequence[str]] = None
+    dynamic: bool = False                          # may change while active (else: only when unconfigured)
+
+
+PERCEPTION: List[Spec] = [
+    Spec("estimator.factory", "", "FieldEstimator factory 'module:function' (empty: "
+         "trace_anything_ros.model:create_estimator)"),
+    Spec("model.engine", "torch", "inference engine", choices=("torch", "onnx")),
+    Spec("model.preset", "compact", "architecture preset when no weights are given (compact, official)"),
+    Spec("model.weights", "", "checkpoint path (official trace_anything.pt or ours; empty: preset with random "
+         "weights, meaningless output)"),
+    Spec("model.device", "cpu", "device: cpu, cuda, cuda:0, tensorrt"),
+    Spec("model.dtype", "fp32", "inference precision", choices=("fp32", "fp16", "bf16")),
+    Spec("model.warmup", True, "run one window of black frames on activate"),
+    Spec("input_height", 0, "model input height in pixels (0: the estimator's default)", range=(0, 4096)),
+    Spec("input_width", 0, "model input width in pixels (0: the estimator's default)", range=(0, 4096)),
+    Spec("window.length", 8, "frames per window (N)", range=(2, 64)),
+    Spec("window.stride", 1, "take every stride-th buffered frame, counted back from the newest", range=(1, 100)),
+    Spec("window.min_spacing", 0.0, "minimum seconds between consecutive frames of a window", range=(0.0, 10.0)),
+    Spec("window.max_age", 2.0, "a window whose newest frame is older than this (s) when the worker is free is "
+         "dropped as stale (0: never)", range=(0.0, 60.0)),
+    Spec("buffer.capacity", 0, "frames in the ring (0: just enough for one window with stride)", range=(0, 10000)),
+    Spec("use_depth", False, "subscribe to 'depth' and recover metric scale from it"),
+    Spec("sync.slop", 0.02, "approximate-time sync: max stamp difference (s) image<->depth/camera_info",
+         range=(0.0, 1.0)),
+    Spec("sync.queue_size", 10, "images / depth images kept while waiting for a partner", range=(1, 1000)),
+    Spec("qos.reliability", "sensor_data", "input QoS: sensor_data (best effort, volatile), reliable, best_effort",
+         choices=("sensor_data", "reliable", "best_effort")),
+    Spec("qos.depth", 5, "input QoS history depth", range=(1, 1000)),
+    Spec("qos.history", "keep_last", "input QoS history policy", choices=("keep_last", "keep_all")),
+    Spec("max_image_pixels", 4096 * 4096, "images declaring more pixels are rejected before allocation",
+         range=(1, 1 << 30)),
+    Spec("time_reset_threshold", 1.0, "a backwards stamp jump of at least this many seconds is a time reset "
+         "(buffers cleared); smaller ones are dropped as non-monotonic", range=(0.0, 3600.0), dynamic=True),
+    Spec("tracks.stride", 16, "grid spacing (model pixels) of ~/tracks (0: no tracks)", range=(0, 1024),
+         dynamic=True),
+    Spec("tracks.source_frame", -1, "window frame whose pixels are tracked (-1: newest)", range=(-64, 63),
+         dynamic=True),
+    Spec("forecast.horizon", 1.0, "seconds to forecast past the newest frame", range=(0.0, 30.0), dynamic=True),
+    Spec("forecast.samples", 5, "forecast samples over the horizon (0: no forecast)", range=(0, 100),
+         dynamic=True),
+    Spec("forecast.decay", 0.5, "forecast confidence decays as exp(-lead/decay) (s)", range=(0.001, 60.0),
+         dynamic=True),
+    Spec("motion.enabled", True, "run motion analysis (dynamic mask, objects)", dynamic=True),
+    Spec("motion.threshold", 0.02, "floor of the relative displacement over the window that counts as moving",
+         range=(0.0, 10.0), dynamic=True),
+    Spec("motion.min_object_pixels", 20, "smallest object in model-grid pixels", range=(1, 1 << 24), dynamic=True),
+    Spec("field.float16", False, "publish ~/trajectory_field blobs as float16 (half the bytes)", dynamic=True),
+    Spec("mask.encoding", "mono8", "~/dynamic_mask: mono8 (0/255) or 16UC1 (instance labels)",
+         choices=("mono8", "16UC1"), dynamic=True),
+    Spec("mask.resolution", "source", "~/dynamic_mask size: source image or model grid",
+         choices=("source", "model"), dynamic=True),
+    Spec("markers.max_tracks", 200, "most trajectories drawn in ~/markers (0: no track markers)",
+         range=(0, 100000), dynamic=True),
+    Spec("diagnostics.period", 1.0, "seconds between /diagnostics messages", range=(0.05, 60.0)),
+    Spec("diagnostics.stale_after", 2.0, "WARN when no input arrived for this many seconds", range=(0.01, 3600.0),
+         dynamic=True),
+    Spec("frame_id", "", "override the frame id of the outputs (empty: the images' frame_id)", dynamic=True),
+]
+
+BY_NAME: Dict[str, Spec] = {s.name: s for s in PERCEPTION}
+
+
+def check(spec: Spec, value) -> Optional[str]:
+    """None when ``value`` is acceptable for ``spec``, else a clear reason."""
+    d = spec.default
+    if isinstance(d, bool):
+        if not isinstance(value, bool):
+            return f"{spec.name} must be a bool, got {value!r}"
+    elif isinstance(d, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            return f"{spec.name} must be an integer, got {value!r}"
+    elif isinstance(d, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return f"{spec.name} must be a number, got {value!r}"
+    elif isinstance(d, str) and not isinstance(value, str):
+        return f"{spec.name} must be a string, got {value!r}"
+    if spec.range is not None and not (spec.range[0] <= value <= spec.range[1]):
+        return f"{spec.name}={value!r} is out of range [{spec.range[0]}, {spec.range[1]}]: {spec.description}"
+    if spec.choices is not None and value not in spec.choices:
+        return f"{spec.name}={value!r} is not one of {', '.join(spec.choices)}"
+    return None
+
+
+def check_all(values: Dict[str, Any]) -> List[str]:
+    errors = [e for name, v in values.items() if name in BY_NAME for e in [check(BY_NAME[name], v)] if e]
+    # cross-parameter rules
+    h, w = values.get("input_height", 0), values.get("input_width", 0)
+    if (h == 0) != (w == 0):
+        errors.append("input_height and input_width must both be 0 (estimator default) or both be set")
+    return errors

@@ -1,0 +1,537 @@
+"""trajectory_field_node: camera stream -> trajectory field, tracks, dynamic mask, objects, markers (lifecycle node).
+
+Lifecycle: configure (read + validate parameters, create publishers/subscriptions), activate (load the model
+through the estimator factory, warm it up, start the worker), deactivate (stop the worker, free the model),
+cleanup, shutdown. Callbacks only convert + resize + enqueue (pipeline.FrameIngest); the worker thread
+(pipeline.WindowWorker) runs the model and publishes.
+
+Subscribes: image, camera_info, depth (when use_depth). Publishes: ~/trajectory_field, ~/tracks, ~/dynamic_mask,
+~/dynamic_objects, ~/markers (each only when subscribed), /diagnostics.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import traceback
+from collections import deque
+from typing import Optional
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from geometry_msgs.msg import Point, Vector3
+from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rclpy.event_handler import SubscriptionEventCallbacks
+from rclpy.exceptions import InvalidParameterValueException
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import (HistoryPolicy, QoSProfile, ReliabilityPolicy, DurabilityPolicy, qos_profile_sensor_data)
+from sensor_msgs.msg import CameraInfo, Image, RegionOfInterest
+from std_msgs.msg import ColorRGBA, Header
+from visualization_msgs.msg import Marker, MarkerArray
+
+from trace_anything_ros.msg import (DynamicObject, DynamicObjectArray, Trajectory, TrajectoryArray,
+                                    TrajectoryField as TrajectoryFieldMsg)
+from trace_anything_ros.pipeline import (DropCounter, Frame, FrameIngest, PerceptionPipeline, PipelineParams,
+                                         Products, WindowSpec, WindowWorker, load_estimator, preprocess_depth,
+                                         preprocess_rgb, scale_intrinsics)
+from trace_anything_ros.pipeline import frames as F
+
+from . import conversions as conv
+from . import diagnostics as diag
+from .params import BY_NAME, PERCEPTION, check, check_all
+
+NODE_NAME = "trajectory_field_node"
+
+
+def _descriptor(spec) -> ParameterDescriptor:
+    d = ParameterDescriptor(description=spec.description + ("" if spec.dynamic else " [configure-time only]"))
+    if spec.range is not None:
+        lo, hi = spec.range
+        if isinstance(spec.default, float):
+            d.floating_point_range = [FloatingPointRange(from_value=float(lo), to_value=float(hi), step=0.0)]
+        elif isinstance(spec.default, int) and not isinstance(spec.default, bool):
+            d.integer_range = [IntegerRange(from_value=int(lo), to_value=int(hi), step=1)]
+    if spec.choices is not None:
+        d.additional_constraints = "one of: " + ", ".join(spec.choices)
+    return d
+
+
+def _pts(arr) -> list:
+    return [Point(x=float(p[0]), y=float(p[1]), z=float(p[2])) for p in np.asarray(arr, np.float64).reshape(-1, 3)]
+
+
+class TrajectoryFieldNode(LifecycleNode):
+    def __init__(self, **kwargs):
+        super().__init__(NODE_NAME, **kwargs)
+        self._override_errors = []
+        for spec in PERCEPTION:
+            try:
+                self.declare_parameter(spec.name, spec.default, _descriptor(spec))
+            except InvalidParameterValueException as e:
+                self._override_errors.append(f"{spec.name}: {e}")
+                self.declare_parameter(spec.name, spec.default, _descriptor(spec), ignore_override=True)
+        for e in self._override_errors:
+            self.get_logger().error(f"rejected parameter override: {e}")
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+        self.lc_state = "unconfigured"
+        self.drops = DropCounter()
+        self.in_rate, self.out_rate = diag.RateMeter(), diag.RateMeter()
+        self.latency, self.model_time, self.overhead = diag.Stat(), diag.Stat(), diag.Stat()
+        self.model_state = "unloaded"
+        self.model_error = ""
+        self.qos_events = 0
+        self.qos_event_text = ""
+        self.warnings = {}          # once-only warnings shown in diagnostics
+        self._lock = threading.Lock()
+        self._estimator = None
+        self._worker: Optional[WindowWorker] = None
+        self._ingest: Optional[FrameIngest] = None
+        self._subs = []
+        self._pubs = {}
+        self._infos = deque(maxlen=10)
+        self._depths = deque(maxlen=10)
+        self._pending = deque(maxlen=10)
+        self._last_info_warn = False
+        self._cfg = {}
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._diag_timer = self.create_timer(float(self.get_parameter("diagnostics.period").value),
+                                             self._publish_diagnostics)
+
+    # ---------------------------------------------------------------------------------------------- params
+    def _values(self) -> dict:
+        return {s.name: self.get_parameter(s.name).value for s in PERCEPTION}
+
+    def _on_set_parameters(self, params) -> SetParametersResult:
+        for p in params:
+            spec = BY_NAME.get(p.name)
+            if spec is None:
+                continue
+            err = check(spec, p.value)
+            if err:
+                return SetParametersResult(successful=False, reason=f"rejected: {err}")
+            self._override_errors = [e for e in self._override_errors if not e.startswith(p.name + ":")]
+            if not spec.dynamic and self.lc_state != "unconfigured":
+                return SetParametersResult(
+                    successful=False,
+                    reason=f"rejected: {p.name} is read on configure; it cannot change while {self.lc_state} "
+                           "(deactivate and clean up first)")
+        # apply the dynamic ones after the set succeeded (values are read from the node then)
+        self._apply_dynamic_later = True
+        return SetParametersResult(successful=True)
+
+    def _pipeline_params(self, v: dict) -> PipelineParams:
+        return PipelineParams(track_stride=v["tracks.stride"], track_source_frame=v["tracks.source_frame"],
+                              forecast_horizon=v["forecast.horizon"], forecast_samples=v["forecast.samples"],
+                              forecast_tau=v["forecast.decay"], metric_from_depth=v["use_depth"],
+                              motion_threshold=v["motion.threshold"],
+                              min_object_pixels=v["motion.min_object_pixels"], compute_motion=v["motion.enabled"])
+
+    def _qos(self, v: dict) -> QoSProfile:
+        if v["qos.reliability"] == "sensor_data":
+            q = QoSProfile(depth=v["qos.depth"], reliability=qos_profile_sensor_data.reliability,
+                           durability=qos_profile_sensor_data.durability)
+        else:
+            q = QoSProfile(depth=v["qos.depth"], durability=DurabilityPolicy.VOLATILE,
+                           reliability=(ReliabilityPolicy.RELIABLE if v["qos.reliability"] == "reliable"
+                                        else ReliabilityPolicy.BEST_EFFORT))
+        q.history = HistoryPolicy.KEEP_ALL if v["qos.history"] == "keep_all" else HistoryPolicy.KEEP_LAST
+        return q
+
+    # ------------------------------------------------------------------------------------------- lifecycle
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        v = self._values()
+        errors = list(self._override_errors) + check_all(v)
+        if errors:
+            for e in errors:
+                self.get_logger().error(f"configure rejected: {e}")
+            self.model_error = "; ".join(errors)
+            return TransitionCallbackReturn.FAILURE
+        self._cfg = v
+        self._spec = WindowSpec(length=v["window.length"], stride=v["window.stride"],
+                                min_spacing=v["window.min_spacing"], max_age=v["window.max_age"])
+        qsize = v["sync.queue_size"]
+        self._infos, self._depths, self._pending = deque(maxlen=qsize), deque(maxlen=qsize), deque(maxlen=qsize)
+        out_q = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
+        self._pubs = {
+            "field": self.create_lifecycle_publisher(TrajectoryFieldMsg, "~/trajectory_field", out_q),
+            "tracks": self.create_lifecycle_publisher(TrajectoryArray, "~/tracks", out_q),
+            "mask": self.create_lifecycle_publisher(Image, "~/dynamic_mask", out_q),
+            "objects": self.create_lifecycle_publisher(DynamicObjectArray, "~/dynamic_objects", out_q),
+            "markers": self.create_lifecycle_publisher(MarkerArray, "~/markers", out_q),
+        }
+        qos = self._qos(v)
+        ev = SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos)
+        self._subs = [self.create_subscription(Image, "image", self._on_image, qos, event_callbacks=ev),
+                      self.create_subscription(CameraInfo, "camera_info", self._on_info, qos, event_callbacks=ev)]
+        if v["use_depth"]:
+            self._subs.append(self.create_subscription(Image, "depth", self._on_depth, qos, event_callbacks=ev))
+        self.model_error = ""
+        self.lc_state = "inactive"
+        self.get_logger().info(
+            f"configured: window {self._spec.length} (stride {self._spec.stride}, min spacing "
+            f"{self._spec.min_spacing} s), qos {v['qos.reliability']}/{v['qos.depth']}, depth "
+            f"{'on' if v['use_depth'] else 'off'}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        v = self._values()
+        params = {"engine": v["model.engine"], "preset": v["model.preset"], "weights": v["model.weights"],
+                  "device": v["model.device"], "dtype": v["model.dtype"], "window": v["window.length"]}
+        if v["input_height"] > 0:
+            params["input_size"] = [v["input_height"], v["input_width"]]
+        self.model_state = "loading"
+        t0 = time.perf_counter()
+        try:
+            est = load_estimator(v["estimator.factory"], params)
+            pipeline = PerceptionPipeline(est, self._pipeline_params(v))
+            warm = pipeline.warmup(self._spec.length) if v["model.warmup"] else 0.0
+        except Exception as e:  # noqa: BLE001 - any load failure is reported, the node stays up
+            self.model_state = "failed"
+            self.model_error = f"{type(e).__name__}: {e}"
+            self.get_logger().error(f"model failed to load: {self.model_error}\n{traceback.format_exc(limit=3)}")
+            return TransitionCallbackReturn.FAILURE
+        self._estimator = est
+        self.input_size = tuple(int(x) for x in est.input_size)
+        cap = v["buffer.capacity"] or self._spec.ring_capacity()
+        cap = max(cap, self._spec.length)
+        self._ingest = FrameIngest(cap, time_reset_threshold=v["time_reset_threshold"], drops=self.drops,
+                                   on_event=lambda kind, msg: self.get_logger().warn(msg), window=self._spec)
+        self._worker = WindowWorker(self._ingest, pipeline, self._publish_products, self._on_worker_error).start()
+        self.model_state = "ready"
+        self.model_error = ""
+        self.lc_state = "active"
+        self.get_logger().info(f"activated: model loaded in {time.perf_counter() - t0:.2f} s (warm-up {warm:.2f} s),"
+                               f" input {self.input_size[1]}x{self.input_size[0]}, ring {cap} frames; "
+                               f"{getattr(est, 'description', type(est).__name__)}")
+        return super().on_activate(state)
+
+    def _release(self):
+        if self._worker is not None:
+            self._ingest.close()
+            self._worker.stop()
+            self._worker = None
+        self._ingest = None
+        if self._estimator is not None:
+            try:
+                self._estimator.close()
+            except Exception as e:  # noqa: BLE001
+                self.get_logger().warn(f"estimator close failed: {e}")
+            self._estimator = None
+        self._pending.clear()
+        self._depths.clear()
+        if self.model_state != "failed":
+            self.model_state = "unloaded"
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.lc_state = "inactive"
+        self._release()
+        self.get_logger().info("deactivated: model freed")
+        return super().on_deactivate(state)
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        for s in self._subs:
+            self.destroy_subscription(s)
+        self._subs = []
+        for p in self._pubs.values():
+            self.destroy_lifecycle_publisher(p)
+        self._pubs = {}
+        self._infos.clear()
+        self.lc_state = "unconfigured"
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.lc_state = "finalized"
+        self._release()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        self.lc_state = "unconfigured"
+        return TransitionCallbackReturn.SUCCESS
+
+    # ------------------------------------------------------------------------------------------- callbacks
+    def _drop(self, reason: str, message: str):
+        self.drops.add(reason)
+        self.get_logger().warn(f"dropped input ({reason}): {message}", throttle_duration_sec=5.0)
+
+    def _on_incompatible_qos(self, event):
+        self.qos_events = int(event.total_count)
+        self.qos_event_text = (f"incompatible QoS requested by a subscription (policy id {event.last_policy_kind}, "
+                               f"{event.total_count} events): check the publisher's QoS vs qos.reliability")
+        self.get_logger().error(self.qos_event_text, throttle_duration_sec=5.0)
+
+    def _on_info(self, msg: CameraInfo):
+        if self._ingest is None:
+            return
+        k = np.asarray(msg.k, np.float64).reshape(3, 3)
+        if not np.isfinite(k).all() or k[0, 0] <= 0 or k[1, 1] <= 0 or msg.width == 0 or msg.height == 0:
+            self._drop("invalid_camera_info", f"camera_info with K={list(msg.k)} {msg.width}x{msg.height}")
+            return
+        self._infos.append((conv.stamp_to_ns(msg.header.stamp), k, (int(msg.height), int(msg.width))))
+
+    def _intrinsics_for(self, stamp_ns: int):
+        if not self._infos:
+            if not self._last_info_warn:
+                self._last_info_warn = True
+                self.warnings["camera_info"] = "no camera_info: running without intrinsics (up to scale)"
+                self.get_logger().warn(self.warnings["camera_info"])
+            return None
+        slop = int(self._cfg["sync.slop"] * 1e9)
+        best = min(self._infos, key=lambda it: abs(it[0] - stamp_ns))
+        if abs(best[0] - stamp_ns) > slop:
+            best = self._infos[-1]  # intrinsics rarely change: the latest is the best guess
+        self.warnings.pop("camera_info", None)
+        self._last_info_warn = False
+        return scale_intrinsics(best[1], best[2], self.input_size)
+
+    def _on_image(self, msg: Image):
+        ingest = self._ingest
+        if ingest is None:
+            return
+        self.in_rate.tick()
+        stamp_ns = conv.stamp_to_ns(msg.header.stamp)
+        reason = ingest.check_stamp(stamp_ns)
+        if reason is not None:  # cheap check before any conversion work (push re-checks under its lock)
+            self._drop(reason, f"image stamp {stamp_ns * 1e-9:.9f}")
+            return
+        try:
+            rgb = conv.image_to_rgb(msg, self._cfg["max_image_pixels"])
+        except conv.ImageError as e:
+            self._drop(e.reason, str(e))
+            return
+        frame = Frame(stamp_ns=stamp_ns, rgb=preprocess_rgb(rgb, self.input_size), frame_id=msg.header.frame_id,
+                      intrinsics=self._intrinsics_for(stamp_ns), source_size=(int(msg.height), int(msg.width)))
+        if self._cfg["use_depth"]:
+            self._pending.append(frame)
+            self._match_depth()
+        else:
+            ingest.push(frame)
+
+    def _on_depth(self, msg: Image):
+        if self._ingest is None:
+            return
+        try:
+            d, valid = conv.depth_to_metres(msg, self._cfg["max_image_pixels"])
+        except conv.ImageError as e:
+            self._drop(e.reason, f"depth: {e}")
+            return
+        if not valid.any():
+            self._drop(F.BAD_DEPTH, "depth image has no valid pixel (all zero / NaN / inf)")
+            return
+        self._depths.append((conv.stamp_to_ns(msg.header.stamp), preprocess_depth(d, self.input_size)))
+        self._match_depth()
+
+    def _match_depth(self):
+        slop = int(self._cfg["sync.slop"] * 1e9)
+        while self._pending:
+            fr = self._pending[0]
+            match = None
+            for i, (s, d) in enumerate(self._depths):
+                if abs(s - fr.stamp_ns) <= slop:
+                    match = i
+                    break
+            if match is not None:
+                fr.depth = self._depths[match][1]
+                for _ in range(match + 1):  # older depth images can no longer match newer frames
+                    self._depths.popleft()
+                self._pending.popleft()
+                self._ingest.push(fr)
+                continue
+            newest_depth = self._depths[-1][0] if self._depths else None
+            if newest_depth is not None and newest_depth > fr.stamp_ns + slop:
+                self._pending.popleft()
+                self._drop(F.NO_SYNC, f"no depth within {self._cfg['sync.slop']} s of image {fr.stamp_ns * 1e-9:.3f}")
+                continue
+            break
+        while len(self._pending) == self._pending.maxlen:
+            self._pending.popleft()
+            self._drop(F.NO_SYNC, "image waited too long for depth")
+
+    def _on_worker_error(self, exc: BaseException):
+        self.drops.add("model_error")
+        self.model_error = f"{type(exc).__name__}: {exc}"
+        self.get_logger().error(f"window failed: {self.model_error}", throttle_duration_sec=5.0)
+
+    # -------------------------------------------------------------------------------------------- outputs
+    def _publish_products(self, pr: Products):
+        t_pub0 = time.perf_counter()
+        v = self._values() if getattr(self, "_apply_dynamic_later", False) else self._cfg
+        if getattr(self, "_apply_dynamic_later", False):
+            self._apply_dynamic_later = False
+            self._cfg = v
+            if self._worker is not None:
+                self._worker.pipeline.params = self._pipeline_params(v)
+        frame_id = v["frame_id"] or pr.frame_ids[0]
+        header = Header(stamp=conv.ns_to_time(pr.stamps_ns[-1]), frame_id=frame_id)
+        pubs = self._pubs
+        if not pubs:
+            return
+        if pubs["field"].get_subscription_count() > 0:
+            pubs["field"].publish(conv.field_to_msg(pr.field, header, float16=v["field.float16"], scale=pr.scale,
+                                                    stamps_ns=pr.stamps_ns))
+        if pubs["tracks"].get_subscription_count() > 0 and pr.tracks is not None:
+            pubs["tracks"].publish(self._tracks_msg(pr, header))
+        if pubs["mask"].get_subscription_count() > 0 and pr.mask is not None:
+            labels = v["mask.encoding"] == "16UC1"
+            img = pr.labels if labels else pr.mask.astype(np.uint8)
+            if v["mask.resolution"] == "source" and pr.source_size[0] > 0:
+                import cv2
+                img = cv2.resize(np.ascontiguousarray(img), (pr.source_size[1], pr.source_size[0]),
+                                 interpolation=cv2.INTER_NEAREST)
+            mh = Header(stamp=header.stamp, frame_id=v["frame_id"] or pr.frame_ids[-1])  # the source frame's
+            pubs["mask"].publish(conv.mask_to_image(img, mh, labels=labels))
+        if pubs["objects"].get_subscription_count() > 0 and pr.mask is not None:
+            pubs["objects"].publish(self._objects_msg(pr, header))
+        if pubs["markers"].get_subscription_count() > 0:
+            pubs["markers"].publish(self._markers_msg(pr, header, v["markers.max_tracks"]))
+        now = time.monotonic()
+        self.out_rate.tick(now)
+        self.latency.add(now - pr.arrival)
+        self.model_time.add(pr.timings.get("model", 0.0))
+        self.overhead.add((now - pr.arrival) - pr.timings.get("model", 0.0))
+        self.publish_time = time.perf_counter() - t_pub0
+
+    def _tracks_msg(self, pr: Products, header: Header) -> TrajectoryArray:
+        tr = pr.tracks
+        m = TrajectoryArray(header=header, metric=bool(pr.field.metric))
+        m.frame_stamps = [conv.ns_to_time(s) for s in pr.stamps_ns]
+        fst = [conv.ns_to_time(s) for s in pr.forecast_stamps_ns]
+        out = []
+        for i in range(len(tr)):
+            t = Trajectory(id=int(tr.ids[i]), source_frame=int(tr.source_frame), u=float(tr.uv[i, 0]),
+                           v=float(tr.uv[i, 1]), object_id=int(tr.object_id[i]), dynamic=bool(tr.dynamic[i]),
+                           confidence=float(tr.confidence[i]))
+            t.control_points = _pts(tr.ctrl[i])
+            t.control_confidences = tr.ctrl_conf[i].tolist()
+            t.positions = _pts(tr.positions[i])
+            t.position_stamps = m.frame_stamps
+            t.forecast = _pts(tr.forecast[i])
+            t.forecast_stamps = fst[: tr.forecast.shape[1]]
+            t.forecast_confidences = tr.forecast_conf[i].tolist()
+            out.append(t)
+        m.trajectories = out
+        return m
+
+    def _objects_msg(self, pr: Products, header: Header) -> DynamicObjectArray:
+        m = DynamicObjectArray(header=header, metric=bool(pr.field.metric))
+        tst = [conv.ns_to_time(s) for s in pr.stamps_ns]
+        objs = []
+        for o in pr.objects:
+            x, y, w, h = (int(max(0, a)) for a in o.roi)
+            d = DynamicObject(id=int(o.id), pixel_count=int(o.pixel_count), confidence=float(o.confidence),
+                              roi=RegionOfInterest(x_offset=x, y_offset=y, width=w, height=h),
+                              centroid=_pts(o.centroid)[0],
+                              velocity=Vector3(x=float(o.velocity[0]), y=float(o.velocity[1]), z=float(o.velocity[2])))
+            d.trajectory, d.trajectory_stamps = _pts(o.trajectory), tst
+            d.forecast = _pts(o.forecast)
+            d.forecast_stamps = [conv.ns_to_time(s) for s in o.forecast_stamps_ns]
+            d.forecast_confidences = np.asarray(o.forecast_conf, np.float32).tolist()
+            objs.append(d)
+        m.objects = objs
+        return m
+
+    def _markers_msg(self, pr: Products, header: Header, max_tracks: int) -> MarkerArray:
+        ma = MarkerArray()
+        ma.markers.append(Marker(header=header, action=Marker.DELETEALL))
+        tr = pr.tracks
+
+        def line_list(ns, mid, color, pts_pairs):
+            mk = Marker(header=header, ns=ns, id=mid, type=Marker.LINE_LIST, action=Marker.ADD)
+            mk.pose.orientation.w = 1.0
+            mk.scale.x = 0.01
+            mk.color = color
+            mk.points = _pts(pts_pairs)
+            return mk
+
+        if tr is not None and len(tr) and max_tracks > 0:
+            sel = np.arange(len(tr))[: max_tracks]
+            pos = tr.positions[sel]                                     # [M, N, 3]
+            segs = np.stack([pos[:, :-1], pos[:, 1:]], axis=2).reshape(-1, 3)
+            ma.markers.append(line_list("trajectories", 0, ColorRGBA(r=0.2, g=0.6, b=1.0, a=0.8), segs))
+            if tr.forecast.shape[1]:
+                fc = np.concatenate([pos[:, -1:], tr.forecast[sel]], axis=1)
+                segs = np.stack([fc[:, :-1], fc[:, 1:]], axis=2).reshape(-1, 3)
+                ma.markers.append(line_list("forecasts", 0, ColorRGBA(r=1.0, g=0.5, b=0.0, a=0.8), segs))
+        for o in pr.objects:
+            sp = Marker(header=header, ns="objects", id=int(o.id), type=Marker.SPHERE, action=Marker.ADD)
+            sp.pose.position = _pts(o.centroid)[0]
+            sp.pose.orientation.w = 1.0
+            sp.scale.x = sp.scale.y = sp.scale.z = 0.05
+            sp.color = ColorRGBA(r=1.0, g=0.1, b=0.1, a=0.9)
+            ma.markers.append(sp)
+            if len(o.forecast):
+                path = np.concatenate([o.trajectory, o.forecast], axis=0)
+                segs = np.stack([path[:-1], path[1:]], axis=1).reshape(-1, 3)
+                ma.markers.append(line_list("object_paths", int(o.id), ColorRGBA(r=1.0, g=0.1, b=0.1, a=0.9), segs))
+        return ma
+
+    # -------------------------------------------------------------------------------------------- diagnostics
+    def diagnostic_status(self):
+        now = time.monotonic()
+        drops = self.drops.snapshot()
+        since = (now - self.in_rate.last) if self.in_rate.last is not None else float("inf")
+        values = {
+            "lifecycle_state": self.lc_state, "model_state": self.model_state,
+            "input_rate_hz": self.in_rate.rate(now), "output_rate_hz": self.out_rate.rate(now),
+            "frames_in": self.in_rate.count, "windows_out": self.out_rate.count,
+            "time_since_last_input_s": since if np.isfinite(since) else -1.0,
+            "dropped_total": sum(drops.values()),
+            "incompatible_qos_events": self.qos_events,
+        }
+        for k, s in (("latency_s", self.latency), ("model_time_s", self.model_time), ("overhead_s", self.overhead)):
+            for kk, vv in s.summary().items():
+                values[f"{k}_{kk}"] = vv
+        for r, n in sorted(drops.items()):
+            values[f"dropped.{r}"] = n
+        if self.model_error:
+            values["error"] = self.model_error
+        level, msgs = diag.OK, []
+        if self.model_state == "failed":
+            level, msgs = diag.ERROR, [f"model failed to load: {self.model_error}"]
+        elif self.model_error and self.lc_state == "unconfigured":
+            level, msgs = diag.ERROR, [f"configuration rejected: {self.model_error}"]
+        if self.lc_state == "active" and since > self._cfg.get("diagnostics.stale_after", 2.0):
+            level = max(level, diag.WARN)
+            msgs.append("stale input: no image for " + (f"{since:.1f} s" if np.isfinite(since) else "ever"))
+        if self.qos_events:
+            level = max(level, diag.WARN)
+            msgs.append(self.qos_event_text)
+        for w in self.warnings.values():
+            level = max(level, diag.WARN)
+            msgs.append(w)
+        if not msgs:
+            msgs = [f"{self.lc_state}, model {self.model_state}"]
+        return diag.status(f"{self.get_name()}: perception", self.get_fully_qualified_name(), level,
+                           "; ".join(msgs), values)
+
+    def _publish_diagnostics(self):
+        try:
+            self._diag_pub.publish(diag.array(self.get_clock().now().to_msg(), [self.diagnostic_status()]))
+        except Exception as e:  # noqa: BLE001 - diagnostics must never take the node down
+            self.get_logger().warn(f"diagnostics failed: {e}", throttle_duration_sec=10.0)
+
+
+def main(args=None) -> int:
+    rclpy.init(args=args)
+    node = TrajectoryFieldNode()
+    executor = SingleThreadedExecutor()
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        node._release()
+        executor.shutdown()
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
