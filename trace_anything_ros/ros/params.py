@@ -22,7 +22,7 @@ class Spec:
 
 PERCEPTION: List[Spec] = [
     Spec("estimator.factory", "", "FieldEstimator factory 'module:function' (empty: "
-         "trace_anything_ros.model:create_estimator)"),
+         "trace_anything_ros.model.engine:create_estimator)"),
     Spec("model.engine", "torch", "inference engine", choices=("torch", "onnx")),
     Spec("model.preset", "compact", "architecture preset when no weights are given (compact, official)"),
     Spec("model.weights", "", "checkpoint path (official trace_anything.pt or ours; empty: preset with random "
