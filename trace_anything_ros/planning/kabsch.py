@@ -102,39 +102,65 @@ def weighted_kabsch(P, Q, w=None):
     return R, t
 
 
+def _kabsch_shared(P, Pt, Q, Qt, w):
+    """``weighted_kabsch`` of shared points ``P [M, 3]`` (``Pt`` = P.T) to ``Q [F, M, 3]`` (``Qt`` = Q as
+    [F, 3, M]) under weights ``w [F, M]``, written as GEMMs."""
+    ws = w.sum(-1, keepdims=True)
+    wn = w / np.where(ws > 0, ws, 1.0)
+    cp = wn @ P  # [F, 3]
+    cq = (Qt @ wn[:, :, None])[..., 0]  # [F, 3]
+    H = (Pt[None] * wn[:, None, :]) @ Q - cp[:, :, None] * cq[:, None, :]
+    U, _, Vt = np.linalg.svd(H)
+    V = np.swapaxes(Vt, -1, -2).copy()
+    d = np.sign(np.linalg.det(V) * np.linalg.det(U))
+    V[..., :, 2] *= np.where(d == 0, 1.0, d)[..., None]
+    R = V @ np.swapaxes(U, -1, -2)
+    return R, cq - (R @ cp[..., None])[..., 0]
+
+
 def finite_rows(X):
     """``isfinite(X).all(-1)`` for [..., 3] without a slow reduction over a trailing axis of 3."""
     return np.isfinite(X[..., 0] + X[..., 1] + X[..., 2])
 
 
+def _cross(a, b):
+    """np.cross for [..., 3] without its generic-axis overhead."""
+    return np.stack([a[..., 1] * b[..., 2] - a[..., 2] * b[..., 1],
+                     a[..., 2] * b[..., 0] - a[..., 0] * b[..., 2],
+                     a[..., 0] * b[..., 1] - a[..., 1] * b[..., 0]], axis=-1)
+
+
+def _triangle_frames(X):
+    """Orthonormal frames (columns: first edge, in-plane normal, plane normal) and centroids of triangles
+    ``X [..., 3, 3]`` (points along axis -2)."""
+    e1 = X[..., 1, :] - X[..., 0, :]
+    e2 = X[..., 2, :] - X[..., 0, :]
+    n = _cross(e1, e2)
+    a = e1 / np.maximum(np.sqrt(e1[..., 0] ** 2 + e1[..., 1] ** 2 + e1[..., 2] ** 2), 1e-12)[..., None]
+    n = n / np.maximum(np.sqrt(n[..., 0] ** 2 + n[..., 1] ** 2 + n[..., 2] ** 2), 1e-12)[..., None]
+    b = _cross(n, a)
+    return np.stack([a, b, n], axis=-1), (X[..., 0, :] + X[..., 1, :] + X[..., 2, :]) / 3.0
+
+
 def _triangle_hypotheses(P, Q):
-    """Rigid transforms from minimal samples ``P, Q [..., 3, 3]`` (3 points each) without an SVD: the
-    orthonormal frames of the two triangles (Gram-Schmidt on the edges from the centroid) are aligned. Exact for
-    noise-free data; noisy samples only seed RANSAC (the refit is a weighted least-squares Kabsch)."""
-
-    def frame(X):
-        c = X.mean(-2)
-        e1 = X[..., 1, :] - X[..., 0, :]
-        e2 = X[..., 2, :] - X[..., 0, :]
-        a = e1 / np.maximum(np.linalg.norm(e1, axis=-1, keepdims=True), 1e-12)
-        n = np.cross(e1, e2)
-        n = n / np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-12)
-        b = np.cross(n, a)
-        return np.stack([a, b, n], axis=-1), c  # columns a, b, n
-
-    Fp, cp = frame(P)
-    Fq, cq = frame(Q)
-    R = Fq @ np.swapaxes(Fp, -1, -2)
-    t = cq - np.einsum("...ij,...j->...i", R, cp)
+    """Rigid transforms from minimal samples ``P [K, 3, 3]``, ``Q [F, K, 3, 3]`` (3 points each) without an
+    SVD: the orthonormal frames of the two triangles are aligned. Exact for noise-free data; noisy samples only
+    seed RANSAC (the refit is a weighted least-squares Kabsch). Degenerate triangles give junk hypotheses that
+    score low."""
+    Fp, cp = _triangle_frames(P)
+    Fq, cq = _triangle_frames(Q)
+    R = Fq @ np.swapaxes(Fp, -1, -2)[None]
+    t = cq - (R @ cp[None, :, :, None])[..., 0]
     return R, t
 
 
-def _spread_ratio(P, w):
-    """sv2 / sv1 of the weighted, centred points (batched over leading dims). 0 for coincident points."""
+def _spread_ratio_shared(P_outer, P, w):
+    """sv2 / sv1 of the spread of the shared points ``P [M, 3]`` under per-frame weights ``w [F, M]`` (one GEMM
+    with the precomputed outer products ``P_outer [M, 9]``). 0 for coincident points."""
     ws = w.sum(-1, keepdims=True)
     wn = w / np.where(ws > 0, ws, 1.0)
-    c = (wn[..., None, :] @ P)[..., 0, :]
-    C = np.swapaxes(P * wn[..., None], -1, -2) @ P - c[..., :, None] * c[..., None, :]
+    c = wn @ P  # [F, 3]
+    C = (wn @ P_outer).reshape(-1, 3, 3) - c[:, :, None] * c[:, None, :]
     ev = np.linalg.eigvalsh(C)  # ascending
     s1 = np.sqrt(np.maximum(ev[..., 2], 0.0))
     s2 = np.sqrt(np.maximum(ev[..., 1], 0.0))
@@ -194,7 +220,7 @@ def fit_rigid_pairs(P, Q, w=None, params: FitParams = FitParams()) -> List[Rigid
     wmean = w.mean(0)
     prob = wmean / wmean.sum() if wmean.sum() > 0 else None
     idx = rng.choice(M, size=(K, 3), p=prob) if M >= 3 else np.zeros((K, 3), dtype=np.int64)
-    R_h, t_h = _triangle_hypotheses(P[idx][None], Q[:, idx])  # [F, K, 3, 3], [F, K, 3]
+    R_h, t_h = _triangle_hypotheses(P[idx], Q[:, idx])  # [F, K, 3, 3], [F, K, 3]
     S = min(M, params.score_points)
     sub = rng.choice(M, size=S, replace=False) if S < M else np.arange(M)
     # Component-major float32 scoring: one GEMM [F*K*3, 3] @ [3, S] -> [F, K, 3, S]; squared norms as three
@@ -225,13 +251,12 @@ def fit_rigid_pairs(P, Q, w=None, params: FitParams = FitParams()) -> List[Rigid
     for _ in range(params.refit_iterations):
         wi = w * inl
         ok_frames = wi.sum(-1) > 0
-        R2, t2 = weighted_kabsch(P[None], Q, np.where(ok_frames[:, None], wi, w))
-        R, t = R2, t2
+        R, t = _kabsch_shared(P, Pt, Q, Qt, np.where(ok_frames[:, None], wi, w))
         inl = valid & (residuals(R, t) < thr)
 
     # Degeneracy on the inlier set (or all usable points when there are too few inliers).
     use = np.where((inl.sum(-1) >= 3)[:, None], inl, valid)
-    spread = _spread_ratio(np.broadcast_to(P, Q.shape), w * use)
+    spread = _spread_ratio_shared((P[:, :, None] * P[:, None, :]).reshape(M, 9), P, w * use)
     n_use = use.sum(-1)
     fallback = (n_valid < params.min_points) | (spread < params.degenerate_ratio) | (n_use < 3)
     if fallback.any():

@@ -23,6 +23,7 @@ import numpy as np
 from scipy import ndimage
 
 from ..field.basis import basis_matrix
+from ..field.scale import metric_scale_from_depth
 from ..field.types import TrajectoryField
 from . import se3
 from .kabsch import FitParams, RigidFit, finite_rows, fit_rigid_sequence
@@ -116,22 +117,25 @@ def select_pixels(fld: TrajectoryField, sel: ObjectSelection, motion_threshold: 
 
 
 def metric_scale(fld: TrajectoryField, mask: np.ndarray, depth: Optional[np.ndarray] = None,
-                 assumed_scale: float = 1.0, frame: int = 0) -> Tuple[float, str]:
-    """Factor from field units to metres and a note on where it came from."""
+                 assumed_scale: float = 1.0) -> Tuple[float, str]:
+    """Factor from field units to metres and a note on where it came from.
+
+    Depth (of frame 0, any resolution: resampled to the field grid; 16UC1 millimetres or 32FC1 metres) goes
+    through ``field.scale.metric_scale_from_depth`` (confidence-weighted median of depth / z over frame 0).
+    """
     if fld.metric:
         return 1.0, "metric field"
     if depth is not None:
-        d = _resize_nearest(np.asarray(depth, dtype=np.float64), fld.height, fld.width)
-        if d.dtype.kind in "ui" or np.nanmax(d) > 100.0:  # 16UC1 depth in millimetres
+        raw = np.asarray(depth)
+        d = _resize_nearest(raw, fld.height, fld.width).astype(np.float64)
+        if raw.dtype.kind in "ui":  # 16UC1: millimetres, 0 = invalid
             d = d / 1000.0
-        t = float(fld.frame_times[frame])
-        z = np.tensordot(basis_matrix([t], fld.num_ctrl)[0], fld.ctrl_pts[frame][..., 2].astype(np.float64),
-                         axes=(0, 0))
-        ok = mask & np.isfinite(d) & (d > 0) & (z > 1e-6)
-        if ok.sum() >= 3:
-            return float(np.median(d[ok] / z[ok])), f"scale from depth over {int(ok.sum())} pixels"
-        return float(assumed_scale), (f"non-metric field and no valid depth on the object: assumed scale "
-                                      f"{assumed_scale:g} m per field unit")
+        est = metric_scale_from_depth(fld, d)
+        if est.ok:
+            return float(est.scale), (f"scale {est.scale:.4g} from depth over {est.num_pixels} pixels "
+                                      f"(relative spread {est.spread:.2f})")
+        return float(assumed_scale), (f"non-metric field and no usable depth: assumed scale {assumed_scale:g} m "
+                                      f"per field unit")
     return float(assumed_scale), f"non-metric field without depth: assumed scale {assumed_scale:g} m per field unit"
 
 

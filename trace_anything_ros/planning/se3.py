@@ -66,7 +66,9 @@ def transform_points(T, points) -> np.ndarray:
     """Apply a 4x4 transform to points [..., 3]."""
     T = np.asarray(T, dtype=np.float64)
     p = np.asarray(points, dtype=np.float64)
-    return p @ T[:3, :3].T + T[:3, 3]
+    out = p.reshape(-1, 3) @ T[:3, :3].T  # one 2-D GEMM (a batched matmul is much slower for [..., M, 3])
+    out += T[:3, 3]
+    return out.reshape(p.shape)
 
 
 def rotation_angle(R) -> np.ndarray:
