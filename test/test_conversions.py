@@ -1,0 +1,158 @@
+"""sensor_msgs/Image <-> numpy conversions and the dense field message builder (real generated messages)."""
+import sys
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.ros
+
+RNG = np.random.default_rng(0)
+
+
+@pytest.fixture(scope="module")
+def conv():
+    from trace_anything_ros.ros import conversions
+    return conversions
+
+
+def img(encoding, h, w, data, step, bigendian=0):
+    from sensor_msgs.msg import Image
+    m = Image()
+    m.height, m.width, m.encoding, m.step, m.is_bigendian = h, w, encoding, step, bigendian
+    m.data = bytes(data)
+    return m
+
+
+@pytest.mark.parametrize("encoding,dtype,ch", [
+    ("rgb8", np.uint8, 3), ("bgr8", np.uint8, 3), ("rgba8", np.uint8, 4), ("bgra8", np.uint8, 4),
+    ("mono8", np.uint8, 1), ("mono16", np.uint16, 1), ("16UC1", np.uint16, 1), ("32FC1", np.float32, 1)])
+def test_roundtrip_zero_copy(conv, encoding, dtype, ch):
+    shape = (7, 5) if ch == 1 else (7, 5, ch)
+    a = (RNG.random(shape) * 200).astype(dtype)
+    m = conv.array_to_image(a, encoding)
+    v = conv.image_to_array(m)
+    assert v.shape == a.shape and v.dtype == np.dtype(dtype)
+    np.testing.assert_array_equal(v, a)
+    assert np.shares_memory(v, np.frombuffer(m.data, np.uint8))  # a view, not a copy
+
+
+def test_row_padding_is_honoured(conv):
+    h, w = 4, 3
+    a = RNG.integers(0, 255, (h, w, 3), dtype=np.uint8)
+    step = w * 3 + 7
+    buf = np.full((h, step), 99, np.uint8)
+    buf[:, : w * 3] = a.reshape(h, -1)
+    v = conv.image_to_array(img("rgb8", h, w, buf.tobytes(), step))
+    np.testing.assert_array_equal(v, a)
+
+
+def test_color_conversions_to_rgb(conv):
+    a = RNG.integers(0, 255, (4, 6, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(conv.image_to_rgb(conv.array_to_image(a[..., ::-1], "bgr8")), a)
+    rgba = np.concatenate([a, np.full((4, 6, 1), 7, np.uint8)], axis=2)
+    np.testing.assert_array_equal(conv.image_to_rgb(conv.array_to_image(rgba, "rgba8")), a)
+    bgra = np.concatenate([a[..., ::-1], np.full((4, 6, 1), 7, np.uint8)], axis=2)
+    np.testing.assert_array_equal(conv.image_to_rgb(conv.array_to_image(bgra, "bgra8")), a)
+    g = conv.image_to_rgb(conv.array_to_image(a[..., 0], "mono8"))
+    assert g.shape == (4, 6, 3) and (g[..., 1] == a[..., 0]).all()
+
+
+def test_big_endian_16bit(conv):
+    a = np.array([[1, 256], [1000, 65535]], np.uint16)
+    m = img("16UC1", 2, 2, a.astype(">u2").tobytes(), 4, bigendian=1)
+    np.testing.assert_array_equal(conv.image_to_array(m), a)
+    d, valid = conv.depth_to_metres(m)
+    np.testing.assert_allclose(d, a / 1000.0, rtol=1e-6)
+
+
+def test_depth_units_and_invalid_pixels(conv):
+    mm = np.array([[0, 1500], [2000, 65535]], np.uint16)
+    d, valid = conv.depth_to_metres(conv.array_to_image(mm, "16UC1"))
+    assert np.isnan(d[0, 0]) and not valid[0, 0] and d[0, 1] == pytest.approx(1.5)
+    f = np.array([[np.nan, np.inf], [0.0, 2.5], [-1.0, 1.0]], np.float32)
+    d, valid = conv.depth_to_metres(conv.array_to_image(f, "32FC1"))
+    assert valid.tolist() == [[False, False], [False, True], [False, True]]
+    assert np.isnan(d[~valid]).all() and d[1, 1] == 2.5
+
+
+@pytest.mark.parametrize("case,reason,text", [
+    ("encoding", "unsupported_encoding", "unsupported encoding 'yuv422'"),
+    ("truncated", "truncated", "needs"),
+    ("step", "wrong_step", "step 5 is smaller"),
+    ("huge", "too_large", "over the cap"),
+    ("empty", "invalid_image", "empty image"),
+])
+def test_malformed_images_raise_clear_errors(conv, case, reason, text):
+    if case == "encoding":
+        m = img("yuv422", 2, 2, bytes(8), 4)
+    elif case == "truncated":
+        m = img("rgb8", 10, 10, bytes(299), 30)
+    elif case == "step":
+        m = img("rgb8", 2, 2, bytes(12), 5)
+    elif case == "huge":
+        m = img("rgb8", 100000, 100000, b"", 300000)  # declared 10^10 pixels: rejected before allocating
+    else:
+        m = img("rgb8", 0, 0, b"", 0)
+    with pytest.raises(conv.ImageError) as e:
+        conv.image_to_array(m, max_pixels=4096 * 4096)
+    assert e.value.reason == reason and text in str(e.value)
+
+
+def test_mask_builders(conv):
+    from std_msgs.msg import Header
+    h = Header(frame_id="cam")
+    mask = np.zeros((3, 4), bool)
+    mask[1, 2] = True
+    m = conv.mask_to_image(mask, h)
+    assert m.encoding == "mono8" and m.step == 4 and m.header.frame_id == "cam"
+    assert conv.image_to_array(m)[1, 2] == 255 and conv.image_to_array(m).sum() == 255
+    lab = np.array([[0, 3], [700, 0]], np.uint16)
+    m = conv.mask_to_image(lab, h, labels=True)
+    assert m.encoding == "16UC1" and m.step == 4
+    np.testing.assert_array_equal(conv.image_to_array(m), lab)
+
+
+@pytest.mark.parametrize("float16", [False, True])
+def test_field_message_roundtrip(conv, float16):
+    from std_msgs.msg import Header
+    from trace_anything_ros.field.types import TrajectoryField
+    from trace_anything_ros.msg import TrajectoryField as Msg
+    n, d, h, w = 3, 4, 5, 6
+    k = np.array([[50.0, 0, 2.5], [0, 50.0, 2.0], [0, 0, 1]])
+    f = TrajectoryField(RNG.random((n, d, h, w, 3)).astype(np.float32), RNG.random((n, d, h, w)).astype(np.float32),
+                        np.linspace(0, 1, n), np.array([1.0, 1.1, 1.2]), intrinsics=k, metric=True, frame_id="cam")
+    stamps_ns = [1_000_000_000, 1_100_000_000, 1_200_000_000]
+    m = conv.field_to_msg(f, Header(frame_id="cam"), float16=float16, scale=2.0, stamps_ns=stamps_ns)
+    assert m.encoding == (Msg.ENCODING_FLOAT16 if float16 else Msg.ENCODING_FLOAT32)
+    assert len(m.control_points) == n * d * h * w * 3 * (2 if float16 else 4)
+    assert [conv.stamp_to_ns(s) for s in m.frame_stamps] == stamps_ns and m.scale == 2.0 and m.metric
+    g = conv.msg_to_field(m)
+    tol = 1e-3 if float16 else 0
+    np.testing.assert_allclose(g.ctrl_pts, f.ctrl_pts, atol=tol)
+    np.testing.assert_allclose(g.ctrl_conf, f.ctrl_conf, atol=tol)
+    np.testing.assert_allclose(g.intrinsics, k)
+
+
+def test_time_conversion_is_exact(conv):
+    ns = 1_700_000_000_123_456_789
+    assert conv.stamp_to_ns(conv.ns_to_time(ns)) == ns
+
+
+def _cv_bridge_reason():
+    try:
+        import cv_bridge  # noqa: F401
+        from cv_bridge import CvBridge  # noqa: F401
+        return None
+    except Exception as e:  # ImportError, or PyPI's ROS 1 cv-bridge failing to import
+        return f"cv_bridge for ROS 2 is not installed here ({type(e).__name__}: {e})"
+
+
+@pytest.mark.skipif(_cv_bridge_reason() is not None, reason=str(_cv_bridge_reason()))
+@pytest.mark.parametrize("encoding", ["rgb8", "bgr8", "mono8", "16UC1", "32FC1"])
+def test_matches_cv_bridge(conv, encoding):
+    from cv_bridge import CvBridge
+    dtype, ch = conv.ENCODINGS[encoding]
+    shape = (5, 7) if ch == 1 else (5, 7, ch)
+    a = (RNG.random(shape) * 200).astype(dtype)
+    m = CvBridge().cv2_to_imgmsg(a, encoding=encoding)
+    np.testing.assert_array_equal(conv.image_to_array(m), CvBridge().imgmsg_to_cv2(m, "passthrough"))
