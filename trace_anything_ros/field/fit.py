@@ -74,7 +74,8 @@ def resample_matrix(num_ctrl_in: int, num_ctrl_out: int) -> np.ndarray:
     """``R [D_out, D_in]``: control points of the least-squares best ``D_out`` curve to a ``D_in`` curve.
 
     Exact (up to rounding) whenever the target can represent the source (same count, or the source's segment
-    count divides the target's: 4 -> 7, 4 -> 10, 7 -> 13, ...); an L2 approximation otherwise (e.g. 10 -> 7).
+    count divides the target's: 4 -> 7, 4 -> 10, 7 -> 13, ...); otherwise (e.g. 10 -> 7) the end points are kept
+    exactly and the interior is the L2-best approximation.
     """
     _basis.num_segments(num_ctrl_in)
     s_out = _basis.num_segments(num_ctrl_out)
@@ -84,8 +85,12 @@ def resample_matrix(num_ctrl_in: int, num_ctrl_out: int) -> np.ndarray:
     ts = np.linspace(0.0, 1.0, n)
     B_in = _basis.basis_matrix(ts, num_ctrl_in)
     B_out = _basis.basis_matrix(ts, num_ctrl_out)
-    R, *_ = np.linalg.lstsq(B_out, B_in, rcond=None)
-    return R
+    # end points are kept exactly (clamped curves interpolate them), the interior is an L2 fit
+    E_in = np.zeros((2, num_ctrl_in))
+    E_in[0, 0] = E_in[1, -1] = 1.0
+    target = B_in - B_out[:, [0]] @ E_in[:1] - B_out[:, [-1]] @ E_in[1:]
+    R_mid, *_ = np.linalg.lstsq(B_out[:, 1:-1], target, rcond=None)
+    return np.concatenate([E_in[:1], R_mid, E_in[1:]], 0)
 
 
 def resample(ctrl, num_ctrl_out: int, d_axis: int = 0) -> np.ndarray:

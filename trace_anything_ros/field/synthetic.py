@@ -223,7 +223,7 @@ def make_field(scene: Scene, num_frames: int = 6, H: int = 64, W: int = 64, num_
 KINDS = ("static", "one", "two_touching", "two_apart", "rotating", "articulated")
 
 
-def random_scene(rng: np.random.Generator, kind: str) -> Scene:
+def random_scene(rng: np.random.Generator, kind: str, duration: float = 1.0) -> Scene:
     """A random scene of one of ``KINDS`` with clearly visible motion over a 1 s window (64 x 64 view)."""
     def v(scale):
         d = rng.normal(size=3) * np.array([1.0, 1.0, 0.3])
@@ -233,10 +233,16 @@ def random_scene(rng: np.random.Generator, kind: str) -> Scene:
     cx, cy = rng.uniform(-0.15, 0.15, size=2) * z
     hs = rng.uniform(0.12, 0.2, size=2) * z
     bodies: List[Body] = []
+    # positions are chosen for the END of the window (the analysed, newest frame): objects are in view and
+    # "touching" objects touch there; start positions follow from the motion (s = 0 is `duration` earlier).
+    def back(c, vel):
+        return tuple(np.asarray(c, dtype=np.float64) - np.asarray(vel) * duration)
+
     if kind == "static":
         bodies.append(Body(center=(cx, cy, z), half_size=tuple(hs)))  # a static object in front of the wall
     elif kind == "one":
-        bodies.append(Body(center=(cx, cy, z), half_size=tuple(hs), velocity=v(rng.uniform(0.2, 0.4) * z),
+        vel = v(rng.uniform(0.2, 0.4) * z)
+        bodies.append(Body(center=back((cx, cy, z), vel), half_size=tuple(hs), velocity=tuple(vel),
                            shape=str(rng.choice(["rect", "disk"]))))
     elif kind == "rotating":
         w = np.array([0.0, 0.0, rng.choice([-1, 1]) * rng.uniform(0.8, 1.4)])
@@ -246,16 +252,20 @@ def random_scene(rng: np.random.Generator, kind: str) -> Scene:
         gap = 0.0 if kind == "two_touching" else 0.12 * z
         a = hs * np.array([0.8, 1.0])
         va = v(rng.uniform(0.2, 0.35) * z)
-        # B's velocity differs clearly from A's (relative speed >= 0.2 z per second)
-        vb = -va + v(0.1 * z)
-        bodies.append(Body(center=(cx - a[0] - gap / 2, cy, z), half_size=tuple(a), velocity=tuple(va)))
-        bodies.append(Body(center=(cx + a[0] + gap / 2, cy, z), half_size=tuple(a), velocity=tuple(vb)))
+        vb = -va + v(0.1 * z)  # B's velocity differs clearly from A's (relative speed >= 0.2 z per second)
+        bodies.append(Body(center=back((cx - a[0] - gap / 2, cy, z), va), half_size=tuple(a), velocity=tuple(va)))
+        bodies.append(Body(center=back((cx + a[0] + gap / 2, cy, z + 0.01), vb), half_size=tuple(a),
+                           velocity=tuple(vb)))
     elif kind == "articulated":
         a = (hs[0] * 0.9, hs[1] * 0.45)
-        bodies.append(Body(center=(cx - a[0], cy, z), half_size=a, velocity=tuple(v(rng.uniform(0.15, 0.3) * z))))
-        pivot = (cx, cy, z - 0.005)
-        bodies.append(Body(center=(cx + a[0] * 0.95, cy, z - 0.005), half_size=(a[0], a[1] * 0.8), parent=0,
-                           pivot=pivot, angular_velocity=(0.0, 0.0, rng.choice([-1, 1]) * rng.uniform(0.6, 1.0))))
+        vel = v(rng.uniform(0.15, 0.3) * z)
+        wz = rng.choice([-1, 1]) * rng.uniform(0.6, 1.0)
+        # link 2 hangs on a pin at link 1's right end, straight at s = 0 and rotated by wz * duration at the end
+        c1 = back((cx - a[0], cy, z), vel)
+        bodies.append(Body(center=c1, half_size=a, velocity=tuple(vel)))
+        pivot = (c1[0] + a[0], c1[1], z - 0.005)
+        bodies.append(Body(center=(c1[0] + a[0] * 1.95, c1[1], z - 0.005), half_size=(a[0], a[1] * 0.8), parent=0,
+                           pivot=pivot, angular_velocity=(0.0, 0.0, wz)))
     else:
         raise ValueError(f"unknown scene kind {kind!r}")
     return Scene(bodies, background_z=rng.uniform(2.8, 3.5), background_tilt=rng.uniform(-0.1, 0.1))
@@ -266,7 +276,8 @@ def random_case(seed: int, kind: Optional[str] = None, noise: float = 0.003, H: 
     """``(field, truth, kind)`` for a seeded random scene (kind drawn from ``KINDS`` when not given)."""
     rng = np.random.default_rng(seed)
     kind = kind or str(rng.choice(KINDS))
-    scene = random_scene(rng, kind)
+    duration = kw.pop("duration", 1.0)
+    scene = random_scene(rng, kind, duration)
     fld, truth = make_field(scene, num_frames=num_frames, H=H, W=W, num_ctrl=num_ctrl, noise=noise,
-                            stamp_jitter=0.2, seed=seed, **kw)
+                            stamp_jitter=0.2, seed=seed, duration=duration, **kw)
     return fld, truth, kind
