@@ -1,0 +1,346 @@
+"""trajectory_field_node in a separate process over DDS, driven and observed from this process.
+
+One node process for the whole module (started with the analytic estimator); tests run in file order and build
+on each other's state (lifecycle: configure/activate early, reconfigure with depth + reliable QoS at the end).
+"""
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.ros
+
+TEST_DIR = pathlib.Path(__file__).resolve().parent
+REPO = TEST_DIR.parent
+NODE = "/trajectory_field_node"
+IN_H, IN_W = 32, 48          # model grid
+SRC_H, SRC_W = 120, 160      # camera images
+
+
+def node_env(**extra):
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(TEST_DIR), str(REPO)] + [p for p in [env.get("PYTHONPATH")] if p])
+    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    env.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
+    env.update(extra)
+    return env
+
+
+def start_node(*params, env=None):
+    cmd = [sys.executable, "-m", "trace_anything_ros.ros.trajectory_field_node", "--ros-args",
+           "-p", "estimator.factory:=analytic_estimator:create", "-p", f"input_height:={IN_H}",
+           "-p", f"input_width:={IN_W}", "-p", "diagnostics.period:=0.2"]
+    for p in params:
+        cmd += ["-p", p]
+    return subprocess.Popen(cmd, env=env or node_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+class Harness:
+    """A test-side rclpy node: publishers for the camera topics, collectors for every output."""
+
+    def __init__(self, name="perception_test"):
+        import rclpy
+        from diagnostic_msgs.msg import DiagnosticArray
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+        from sensor_msgs.msg import CameraInfo, Image
+        from visualization_msgs.msg import MarkerArray
+
+        from trace_anything_ros.msg import DynamicObjectArray, TrajectoryArray, TrajectoryField
+        from trace_anything_ros.ros.lifecycle_client import LifecycleClient
+
+        if not rclpy.ok():
+            rclpy.init()
+        self.rclpy = rclpy
+        self.node = rclpy.create_node(name)
+        self.ex = SingleThreadedExecutor()
+        self.ex.add_node(self.node)
+        self.got = {}
+        rel = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        for key, typ in [("trajectory_field", TrajectoryField), ("tracks", TrajectoryArray),
+                         ("dynamic_mask", Image), ("dynamic_objects", DynamicObjectArray), ("markers", MarkerArray)]:
+            self.node.create_subscription(typ, f"{NODE}/{key}", lambda m, k=key: self.got.setdefault(k, []).append(m),
+                                          rel)
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, rel)
+        self.diag = []
+        self.pub_img = self.node.create_publisher(Image, "image", qos_profile_sensor_data)
+        self.pub_img_rel = self.node.create_publisher(Image, "image", rel)
+        self.pub_info = self.node.create_publisher(CameraInfo, "camera_info", qos_profile_sensor_data)
+        self.pub_depth = self.node.create_publisher(Image, "depth", rel)
+        self.lc = LifecycleClient(self.node, NODE, executor=self.ex)
+        from rcl_interfaces.srv import SetParameters
+        self._set = self.node.create_client(SetParameters, f"{NODE}/set_parameters")
+
+    def _on_diag(self, m):
+        for s in m.status:
+            if s.name.startswith("trajectory_field_node"):
+                self.diag.append(s)
+
+    def spin(self, seconds):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.ex.spin_once(timeout_sec=0.02)
+
+    def wait(self, pred, timeout=20.0):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if pred():
+                return True
+            self.ex.spin_once(timeout_sec=0.05)
+        return pred()
+
+    def diag_values(self):
+        return {kv.key: kv.value for kv in self.diag[-1].values} if self.diag else {}
+
+    def wait_diag(self, pred, timeout=15.0):
+        n0 = len(self.diag)
+        return self.wait(lambda: len(self.diag) > n0 and pred(self.diag[-1], self.diag_values()), timeout)
+
+    def set_params(self, **values):
+        from rcl_interfaces.srv import SetParameters
+        from rclpy.parameter import Parameter
+        assert self._set.wait_for_service(10.0)
+        req = SetParameters.Request()
+        req.parameters = [Parameter(k.replace("__", "."), value=v).to_parameter_msg() for k, v in values.items()]
+        fut = self._set.call_async(req)
+        self.wait(fut.done, 10.0)
+        return fut.result().results
+
+    def image(self, stamp_ns, red_at=None, encoding="rgb8", h=SRC_H, w=SRC_W, frame_id="cam_optical"):
+        from trace_anything_ros.ros import conversions as conv
+        a = np.full((h, w, 3), 40, np.uint8)
+        if red_at is not None:
+            a[30:70, red_at:red_at + 30] = (255, 0, 0)
+        m = conv.array_to_image(a, "rgb8")
+        m.encoding = encoding if encoding != "rgb8" else m.encoding
+        m.header.stamp = conv.ns_to_time(stamp_ns)
+        m.header.frame_id = frame_id
+        return m
+
+    def camera_info(self, stamp_ns):
+        from sensor_msgs.msg import CameraInfo
+        from trace_anything_ros.ros import conversions as conv
+        ci = CameraInfo(width=SRC_W, height=SRC_H)
+        ci.header.stamp = conv.ns_to_time(stamp_ns)
+        ci.header.frame_id = "cam_optical"
+        ci.k = [100.0, 0.0, 79.5, 0.0, 100.0, 59.5, 0.0, 0.0, 1.0]
+        return ci
+
+    def stream(self, start_ns, count, period_ns=50_000_000, info=True, pub=None, depth=None, red=True):
+        """Publish ``count`` frames (a red square moving right) and return their stamps."""
+        from trace_anything_ros.ros import conversions as conv
+        stamps = []
+        for i in range(count):
+            s = start_ns + i * period_ns
+            if info:
+                self.pub_info.publish(self.camera_info(s))
+            if depth is not None:
+                dm = conv.array_to_image(depth, "32FC1")
+                dm.header.stamp = conv.ns_to_time(s)
+                dm.header.frame_id = "cam_optical"
+                self.pub_depth.publish(dm)
+            (pub or self.pub_img).publish(self.image(s, red_at=(10 + 4 * i) % 120 if red else None))
+            stamps.append(s)
+            self.spin(period_ns * 1e-9)
+        return stamps
+
+    def close(self):
+        self.ex.shutdown()
+        self.node.destroy_node()
+
+
+@pytest.fixture(scope="module")
+def env():
+    proc = start_node("window.length:=4", "tracks.stride:=8", "forecast.horizon:=0.2", "forecast.samples:=3")
+    h = Harness()
+    try:
+        assert h.lc.wait_for_service(30.0), "node did not come up"
+        yield h, proc
+    finally:
+        h.close()
+        if proc.poll() is None:
+            proc.send_signal(2)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        out = proc.stdout.read() if proc.stdout else ""
+        print(out[-4000:])
+
+
+def test_lifecycle_configure_and_activate(env):
+    h, _ = env
+    assert h.lc.get_state() == "unconfigured"
+    assert h.lc.change_state("configure")
+    assert h.lc.get_state() == "inactive"
+    assert h.lc.change_state("activate")
+    assert h.lc.get_state() == "active"
+    assert h.wait_diag(lambda s, v: v.get("model_state") == "ready" and v.get("lifecycle_state") == "active")
+
+
+def test_missing_camera_info_warns_and_runs_up_to_scale(env):
+    h, _ = env
+    h.wait(lambda: h.pub_img.get_subscription_count() > 0, 10)
+    h.wait(lambda: all(len(h.node.get_publishers_info_by_topic(f"{NODE}/{k}")) for k in ("tracks", "dynamic_mask")),
+           10)
+    h.stream(1_000_000_000, 8, info=False)
+    assert h.wait(lambda: h.got.get("tracks"), 15), "no tracks without camera_info"
+    assert h.wait_diag(lambda s, v: "no camera_info" in s.message and s.level == b"\x01")
+    assert not h.got["tracks"][-1].metric
+
+
+def test_outputs_have_stamps_frame_ids_shapes_and_encodings(env):
+    h, _ = env
+    h.got.clear()
+    stamps = h.stream(2_000_000_000, 12)
+    keys = ("trajectory_field", "tracks", "dynamic_mask", "dynamic_objects", "markers")
+    assert h.wait(lambda: all(h.got.get(k) for k in keys) and
+                  h.got["tracks"][-1].header.stamp.sec == 2, 20), {k: len(v) for k, v in h.got.items()}
+    sent = set(stamps)
+    from trace_anything_ros.ros.conversions import msg_to_field, stamp_to_ns
+    f = h.got["trajectory_field"][-1]
+    assert f.header.frame_id == "cam_optical" and stamp_to_ns(f.header.stamp) in sent
+    assert (f.num_frames, f.height, f.width, f.num_control_points) == (4, IN_H, IN_W, 10)
+    fs = [stamp_to_ns(s) for s in f.frame_stamps]
+    assert set(fs) <= sent and fs == sorted(fs) and fs[-1] == stamp_to_ns(f.header.stamp)
+    field = msg_to_field(f)
+    assert field.ctrl_pts.shape == (4, 10, IN_H, IN_W, 3) and f.encoding == "32FC1"
+    assert field.intrinsics[0, 0] == pytest.approx(100.0 * IN_W / SRC_W)  # camera_info scaled to the model grid
+    tr = h.got["tracks"][-1]
+    assert tr.header.frame_id == "cam_optical" and [stamp_to_ns(s) for s in tr.frame_stamps] == fs
+    assert len(tr.trajectories) == (IN_H // 8) * (IN_W // 8)
+    t0 = tr.trajectories[0]
+    assert len(t0.positions) == 4 and len(t0.control_points) == 10 and len(t0.forecast) == 3
+    assert all(stamp_to_ns(s) > fs[-1] for s in t0.forecast_stamps) and 0 <= t0.u < SRC_W and 0 <= t0.v < SRC_H
+    assert any(t.dynamic for t in tr.trajectories) and not all(t.dynamic for t in tr.trajectories)
+    mk = h.got["dynamic_mask"][-1]
+    assert mk.encoding == "mono8" and (mk.width, mk.height) == (SRC_W, SRC_H) and stamp_to_ns(mk.header.stamp) in sent
+    assert mk.header.frame_id == "cam_optical" and 0 < sum(mk.data) // 255 < SRC_W * SRC_H
+    ob = h.got["dynamic_objects"][-1]
+    assert ob.header.frame_id == "cam_optical" and len(ob.objects) == 1
+    o = ob.objects[0]
+    assert o.velocity.x > 0 and abs(o.velocity.y) < 1e-3 and len(o.trajectory) == 4
+    assert 0 <= o.roi.x_offset < SRC_W and o.roi.width > 0 and len(o.forecast) == len(o.forecast_stamps) > 0
+    ma = h.got["markers"][-1]
+    assert {m.ns for m in ma.markers} >= {"trajectories", "forecasts", "objects"}
+    assert all(m.header.frame_id == "cam_optical" for m in ma.markers)
+    assert h.wait_diag(lambda s, v: float(v.get("output_rate_hz", 0)) > 0 and "latency_s_mean" in v
+                       and "model_time_s_mean" in v and float(v["input_rate_hz"]) > 0)
+
+
+def test_parameters_out_of_range_are_rejected_with_a_message(env):
+    h, _ = env
+    r = h.set_params(tracks__stride=5000)[0]
+    assert not r.successful and "tracks.stride" in r.reason and "range" in r.reason
+    r = h.set_params(mask__encoding="rgb8")[0]
+    assert not r.successful and "mono8" in r.reason
+    r = h.set_params(window__length=6)[0]  # configure-time parameter while active
+    assert not r.successful and "configure" in r.reason
+    r = h.set_params(**{"mask__encoding": "16UC1"})[0]
+    assert r.successful, r.reason
+    h.got.clear()
+    h.stream(4_000_000_000, 6)
+    assert h.wait(lambda: h.got.get("dynamic_mask") and h.got["dynamic_mask"][-1].encoding == "16UC1", 15)
+    mk = h.got["dynamic_mask"][-1]
+    lab = np.frombuffer(bytes(mk.data), np.uint16)
+    assert lab.max() >= 1 and set(np.unique(lab)) - {0}  # object ids
+    assert h.set_params(mask__encoding="mono8")[0].successful
+
+
+@pytest.mark.parametrize("case,reason", [
+    ("unsupported_encoding", "unsupported_encoding"), ("truncated", "truncated"), ("wrong_step", "wrong_step"),
+    ("too_large", "too_large"), ("zero_stamp", "zero_stamp"), ("duplicate", "duplicate_stamp"),
+    ("non_monotonic", "non_monotonic_stamp")])
+def test_bad_input_is_dropped_counted_and_survived(env, case, reason):
+    h, proc = env
+    base = 10_000_000_000 + 10**9 * list(("unsupported_encoding", "truncated", "wrong_step", "too_large",
+                                          "zero_stamp", "duplicate", "non_monotonic")).index(case)
+    h.stream(base, 1)  # a good frame first (sets the last stamp)
+    m = h.image(base + 50_000_000)
+    if case == "unsupported_encoding":
+        m.encoding = "yuv422"
+    elif case == "truncated":
+        m.data = bytes(m.data)[: len(m.data) // 2]
+    elif case == "wrong_step":
+        m.step = SRC_W  # < width * 3
+    elif case == "too_large":
+        m.width, m.height, m.step = 100000, 100000, 300000
+    elif case == "zero_stamp":
+        m = h.image(0)
+    elif case == "duplicate":
+        m = h.image(base)
+    elif case == "non_monotonic":
+        m = h.image(base - 10_000_000)
+    before = int(h.diag_values().get(f"dropped.{reason}", 0))
+    h.pub_img.publish(m)
+    assert h.wait_diag(lambda s, v: int(v.get(f"dropped.{reason}", 0)) > before), h.diag_values()
+    assert proc.poll() is None and h.lc.get_state() == "active"
+
+
+def test_size_change_and_time_reset_clear_the_buffer(env):
+    h, proc = env
+    h.stream(20_000_000_000, 3)
+    v0 = h.diag_values()
+    h.pub_img.publish(h.image(20_200_000_000, h=SRC_H // 2, w=SRC_W // 2))
+    assert h.wait_diag(lambda s, v: int(v.get("dropped.size_change", 0)) > int(v0.get("dropped.size_change", 0)))
+    h.stream(20_300_000_000, 3)
+    h.pub_img.publish(h.image(1_000_000))  # ~20 s backwards: a time reset (buffers cleared, stream continues)
+    assert h.wait_diag(lambda s, v: int(v.get("dropped.time_reset", 0)) > int(v0.get("dropped.time_reset", 0)))
+    h.got.clear()
+    h.stream(1_050_000_000, 6)
+    assert h.wait(lambda: h.got.get("tracks"), 15), "no output after the time reset"
+    assert proc.poll() is None
+
+
+def test_stale_input_warns(env):
+    h, _ = env
+    h.set_params(diagnostics__stale_after=0.3)
+    assert h.wait_diag(lambda s, v: "stale input" in s.message and s.level >= b"\x01", 10)
+    h.set_params(diagnostics__stale_after=2.0)
+
+
+def test_reconfigure_with_depth_and_reliable_qos(env):
+    h, proc = env
+    assert h.lc.change_state("deactivate") and h.lc.get_state() == "inactive"
+    assert h.wait_diag(lambda s, v: v.get("model_state") == "unloaded")
+    assert h.lc.change_state("cleanup") and h.lc.get_state() == "unconfigured"
+    rs = h.set_params(use_depth=True, qos__reliability="reliable", sync__slop=0.01)
+    assert all(r.successful for r in rs), [r.reason for r in rs]
+    assert h.lc.change_state("configure") and h.lc.change_state("activate")
+    # a best-effort publisher cannot feed a reliable subscription: reported as an incompatible-QoS event
+    h.spin(1.0)
+    h.pub_img.publish(h.image(30_000_000_000))
+    assert h.wait_diag(lambda s, v: int(v.get("incompatible_qos_events", 0)) > 0 and "incompatible QoS" in s.message,
+                       15), h.diag_values()
+    # metric scale from depth: the analytic scene is at Z=2 (up to scale), depth says 3 m
+    depth = np.full((SRC_H, SRC_W), 3.0, np.float32)
+    depth[:10] = np.nan
+    h.got.clear()
+    h.wait(lambda: h.pub_depth.get_subscription_count() > 0, 10)
+    h.stream(31_000_000_000, 8, pub=h.pub_img_rel, depth=depth)
+    assert h.wait(lambda: h.got.get("trajectory_field"), 15), h.diag_values()
+    f = h.got["trajectory_field"][-1]
+    assert f.metric and f.scale == pytest.approx(1.5, rel=1e-3)
+    assert h.got["tracks"][-1].metric
+    # depth with no valid pixel is dropped and counted
+    bad = np.full((SRC_H, SRC_W), np.nan, np.float32)
+    before = int(h.diag_values().get("dropped.invalid_depth", 0))
+    h.stream(40_000_000_000, 1, pub=h.pub_img_rel, depth=bad)
+    assert h.wait_diag(lambda s, v: int(v.get("dropped.invalid_depth", 0)) > before)
+    # an image whose depth never comes is dropped as unsynchronised once newer depth arrives
+    before = int(h.diag_values().get("dropped.unsynchronised", 0))
+    h.pub_img_rel.publish(h.image(41_000_000_000))
+    h.spin(0.1)
+    h.stream(42_000_000_000, 1, pub=h.pub_img_rel, depth=depth)
+    assert h.wait_diag(lambda s, v: int(v.get("dropped.unsynchronised", 0)) > before)
+    assert proc.poll() is None
+
+
+def test_sigint_exits_cleanly(env):
+    h, proc = env
+    proc.send_signal(2)
+    assert proc.wait(20) == 0
