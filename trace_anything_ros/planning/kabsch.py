@@ -28,7 +28,7 @@ class FitParams:
     inlier_threshold: float = 0.01      # residual (field units, metres when metric) below which a point is inlier
     ransac_iterations: int = 64         # minimal-sample hypotheses per fit
     score_points: int = 128             # hypotheses are scored on at most this many points
-    refit_iterations: int = 2           # weighted refits on the inliers
+    refit_iterations: int = 1           # weighted refits on the inliers (re-selected after each)
     min_inlier_ratio: float = 0.5       # gate: fraction of usable points that must be inliers
     max_rms: float = 0.01               # gate: weighted rms residual of the inliers
     min_points: int = 6                 # fewer usable points: translation-only fallback

@@ -61,7 +61,8 @@ def evaluate_frame_curves(fld: TrajectoryField, mask: np.ndarray, times, frame: 
     ctrl = fld.ctrl_pts[frame][:, mask]  # [D, M, 3]
     conf = fld.ctrl_conf[frame][:, mask]  # [D, M]
     B = basis_matrix(times, fld.num_ctrl)  # [T, D]
-    pts = np.einsum("td,dmc->tmc", B, ctrl.astype(np.float64))
+    D, M = ctrl.shape[:2]
+    pts = (B @ ctrl.reshape(D, M * 3).astype(np.float64)).reshape(len(times), M, 3)  # one GEMM
     w = B @ conf.astype(np.float64)
     return pts, w
 
