@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import warnings
 import zipfile
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Tuple
@@ -118,22 +119,28 @@ def _read_file(path: str) -> Tuple[Dict[str, object], str, Dict[str, str]]:
         except (SafetensorError, OSError, ValueError, RuntimeError) as e:
             raise CheckpointError(f"corrupt or truncated safetensors file {path}: {_short(e)}") from None
     try:
-        try:
-            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=is_zip)
-        except RuntimeError as e:
-            if is_zip and "mmap" in str(e):
-                obj = torch.load(path, map_location="cpu", weights_only=True)
-            else:
-                raise
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            obj = _torch_load(path, is_zip)
     except Exception as e:  # noqa: BLE001 - every failure becomes one clear line
         msg = _short(e)
         if "Weights only load failed" in msg or "Unsupported global" in msg or "GLOBAL" in msg:
-            raise CheckpointError(f"refusing {path}: it is not a tensor-only checkpoint (holds pickled Python "
-                                  "objects; only weights_only loading is allowed)") from None
+            raise CheckpointError(f"refusing {path}: not a valid tensor-only checkpoint (corrupt, or it holds "
+                                  f"pickled Python objects; only weights_only loading is allowed): "
+                                  f"{_short(Exception(msg.split('Check the documentation')[0]))}") from None
         if isinstance(e, (zipfile.BadZipFile, EOFError)) or "zip" in msg.lower() or "central directory" in msg:
             raise CheckpointError(f"corrupt or truncated checkpoint {path}: {msg}") from None
         raise CheckpointError(f"cannot read {path} as a torch checkpoint: {msg}") from None
     return obj, "torch", {}
+
+
+def _torch_load(path: str, is_zip: bool):
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=is_zip)
+    except RuntimeError as e:
+        if is_zip and "mmap" in str(e):
+            return torch.load(path, map_location="cpu", weights_only=True)
+        raise
 
 
 def _looks_like_safetensors(head: bytes) -> bool:
