@@ -39,7 +39,8 @@ def node_command(spec, args) -> List[str]:
         cmd += ["-r", f"__ns:={'/' + args.namespace.strip('/')}"]
     for f in param_files(spec) + [os.path.abspath(p) for p in args.params]:
         cmd += ["--params-file", f]
-    for a, b in list(spec.remaps.items()) + [tuple(r.split(":=", 1)) for r in args.remap]:
+    # the first matching remap rule wins in ROS 2: the user's remaps go before the graph's
+    for a, b in [tuple(r.split(":=", 1)) for r in args.remap] + list(spec.remaps.items()):
         cmd += ["-r", f"{a}:={b}"]
     if args.use_sim_time:
         cmd += ["-p", "use_sim_time:=true"]

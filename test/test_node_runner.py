@@ -1,0 +1,122 @@
+"""Startup failures of the node (bad parameter file values, model load failure), the runner, launch files and
+the documented parameter file."""
+import os
+import pathlib
+import py_compile
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from test_node_perception import NODE, Harness, node_env, start_node
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.ros
+def test_bad_startup_parameter_and_model_failure_are_reported():
+    proc = start_node("window.length:=1", env=node_env(TAR_ANALYTIC_FAIL="1"))
+    h = Harness("startup_test")
+    try:
+        assert h.lc.wait_for_service(30.0)
+        assert not h.lc.change_state("configure")  # window.length=1 is out of range [2, 64]
+        assert h.lc.get_state() == "unconfigured"
+        assert h.wait_diag(lambda s, v: s.level == b"\x02" and "window.length" in s.message)
+        assert h.set_params(window__length=4)[0].successful  # fixable while unconfigured
+        assert h.lc.change_state("configure")
+        assert not h.lc.change_state("activate")  # the factory raises: model failed to load
+        assert h.wait_diag(lambda s, v: s.level == b"\x02" and "model failed to load" in s.message
+                           and v.get("model_state") == "failed")
+        assert h.lc.get_state() == "inactive" and proc.poll() is None
+    finally:
+        h.close()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(20) == 0
+    out = proc.stdout.read()
+    assert "out of range" in out and "window.length" in out and "TAR_ANALYTIC_FAIL" in out
+
+
+@pytest.mark.ros
+def test_runner_starts_graph_activates_and_exits_on_sigint():
+    env = node_env()
+    cmd = [sys.executable, "-m", "trace_anything_ros.cli", "run", "--graph", "perception", "--params",
+           str(REPO / "config" / "perception.yaml"), "--param", "estimator.factory:=analytic_estimator:create",
+           "--param", "input_height:=32", "--param", "input_width:=48", "--remap", "image:=/runner_test/image"]
+    proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    lines = []
+    try:
+        end = time.monotonic() + 90
+        while time.monotonic() < end:
+            line = proc.stderr.readline()
+            if not line:
+                break
+            lines.append(line)
+            if "activate -> ok" in line:
+                break
+        assert any("activate -> ok (state active)" in ln for ln in lines), "".join(lines)
+        assert any("-r image:=/runner_test/image" in ln and "--params-file" in ln for ln in lines)
+        h = Harness("runner_test")
+        try:
+            assert h.lc.wait_for_service(10) and h.lc.get_state() == "active"
+            assert h.node.get_publishers_info_by_topic(f"{NODE}/tracks") or h.wait(
+                lambda: h.node.get_publishers_info_by_topic(f"{NODE}/tracks"), 10)
+            assert h.wait(lambda: h.node.get_subscriptions_info_by_topic("/runner_test/image"), 10)
+        finally:
+            h.close()
+        proc.send_signal(signal.SIGINT)
+        rc = proc.wait(30)
+        rest = proc.stderr.read()
+        assert rc == 0, rest
+        assert "'trajectory_field_node': 0" in rest
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_launch_files_compile_and_use_the_graph():
+    for name in ("perception.launch.py", "manipulation.launch.py", "_graph_launch.py"):
+        py_compile.compile(str(REPO / "launch" / name), doraise=True)
+    text = (REPO / "launch" / "_graph_launch.py").read_text()
+    for arg in ("namespace", "params_file", "use_sim_time", "device", "weights"):
+        assert f'DeclareLaunchArgument("{arg}"' in text
+    assert "trace_anything_ros.ros.graph" in text
+
+
+def test_graph_is_complete_and_points_at_real_files():
+    from trace_anything_ros.ros.graph import GRAPHS, param_files
+    assert [s.name for s in GRAPHS["perception"]] == ["trajectory_field_node"]
+    assert [s.name for s in GRAPHS["manipulation"]] == ["sim_camera_node", "trajectory_field_node",
+                                                        "manipulation_planner_node"]
+    for specs in GRAPHS.values():
+        for s in specs:
+            assert (REPO / "scripts" / "nodes" / s.executable).exists(), s.executable
+    assert param_files(GRAPHS["perception"][0]) == [str(REPO / "config" / "perception.yaml")]
+
+
+def test_perception_yaml_documents_every_parameter_with_valid_defaults():
+    from trace_anything_ros.ros.params import PERCEPTION, check
+    path = REPO / "config" / "perception.yaml"
+    params = yaml.safe_load(path.read_text())["trajectory_field_node"]["ros__parameters"]
+    assert set(params) == {s.name for s in PERCEPTION}
+    lines = path.read_text().splitlines()
+    for s in PERCEPTION:
+        i = next(i for i, ln in enumerate(lines) if ln.strip().startswith(f"{s.name}:"))
+        assert lines[i - 1].strip().startswith("#"), f"{s.name} is not documented"
+        assert check(s, params[s.name]) is None
+        assert params[s.name] == s.default
+
+
+def test_runner_command_line():
+    import argparse
+    from trace_anything_ros.ros import runner
+    from trace_anything_ros.ros.graph import PERCEPTION_NODE
+    p = argparse.ArgumentParser()
+    runner.add_arguments(p)
+    a = p.parse_args(["--namespace", "robot1", "--params", "x.yaml", "--remap", "image:=/c/img", "--use-sim-time"])
+    cmd = runner.node_command(PERCEPTION_NODE, a)
+    assert cmd[1:3] == ["-m", "trace_anything_ros.ros.trajectory_field_node"]
+    assert "__ns:=/robot1" in cmd and "image:=/c/img" in cmd and "use_sim_time:=true" in cmd
+    assert cmd[cmd.index("--params-file", cmd.index("--params-file") + 1) + 1] == os.path.abspath("x.yaml")
