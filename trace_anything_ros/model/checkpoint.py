@@ -127,7 +127,7 @@ def _read_file(path: str) -> Tuple[Dict[str, object], str, Dict[str, str]]:
         if "Weights only load failed" in msg or "Unsupported global" in msg or "GLOBAL" in msg:
             raise CheckpointError(f"refusing {path}: not a valid tensor-only checkpoint (corrupt, or it holds "
                                   f"pickled Python objects; only weights_only loading is allowed): "
-                                  f"{_short(Exception(msg.split('Check the documentation')[0]))}") from None
+                                  f"{msg.split('WeightsUnpickler error:')[-1].split('Check the documentation')[0].strip()}") from None
         if isinstance(e, (zipfile.BadZipFile, EOFError)) or "zip" in msg.lower() or "central directory" in msg:
             raise CheckpointError(f"corrupt or truncated checkpoint {path}: {msg}") from None
         raise CheckpointError(f"cannot read {path} as a torch checkpoint: {msg}") from None

@@ -73,6 +73,8 @@ class TorchEngine:
         import torch
         if fallback not in ("error", "cpu"):
             raise ValueError("fallback must be 'error' or 'cpu'")
+        if str(device).lower() in ("tensorrt", "trt"):
+            raise EngineUnavailableError("device 'tensorrt' needs engine 'onnx' (onnxruntime TensorRT provider)")
         if str(device).startswith("cuda") and not torch.cuda.is_available():
             if fallback == "error":
                 raise EngineUnavailableError(f"device {device!r} requested but CUDA is not available to torch")
