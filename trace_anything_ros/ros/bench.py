@@ -1,0 +1,177 @@
+"""Node benchmarks (rclpy side of `trace-anything-ros bench node`): enqueue cost, field message throughput, node
+overhead vs model time, RSS over a stream with a model slower than the stream."""
+from __future__ import annotations
+
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+
+
+def bench_enqueue(n: int = 200, input_size=(288, 512)) -> dict:
+    from trace_anything_ros.pipeline import Frame, FrameIngest, WindowSpec, preprocess_rgb
+
+    from . import conversions as conv
+    a = np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)
+    msg = conv.array_to_image(a, "rgb8")
+    ing = FrameIngest(16, window=WindowSpec(length=8))
+    times = []
+    for i in range(n):
+        msg.header.stamp = conv.ns_to_time((i + 1) * 33_000_000)
+        t0 = time.perf_counter()
+        rgb = conv.image_to_rgb(msg)
+        fr = Frame(stamp_ns=conv.stamp_to_ns(msg.header.stamp), rgb=preprocess_rgb(rgb, input_size), frame_id="c",
+                   source_size=(480, 640))
+        ing.push(fr)
+        times.append(time.perf_counter() - t0)
+    t = np.array(times[10:]) * 1e3
+    return {"enqueue_ms_median": float(np.median(t)), "enqueue_ms_p95": float(np.percentile(t, 95)),
+            "input_size": list(input_size)}
+
+
+def bench_field(reps: int = 10) -> dict:
+    import rclpy
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from std_msgs.msg import Header
+
+    from trace_anything_ros.field.types import TrajectoryField
+    from trace_anything_ros.msg import TrajectoryField as FieldMsg
+
+    from . import conversions as conv
+    rng = np.random.default_rng(0)
+    f = TrajectoryField(rng.random((8, 10, 128, 128, 3), dtype=np.float32),
+                        rng.random((8, 10, 128, 128), dtype=np.float32), np.linspace(0, 1, 8), np.arange(8) * 0.1)
+    if not rclpy.ok():
+        rclpy.init()
+    node = rclpy.create_node("bench_field")
+    q = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+    pub = node.create_publisher(FieldMsg, "bench_field", q)
+    box = []
+    node.create_subscription(FieldMsg, "bench_field", box.append, q)
+    from rclpy.executors import SingleThreadedExecutor
+    ex = SingleThreadedExecutor()
+    ex.add_node(node)
+    for _ in range(20):
+        ex.spin_once(timeout_sec=0.05)
+    res, build = [], []
+    for _ in range(reps + 2):
+        box.clear()
+        t0 = time.perf_counter()
+        m = conv.field_to_msg(f, Header(frame_id="cam"))
+        t1 = time.perf_counter()
+        pub.publish(m)
+        while not box:
+            ex.spin_once(timeout_sec=0.01)
+        g = conv.msg_to_field(box[0])
+        t2 = time.perf_counter()
+        assert g.ctrl_pts.shape == f.ctrl_pts.shape
+        res.append(t2 - t0)
+        build.append(t1 - t0)
+    ex.shutdown()
+    node.destroy_node()
+    nbytes = f.ctrl_pts.nbytes
+    total = nbytes + f.ctrl_conf.nbytes
+    t = float(np.median(res[2:]))
+    return {"field_ctrl_MB": nbytes / 1e6, "field_message_MB": total / 1e6, "field_roundtrip_ms": t * 1e3,
+            "field_build_ms": float(np.median(build[2:])) * 1e3,
+            "field_GBps_ctrl": nbytes / t / 1e9, "field_GBps_message": total / t / 1e9}
+
+
+def _rss_kb(pid: int) -> int:
+    for line in open(f"/proc/{pid}/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def bench_stream(duration: float, model_delay: float, factory: str, rate: float = 30.0) -> dict:
+    """Start the node (separate process), stream 640x480 frames at ``rate`` Hz, read its diagnostics and RSS."""
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+
+    from . import conversions as conv
+    from .lifecycle_client import LifecycleClient
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "test"), str(REPO)] + [p for p in [env.get("PYTHONPATH")] if p])
+    env["TAR_ANALYTIC_DELAY"] = str(model_delay)
+    cmd = [sys.executable, "-m", "trace_anything_ros.ros.trajectory_field_node", "--ros-args",
+           "-p", f"estimator.factory:={factory}", "-p", "input_height:=128", "-p", "input_width:=160",
+           "-p", "window.length:=8", "-p", "diagnostics.period:=0.5", "-r", "image:=/bench/image"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if not rclpy.ok():
+        rclpy.init()
+    node = rclpy.create_node("bench_stream")
+    ex = SingleThreadedExecutor()
+    ex.add_node(node)
+    diag = []
+    node.create_subscription(DiagnosticArray, "/diagnostics",
+                             lambda m: diag.extend(s for s in m.status if s.name.startswith("trajectory_field")), 10)
+    outs = []
+    from trace_anything_ros.msg import TrajectoryArray
+    node.create_subscription(TrajectoryArray, "/trajectory_field_node/tracks", outs.append, 2)
+    pub = node.create_publisher(Image, "/bench/image", qos_profile_sensor_data)
+    lc = LifecycleClient(node, "/trajectory_field_node", executor=ex)
+    try:
+        assert lc.wait_for_service(60) and lc.change_state("configure") and lc.change_state("activate")
+        a = np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)
+        msg = conv.array_to_image(a, "rgb8")
+        msg.header.frame_id = "cam"
+        period = 1.0 / rate
+        t_start = time.monotonic()
+        rss = []
+        i = 0
+        next_t = t_start
+        while time.monotonic() - t_start < duration:
+            msg.header.stamp = conv.ns_to_time(10**9 + int(i * period * 1e9))
+            pub.publish(msg)
+            i += 1
+            if i % int(rate) == 0:
+                rss.append((time.monotonic() - t_start, _rss_kb(proc.pid)))
+            next_t += period
+            while time.monotonic() < next_t:
+                ex.spin_once(timeout_sec=max(0.0, next_t - time.monotonic()))
+        end = time.monotonic() + 1.5
+        while time.monotonic() < end:
+            ex.spin_once(timeout_sec=0.05)
+        v = {kv.key: kv.value for kv in diag[-1].values} if diag else {}
+        warm = [r for t, r in rss if t >= min(10.0, duration / 3)]
+        rss_first, rss_last = (warm[0], warm[-1]) if warm else (0, 0)
+        lat = float(v.get("latency_s_mean", "nan"))
+        mt = float(v.get("model_time_s_mean", "nan"))
+        return {"frames_sent": i, "windows_out": int(v.get("windows_out", 0)), "input_rate_hz": float(v.get(
+                "input_rate_hz", 0)), "output_rate_hz": float(v.get("output_rate_hz", 0)),
+                "latency_ms_mean": lat * 1e3, "model_ms_mean": mt * 1e3, "overhead_ms_mean": (lat - mt) * 1e3,
+                "overhead_fraction": (lat - mt) / mt if mt > 0 else float("nan"),
+                "dropped": {k[8:]: int(x) for k, x in v.items() if k.startswith("dropped.")},
+                "rss_MB_first": rss_first / 1024, "rss_MB_last": rss_last / 1024,
+                "rss_change_pct": 100.0 * (rss_last - rss_first) / rss_first if rss_first else float("nan"),
+                "rss_MB_series": [(round(t, 1), round(r / 1024, 1)) for t, r in rss[:: max(1, len(rss) // 20)]]}
+    finally:
+        ex.shutdown()
+        node.destroy_node()
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def run(args) -> dict:
+    out = {"enqueue": bench_enqueue(), "field": bench_field()}
+    out["stream"] = bench_stream(args.duration, args.model_delay, args.factory)
+    out["pass"] = {
+        "enqueue_le_2ms": out["enqueue"]["enqueue_ms_median"] <= 2.0,
+        "field_ge_1GBps": out["field"]["field_GBps_ctrl"] >= 1.0,
+        "overhead_ok": (out["stream"]["overhead_ms_mean"] <= 30.0 or out["stream"]["overhead_fraction"] <= 0.10),
+        "rss_flat_5pct": abs(out["stream"]["rss_change_pct"]) <= 5.0,
+    }
+    return out
