@@ -32,7 +32,7 @@ from .kabsch import FitParams, RigidFit, finite_rows, fit_rigid_sequence
 @dataclass
 class ObjectSelection:
     """Which pixels of the current frame (frame 0) belong to the object. Exactly one way should be given; when
-    several are, the first in this order wins: mask, (labels, object_id), pixel, box.
+    several are, the first in this order wins: mask, (labels, object_id), pixel, box, largest_moving.
 
     Pixel coordinates (pixel, box) and masks/labels may be given at the source image's resolution
     ``source_size = (height, width)``; they are then mapped onto the field's H x W grid.
@@ -44,6 +44,7 @@ class ObjectSelection:
     pixel: Optional[Tuple[float, float]] = None   # (u, v) prompt: column, row
     box: Optional[Tuple[float, float, float, float]] = None  # (u_min, v_min, u_max, v_max) prompt
     source_size: Optional[Tuple[int, int]] = None  # (height, width) of the prompt's image; None: the field grid
+    largest_moving: bool = False                  # no prompt: the largest connected region that moves
 
 
 def _resize_nearest(img: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -114,7 +115,13 @@ def select_pixels(fld: TrajectoryField, sel: ObjectSelection, motion_threshold: 
         if inside.any():
             return inside, "moving pixels in box"
         return box, "whole box (nothing moves in it)"
-    raise ValueError("ObjectSelection needs a mask, labels + object_id, a pixel or a box")
+    if sel.largest_moving:
+        lab, n = ndimage.label(moving)
+        if n == 0:
+            return np.zeros((H, W), bool), "largest moving region (nothing moves)"
+        sizes = np.bincount(lab.ravel())[1:]
+        return lab == (int(np.argmax(sizes)) + 1), f"largest moving region ({int(sizes.max())} pixels)"
+    raise ValueError("ObjectSelection needs a mask, labels + object_id, a pixel, a box or largest_moving")
 
 
 def metric_scale(fld: TrajectoryField, mask: np.ndarray, depth: Optional[np.ndarray] = None,

@@ -224,6 +224,7 @@ class ManipulationPlanner:
         current = poses[k]
         target = np.asarray(target_pose, dtype=np.float64)
         diag["current_pose"] = current
+        diag["history_poses"] = poses  # [T, 4, 4] object poses at the T input times (base frame)
         s = np.linspace(0.0, 1.0, p.num_waypoints)
         obj = se3.interpolate_poses(current, target, s)
         # Grasp from the points at the current time, moved by nothing: points_b[k] are where the object is now.

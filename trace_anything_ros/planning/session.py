@@ -1,0 +1,172 @@
+"""Goal state of the planner node, ROS-free: which goal is active, replanning per perception window, the tracked
+object's orientation history, staleness (HALTED), cancel and DONE. ``ros/manipulation_planner_node.py`` converts
+messages to the arrays used here and the returned ``Plan`` back to messages.
+
+Tracked-object goals (``set_pose_goal``): each perception window brings sparse tracks (positions of grid points at
+the window's frame stamps, camera frame, with an object id). The object's points are those tracks whose object id
+matches; their rigid motion over the window gives the object's rotation history. The object's orientation is
+defined as the base frame's axes at the moment it was first seen after the goal was set; it is carried across
+windows through the stamps the windows share (a window starting at a stamp seen before continues the orientation
+recorded for that stamp; otherwise the newest known orientation is assumed for the window's first frame and
+``diagnostics['orientation_gap']`` is set).
+
+Image goals (``set_image_goal``): the node runs the model on (current frame, goal image) and calls
+``plan_image`` with the resulting 2-frame field.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field as dc_field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from ..field.types import TrajectoryField
+from .object_motion import ObjectSelection
+from .planner import ManipulationPlanner, Plan, PlanStatus
+
+
+@dataclass
+class Goal:
+    kind: str                                   # "pose" or "image"
+    object_id: int = -1                         # -1: resolve from pixel, else the largest object
+    target: Optional[np.ndarray] = None         # 4x4 base frame (pose goals)
+    pixel: Optional[Tuple[float, float]] = None  # (u, v) in the newest frame's source image
+    image: Optional[np.ndarray] = None          # goal image (image goals)
+    set_at: float = 0.0
+
+
+@dataclass
+class TrackedObjects:
+    """One perception window in arrays (what the node extracts from TrajectoryArray + DynamicObjectArray)."""
+
+    stamps_ns: Sequence[int]                    # [T] window frame stamps, oldest first
+    positions: np.ndarray                       # [M, T, 3] track positions at the stamps (camera frame)
+    track_object_ids: np.ndarray                # [M]
+    track_confidence: np.ndarray                # [M]
+    object_ids: Sequence[int] = ()              # DynamicObject ids
+    object_rois: Sequence[Tuple[int, int, int, int]] = ()  # (x, y, w, h) source-image pixels
+    object_pixels: Sequence[int] = ()           # pixel counts
+
+
+class PlannerSession:
+    def __init__(self, planner: ManipulationPlanner, stale_timeout: float = 1.0):
+        self.planner = planner
+        self.stale_timeout = float(stale_timeout)
+        self.goal: Optional[Goal] = None
+        self.last_perception: Optional[float] = None   # arrival time (node clock, seconds)
+        self.halted = False
+        self._orientation: Dict[int, np.ndarray] = {}  # stamp_ns -> 3x3 object orientation (base frame)
+        self._resolved_id: Optional[int] = None
+
+    # ------------------------------------------------------------------ goals
+    def set_pose_goal(self, target_base, object_id: int = -1, pixel=None, now: float = 0.0) -> None:
+        T = np.asarray(target_base, dtype=np.float64)
+        if T.shape != (4, 4) or not np.all(np.isfinite(T)):
+            raise ValueError("target must be a finite 4x4 pose")
+        self.goal = Goal("pose", int(object_id), T, None if pixel is None else (float(pixel[0]), float(pixel[1])),
+                         set_at=now)
+        self._orientation.clear()
+        self._resolved_id = None
+        self.halted = False
+
+    def set_image_goal(self, image: np.ndarray, now: float = 0.0) -> None:
+        self.goal = Goal("image", image=np.asarray(image), set_at=now)
+        self.halted = False
+
+    def cancel(self) -> Plan:
+        self.goal = None
+        self._orientation.clear()
+        self._resolved_id = None
+        self.halted = False
+        return Plan(PlanStatus.IDLE, "goal cancelled")
+
+    @property
+    def active(self) -> bool:
+        return self.goal is not None
+
+    # ------------------------------------------------------------------ staleness
+    def perception_arrived(self, now: float) -> None:
+        self.last_perception = float(now)
+        self.halted = False
+
+    def check_stale(self, now: float) -> Optional[Plan]:
+        """A HALTED plan when a goal is active and perception is older than ``stale_timeout`` (or never came)."""
+        if self.goal is None:
+            return None
+        ref = self.last_perception if self.last_perception is not None else self.goal.set_at
+        age = float(now) - ref
+        if age > self.stale_timeout:
+            self.halted = True
+            what = "no perception since the goal was set" if self.last_perception is None else \
+                f"perception stale: last window {age:.2f} s ago"
+            return Plan(PlanStatus.HALTED, f"{what} (> stale_timeout {self.stale_timeout:g} s)",
+                        object_id=self._resolved_id if self._resolved_id is not None else -1, stamp=now)
+        return None
+
+    # ------------------------------------------------------------------ replanning
+    def _resolve_object(self, w: TrackedObjects) -> Tuple[Optional[int], str]:
+        g = self.goal
+        if g.object_id >= 0:
+            return g.object_id, ""
+        if self._resolved_id is not None and self._resolved_id in list(w.object_ids):
+            return self._resolved_id, ""
+        if g.pixel is not None:
+            u, v = g.pixel
+            hits = [(oid, px) for oid, (x, y, wd, ht), px in zip(w.object_ids, w.object_rois, w.object_pixels)
+                    if x <= u < x + wd and y <= v < y + ht]
+            if not hits:
+                return None, f"no tracked object at pixel ({u:.0f}, {v:.0f})"
+            return int(min(hits, key=lambda h: h[1])[0]), ""  # the smallest box containing the pixel
+        if len(w.object_ids) == 0:
+            return None, "no tracked object in the window"
+        return int(w.object_ids[int(np.argmax(w.object_pixels))]), ""
+
+    def plan_window(self, w: TrackedObjects, base_T_camera, now: float, start_pose=None) -> Plan:
+        """Replan a pose goal for one perception window (``now``: the plan's stamp, seconds)."""
+        g = self.goal
+        if g is None:
+            return Plan(PlanStatus.IDLE, "no active goal", stamp=now)
+        if g.kind != "pose":
+            raise ValueError("plan_window is for pose goals; image goals use plan_image")
+        oid, why = self._resolve_object(w)
+        if oid is None:
+            return Plan(PlanStatus.REFUSED, why, stamp=now)
+        if self._resolved_id is not None and oid != self._resolved_id:
+            self._orientation.clear()
+        self._resolved_id = oid
+        sel = np.asarray(w.track_object_ids) == oid
+        if not sel.any():
+            return Plan(PlanStatus.REFUSED, f"object {oid} has no tracks in this window", object_id=oid, stamp=now)
+        pts = np.transpose(np.asarray(w.positions, dtype=np.float64)[sel], (1, 0, 2))  # [T, M, 3]
+        conf = np.asarray(w.track_confidence, dtype=np.float64)[sel]
+        weights = np.broadcast_to(np.clip(conf, 1e-6, None), pts.shape[:2])
+        stamps = [int(s) for s in w.stamps_ns]
+        gap = False
+        if not self._orientation:
+            R0 = np.eye(3)
+        elif stamps[0] in self._orientation:
+            R0 = self._orientation[stamps[0]]
+        else:
+            R0 = self._orientation[max(self._orientation)]
+            gap = True
+        plan = self.planner.plan_to_object_pose(pts, weights, g.target, base_T_camera, now=now, object_id=oid,
+                                                initial_orientation=R0, start_pose=start_pose)
+        hist = plan.diagnostics.get("history_poses")
+        if hist is not None:
+            self._orientation = {s: P[:3, :3].copy() for s, P in zip(stamps, hist)}
+        plan.diagnostics["orientation_gap"] = gap
+        if plan.status == PlanStatus.DONE:
+            self.goal = None
+        return plan
+
+    def plan_image(self, fld: TrajectoryField, base_T_camera, now: float, selection: Optional[ObjectSelection] = None,
+                   depth=None, start_pose=None) -> Plan:
+        """Replan an image goal from the 2-frame field of (current frame, goal image)."""
+        if self.goal is None:
+            return Plan(PlanStatus.IDLE, "no active goal", stamp=now)
+        sel = selection or ObjectSelection(largest_moving=True)
+        plan = self.planner.plan_from_goal_image(fld, sel, base_T_camera, now=now, depth=depth,
+                                                 start_pose=start_pose)
+        if plan.status == PlanStatus.DONE:
+            self.goal = None
+        return plan

@@ -1,0 +1,615 @@
+"""manipulation_planner_node: goal-conditioned grasp-and-move plans from the perception outputs (lifecycle node).
+
+Goals
+  * ``goal_pose`` (geometry_msgs/PoseStamped): target pose of the tracked object ``object_id`` (parameter; -1: the
+    largest tracked object). Frame: ``base_frame``, the camera frame, or any frame tf2 knows (when tf2 is present).
+  * ``~/set_object_goal`` (trace_anything_ros/srv/SetObjectGoal): the same with an object id or a pixel (u, v) of
+    the newest frame (the tracked object whose box contains it).
+  * ``goal_image`` (sensor_msgs/Image): an image of the scene as it should be. The model (loaded lazily on the first
+    goal image, from the ``goal_image.*`` parameters) runs on the pair (newest ``image``, goal image); the largest
+    region that moves between them is the object, its rigid motion current -> goal is the object motion.
+  * ``~/cancel`` (std_srvs/Trigger): drop the goal (publishes STATUS_IDLE).
+
+Inputs: ``tracks`` (TrajectoryArray) and ``dynamic_objects`` (DynamicObjectArray) of trajectory_field_node; each
+``tracks`` message (one perception window) triggers a replan while a goal is active. ``image`` (only used for goal
+images).
+
+Outputs: ``~/plan`` (ManipulationPlan; status IDLE / OK / REFUSED / HALTED / DONE with a reason) and ``~/ee_path``
+(nav_msgs/Path: timed end-effector waypoints pre-grasp, grasp, carry..., release, retreat, in ``base_frame``; pose
+stamps are absolute times). A path is published only with STATUS_OK, and an OK plan has passed the workspace box
+and the velocity/acceleration checks (re-checked here before publishing). When no perception window arrived for
+``stale_timeout`` seconds while a goal is active, STATUS_HALTED is published (with an empty path) until perception
+resumes. ``dry_run``: plans are computed and published as usual, flagged ``dry_run`` for inspection (an executor
+must not move the robot on them).
+
+Camera -> base: tf2 (``lookup_transform(base_frame, camera frame)``) when ``tf2_ros`` is importable and ``use_tf``;
+otherwise the parameters ``camera_to_base.xyz`` / ``camera_to_base.quat`` (x, y, z, w): the pose of the camera's
+optical frame in ``base_frame``.
+
+Handing the path to MoveIt (on a robot with MoveIt 2)::
+
+    # 1. Cartesian path through the waypoints (the plan's poses are the tool frame in base_frame):
+    req = GetCartesianPath.Request()                # moveit_msgs/srv/GetCartesianPath, service /compute_cartesian_path
+    req.header.frame_id = plan.path.header.frame_id
+    req.group_name = "arm"; req.link_name = "tool0"  # the link whose pose the waypoints give
+    req.waypoints = [ps.pose for ps in plan.path.poses]
+    req.max_step = 0.01; req.avoid_collisions = True
+    res = cartesian_client.call(req)                # res.fraction must be 1.0, else do not execute
+    # 2. Retime res.solution.joint_trajectory so that each waypoint is reached at its stamp (stamp - plan stamp)
+    #    and within the joint limits (e.g. time-optimal parameterisation, then stretch to the stamps).
+    # 3. Execute: control_msgs/action/FollowJointTrajectory on the arm controller (e.g.
+    #    /joint_trajectory_controller/follow_joint_trajectory); close the gripper at the 'grasp' waypoint and open
+    #    it at 'release' (the planner leaves gripper_dwell seconds at both).
+    # Stop (cancel the action goal) on STATUS_HALTED / REFUSED or when a plan with a different stamp replaces it.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+import traceback
+from typing import Optional
+
+import numpy as np
+import rclpy
+from builtin_interfaces.msg import Duration
+from geometry_msgs.msg import Point, Pose, PoseStamped, Quaternion, Vector3
+from nav_msgs.msg import Path
+from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType,
+                                SetParametersResult)
+from rclpy.exceptions import InvalidParameterValueException
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from sensor_msgs.msg import Image
+from std_msgs.msg import Header
+from std_srvs.srv import Trigger
+
+from trace_anything_ros.msg import DynamicObjectArray, ManipulationPlan, TrajectoryArray
+from trace_anything_ros.planning import se3
+from trace_anything_ros.planning.path import check_workspace, limit_violations
+from trace_anything_ros.planning.planner import ManipulationPlanner, Plan, PlannerParams, PlanStatus
+from trace_anything_ros.planning.session import PlannerSession, TrackedObjects
+from trace_anything_ros.srv import SetObjectGoal
+
+from . import conversions as conv
+from .params import Spec, check
+
+try:  # tf2 is not available as wheels; on a ROS install it is.
+    import tf2_ros  # type: ignore
+except Exception:  # noqa: BLE001
+    tf2_ros = None
+
+NODE_NAME = "manipulation_planner_node"
+_P = PlannerParams()
+
+# name, default, description, range, dynamic
+PARAMS = [
+    Spec("dry_run", False, "publish plans flagged dry_run (for inspection; executors must not move)", dynamic=True),
+    Spec("base_frame", "base_link", "robot base frame: frame of ~/plan and ~/ee_path"),
+    Spec("camera_frame", "", "camera optical frame for tf2 / goal poses (empty: the tracks' frame_id)"),
+    Spec("use_tf", True, "look up camera -> base with tf2 when tf2_ros is importable (else the parameters)"),
+    Spec("camera_to_base.xyz", [0.0, 0.0, 0.0], "camera position in base_frame (m), used without tf2",
+         dynamic=True),
+    Spec("camera_to_base.quat", [0.0, 0.0, 0.0, 1.0], "camera orientation in base_frame (x, y, z, w), used "
+         "without tf2", dynamic=True),
+    Spec("object_id", -1, "object targeted by goal_pose (-1: the largest tracked object)", range=(-1, 2**31 - 1),
+         dynamic=True),
+    Spec("stale_timeout", 1.0, "HALTED when no perception window arrived for this long (s) with an active goal",
+         range=(0.01, 3600.0), dynamic=True),
+    Spec("check_period", 0.1, "period (s) of the staleness check", range=(0.01, 10.0)),
+    Spec("goal_image.enabled", True, "accept goal images (loads a field estimator on the first one)"),
+    Spec("goal_image.estimator.factory", "", "FieldEstimator factory 'module:function' (empty: the project's "
+         "default engine)"),
+    Spec("goal_image.model.preset", "compact", "architecture preset when no weights are given"),
+    Spec("goal_image.model.weights", "", "checkpoint path (empty: random weights, meaningless plans)"),
+    Spec("goal_image.model.device", "cpu", "device: cpu, cuda, cuda:0"),
+    Spec("goal_image.input_height", 0, "model input height (0: the estimator's default)", range=(0, 4096)),
+    Spec("goal_image.input_width", 0, "model input width (0: the estimator's default)", range=(0, 4096)),
+]
+# Planner parameters: every PlannerParams field as planner.<name> (dynamic; validated together).
+_PLANNER_DOC = {
+    "max_linear_velocity": ("EE linear velocity limit (m/s)", (1e-6, 5.0)),
+    "max_angular_velocity": ("EE angular velocity limit (rad/s)", (1e-6, 10.0)),
+    "max_linear_acceleration": ("EE linear acceleration limit (m/s^2)", (1e-6, 20.0)),
+    "max_angular_acceleration": ("EE angular acceleration limit (rad/s^2)", (1e-6, 50.0)),
+    "workspace_min": ("workspace box minimum corner x, y, z in base_frame (m)", None),
+    "workspace_max": ("workspace box maximum corner x, y, z in base_frame (m)", None),
+    "approach": ("grasp approach direction in base_frame (default top-down)", None),
+    "closing_axis": ("finger closing axis in base_frame (empty: narrow horizontal side of the object)", None),
+    "grasp_depth": ("grasp this far below the object's top surface (m)", (0.0, 0.2)),
+    "max_gripper_width": ("objects wider than this along the closing axis are refused (m)", (1e-6, 1.0)),
+    "pre_grasp_distance": ("pre-grasp offset back along the approach (m)", (0.0, 0.5)),
+    "retreat_distance": ("retreat after release, back along the EE approach axis (m)", (0.0, 0.5)),
+    "gripper_dwell": ("seconds at grasp and at release for the gripper", (0.0, 10.0)),
+    "num_waypoints": ("object poses from current to goal", (2, 100)),
+    "min_points": ("object points (tracks / pixels) needed", (3, 1000000)),
+    "min_point_confidence": ("points with lower confidence are ignored", (0.0, 1e9)),
+    "motion_threshold": ("a pixel moves when displaced more than this (m), goal images", (1e-6, 1.0)),
+    "assumed_scale": ("metres per field unit for non-metric fields without depth", (1e-6, 1000.0)),
+    "inlier_threshold": ("rigid fit inlier residual (m)", (1e-6, 1.0)),
+    "ransac_iterations": ("RANSAC hypotheses per fit", (1, 10000)),
+    "min_inlier_ratio": ("rigid fit: minimum inlier ratio", (0.0, 1.0)),
+    "max_rms": ("rigid fit: maximum inlier rms residual (m)", (1e-6, 1.0)),
+    "degenerate_ratio": ("spread ratio below which the fit is translation-only", (0.0, 0.999)),
+    "min_confidence": ("plans with a lower confidence are refused", (0.0, 1.0)),
+    "done_translation_tolerance": ("goal reached within this distance (m)", (1e-6, 1.0)),
+    "done_rotation_tolerance": ("goal reached within this angle (rad)", (1e-6, 3.1416)),
+    "seed": ("RANSAC seed", (0, 2**31 - 1)),
+}
+for _name, (_doc, _rng) in _PLANNER_DOC.items():
+    _d = getattr(_P, _name)
+    if _d is None:
+        _d = []
+    elif isinstance(_d, tuple):
+        _d = [float(x) for x in _d]
+    PARAMS.append(Spec(f"planner.{_name}", _d, _doc, range=_rng, dynamic=True))
+BY_NAME = {s.name: s for s in PARAMS}
+
+
+def _descriptor(spec: Spec) -> ParameterDescriptor:
+    d = ParameterDescriptor(description=spec.description + ("" if spec.dynamic else " [configure-time only]"))
+    if isinstance(spec.default, list):
+        d.type = ParameterType.PARAMETER_DOUBLE_ARRAY
+        d.dynamic_typing = False
+    if spec.range is not None:
+        lo, hi = spec.range
+        if isinstance(spec.default, float):
+            d.floating_point_range = [FloatingPointRange(from_value=float(lo), to_value=float(hi), step=0.0)]
+        elif isinstance(spec.default, int) and not isinstance(spec.default, bool):
+            d.integer_range = [IntegerRange(from_value=int(lo), to_value=int(hi), step=1)]
+    return d
+
+
+def planner_params_from(values: dict) -> PlannerParams:
+    """PlannerParams from the node's parameter values (raises ValueError with the reason)."""
+    kw = {}
+    for name in _PLANNER_DOC:
+        v = values[f"planner.{name}"]
+        if isinstance(getattr(_P, name), tuple) or getattr(_P, name) is None:
+            v = [float(x) for x in v]
+            if name == "closing_axis" and len(v) == 0:
+                v = None
+            elif len(v) != 3:
+                raise ValueError(f"planner.{name} must have 3 values, got {len(v)}")
+            else:
+                v = tuple(v)
+        kw[name] = v
+    return PlannerParams(**kw).validate()
+
+
+def base_T_camera_from(values: dict) -> np.ndarray:
+    xyz = [float(x) for x in values["camera_to_base.xyz"]]
+    q = [float(x) for x in values["camera_to_base.quat"]]
+    if len(xyz) != 3 or len(q) != 4:
+        raise ValueError("camera_to_base.xyz needs 3 values and camera_to_base.quat 4 (x, y, z, w)")
+    if not np.linalg.norm(q) > 1e-9:
+        raise ValueError("camera_to_base.quat must not be zero")
+    return se3.pose_from_xyz_quat(xyz, q)
+
+
+def _pose_msg(T) -> Pose:
+    xyz, q = se3.pose_to_xyz_quat(T)
+    return Pose(position=Point(x=float(xyz[0]), y=float(xyz[1]), z=float(xyz[2])),
+                orientation=Quaternion(x=float(q[0]), y=float(q[1]), z=float(q[2]), w=float(q[3])))
+
+
+def _pose_to_T(p: Pose) -> np.ndarray:
+    q = [p.orientation.x, p.orientation.y, p.orientation.z, p.orientation.w]
+    if not np.linalg.norm(q) > 1e-9:
+        raise ValueError("goal orientation quaternion is zero")
+    return se3.pose_from_xyz_quat([p.position.x, p.position.y, p.position.z], q)
+
+
+def _sec_to_time(t: float):
+    return conv.ns_to_time(int(round(t * 1e9)))
+
+
+class ManipulationPlannerNode(LifecycleNode):
+    def __init__(self, **kwargs):
+        super().__init__(NODE_NAME, **kwargs)
+        self._override_errors = []
+        for spec in PARAMS:
+            try:
+                self.declare_parameter(spec.name, spec.default, _descriptor(spec))
+            except InvalidParameterValueException as e:
+                self._override_errors.append(f"{spec.name}: {e}")
+                self.declare_parameter(spec.name, spec.default, _descriptor(spec), ignore_override=True)
+        for e in self._override_errors:
+            self.get_logger().error(f"rejected parameter override: {e}")
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        self.lc_state = "unconfigured"
+        self._lock = threading.RLock()
+        self._session: Optional[PlannerSession] = None
+        self._pubs = {}
+        self._subs = []
+        self._srvs = []
+        self._timer = None
+        self._objects: Optional[DynamicObjectArray] = None
+        self._camera_frame = ""
+        self._latest_image = None
+        self._estimator = None
+        self._img_thread: Optional[threading.Thread] = None
+        self._img_busy = False
+        self._tf_buffer = None
+        self._tf_listener = None
+        self._last_halt_pub = 0.0
+        self.published = {"ok": 0, "refused": 0, "halted": 0, "done": 0, "idle": 0}
+
+    # ---------------------------------------------------------------------------------------------- params
+    def _values(self) -> dict:
+        return {s.name: self.get_parameter(s.name).value for s in PARAMS}
+
+    def _validate(self, v: dict):
+        errors = []
+        for name, spec in BY_NAME.items():
+            if not isinstance(spec.default, list):
+                e = check(spec, v[name])
+                if e:
+                    errors.append(e)
+        try:
+            planner_params_from(v)
+        except (ValueError, TypeError) as e:
+            errors.append(str(e))
+        try:
+            base_T_camera_from(v)
+        except ValueError as e:
+            errors.append(str(e))
+        return errors
+
+    def _on_set_parameters(self, params) -> SetParametersResult:
+        v = self._values()
+        for p in params:
+            spec = BY_NAME.get(p.name)
+            if spec is None:
+                continue
+            if not spec.dynamic and self.lc_state != "unconfigured":
+                return SetParametersResult(successful=False, reason=f"rejected: {p.name} is read on configure; it "
+                                           f"cannot change while {self.lc_state}")
+            v[p.name] = p.value
+        errors = self._validate(v)
+        if errors:
+            return SetParametersResult(successful=False, reason="rejected: " + "; ".join(errors))
+        if self._session is not None:
+            with self._lock:
+                self._session.planner = ManipulationPlanner(planner_params_from(v))
+                self._session.stale_timeout = float(v["stale_timeout"])
+        self._cfg_dynamic = v
+        return SetParametersResult(successful=True)
+
+    def _v(self) -> dict:
+        return getattr(self, "_cfg_dynamic", None) or self._values()
+
+    # ------------------------------------------------------------------------------------------- lifecycle
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        v = self._values()
+        errors = list(self._override_errors) + self._validate(v)
+        if errors:
+            for e in errors:
+                self.get_logger().error(f"configure rejected: {e}")
+            return TransitionCallbackReturn.FAILURE
+        self._cfg_dynamic = v
+        self._session = PlannerSession(ManipulationPlanner(planner_params_from(v)), v["stale_timeout"])
+        out_q = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+        self._pubs = {"plan": self.create_lifecycle_publisher(ManipulationPlan, "~/plan", out_q),
+                      "path": self.create_lifecycle_publisher(Path, "~/ee_path", out_q)}
+        in_q = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+        self._subs = [
+            self.create_subscription(TrajectoryArray, "tracks", self._on_tracks, in_q),
+            self.create_subscription(DynamicObjectArray, "dynamic_objects", self._on_objects, in_q),
+            self.create_subscription(PoseStamped, "goal_pose", self._on_goal_pose, in_q),
+        ]
+        if v["goal_image.enabled"]:
+            self._subs += [self.create_subscription(Image, "goal_image", self._on_goal_image, in_q),
+                           self.create_subscription(Image, "image", self._on_image, qos_profile_sensor_data)]
+        self._srvs = [self.create_service(SetObjectGoal, "~/set_object_goal", self._on_set_goal),
+                      self.create_service(Trigger, "~/cancel", self._on_cancel)]
+        if tf2_ros is not None and v["use_tf"]:
+            self._tf_buffer = tf2_ros.Buffer()
+            self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self)
+            src = "tf2"
+        else:
+            src = "parameters camera_to_base.*" + (" (tf2_ros not importable)" if tf2_ros is None else "")
+        self._timer = self.create_timer(float(v["check_period"]), self._on_timer)
+        self.lc_state = "inactive"
+        self.get_logger().info(f"configured: base_frame {v['base_frame']}, camera->base from {src}, "
+                               f"stale_timeout {v['stale_timeout']} s, dry_run {v['dry_run']}")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.lc_state = "active"
+        ret = super().on_activate(state)
+        self._publish(Plan(PlanStatus.IDLE, "activated: no goal", stamp=self._now()))
+        return ret
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self.lc_state = "inactive"
+        with self._lock:
+            if self._session is not None:
+                self._session.cancel()
+        return super().on_deactivate(state)
+
+    def _release(self):
+        if self._timer is not None:
+            self.destroy_timer(self._timer)
+            self._timer = None
+        for s in self._subs:
+            self.destroy_subscription(s)
+        for s in self._srvs:
+            self.destroy_service(s)
+        for p in self._pubs.values():
+            self.destroy_lifecycle_publisher(p)
+        self._subs, self._srvs, self._pubs = [], [], {}
+        self._session = None
+        if self._estimator is not None:
+            try:
+                self._estimator.close()
+            except Exception:  # noqa: BLE001
+                pass
+            self._estimator = None
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        self.lc_state = "unconfigured"
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        self.lc_state = "finalized"
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_error(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._release()
+        self.lc_state = "unconfigured"
+        return TransitionCallbackReturn.SUCCESS
+
+    # ------------------------------------------------------------------------------------------- helpers
+    def _now(self) -> float:
+        return self.get_clock().now().nanoseconds * 1e-9
+
+    def _base_T_camera(self, camera_frame: str, stamp=None) -> np.ndarray:
+        v = self._v()
+        if self._tf_buffer is not None:
+            try:
+                tr = self._tf_buffer.lookup_transform(v["base_frame"], camera_frame, rclpy.time.Time())
+                t, q = tr.transform.translation, tr.transform.rotation
+                return se3.pose_from_xyz_quat([t.x, t.y, t.z], [q.x, q.y, q.z, q.w])
+            except Exception as e:  # noqa: BLE001 - fall back to the parameters, loudly
+                self.get_logger().warn(f"tf2 lookup {v['base_frame']} <- {camera_frame} failed ({e}); using "
+                                       "camera_to_base parameters", throttle_duration_sec=5.0)
+        return base_T_camera_from(v)
+
+    def _goal_in_base(self, msg: PoseStamped) -> np.ndarray:
+        v = self._v()
+        T = _pose_to_T(msg.pose)
+        frame = msg.header.frame_id
+        cam = v["camera_frame"] or self._camera_frame
+        if frame in ("", v["base_frame"]):
+            return T
+        if frame == cam:
+            return self._base_T_camera(cam) @ T
+        if self._tf_buffer is not None:
+            return self._base_T_camera(frame) @ T
+        raise ValueError(f"goal frame {frame!r} is neither base_frame {v['base_frame']!r} nor the camera frame "
+                         f"{cam!r} (and tf2 is not available)")
+
+    def _publish(self, plan: Plan) -> None:
+        """Plan -> ~/plan (+ ~/ee_path when OK). Re-checks OK plans against workspace and limits."""
+        if not self._pubs or self.lc_state != "active":
+            return
+        v = self._v()
+        p = self._session.planner.params if self._session is not None else PlannerParams()
+        if plan.status == PlanStatus.OK:
+            ws = check_workspace(plan.ee_poses, plan.ee_labels, p.workspace_min, p.workspace_max)
+            lim = limit_violations(plan.ee_poses, plan.ee_times, p.limits)
+            if ws or lim:  # cannot happen with the planner's own checks; never publish such a plan anyway
+                plan = Plan(PlanStatus.REFUSED, f"final check: {ws or lim[0]}", plan.confidence, plan.object_id,
+                            plan.stamp)
+        header = Header(stamp=_sec_to_time(plan.stamp or self._now()), frame_id=v["base_frame"])
+        m = ManipulationPlan(header=header, status=int(plan.status), reason=plan.reason,
+                             confidence=float(np.clip(plan.confidence, 0.0, 1.0)), object_id=int(plan.object_id),
+                             dry_run=bool(v["dry_run"]))
+        path = Path(header=header)
+        if plan.status == PlanStatus.OK:
+            m.grasp_pose = _pose_msg(plan.grasp_pose)
+            m.approach = Vector3(x=float(plan.approach[0]), y=float(plan.approach[1]), z=float(plan.approach[2]))
+            m.object_poses = [_pose_msg(T) for T in plan.object_poses]
+            m.object_times = [Duration(sec=int(t // 1), nanosec=int(round((t % 1) * 1e9)) % 1_000_000_000)
+                              for t in plan.object_times]
+            path.poses = [PoseStamped(header=Header(stamp=_sec_to_time(t), frame_id=v["base_frame"]),
+                                      pose=_pose_msg(T)) for T, t in zip(plan.ee_poses, plan.ee_times)]
+        m.path = path
+        self._pubs["plan"].publish(m)
+        if plan.status in (PlanStatus.OK, PlanStatus.HALTED, PlanStatus.IDLE):
+            self._pubs["path"].publish(path)  # HALTED / IDLE: an empty path clears a previous one
+        self.published[plan.status.name.lower()] += 1
+        if plan.status in (PlanStatus.REFUSED, PlanStatus.HALTED):
+            self.get_logger().warn(f"{plan.status.name}: {plan.reason}", throttle_duration_sec=2.0)
+
+    # ------------------------------------------------------------------------------------------- goals
+    def _on_goal_pose(self, msg: PoseStamped):
+        if self.lc_state != "active":
+            return
+        try:
+            T = self._goal_in_base(msg)
+            with self._lock:
+                self._session.set_pose_goal(T, object_id=int(self._v()["object_id"]), now=self._now())
+            self.get_logger().info(f"pose goal for object {self._v()['object_id']} at {T[:3, 3].round(3).tolist()}")
+        except ValueError as e:
+            self._publish(Plan(PlanStatus.REFUSED, f"goal_pose rejected: {e}", stamp=self._now()))
+
+    def _on_set_goal(self, req, res):
+        if self.lc_state != "active":
+            res.accepted, res.message = False, f"node is {self.lc_state}, not active"
+            return res
+        try:
+            T = self._goal_in_base(req.target)
+            pixel = (req.u, req.v) if req.object_id < 0 else None
+            with self._lock:
+                self._session.set_pose_goal(T, object_id=int(req.object_id), pixel=pixel, now=self._now())
+            what = f"object {req.object_id}" if req.object_id >= 0 else f"object at pixel ({req.u:.0f}, {req.v:.0f})"
+            res.accepted, res.message = True, f"goal accepted for {what}"
+        except ValueError as e:
+            res.accepted, res.message = False, str(e)
+        return res
+
+    def _on_cancel(self, req, res):
+        with self._lock:
+            plan = self._session.cancel() if self._session is not None else None
+        if plan is not None:
+            plan.stamp = self._now()
+            self._publish(plan)
+        res.success, res.message = True, "goal cancelled"
+        return res
+
+    def _on_image(self, msg: Image):
+        self._latest_image = msg
+
+    def _on_goal_image(self, msg: Image):
+        if self.lc_state != "active":
+            return
+        try:
+            goal = conv.image_to_rgb(msg).copy()
+        except Exception as e:  # noqa: BLE001
+            self._publish(Plan(PlanStatus.REFUSED, f"goal image rejected: {e}", stamp=self._now()))
+            return
+        with self._lock:
+            self._session.set_image_goal(goal, now=self._now())
+        self.get_logger().info(f"image goal {goal.shape[1]}x{goal.shape[0]} accepted")
+        self._start_image_plan()
+
+    def _start_image_plan(self):
+        if self._img_busy:
+            return  # one at a time; the next window triggers the next
+        self._img_busy = True
+        self._img_thread = threading.Thread(target=self._image_plan, daemon=True)
+        self._img_thread.start()
+
+    def _image_plan(self):
+        try:
+            with self._lock:
+                goal = self._session.goal if self._session is not None else None
+            if goal is None or goal.kind != "image":
+                return
+            cur = self._latest_image
+            if cur is None:
+                self._publish(Plan(PlanStatus.REFUSED, "image goal: no camera image received on 'image' yet",
+                                   stamp=self._now()))
+                return
+            est = self._ensure_estimator()
+            h, w = (int(x) for x in est.input_size)
+            from trace_anything_ros.field.types import TrajectoryField
+            from trace_anything_ros.pipeline import preprocess_rgb
+
+            frames = np.stack([preprocess_rgb(conv.image_to_rgb(cur), (h, w)), preprocess_rgb(goal.image, (h, w))])
+            pred = est.predict(frames)
+            now = self._now()
+            fld = TrajectoryField(np.asarray(pred.ctrl_pts), np.asarray(pred.ctrl_conf), pred.frame_times,
+                                  [now, now], metric=False, frame_id=cur.header.frame_id)
+            base_T_cam = self._base_T_camera(self._v()["camera_frame"] or cur.header.frame_id)
+            with self._lock:
+                if self._session is None or self._session.goal is not goal:
+                    return  # cancelled or replaced meanwhile
+                plan = self._session.plan_image(fld, base_T_cam, now)
+            self._publish(plan)
+        except Exception as e:  # noqa: BLE001 - report, keep the node up
+            self.get_logger().error(f"image goal planning failed: {e}\n{traceback.format_exc(limit=3)}")
+            self._publish(Plan(PlanStatus.REFUSED, f"image goal planning failed: {type(e).__name__}: {e}",
+                               stamp=self._now()))
+        finally:
+            self._img_busy = False
+
+    def _ensure_estimator(self):
+        if self._estimator is None:
+            from trace_anything_ros.pipeline import load_estimator
+
+            v = self._v()
+            params = {"preset": v["goal_image.model.preset"], "weights": v["goal_image.model.weights"],
+                      "device": v["goal_image.model.device"], "window": 2}
+            if v["goal_image.input_height"] > 0 and v["goal_image.input_width"] > 0:
+                params["input_size"] = [v["goal_image.input_height"], v["goal_image.input_width"]]
+            t0 = time.perf_counter()
+            self._estimator = load_estimator(v["goal_image.estimator.factory"], params)
+            self.get_logger().info(f"goal-image estimator loaded in {time.perf_counter() - t0:.2f} s")
+        return self._estimator
+
+    # ------------------------------------------------------------------------------------------- perception
+    def _on_objects(self, msg: DynamicObjectArray):
+        self._objects = msg
+
+    def _on_tracks(self, msg: TrajectoryArray):
+        if self.lc_state != "active" or self._session is None:
+            return
+        now = self._now()
+        self._camera_frame = msg.header.frame_id
+        with self._lock:
+            self._session.perception_arrived(now)
+            goal = self._session.goal
+        if goal is None:
+            return
+        if goal.kind == "image":
+            self._start_image_plan()
+            return
+        try:
+            w = self._window_arrays(msg)
+            base_T_cam = self._base_T_camera(self._v()["camera_frame"] or msg.header.frame_id)
+            with self._lock:
+                plan = self._session.plan_window(w, base_T_cam, now)
+        except Exception as e:  # noqa: BLE001
+            self.get_logger().error(f"planning failed: {e}\n{traceback.format_exc(limit=3)}")
+            plan = Plan(PlanStatus.REFUSED, f"planning failed: {type(e).__name__}: {e}", stamp=now)
+        self._publish(plan)
+
+    def _window_arrays(self, msg: TrajectoryArray) -> TrackedObjects:
+        stamps = [conv.stamp_to_ns(s) for s in msg.frame_stamps]
+        T = len(stamps)
+        trs = [t for t in msg.trajectories if len(t.positions) == T]
+        pos = np.array([[(p.x, p.y, p.z) for p in t.positions] for t in trs], np.float64).reshape(len(trs), T, 3)
+        objs_use = self._objects  # the newest object list (ids are stable across windows)
+        ids, rois, pix = [], [], []
+        if objs_use is not None:
+            for o in objs_use.objects:
+                ids.append(int(o.id))
+                rois.append((o.roi.x_offset, o.roi.y_offset, o.roi.width, o.roi.height))
+                pix.append(int(o.pixel_count))
+        else:  # no object list: derive ids from the tracks themselves
+            tid = np.array([t.object_id for t in trs], np.int64)
+            for i in np.unique(tid[tid >= 0]):
+                ids.append(int(i))
+                rois.append((0, 0, 0, 0))
+                pix.append(int((tid == i).sum()))
+        return TrackedObjects(stamps, pos, np.array([t.object_id for t in trs], np.int64),
+                              np.array([t.confidence for t in trs], np.float64), ids, rois, pix)
+
+    def _on_timer(self):
+        if self.lc_state != "active" or self._session is None:
+            return
+        now = self._now()
+        with self._lock:
+            plan = self._session.check_stale(now)
+        if plan is not None:
+            t = time.monotonic()
+            if t - self._last_halt_pub >= min(1.0, self._session.stale_timeout):
+                self._last_halt_pub = t
+                self._publish(plan)
+
+
+def main(args=None) -> int:
+    rclpy.init(args=args)
+    node = ManipulationPlannerNode()
+    executor = MultiThreadedExecutor(num_threads=2)
+    executor.add_node(node)
+    try:
+        executor.spin()
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
