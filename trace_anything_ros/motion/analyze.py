@@ -13,7 +13,7 @@ from ..field.scale import metric_scale_from_depth
 from ..field.timemap import TimeMap, build_time_map
 from ..field.types import TrajectoryField
 from .mask import dynamic_mask
-from .objects import DynamicObject, ObjectTracker, segment_instances
+from .objects import DynamicObject, ObjectTracker, grow_instances, segment_instances
 
 
 @dataclass
@@ -37,6 +37,8 @@ class MotionParams:
     ransac_iters       [48]     in [1, 1000]; hypotheses per rigid part
     ransac_sample      [300]    in [10, 100000]; pixels scoring each hypothesis
     max_parts          [6]      in [1, 32]; rigid parts per connected region
+    grow_iters         [4]      in [0, 50]; rings an object may grow into pixels its rigid motion explains
+    depth_jump         [0.05]   in (0, 1]; relative depth step that stops that growth (object/background edge)
     forecast_horizon_s [0.5]    > 0; forecast length (clamped to max_forecast_s)
     max_forecast_s     [None]   > 0 or None (= 2 x window duration)
     forecast_mode      ["velocity"] velocity | acceleration
@@ -62,6 +64,8 @@ class MotionParams:
     ransac_iters: int = 48
     ransac_sample: int = 300
     max_parts: int = 6
+    grow_iters: int = 4
+    depth_jump: float = 0.05
     forecast_horizon_s: float = 0.5
     max_forecast_s: Optional[float] = None
     forecast_mode: str = "velocity"
@@ -90,6 +94,8 @@ class MotionParams:
         rng("ransac_iters", 1, 1000)
         rng("ransac_sample", 10, 100000)
         rng("max_parts", 1, 32)
+        rng("grow_iters", 0, 50)
+        rng("depth_jump", 0.0, 1.0, lo_open=True)
         rng("forecast_horizon_s", 0.0, np.inf, lo_open=True)
         rng("forecast_samples", 1, 100)
         if self.max_forecast_s is not None:
@@ -99,7 +105,7 @@ class MotionParams:
         if self.forecast_mode not in ("velocity", "acceleration"):
             raise ValueError(f"MotionParams.forecast_mode={self.forecast_mode!r}")
         for name in ("open_radius", "close_radius", "min_area", "min_part_area", "ransac_iters", "ransac_sample",
-                     "max_parts", "forecast_samples", "frame", "seed"):
+                     "max_parts", "grow_iters", "forecast_samples", "frame", "seed"):
             if int(getattr(self, name)) != getattr(self, name):
                 raise ValueError(f"MotionParams.{name} must be an integer")
         return self
@@ -202,6 +208,7 @@ def analyze(field: TrajectoryField, depth=None, params: Optional[MotionParams] =
     seg = segment_instances(X, mr.mask, ref, tol, joint_tol=p.joint_factor * tol, min_area=p.min_area,
                             min_part_area=p.min_part_area, ransac_iters=p.ransac_iters,
                             ransac_sample=p.ransac_sample, max_parts=p.max_parts, seed=p.seed)
+    seg = grow_instances(seg, X, mr.valid, ref, tol, max_iters=p.grow_iters, depth_jump=p.depth_jump)
     timings["segment"] = (time.perf_counter() - t2) * 1e3
     t3 = time.perf_counter()
     objects = []

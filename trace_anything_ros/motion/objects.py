@@ -139,6 +139,7 @@ class Segmentation:
     labels: np.ndarray  # [H, W] int32, 0 = static
     parts: dict  # label -> number of rigid parts merged into it
     models: dict  # label -> (R [T,3,3], t [T,3]) of its largest part
+    all_models: dict = dc_field(default_factory=dict)  # label -> list of every part's (R, t)
 
 
 def segment_instances(positions: np.ndarray, mask: np.ndarray, ref_index: int, tol: float, *,
@@ -153,9 +154,9 @@ def segment_instances(positions: np.ndarray, mask: np.ndarray, ref_index: int, t
     rng = np.random.default_rng(seed)
     H, W = mask.shape
     labels = np.zeros((H, W), dtype=np.int32)
-    parts_out, models_out = {}, {}
+    parts_out, models_out, all_out = {}, {}, {}
     if not mask.any():
-        return Segmentation(labels, parts_out, models_out)
+        return Segmentation(labels, parts_out, models_out, all_out)
     n_reg, reg = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
     T = positions.shape[0]
     next_label = 1
@@ -230,8 +231,47 @@ def segment_instances(positions: np.ndarray, mask: np.ndarray, ref_index: int, t
             sizes = [(node_model[m], int((node_lab == m + 1).sum())) for m in members]
             largest = max(sizes, key=lambda s: s[1])[0]
             models_out[next_label] = models[largest]
+            all_out[next_label] = [models[u] for u in used]
             next_label += 1
-    return Segmentation(labels, parts_out, models_out)
+    return Segmentation(labels, parts_out, models_out, all_out)
+
+
+def grow_instances(seg: Segmentation, positions: np.ndarray, valid: np.ndarray, ref_index: int, tol: float,
+                   max_iters: int = 4, depth_jump: float = 0.05) -> Segmentation:
+    """Grow each instance into adjacent static-looking pixels that its rigid motion explains and that continue
+    its surface (relative depth step below ``depth_jump``). Recovers the slow hub of a rotating object (its
+    pixels barely move, so the mask misses them) without leaking onto the background behind it."""
+    labels = seg.labels.copy()
+    if labels.max() == 0 or max_iters <= 0:
+        return seg
+    T = positions.shape[0]
+    z = positions[ref_index, ..., 2]
+    kernel = np.ones((3, 3), np.uint8)
+    for _ in range(max_iters):  # a few dilation rings, vectorised over pixels
+        changed = False
+        for lbl, models in seg.all_models.items():
+            obj = labels == lbl
+            ring = cv2.dilate(obj.astype(np.uint8), kernel).astype(bool) & (labels == 0) & valid
+            if not ring.any():
+                continue
+            zo = np.where(obj, z, 0).astype(np.float32)
+            zmax = cv2.dilate(zo, kernel)
+            zmin = -cv2.dilate(np.where(obj, -z, -np.inf).astype(np.float32), kernel)
+            cand = ring & (z >= zmin * (1 - depth_jump)) & (z <= zmax * (1 + depth_jump))
+            if not cand.any():
+                continue
+            idx = np.flatnonzero(cand)
+            Y = positions.reshape(T, -1, 3)[:, idx].astype(np.float64)
+            invz = 1.0 / np.maximum(Y[ref_index, :, 2], 1e-6)
+            R = np.stack([m[0] for m in models])
+            t = np.stack([m[1] for m in models])
+            ok = _residuals(R, t, Y, ref_index, invz).min(0) < tol
+            if ok.any():
+                labels.reshape(-1)[idx[ok]] = lbl
+                changed = True
+        if not changed:
+            break
+    return Segmentation(labels, seg.parts, seg.models, seg.all_models)
 
 
 # ------------------------------------------------------------------------------------------- tracking
