@@ -1,0 +1,92 @@
+"""PlannerSession (the node's ROS-free goal logic): replanning per window, orientation history, HALTED, DONE."""
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+from trace_anything_ros.planning import ManipulationPlanner, PlannerParams, PlanStatus, se3
+from trace_anything_ros.planning.session import PlannerSession, TrackedObjects
+
+BASE_T_CAM = se3.make_pose(np.diag([1.0, -1.0, -1.0]), [0.4, 0.0, 1.2])
+DT_NS = 100_000_000
+
+
+def _window(first_frame, T=4, M=60, yaw_rate=0.1, seed=0, other=True):
+    """Tracks of object 5 (a box rotating about base z and sliding in x) over frames first..first+T-1, plus
+    object 9 (static, fewer pixels)."""
+    r = np.random.default_rng(seed)
+    body = np.random.default_rng(42).uniform([-0.03, -0.02, 0.0], [0.03, 0.02, 0.05], size=(M, 3))
+    frames = np.arange(first_frame, first_frame + T)
+    pos = np.stack([se3.transform_points(
+        se3.make_pose(Rotation.from_rotvec([0, 0, yaw_rate * k]).as_matrix(), [0.4 + 0.002 * k, 0.1, 0.0]), body)
+        for k in frames], axis=1)  # [M, T, 3] base
+    pos = se3.transform_points(se3.invert(BASE_T_CAM), pos) + r.normal(size=pos.shape) * 3e-4
+    ids = np.full(M, 5)
+    if other:
+        static = np.random.default_rng(7).uniform([-0.2, -0.3, 0.0], [-0.15, -0.25, 0.03], size=(20, 3))
+        spos = np.repeat(se3.transform_points(se3.invert(BASE_T_CAM), static)[:, None], T, axis=1)
+        pos = np.concatenate([pos, spos])
+        ids = np.concatenate([ids, np.full(20, 9)])
+    return TrackedObjects(stamps_ns=[int(1e9) + int(k) * DT_NS for k in frames], positions=pos,
+                          track_object_ids=ids, track_confidence=np.ones(len(ids)),
+                          object_ids=[5, 9], object_rois=[(100, 100, 40, 30), (10, 10, 20, 20)],
+                          object_pixels=[1200, 400])
+
+
+def test_pose_goal_replans_per_window_and_carries_orientation():
+    s = PlannerSession(ManipulationPlanner(PlannerParams(min_points=10)), stale_timeout=0.5)
+    target = se3.make_pose(Rotation.from_rotvec([0, 0, 1.2]).as_matrix(), [0.3, -0.2, 0.0])
+    s.set_pose_goal(target, object_id=-1, now=0.0)  # -1: the largest object (5)
+    p1 = s.plan_window(_window(0), BASE_T_CAM, now=1.0)
+    assert p1.status == PlanStatus.OK, p1.reason
+    assert p1.object_id == 5
+    # Window 1 starts at frame 0: orientation is the identity there, 0.3 rad at its newest frame (3).
+    assert se3.rotation_angle(p1.object_poses[0][:3, :3]) == pytest.approx(0.3, abs=np.radians(1))
+    # Window 2 (frames 2..5) overlaps: its first frame's orientation comes from window 1 -> 0.5 rad at frame 5.
+    p2 = s.plan_window(_window(2, seed=1), BASE_T_CAM, now=1.1)
+    assert p2.status == PlanStatus.OK and not p2.diagnostics["orientation_gap"]
+    assert se3.rotation_angle(p2.object_poses[0][:3, :3]) == pytest.approx(0.5, abs=np.radians(1.5))
+    # A window after a gap: flagged.
+    p3 = s.plan_window(_window(20, seed=2), BASE_T_CAM, now=3.0)
+    assert p3.diagnostics["orientation_gap"]
+    assert np.allclose(p1.object_poses[-1], target) and np.allclose(p2.object_poses[-1], target)
+
+
+def test_pixel_goal_resolves_object_by_box_and_done_clears_goal():
+    s = PlannerSession(ManipulationPlanner(PlannerParams(min_points=10)))
+    s.set_pose_goal(np.eye(4), object_id=-1, pixel=(15, 15), now=0.0)  # inside object 9's box
+    w = _window(0)
+    p = s.plan_window(w, BASE_T_CAM, now=0.1)
+    assert p.object_id == 9
+    # Object 9 is static: target = its current pose -> DONE, and the goal is cleared.
+    current = p.diagnostics["current_pose"]
+    s.set_pose_goal(current, object_id=9, now=0.2)
+    done = s.plan_window(w, BASE_T_CAM, now=0.3)
+    assert done.status == PlanStatus.DONE and not s.active
+    assert s.plan_window(w, BASE_T_CAM, now=0.4).status == PlanStatus.IDLE
+    s.set_pose_goal(np.eye(4), object_id=-1, pixel=(300, 300), now=0.5)
+    miss = s.plan_window(w, BASE_T_CAM, now=0.6)
+    assert miss.status == PlanStatus.REFUSED and "no tracked object at pixel" in miss.reason
+
+
+def test_stale_perception_halts_and_recovers():
+    s = PlannerSession(ManipulationPlanner(), stale_timeout=0.5)
+    assert s.check_stale(100.0) is None  # no goal: never halted
+    s.set_pose_goal(np.eye(4), object_id=5, now=10.0)
+    assert s.check_stale(10.3) is None
+    h = s.check_stale(10.6)
+    assert h.status == PlanStatus.HALTED and "no perception" in h.reason
+    s.perception_arrived(11.0)
+    assert s.check_stale(11.4) is None
+    h = s.check_stale(11.7)
+    assert h.status == PlanStatus.HALTED and "stale" in h.reason and s.halted
+    assert s.cancel().status == PlanStatus.IDLE
+    assert s.check_stale(100.0) is None
+
+
+def test_unknown_object_and_bad_target():
+    s = PlannerSession(ManipulationPlanner())
+    s.set_pose_goal(np.eye(4), object_id=77, now=0.0)
+    p = s.plan_window(_window(0), BASE_T_CAM, now=0.1)
+    assert p.status == PlanStatus.REFUSED and "no tracks" in p.reason
+    with pytest.raises(ValueError):
+        s.set_pose_goal(np.full((4, 4), np.nan))
