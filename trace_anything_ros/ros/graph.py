@@ -39,7 +39,9 @@ PLANNER_NODE = NodeSpec(
     name="manipulation_planner_node", executable="manipulation_planner_node",
     module="trace_anything_ros.ros.manipulation_planner_node", params=["planner.yaml"],
     remaps={"tracks": "/trajectory_field_node/tracks",
-            "dynamic_objects": "/trajectory_field_node/dynamic_objects"})
+            "dynamic_objects": "/trajectory_field_node/dynamic_objects",
+            "image": CAMERA_REMAPS["image"]},
+    lifecycle=True)
 
 GRAPHS: Dict[str, List[NodeSpec]] = {
     # perception only: a camera (driver, bag, sim) publishes /camera/{image_raw,camera_info,depth/image_raw}
