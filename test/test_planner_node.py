@@ -1,0 +1,338 @@
+"""manipulation_planner_node in a separate process over DDS, driven from this process with real rclpy nodes.
+
+One node process for the module (config/planner.yaml + overrides, the analytic estimator for goal images); the
+tests run in file order and build on each other's state.
+"""
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from scipy.spatial.transform import Rotation
+
+pytestmark = pytest.mark.ros
+
+TEST_DIR = pathlib.Path(__file__).resolve().parent
+REPO = TEST_DIR.parent
+NODE = "/manipulation_planner_node"
+CAM_XYZ = (0.4, 0.0, 2.3)            # camera 2.3 m above the base, looking down (optical z -> base -z)
+CAM_QUAT = (1.0, 0.0, 0.0, 0.0)      # 180 deg about x: optical x -> base x, y -> -y, z -> -z
+STALE = 0.6
+
+
+def _base_T_cam():
+    from trace_anything_ros.planning import se3
+    return se3.pose_from_xyz_quat(CAM_XYZ, CAM_QUAT)
+
+
+def node_env():
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(TEST_DIR), str(REPO)] + [p for p in [env.get("PYTHONPATH")] if p])
+    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    env.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
+    return env
+
+
+def start_node():
+    cmd = [sys.executable, "-m", "trace_anything_ros.ros.manipulation_planner_node", "--ros-args",
+           "--params-file", str(REPO / "config" / "planner.yaml"),
+           "-p", f"camera_to_base.xyz:={list(CAM_XYZ)}", "-p", f"camera_to_base.quat:={list(CAM_QUAT)}",
+           "-p", f"stale_timeout:={STALE}", "-p", "planner.min_points:=10", "-p", "planner.max_gripper_width:=1.0",
+           "-p", "goal_image.estimator.factory:=analytic_estimator:create",
+           "-p", "goal_image.input_height:=64", "-p", "goal_image.input_width:=96"]
+    return subprocess.Popen(cmd, env=node_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+class Harness:
+    def __init__(self):
+        import rclpy
+        from geometry_msgs.msg import PoseStamped
+        from nav_msgs.msg import Path
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+        from sensor_msgs.msg import Image
+        from std_srvs.srv import Trigger
+
+        from trace_anything_ros.msg import DynamicObjectArray, ManipulationPlan, TrajectoryArray
+        from trace_anything_ros.ros.lifecycle_client import LifecycleClient
+        from trace_anything_ros.srv import SetObjectGoal
+
+        if not rclpy.ok():
+            rclpy.init()
+        self.node = rclpy.create_node("planner_node_test")
+        self.ex = SingleThreadedExecutor()
+        self.ex.add_node(self.node)
+        rel = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
+        self.plans, self.paths = [], []
+        self.node.create_subscription(ManipulationPlan, f"{NODE}/plan", self.plans.append, rel)
+        self.node.create_subscription(Path, f"{NODE}/ee_path", self.paths.append, rel)
+        self.pub_tracks = self.node.create_publisher(TrajectoryArray, "tracks", rel)
+        self.pub_objects = self.node.create_publisher(DynamicObjectArray, "dynamic_objects", rel)
+        self.pub_goal = self.node.create_publisher(PoseStamped, "goal_pose", rel)
+        self.pub_goal_image = self.node.create_publisher(Image, "goal_image", rel)
+        self.pub_image = self.node.create_publisher(Image, "image", qos_profile_sensor_data)
+        self.set_goal = self.node.create_client(SetObjectGoal, f"{NODE}/set_object_goal")
+        self.cancel = self.node.create_client(Trigger, f"{NODE}/cancel")
+        self.lc = LifecycleClient(self.node, NODE, executor=self.ex)
+        from rcl_interfaces.srv import SetParameters
+        self._set = self.node.create_client(SetParameters, f"{NODE}/set_parameters")
+        self.frame = 0
+
+    def spin(self, seconds):
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            self.ex.spin_once(timeout_sec=0.02)
+
+    def wait(self, pred, timeout=15.0):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if pred():
+                return True
+            self.ex.spin_once(timeout_sec=0.05)
+        return pred()
+
+    def call(self, client, req, timeout=10.0):
+        assert client.wait_for_service(timeout)
+        fut = client.call_async(req)
+        assert self.wait(fut.done, timeout)
+        return fut.result()
+
+    def set_params(self, **values):
+        from rcl_interfaces.srv import SetParameters
+        from rclpy.parameter import Parameter
+        req = SetParameters.Request()
+        req.parameters = [Parameter(k.replace("__", "."), value=v).to_parameter_msg() for k, v in values.items()]
+        return self.call(self._set, req).results
+
+    def window(self, T=4, M=40, period_ns=100_000_000):
+        """Publish one perception window: object 3 (a box sliding in base x and turning about base z) + objects."""
+        from trace_anything_ros.msg import DynamicObject, DynamicObjectArray, Trajectory, TrajectoryArray
+        from geometry_msgs.msg import Point
+        from trace_anything_ros.planning import se3
+        from trace_anything_ros.ros import conversions as conv
+
+        body = np.random.default_rng(1).uniform([-0.03, -0.02, 0.0], [0.03, 0.02, 0.05], size=(M, 3))
+        ks = np.arange(self.frame, self.frame + T)
+        pos = np.stack([se3.transform_points(
+            se3.make_pose(Rotation.from_rotvec([0, 0, 0.02 * k]).as_matrix(), [0.35 + 0.001 * k, 0.1, 0.0]), body)
+            for k in ks], axis=1)
+        pos = se3.transform_points(se3.invert(_base_T_cam()), pos)
+        stamps = [conv.ns_to_time(5_000_000_000 + int(k) * period_ns) for k in ks]
+        m = TrajectoryArray()
+        m.header.stamp, m.header.frame_id = stamps[-1], "cam_optical"
+        m.frame_stamps = stamps
+        m.metric = True
+        trs = []
+        for i in range(M):
+            t = Trajectory(id=i, object_id=3, dynamic=True, confidence=1.0)
+            t.positions = [Point(x=float(p[0]), y=float(p[1]), z=float(p[2])) for p in pos[i]]
+            t.position_stamps = stamps
+            trs.append(t)
+        m.trajectories = trs
+        objs = DynamicObjectArray()
+        objs.header = m.header
+        o = DynamicObject(id=3, pixel_count=500)
+        o.roi.x_offset, o.roi.y_offset, o.roi.width, o.roi.height = 50, 40, 30, 20
+        objs.objects = [o]
+        self.pub_objects.publish(objs)
+        self.pub_tracks.publish(m)
+        self.frame += 1
+
+    def close(self):
+        self.ex.shutdown()
+        self.node.destroy_node()
+
+
+@pytest.fixture(scope="module")
+def env():
+    proc = start_node()
+    h = Harness()
+    try:
+        assert h.lc.wait_for_service(30.0), "node did not come up"
+        yield h, proc
+    finally:
+        h.close()
+        if proc.poll() is None:
+            proc.send_signal(2)
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        out = proc.stdout.read() if proc.stdout else ""
+        print(out[-4000:])
+
+
+def _latest(h, status=None):
+    ps = [p for p in h.plans if status is None or p.status == status]
+    return ps[-1] if ps else None
+
+
+def test_lifecycle_and_idle_on_activate(env):
+    h, _ = env
+    from trace_anything_ros.msg import ManipulationPlan
+    assert h.lc.get_state() == "unconfigured"
+    assert h.lc.change_state("configure")
+    assert h.lc.change_state("activate")
+    assert h.lc.get_state() == "active"
+    assert h.wait(lambda: h.plans and h.plans[-1].status == ManipulationPlan.STATUS_IDLE, 10)
+    assert h.plans[-1].header.frame_id == "base_link"
+
+
+def test_service_goal_replans_each_window(env):
+    h, _ = env
+    from geometry_msgs.msg import PoseStamped
+    from trace_anything_ros.msg import ManipulationPlan
+    from trace_anything_ros.srv import SetObjectGoal
+    h.wait(lambda: h.pub_tracks.get_subscription_count() > 0, 10)
+    req = SetObjectGoal.Request(object_id=-1, u=60.0, v=50.0)  # the pixel lies in object 3's box
+    req.target = PoseStamped()
+    req.target.header.frame_id = "base_link"
+    req.target.pose.position.x, req.target.pose.position.y, req.target.pose.position.z = 0.3, -0.2, 0.03
+    q = Rotation.from_rotvec([0, 0, 0.6]).as_quat()
+    (req.target.pose.orientation.x, req.target.pose.orientation.y, req.target.pose.orientation.z,
+     req.target.pose.orientation.w) = q
+    res = h.call(h.set_goal, req)
+    assert res.accepted, res.message
+    n0 = len([p for p in h.plans if p.status == ManipulationPlan.STATUS_OK])
+    for _ in range(3):
+        h.window()
+        h.spin(0.15)
+    assert h.wait(lambda: len([p for p in h.plans if p.status == ManipulationPlan.STATUS_OK]) >= n0 + 3, 10), \
+        [(p.status, p.reason) for p in h.plans[-5:]]
+    p = _latest(h, ManipulationPlan.STATUS_OK)
+    assert p.object_id == 3 and not p.dry_run and 0.0 < p.confidence <= 1.0
+    assert len(p.object_poses) == len(p.object_times) == 8
+    assert p.object_poses[-1].position.x == pytest.approx(0.3, abs=1e-6)
+    labels_n = len(p.path.poses)
+    assert labels_n == 2 + 7 + 1  # pre-grasp, grasp, 6 carry + release, retreat
+    assert p.path.header.frame_id == "base_link"
+    assert p.approach.z == pytest.approx(-1.0)
+    # The published ~/ee_path equals the plan's path; stamps absolute and increasing; limits respected.
+    assert h.wait(lambda: h.paths and len(h.paths[-1].poses) == labels_n, 5)
+    path = h.paths[-1]
+    t = np.array([s.header.stamp.sec + s.header.stamp.nanosec * 1e-9 for s in path.poses])
+    xyz = np.array([[s.pose.position.x, s.pose.position.y, s.pose.position.z] for s in path.poses])
+    assert np.all(np.diff(t) > 0)
+    plan_t = p.header.stamp.sec + p.header.stamp.nanosec * 1e-9
+    assert t[0] == pytest.approx(plan_t, abs=1e-6)
+    v = np.linalg.norm(np.diff(xyz, axis=0), axis=1) / np.diff(t)
+    assert v.max() <= 0.25 * (1 + 1e-6)  # planner.max_linear_velocity in config/planner.yaml
+    assert np.all(xyz >= [-0.8, -0.8, 0.0]) and np.all(xyz <= [0.8, 0.8, 1.0])
+    # grasp above the box top (z 0.05) minus grasp depth, pre-grasp 10 cm above it
+    assert xyz[1, 2] == pytest.approx(0.05 * 0.95 + 0.0 - 0.02, abs=0.01)
+    assert xyz[0, 2] == pytest.approx(xyz[1, 2] + 0.1, abs=1e-6)
+
+
+def test_stale_perception_halts_then_resumes(env):
+    h, _ = env
+    from trace_anything_ros.msg import ManipulationPlan
+    n_paths = len(h.paths)
+    assert h.wait(lambda: h.plans[-1].status == ManipulationPlan.STATUS_HALTED, STALE + 3), \
+        [(p.status, p.reason) for p in h.plans[-3:]]
+    halted = h.plans[-1]
+    assert "stale" in halted.reason and len(halted.path.poses) == 0
+    assert h.wait(lambda: len(h.paths) > n_paths and len(h.paths[-1].poses) == 0, 3)  # path cleared
+    h.window()
+    assert h.wait(lambda: h.plans[-1].status == ManipulationPlan.STATUS_OK, 10)
+
+
+def test_workspace_violation_is_refused_without_path(env):
+    h, _ = env
+    from geometry_msgs.msg import PoseStamped
+    from trace_anything_ros.msg import ManipulationPlan
+    h.set_params(object_id=3)
+    g = PoseStamped()
+    g.header.frame_id = "base_link"
+    g.pose.position.x, g.pose.position.z, g.pose.orientation.w = 1.5, 0.03, 1.0
+    h.pub_goal.publish(g)
+    h.spin(0.3)
+    n_paths = len(h.paths)
+    h.window()
+    assert h.wait(lambda: h.plans[-1].status == ManipulationPlan.STATUS_REFUSED, 10), \
+        [(p.status, p.reason) for p in h.plans[-3:]]
+    r = h.plans[-1]
+    assert "x_max" in r.reason and "'carry_" in r.reason and len(r.path.poses) == 0
+    h.spin(0.3)
+    assert all(len(p.poses) == 0 for p in h.paths[n_paths:])  # nothing executable was published
+    # A goal in an unknown frame is refused with the reason (no tf2 here).
+    g.header.frame_id = "map"
+    h.pub_goal.publish(g)
+    assert h.wait(lambda: "goal_pose rejected" in h.plans[-1].reason, 5)
+
+
+def test_goal_pose_in_camera_frame_and_dry_run(env):
+    h, _ = env
+    from geometry_msgs.msg import PoseStamped
+    from trace_anything_ros.msg import ManipulationPlan
+    from trace_anything_ros.planning import se3
+    res = h.set_params(dry_run=True)
+    assert res[0].successful
+    target_base = se3.make_pose(np.eye(3), [0.3, 0.2, 0.03])
+    target_cam = se3.invert(_base_T_cam()) @ target_base
+    xyz, q = se3.pose_to_xyz_quat(target_cam)
+    g = PoseStamped()
+    g.header.frame_id = "cam_optical"
+    g.pose.position.x, g.pose.position.y, g.pose.position.z = (float(x) for x in xyz)
+    g.pose.orientation.x, g.pose.orientation.y, g.pose.orientation.z, g.pose.orientation.w = (float(x) for x in q)
+    h.pub_goal.publish(g)
+    h.spin(0.3)
+    h.window()
+    assert h.wait(lambda: h.plans[-1].status == ManipulationPlan.STATUS_OK, 10), h.plans[-1].reason
+    p = h.plans[-1]
+    assert p.dry_run
+    last = p.object_poses[-1].position
+    assert (last.x, last.y, last.z) == pytest.approx((0.3, 0.2, 0.03), abs=1e-6)
+
+
+def test_invalid_parameters_are_rejected(env):
+    h, _ = env
+    res = h.set_params(planner__workspace_min=[1.0, 1.0, 1.0])  # min > max
+    assert not res[0].successful and "workspace" in res[0].reason
+    res = h.set_params(planner__max_linear_velocity=-1.0)
+    assert not res[0].successful
+    res = h.set_params(base_frame="world")  # configure-time only
+    assert not res[0].successful and "configure" in res[0].reason
+
+
+def test_cancel_publishes_idle(env):
+    h, _ = env
+    from std_srvs.srv import Trigger
+    from trace_anything_ros.msg import ManipulationPlan
+    res = h.call(h.cancel, Trigger.Request())
+    assert res.success
+    assert h.wait(lambda: h.plans[-1].status == ManipulationPlan.STATUS_IDLE, 5)
+    n = len(h.plans)
+    h.window()
+    h.spin(STALE + 0.6)  # no goal: neither plans nor HALTED
+    assert all(p.status == ManipulationPlan.STATUS_IDLE for p in h.plans[n:])
+
+
+def test_goal_image_with_model_on_the_pair(env):
+    h, _ = env
+    from trace_anything_ros.msg import ManipulationPlan
+    from trace_anything_ros.ros import conversions as conv
+    h.set_params(dry_run=False)
+    cur = np.full((64, 96, 3), 40, np.uint8)
+    cur[20:40, 10:25] = (255, 0, 0)  # red: the analytic model moves it 0.5 m along optical x
+    goal = np.full((64, 96, 3), 40, np.uint8)
+    goal[20:40, 58:73] = (255, 0, 0)
+    im = conv.array_to_image(cur, "rgb8")
+    im.header.frame_id = "cam_optical"
+    gm = conv.array_to_image(goal, "rgb8")
+    gm.header.frame_id = "cam_optical"
+    for _ in range(5):
+        h.pub_image.publish(im)
+        h.spin(0.05)
+    n = len(h.plans)
+    h.pub_goal_image.publish(gm)
+    assert h.wait(lambda: any(p.status != ManipulationPlan.STATUS_IDLE for p in h.plans[n:]), 20), \
+        [(p.status, p.reason) for p in h.plans[-3:]]
+    p = [p for p in h.plans[n:] if p.status != ManipulationPlan.STATUS_IDLE][0]
+    assert p.status == ManipulationPlan.STATUS_OK, p.reason
+    a, b = p.object_poses[0].position, p.object_poses[-1].position
+    # optical +x = base +x: the object moves 0.5 m along base x (assumed scale 1: non-metric model output)
+    assert (b.x - a.x, b.y - a.y, b.z - a.z) == pytest.approx((0.5, 0.0, 0.0), abs=0.01)
+    assert a.z == pytest.approx(CAM_XYZ[2] - 2.0, abs=0.01)
