@@ -75,25 +75,32 @@ def _fit_model(Y, ref_index, idx, w=None):
 
 def _ransac_parts(Y, ref_index, invz, tol, rng, iters, sample, max_parts, min_part):
     """Sequential RANSAC on one region's points ``Y [T, M, 3]`` -> list of (R [T,3,3], t [T,3])."""
-    M = Y.shape[1]
+    M, T = Y.shape[1], Y.shape[0]
+    others = [k for k in range(T) if k != ref_index % T]
+    pick = sorted(set(others[i] for i in np.linspace(0, len(others) - 1, min(3, len(others))).round().astype(int))) \
+        if others else []
+    t_sel = np.array(sorted(pick + [ref_index % T]))
+    ref_s = int(np.flatnonzero(t_sel == ref_index % T)[0])
     remaining = np.arange(M)
     models = []
     while remaining.size >= max(min_part, 3) and len(models) < max_parts:
         sub = remaining if remaining.size <= sample else rng.choice(remaining, sample, replace=False)
         hyp = remaining[rng.integers(0, remaining.size, size=(iters, 3))]  # [P, 3] (rare repeats: bad hypotheses)
-        src = Y[ref_index][hyp]  # [P, 3, 3]
-        dst = np.transpose(Y[:, hyp], (1, 0, 2, 3))  # [P, T, 3, 3]
+        # hypotheses are scored on the reference time plus up to 3 other frame times (refinement uses all)
+        Ys = Y[t_sel]
+        src = Ys[ref_s][hyp]  # [P, 3, 3]
+        dst = np.transpose(Ys[:, hyp], (1, 0, 2, 3))  # [P, Ts, 3, 3]
         R, t = rigid.kabsch(np.broadcast_to(src[:, None], dst.shape), dst)
-        err = _residuals(R, t, Y[:, sub], ref_index, invz[sub])  # [P, S]
+        err = _residuals(R, t, Ys[:, sub], ref_s, invz[sub])  # [P, S]
         best = int(np.argmax((err < tol).sum(1)))
-        Rb, tb = R[best], t[best]
-        inl = remaining
-        for _ in range(2):  # refine on all inliers
-            e = _residuals(Rb[None], tb[None], Y[:, remaining], ref_index, invz[remaining])[0]
-            inl = remaining[e < tol]
+        e = _residuals(R[best][None], t[best][None], Ys[:, remaining], ref_s, invz[remaining])[0]
+        inl = remaining[e < tol]
+        for _ in range(2):  # refine on all inliers and all frame times
             if inl.size < 3:
                 break
             Rb, tb = _fit_model(Y, ref_index, inl)
+            e = _residuals(Rb[None], tb[None], Y[:, remaining], ref_index, invz[remaining])[0]
+            inl = remaining[e < tol]
         if inl.size < min_part:
             break
         models.append((Rb, tb))
