@@ -328,7 +328,12 @@ def test_goal_image_with_model_on_the_pair(env):
         h.spin(0.05)
     n = len(h.plans)
     h.pub_goal_image.publish(gm)
-    assert h.wait(lambda: any(p.status != ManipulationPlan.STATUS_IDLE for p in h.plans[n:]), 20), \
+
+    def planned():
+        h.pub_image.publish(im)  # the camera keeps streaming (an image goal halts without it)
+        return any(p.status != ManipulationPlan.STATUS_IDLE for p in h.plans[n:])
+
+    assert h.wait(planned, 20), \
         [(p.status, p.reason) for p in h.plans[-3:]]
     p = [p for p in h.plans[n:] if p.status != ManipulationPlan.STATUS_IDLE][0]
     assert p.status == ManipulationPlan.STATUS_OK, p.reason
@@ -336,3 +341,5 @@ def test_goal_image_with_model_on_the_pair(env):
     # optical +x = base +x: the object moves 0.5 m along base x (assumed scale 1: non-metric model output)
     assert (b.x - a.x, b.y - a.y, b.z - a.z) == pytest.approx((0.5, 0.0, 0.0), abs=0.01)
     assert a.z == pytest.approx(CAM_XYZ[2] - 2.0, abs=0.01)
+    # Without camera images nor windows the image goal halts too.
+    assert h.wait(lambda: h.plans[-1].status == ManipulationPlan.STATUS_HALTED, STALE + 3)

@@ -18,7 +18,8 @@ Outputs: ``~/plan`` (ManipulationPlan; status IDLE / OK / REFUSED / HALTED / DON
 (nav_msgs/Path: timed end-effector waypoints pre-grasp, grasp, carry..., release, retreat, in ``base_frame``; pose
 stamps are absolute times). A path is published only with STATUS_OK, and an OK plan has passed the workspace box
 and the velocity/acceleration checks (re-checked here before publishing). When no perception window arrived for
-``stale_timeout`` seconds while a goal is active, STATUS_HALTED is published (with an empty path) until perception
+``stale_timeout`` seconds while a goal is active (for image goals: no camera ``image`` either),
+STATUS_HALTED is published (with an empty path) until perception
 resumes. ``dry_run``: plans are computed and published as usual, flagged ``dry_run`` for inspection (an executor
 must not move the robot on them).
 
@@ -228,6 +229,7 @@ class ManipulationPlannerNode(LifecycleNode):
         self._objects: Optional[DynamicObjectArray] = None
         self._camera_frame = ""
         self._latest_image = None
+        self._latest_image_time = None
         self._estimator = None
         self._img_thread: Optional[threading.Thread] = None
         self._img_busy = False
@@ -464,6 +466,10 @@ class ManipulationPlannerNode(LifecycleNode):
 
     def _on_image(self, msg: Image):
         self._latest_image = msg
+        self._latest_image_time = self._now()
+        s = self._session
+        if s is not None and s.goal is not None and s.goal.kind == "image":
+            s.perception_arrived(self._latest_image_time)  # an image goal lives on the camera stream
 
     def _on_goal_image(self, msg: Image):
         if self.lc_state != "active":
@@ -475,6 +481,8 @@ class ManipulationPlannerNode(LifecycleNode):
             return
         with self._lock:
             self._session.set_image_goal(goal, now=self._now())
+            if self._latest_image_time is not None:
+                self._session.perception_arrived(self._latest_image_time)
         self.get_logger().info(f"image goal {goal.shape[1]}x{goal.shape[0]} accepted")
         self._start_image_plan()
 
