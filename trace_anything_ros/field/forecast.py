@@ -4,8 +4,8 @@ Nothing here clamps t silently: stamps after the window map to normalised times 
 (possibly > 1) through the :class:`~trace_anything_ros.field.timemap.TimeMap`; inside [0, 1] the spline itself is
 used, past 1 its Taylor extension at t = 1 (``mode="velocity"``: constant velocity from the curve's end
 derivative, ``"acceleration"``: plus its end second derivative). The horizon is clamped to ``max_horizon_s``
-(reported in ``clamped``) and confidence decays with the horizon as ``exp(-h / decay_s)``
-(``exp(-(h / decay_s)^2 ...)`` is not used: a simple, monotone, documented decay).
+(reported in ``clamped``) and confidence decays with the lead time h as ``exp(-h / decay_s)`` (``decay_s``
+defaults to the window duration). Samples carry absolute stamps in seconds.
 """
 from __future__ import annotations
 
