@@ -200,7 +200,10 @@ class ResidualConvUnit(nn.Module):
         self.conv2 = nn.Conv2d(c, c, 3, padding=1)
 
     def forward(self, x: Tensor) -> Tensor:
-        return x + self.conv2(F.relu(self.conv1(F.relu(x))))
+        # in-place on fresh conv outputs only (never on x): same math, fewer large allocations
+        out = F.relu_(self.conv1(F.relu(x)))
+        out = self.conv2(out)
+        return out.add_(x)
 
 
 class FusionBlock(nn.Module):
@@ -212,7 +215,7 @@ class FusionBlock(nn.Module):
 
     def forward(self, x: Tensor, skip: Tensor | None = None) -> Tensor:
         if skip is not None:
-            x = x + self.resConfUnit1(skip)
+            x = self.resConfUnit1(skip).add_(x)  # official order x + RCU(skip); addition commutes exactly
         x = self.resConfUnit2(x)
         # The 1x1 out_conv is per-pixel linear and bilinear weights sum to 1, so conv-then-upsample equals the
         # official upsample-then-conv (up to rounding) at a quarter of the cost.
@@ -249,7 +252,7 @@ class DPT(nn.Module):
             nn.Conv2d(fd, fd // 2, 3, padding=1),
             Upsample2x(),
             nn.Conv2d(fd // 2, cfg.last_dim, 3, padding=1),
-            nn.ReLU(),
+            nn.ReLU(inplace=True),
             nn.Conv2d(cfg.last_dim, out_channels, 1),
         )
         self.act_postprocess = nn.ModuleList([
