@@ -36,6 +36,9 @@ from .object_motion import (ObjectMotion, ObjectSelection, fit_confidence, motio
 from .path import Limits, build_waypoints, check_workspace, limit_violations, time_parameterize
 
 
+TIMING_MARGIN = 1e-3  # plans use 99.9 % of each limit
+
+
 class PlanStatus(IntEnum):
     """Same values as the STATUS_* constants of msg/ManipulationPlan.msg."""
 
@@ -164,6 +167,9 @@ class Plan:
     ee_times: np.ndarray = dc_field(default_factory=lambda: np.zeros(0))       # absolute seconds
     ee_labels: List[str] = dc_field(default_factory=list)
     diagnostics: dict = dc_field(default_factory=dict)
+    # EE times relative to ``stamp`` (exact; absolute float seconds near 1.7e9 only resolve ~0.2 us, so build
+    # message stamps as stamp_ns + round(ee_offsets * 1e9)).
+    ee_offsets: np.ndarray = dc_field(default_factory=lambda: np.zeros(0))
 
     @property
     def ok(self) -> bool:
@@ -254,7 +260,13 @@ class ManipulationPlanner:
         ws = check_workspace(poses, labels, p.workspace_min, p.workspace_max)
         if ws is not None:
             return self._refuse(ws, now, object_id, diag, confidence, ee_poses=poses, ee_labels=labels, **common)
-        rel = time_parameterize(poses, labels, p.limits, p.gripper_dwell)
+        # Time against limits shrunk by TIMING_MARGIN so that rounding stamps to nanoseconds can never push a
+        # plan over the real limits (checked below against the unshrunk ones).
+        m = 1.0 - TIMING_MARGIN
+        lim = p.limits
+        tight = Limits(lim.max_linear_velocity * m, lim.max_angular_velocity * m, lim.max_linear_acceleration * m,
+                       lim.max_angular_acceleration * m)
+        rel = time_parameterize(poses, labels, tight, p.gripper_dwell)
         viol = limit_violations(poses, rel, p.limits)
         if viol:
             return self._refuse(f"limits: {viol[0]}", now, object_id, diag, confidence, **common)
@@ -263,4 +275,4 @@ class ManipulationPlanner:
         diag["planning_time_s"] = time.perf_counter() - t0
         diag["duration_s"] = float(rel[-1])
         return Plan(PlanStatus.OK, "", float(confidence), int(object_id), now, grasp.pose, grasp.approach,
-                    object_poses, obj_times, poses, now + rel, labels, diag)
+                    object_poses, obj_times, poses, now + rel, labels, diag, rel)

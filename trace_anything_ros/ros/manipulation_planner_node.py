@@ -202,10 +202,6 @@ def _pose_to_T(p: Pose) -> np.ndarray:
     return se3.pose_from_xyz_quat([p.position.x, p.position.y, p.position.z], q)
 
 
-def _sec_to_time(t: float):
-    return conv.ns_to_time(int(round(t * 1e9)))
-
-
 class ManipulationPlannerNode(LifecycleNode):
     def __init__(self, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
@@ -403,11 +399,12 @@ class ManipulationPlannerNode(LifecycleNode):
         p = self._session.planner.params if self._session is not None else PlannerParams()
         if plan.status == PlanStatus.OK:
             ws = check_workspace(plan.ee_poses, plan.ee_labels, p.workspace_min, p.workspace_max)
-            lim = limit_violations(plan.ee_poses, plan.ee_times, p.limits)
+            lim = limit_violations(plan.ee_poses, plan.ee_offsets, p.limits)
             if ws or lim:  # cannot happen with the planner's own checks; never publish such a plan anyway
                 plan = Plan(PlanStatus.REFUSED, f"final check: {ws or lim[0]}", plan.confidence, plan.object_id,
                             plan.stamp)
-        header = Header(stamp=_sec_to_time(plan.stamp or self._now()), frame_id=v["base_frame"])
+        stamp_ns = int(round((plan.stamp or self._now()) * 1e9))
+        header = Header(stamp=conv.ns_to_time(stamp_ns), frame_id=v["base_frame"])
         m = ManipulationPlan(header=header, status=int(plan.status), reason=plan.reason,
                              confidence=float(np.clip(plan.confidence, 0.0, 1.0)), object_id=int(plan.object_id),
                              dry_run=bool(v["dry_run"]))
@@ -418,8 +415,9 @@ class ManipulationPlannerNode(LifecycleNode):
             m.object_poses = [_pose_msg(T) for T in plan.object_poses]
             m.object_times = [Duration(sec=int(t // 1), nanosec=int(round((t % 1) * 1e9)) % 1_000_000_000)
                               for t in plan.object_times]
-            path.poses = [PoseStamped(header=Header(stamp=_sec_to_time(t), frame_id=v["base_frame"]),
-                                      pose=_pose_msg(T)) for T, t in zip(plan.ee_poses, plan.ee_times)]
+            path.poses = [PoseStamped(header=Header(stamp=conv.ns_to_time(stamp_ns + int(round(dt * 1e9))),
+                                                    frame_id=v["base_frame"]), pose=_pose_msg(T))
+                          for T, dt in zip(plan.ee_poses, plan.ee_offsets)]
         m.path = path
         self._pubs["plan"].publish(m)
         if plan.status in (PlanStatus.OK, PlanStatus.HALTED, PlanStatus.IDLE):
