@@ -6,7 +6,7 @@ also the pose of frame ``b`` in frame ``a`` -- the transform ``tf2.lookup_transf
 from __future__ import annotations
 
 import numpy as np
-from scipy.spatial.transform import Rotation, Slerp
+from scipy.spatial.transform import Rotation
 
 
 def make_pose(rotation=None, translation=None) -> np.ndarray:
@@ -95,19 +95,43 @@ def pose_distance(T_a, T_b):
 
 
 def rotvec(R) -> np.ndarray:
-    """Rotation vector (axis * angle) of rotation matrices [..., 3, 3]."""
+    """Rotation vector (axis * angle) of rotation matrices [..., 3, 3] (closed form; scipy near angle pi)."""
     R = np.asarray(R, dtype=np.float64)
-    return Rotation.from_matrix(R.reshape(-1, 3, 3)).as_rotvec().reshape(R.shape[:-2] + (3,))
+    ang = rotation_angle(R)
+    s = np.stack([R[..., 2, 1] - R[..., 1, 2], R[..., 0, 2] - R[..., 2, 0], R[..., 1, 0] - R[..., 0, 1]], -1)
+    sin = np.sin(ang)
+    small = ang < 1e-8
+    factor = np.where(small, 0.5, ang / (2.0 * np.where(small, 1.0, sin)))
+    out = s * factor[..., None]
+    near_pi = ang > np.pi - 1e-3
+    if np.any(near_pi):  # the skew part vanishes near pi: scipy handles it
+        out[near_pi] = Rotation.from_matrix(R[near_pi].reshape(-1, 3, 3)).as_rotvec()
+    return out
+
+
+def exp_rotvec(w) -> np.ndarray:
+    """Rotation matrices [..., 3, 3] of rotation vectors [..., 3] (Rodrigues)."""
+    w = np.asarray(w, dtype=np.float64)
+    th = np.sqrt((w * w).sum(-1))
+    small = th < 1e-12
+    k = w / np.where(small, 1.0, th)[..., None]
+    K = np.zeros(w.shape[:-1] + (3, 3))
+    K[..., 0, 1], K[..., 0, 2] = -k[..., 2], k[..., 1]
+    K[..., 1, 0], K[..., 1, 2] = k[..., 2], -k[..., 0]
+    K[..., 2, 0], K[..., 2, 1] = -k[..., 1], k[..., 0]
+    s, c = np.sin(th)[..., None, None], np.cos(th)[..., None, None]
+    return np.eye(3) + s * K + (1 - c) * (K @ K)
 
 
 def interpolate_poses(T0, T1, s) -> np.ndarray:
-    """Poses [K, 4, 4] on the geodesic T0 -> T1 (linear translation, slerp rotation) at fractions ``s``."""
-    s = np.atleast_1d(np.asarray(s, dtype=np.float64))
+    """Poses [K, 4, 4] on the geodesic T0 -> T1 (linear translation, constant-rate rotation) at fractions ``s``
+    (clamped to [0, 1])."""
+    s = np.clip(np.atleast_1d(np.asarray(s, dtype=np.float64)), 0.0, 1.0)
     T0 = np.asarray(T0, dtype=np.float64)
     T1 = np.asarray(T1, dtype=np.float64)
-    slerp = Slerp([0.0, 1.0], Rotation.from_matrix(np.stack([T0[:3, :3], T1[:3, :3]])))
+    w = rotvec(T0[:3, :3].T @ T1[:3, :3])
     out = np.tile(np.eye(4), (s.size, 1, 1))
-    out[:, :3, :3] = slerp(np.clip(s, 0.0, 1.0)).as_matrix()
+    out[:, :3, :3] = T0[:3, :3] @ exp_rotvec(s[:, None] * w)
     out[:, :3, 3] = (1.0 - s)[:, None] * T0[:3, 3] + s[:, None] * T1[:3, 3]
     return out
 
