@@ -154,7 +154,9 @@ EOF
 IFACE_HASH="$(hash_of package.xml CMakeLists.txt msg srv scripts/bootstrap.sh)-$REQ_HASH"
 if ! stamp_ok interfaces "$IFACE_HASH" || [[ ! -d "$IFACE_INSTALL" ]]; then
   log "building the interfaces (msg/, srv/) into build/interfaces/install"
-  rm -rf "$IFACE_BUILD" "$IFACE_INSTALL"
+  # A fresh build dir, but the install dir is kept until the new install is in place (other shells may be using
+  # it); files the new build no longer installs are removed afterwards (install_manifest.txt).
+  rm -rf "$IFACE_BUILD"
   # CMake refuses exported include directories inside the source tree, and .venv (numpy's include dir, which
   # the generated Python target exports) lies inside this checkout: configure through a symlink to the checkout
   # so the source dir is not a prefix of .venv (a lab's workspace never has the venv inside the package).
@@ -178,6 +180,15 @@ if ! stamp_ok interfaces "$IFACE_HASH" || [[ ! -d "$IFACE_INSTALL" ]]; then
   env -u _ROS_WHEELS_BOOTSTRAP_COMPLETE LD_LIBRARY_PATH="$VENV/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
     cmake --build "$IFACE_BUILD" --target install -- -j"$JOBS" >"$STAMPS/cmake-build.log" 2>&1 \
     || { grep -E -B2 -A8 'error|Error' "$STAMPS/cmake-build.log" | tail -60 >&2; die "interface build failed (log: $STAMPS/cmake-build.log)"; }
+  "$VPY" - "$IFACE_BUILD/install_manifest.txt" "$IFACE_INSTALL" <<'EOF2'
+import os, sys
+keep = {os.path.realpath(p) for p in open(sys.argv[1]).read().split()}
+for d, _, files in os.walk(sys.argv[2]):
+    for f in files:
+        p = os.path.join(d, f)
+        if os.path.realpath(p) not in keep and "__pycache__" not in p:
+            os.remove(p)
+EOF2
   stamp_set interfaces "$IFACE_HASH"
 fi
 IFACE_SITE="$IFACE_INSTALL/$(cd "$IFACE_INSTALL" && ls -d lib/python3*/site-packages | head -1)"

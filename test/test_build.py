@@ -165,6 +165,9 @@ def test_colcon_build_as_a_lab_would(tmp_path):
     for d in ("launch", "config", "worlds"):
         if (REPO / d).is_dir() and any((REPO / d).iterdir()):
             assert (pkg_share / d).is_dir(), f"{d}/ not installed to share/"
+    launch_files = sorted(p.name for p in (REPO / "launch").glob("*.launch.py"))
+    assert launch_files and all((pkg_share / "launch" / f).is_file() for f in launch_files), launch_files
+    assert not list(pkg_share.rglob("__pycache__")), "__pycache__ installed to share/"
 
     check = textwrap.dedent(
         f"""
