@@ -1,0 +1,192 @@
+"""Training code: ground-truth windows, losses, a few optimisation steps, checkpoint/resume.
+
+Everything runs on tiny configs at 48x64 with windows rendered from the MuJoCo scenes (``sim`` marker: skipped
+with a reason where MuJoCo cannot render).
+"""
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from trace_anything_ros.train import dataset as ds  # noqa: E402
+from trace_anything_ros.train.losses import LossWeights, compute_losses  # noqa: E402
+
+pytestmark = pytest.mark.sim
+
+SPEC = ds.WindowSpec(frames=4, height=48, width=64, windows_per_scene=1)
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # tiny models: one thread avoids OpenMP spin-waits on a loaded 2-core machine (much faster here)
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    d = str(tmp_path_factory.mktemp("train_cache"))
+    # seed 1: moving camera, seed 4: busy (moving camera + 4 moving objects), seed 0: static camera tabletop
+    paths = ds.build_cache([0, 1, 4], SPEC, d, progress=False)
+    return d, paths
+
+
+def _perfect_prediction(sample, num_ctrl=10):
+    """Control points fitted to the GT tracks (what a perfect network would output)."""
+    f = ds.trajectory_field(sample, num_ctrl=num_ctrl)
+    pts = torch.from_numpy(f.ctrl_pts)[None]
+    conf = torch.ones(pts.shape[:-1])
+    return pts, conf, torch.from_numpy(sample["times"])[None]
+
+
+def test_gt_windows_are_consistent(cache):
+    _, paths = cache
+    s = ds.load_window(paths[2])                       # busy scene: camera and objects move
+    assert str(s["preset"]) == "busy"
+    tr = ds.gt_tracks(s)
+    n = tr.shape[0]
+    # a frame's track at its own time is the back-projected depth, in the reference camera
+    for i in range(n):
+        z_ref = np.linalg.inv(s["ref_T_cam"][i].astype(np.float64))
+        Xc = tr[i, i].reshape(-1, 3) @ z_ref[:3, :3].T + z_ref[:3, 3]
+        ok = s["valid"][i].reshape(-1)
+        np.testing.assert_allclose(Xc[ok, 2], s["depth"][i].reshape(-1)[ok], atol=1e-4)
+    assert s["times"][0] == 0 and s["times"][-1] == 1 and np.all(np.diff(s["times"]) > 0)
+    assert 0.001 < s["dynamic"].mean() < 0.5           # some, not all, pixels move
+    # static points do not move in the reference frame even though the camera does
+    static = s["valid"] & ~s["dynamic"]
+    disp = np.linalg.norm(s["gt_disp"].astype(np.float32), axis=-1).max(axis=1)
+    assert disp[static].max() <= ds.DYNAMIC_THRESHOLD_M
+    # correspondences: the matched pixel of frame j sees (nearly) the same point at t_j (nearest-pixel rounding)
+    idx, ok = ds.correspondences(s)
+    assert ok.mean() > 0.5 and not ok[np.arange(n), np.arange(n)].any()
+    for i, j in [(0, 3), (3, 0), (1, 2)]:
+        a = tr[i, j].reshape(-1, 3)[ok[i, j]]
+        b = tr[j, j].reshape(-1, 3)[idx[i, j][ok[i, j]]]
+        dist = np.linalg.norm(a - b, axis=1)
+        assert np.median(dist) < 0.03, (i, j, np.median(dist))
+
+
+def test_flip_is_a_consistent_mirror(cache):
+    _, paths = cache
+    s = ds.load_window(paths[1])
+    f = ds.flip_sample(s)
+    W = s["images"].shape[2]
+    np.testing.assert_array_equal(f["images"][:, :, 0], s["images"][:, :, W - 1])
+    a, b = ds.gt_tracks(s), ds.gt_tracks(f)
+    np.testing.assert_allclose(b[..., 0][..., ::-1], -a[..., 0], atol=1e-6)
+    np.testing.assert_allclose(b[..., 1:][:, :, :, ::-1], a[..., 1:], atol=1e-6)
+    # the mirrored world is still seen consistently by the mirrored cameras: same correspondence count,
+    # and a flipped frame's own-time points project to their own pixels
+    _, ok_s = ds.correspondences(s)
+    _, ok_f = ds.correspondences(f)
+    assert abs(int(ok_s.sum()) - int(ok_f.sum())) <= 0.01 * ok_s.sum()
+    K = f["K"].astype(np.float64)
+    T = np.linalg.inv(f["ref_T_cam"][2].astype(np.float64))
+    X = b[2, 2] @ T[:3, :3].T + T[:3, 3]
+    u = K[0, 0] * X[..., 0] / X[..., 2] + K[0, 2]
+    np.testing.assert_allclose(u[f["valid"][2]], np.broadcast_to(np.arange(W), u.shape)[f["valid"][2]], atol=1e-2)
+
+
+def test_losses_zero_for_perfect_field_and_scale_invariant(cache):
+    _, paths = cache
+    s = ds.load_window(paths[2])
+    batch = {k: v[None] for k, v in ds.to_torch(s).items()}
+    pts, conf, t = _perfect_prediction(s)
+    good = compute_losses(pts, conf, t, batch)
+    assert float(good["epe"]) < 2e-3 and float(good["time"]) < 1e-6
+    assert float(good["static"]) < 1e-3
+    scaled = compute_losses(pts * 3.7, conf, t, batch)
+    assert abs(float(scaled["epe"]) - float(good["epe"])) < 1e-5
+    # a static-everywhere field (own-time positions held) is worse, most on the dynamic pixels
+    own = batch["gt_tracks"][0, torch.arange(4), torch.arange(4)]          # [N, H, W, 3]
+    frozen = own[:, None].expand(4, 10, *own.shape[1:]).clone()[None]
+    bad = compute_losses(frozen, conf, t, batch)
+    assert float(bad["epe"]) > 1e-4 and float(bad["epe"]) > 100 * float(good["epe"])
+    assert float(bad["epe_dyn"]) > 10 * float(bad["epe"])                 # the error sits on the movers
+    assert float(bad["static"]) < 1e-6                                    # ...but static pixels are perfect
+    noisy = compute_losses(pts + 0.05 * torch.randn_like(pts), conf, t, batch)
+    assert float(noisy["corr"]) > float(good["corr"]) and float(noisy["loss"]) > float(good["loss"])
+    wrong_t = compute_losses(pts, conf, torch.tensor([[0.0, 0.5, 0.5, 1.0]]), batch)
+    assert float(wrong_t["time"]) > 0.01
+
+
+def _tiny_cfg(tmp, cache_dir, **kw):
+    from trace_anything_ros.train.loop import TrainConfig
+    base = dict(preset="tiny", steps=4, batch=2, lr=2e-3, warmup=0, frames=4, size=(48, 64), ckpt_every=2,
+                val_every=2, val_windows=1, out_dir=str(tmp), cache_dir=cache_dir, num_scenes=3,
+                windows_per_scene=1, val_fraction=0.34, seed=3, threads=1, progress=False)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_a_few_steps_lower_the_loss_on_a_fixed_batch(cache):
+    from trace_anything_ros.train.loop import build_model, forward_losses, init_track_bias_
+    d, paths = cache
+    torch.manual_seed(0)
+    cfg = _tiny_cfg("unused", d)
+    model, _ = build_model(cfg)
+    batch = ds.collate([ds.to_torch(ds.load_window(p)) for p in paths[:2]])
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    w = LossWeights()
+    with torch.no_grad():
+        before = {k: float(v) for k, v in forward_losses(model, batch, w).items()}
+    for _ in range(5):
+        out = forward_losses(model, batch, w)
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+    with torch.no_grad():
+        after = {k: float(v) for k, v in forward_losses(model, batch, w).items()}
+    assert np.isfinite(after["loss"])
+    assert after["loss"] < before["loss"] - 0.01, (before, after)
+
+
+def test_checkpoint_resume_continues_with_identical_state(cache, tmp_path):
+    from trace_anything_ros.model.checkpoint import load_model, read_checkpoint
+    from trace_anything_ros.train.loop import build_model, load_state, train
+    d, _ = cache
+    full = train(_tiny_cfg(tmp_path / "full", d, steps=3))
+    part = train(_tiny_cfg(tmp_path / "part", d, steps=3, max_minutes=0.0))   # stops after its first step
+    assert part["step"] == 1 and part["stopped_early"]
+    # the saved state is exactly the state in memory
+    sd, rep = read_checkpoint(str(tmp_path / "part" / "last.safetensors"))
+    for k, v in part["model"].state_dict().items():
+        if k in sd:
+            assert torch.equal(sd[k], v), k
+    fresh, _ = build_model(_tiny_cfg(tmp_path / "x", d))
+    assert load_state(fresh, None, None, str(tmp_path / "part")) == 1
+    for k, v in part["model"].state_dict().items():
+        assert torch.equal(fresh.state_dict()[k], v), k
+    # resuming continues the step count and reproduces the uninterrupted run
+    resumed = train(_tiny_cfg(tmp_path / "part", d, steps=3), resume=True)
+    assert resumed["step"] == 3
+    for k, v in full["model"].state_dict().items():
+        torch.testing.assert_close(resumed["model"].state_dict()[k], v, rtol=1e-5, atol=1e-6, msg=k)
+    rows = [r for r in __import__("csv").DictReader(open(tmp_path / "part" / "log.csv")) if r["kind"] == "train"]
+    assert [int(r["step"]) for r in rows] == [1, 2, 3]
+    with open(tmp_path / "part" / "log.json") as f:
+        assert json.load(f)["step"] == 3
+    # our checkpoint loads through the model package with its embedded config
+    m, rep = load_model(str(tmp_path / "part" / "last.safetensors"))
+    assert rep.config.name == "tiny" and rep.config_source == "metadata"
+    assert os.path.exists(tmp_path / "part" / "curves.png")
+
+
+def test_cli_parses_and_rejects_bad_size(tmp_path, capsys):
+    import argparse
+    from trace_anything_ros.train import cli
+    p = argparse.ArgumentParser()
+    cli.add_arguments(p)
+    args = p.parse_args(["--preset", "tiny", "--size", "50", "64", "--out", str(tmp_path), "--device", "cpu"])
+    assert cli.main(args) == 2
+    args = p.parse_args(["--preset", "compact", "--steps", "7", "--lr", "1e-4", "--frames", "3", "--device", "cpu"])
+    c = cli.config_from_args(args)
+    assert (c.steps, c.lr, c.frames, c.preset, c.device) == (7, 1e-4, 3, "compact", "cpu")
