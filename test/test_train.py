@@ -102,7 +102,7 @@ def test_losses_zero_for_perfect_field_and_scale_invariant(cache):
     pts, conf, t = _perfect_prediction(s)
     good = compute_losses(pts, conf, t, batch)
     assert float(good["epe"]) < 2e-3 and float(good["time"]) < 1e-6
-    assert float(good["static"]) < 1e-3
+    assert float(good["static"]) < 1e-3 and float(good["motion"]) < 2e-3
     scaled = compute_losses(pts * 3.7, conf, t, batch)
     assert abs(float(scaled["epe"]) - float(good["epe"])) < 1e-5
     # a static-everywhere field (own-time positions held) is worse, most on the dynamic pixels
@@ -112,6 +112,7 @@ def test_losses_zero_for_perfect_field_and_scale_invariant(cache):
     assert float(bad["epe"]) > 1e-4 and float(bad["epe"]) > 100 * float(good["epe"])
     assert float(bad["epe_dyn"]) > 10 * float(bad["epe"])                 # the error sits on the movers
     assert float(bad["static"]) < 1e-6                                    # ...but static pixels are perfect
+    assert float(bad["motion_epe_dyn"]) > 10 * float(good["motion_epe_dyn"]) + 1e-3
     noisy = compute_losses(pts + 0.05 * torch.randn_like(pts), conf, t, batch)
     assert float(noisy["corr"]) > float(good["corr"]) and float(noisy["loss"]) > float(good["loss"])
     wrong_t = compute_losses(pts, conf, torch.tensor([[0.0, 0.5, 0.5, 1.0]]), batch)

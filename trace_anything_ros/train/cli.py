@@ -53,7 +53,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="stop after this much wall time (a checkpoint is written)")
     p.add_argument("--cache-only", action="store_true", help="only render the window cache, then exit")
     p.add_argument("--no-progress", action="store_true")
-    for name in ("traj", "alpha", "static", "corr", "time", "dynamic_weight"):
+    for name in ("traj", "alpha", "motion", "static", "corr", "time", "dynamic_weight"):
         p.add_argument(f"--w-{name.replace('_', '-')}", type=float, default=getattr(w, name),
                        help=f"loss weight {name} (default %(default)s)")
 
@@ -61,7 +61,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def config_from_args(args) -> TrainConfig:
     import torch
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    weights = LossWeights(traj=args.w_traj, alpha=args.w_alpha, static=args.w_static, corr=args.w_corr,
+    weights = LossWeights(traj=args.w_traj, alpha=args.w_alpha, motion=args.w_motion, static=args.w_static, corr=args.w_corr,
                           time=args.w_time, dynamic_weight=args.w_dynamic_weight)
     return TrainConfig(preset=args.preset, init=args.init, steps=args.steps, batch=args.batch, lr=args.lr,
                        weight_decay=args.weight_decay, warmup=args.warmup, grad_clip=args.grad_clip,

@@ -30,7 +30,7 @@ from .losses import LossWeights, compute_losses
 
 log = logging.getLogger(__name__)
 
-LOG_FIELDS = ["step", "kind", "lr", "loss", "traj", "static", "corr", "time", "epe", "epe_dyn", "grad_norm", "sec_per_step",
+LOG_FIELDS = ["step", "kind", "lr", "loss", "traj", "motion", "static", "corr", "time", "epe", "epe_dyn", "motion_epe_dyn", "grad_norm", "sec_per_step",
               "wall_s"]
 
 
@@ -216,7 +216,7 @@ def plot_curves(csv_path: str, png_path: str, smooth: int = 20) -> bool:
     tr = [r for r in rows if r["kind"] == "train"]
     va = [r for r in rows if r["kind"] == "val"]
     fig, axes = plt.subplots(1, 4, figsize=(18, 4))
-    for ax, key in zip(axes, ("loss", "epe", "epe_dyn", "time")):
+    for ax, key in zip(axes, ("loss", "epe", "motion_epe_dyn", "time")):
         if tr:
             x = np.array([int(r["step"]) for r in tr])
             y = np.array([float(r[key]) for r in tr])

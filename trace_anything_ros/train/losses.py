@@ -18,6 +18,9 @@ Terms (``LossWeights``):
 
 * ``traj``: confidence-weighted trajectory error (official style) -- every frame's curves evaluated at the GT
   frame times vs the GT positions: ``conf * |x - x_gt| - alpha * log(conf)`` averaged over valid points;
+* ``motion``: the error of the motion relative to each pixel's own-time position,
+  ``|(x_ij - x_ii) - (x_gt_ij - x_gt_ii)|``, averaged separately over GT-static and GT-dynamic pixels and the two
+  means averaged (the trajectory term is dominated by depth error; this one isolates the motion);
 * ``static``: ground-truth static pixels' curves collapse: mean distance of the control points from their mean;
 * ``corr``: corresponding pixels agree: frame i's whole curve (all control points) equals frame j's curve at the
   corresponding pixel;
@@ -41,6 +44,7 @@ class LossWeights:
     static: float = 0.5
     corr: float = 0.5
     time: float = 1.0
+    motion: float = 2.0          # class-balanced error of the motion relative to the own-time position
     dynamic_weight: float = 4.0  # extra weight of GT-dynamic pixels in the traj term (they are a few % of pixels)
 
     def to_dict(self) -> dict:
@@ -85,6 +89,19 @@ def compute_losses(ctrl_pts: Tensor, ctrl_conf: Tensor, times_pred: Tensor, batc
     term = (conf_c * err - weights.alpha * torch.log(conf_c)) * w
     out["traj"] = (term * vmask).sum() / (w.expand_as(err) * vmask).sum().clamp(min=1.0)
 
+    # motion relative to each pixel's own-time position (free of the depth error that dominates ``traj``),
+    # balanced between GT-static and GT-dynamic pixels so the few movers count as much as the background
+    n_idx = torch.arange(N, device=pts.device)
+    own_p = pts[:, n_idx, n_idx][:, :, None]                    # [B, N, 1, H, W, 3]
+    own_g = gt[:, n_idx, n_idx][:, :, None]
+    m_err = ((pts - own_p) * inv_p - (gt - own_g) * inv_g).norm(dim=-1)     # [B, N, N, H, W]
+    dyn3 = batch["dynamic"][:, :, None].expand(B, N, N, H, W)
+    m_dyn = _masked_mean(m_err, vmask & dyn3)
+    m_sta = _masked_mean(m_err, vmask & ~dyn3)
+    has_dyn = (vmask & dyn3).any()
+    out["motion"] = torch.where(has_dyn, 0.5 * (m_dyn + m_sta), m_sta)
+    out["motion_epe_dyn"] = m_dyn.detach()
+
     # static pixels: control points collapse onto one position
     cp = ctrl_pts * (1.0 / s_pred).view(B, 1, 1, 1, 1, 1)
     dev = (cp - cp.mean(dim=2, keepdim=True)).norm(dim=-1).mean(dim=2)       # [B, N, H, W]
@@ -105,6 +122,6 @@ def compute_losses(ctrl_pts: Tensor, ctrl_conf: Tensor, times_pred: Tensor, batc
         out["corr"] = torch.zeros((), dtype=ctrl_pts.dtype, device=ctrl_pts.device)
 
     out["time"] = (times_pred.to(times.dtype) - times).abs().mean()
-    out["loss"] = (weights.traj * out["traj"] + weights.static * out["static"] + weights.corr * out["corr"]
-                   + weights.time * out["time"])
+    out["loss"] = (weights.traj * out["traj"] + weights.motion * out["motion"] + weights.static * out["static"]
+                   + weights.corr * out["corr"] + weights.time * out["time"])
     return out
