@@ -24,6 +24,7 @@ TIME_RESET = "time_reset"            # frames cleared because the clock jumped b
 SIZE_CHANGE = "size_change"          # frames cleared because the image size changed
 STALE_WINDOW = "stale_window"        # windows superseded by a newer one while the model was busy
 STALE_AGE = "stale_age"              # windows older than max_window_age when the worker got to them
+STALE_RESET = "stale_reset"          # windows whose processing straddled a reset (time jump / size change): not published
 TOO_CLOSE = "min_spacing"            # not a drop of a frame: counted when a frame is skipped by spacing
 BAD_ENCODING = "unsupported_encoding"
 BAD_DATA = "invalid_image"
@@ -68,6 +69,7 @@ class Frame:
     source_size: Tuple[int, int] = (0, 0)     # (H, W) of the original image
     arrival: float = field(default_factory=time.monotonic)
     key: int = -1                     # set by FrameIngest.push: increasing arrival id (identifies the frame across windows)
+    used: bool = False                # set when the worker took a window holding this frame
 
     @property
     def stamp(self) -> float:
@@ -142,6 +144,15 @@ class FrameIngest:
         self._closed = False
         self.accepted = 0
         self.generation = 0  # bumped on every reset (time reset, size change, clear)
+        # frame accounting: every accepted frame is either used (in a window the worker took), dropped unused
+        # (evicted from the ring / cleared before any window took it) or still unused in the ring:
+        #   accepted == used + unused_dropped + unused_in_ring
+        self.used = 0
+        self.unused_dropped = 0
+        self.taken_generation = 0  # generation when the worker took its latest window
+
+    def _count_unused(self, frames) -> None:
+        self.unused_dropped += sum(1 for f in frames if not f.used)
 
     def check_stamp(self, stamp_ns: int) -> Optional[str]:
         """Reason this stamp would be dropped, or None. (Read-only; push does the same under its lock.)"""
@@ -172,6 +183,7 @@ class FrameIngest:
                 return reason
             if reset:
                 self.drops.add(TIME_RESET, len(self._ring))
+                self._count_unused(self._ring)
                 self._ring.clear()
                 self._pending = None
                 self.generation += 1
@@ -180,6 +192,7 @@ class FrameIngest:
             size = frame.source_size
             if self._size is not None and size != self._size:
                 self.drops.add(SIZE_CHANGE, len(self._ring))
+                self._count_unused(self._ring)
                 self._ring.clear()
                 self._pending = None
                 self.generation += 1
@@ -189,6 +202,8 @@ class FrameIngest:
             self._last_stamp_ns = frame.stamp_ns
             frame.key = self._next_key
             self._next_key += 1
+            if len(self._ring) == self.capacity and not self._ring[0].used:
+                self.unused_dropped += 1  # evicted without ever being in a processed window
             self._ring.append(frame)
             self.accepted += 1
             if self.window is not None:
@@ -206,6 +221,7 @@ class FrameIngest:
 
     def clear(self) -> None:
         with self._lock:
+            self._count_unused(self._ring)
             self._ring.clear()
             self._last_stamp_ns = None
             self._size = None
@@ -226,14 +242,28 @@ class FrameIngest:
             if not self._lock.wait_for(lambda: self._pending is not None or self._closed, timeout=timeout):
                 return None
             win, self._pending = self._pending, None
-        if win is None:
-            return None
-        if self.window is not None and self.window.max_age > 0:
-            age = (time.monotonic() if now is None else now) - win[-1].arrival
-            if age > self.window.max_age:
-                self.drops.add(STALE_AGE)
+            if win is None:
                 return None
+            if self.window is not None and self.window.max_age > 0:
+                age = (time.monotonic() if now is None else now) - win[-1].arrival
+                if age > self.window.max_age:
+                    self.drops.add(STALE_AGE)
+                    return None
+            for f in win:
+                if not f.used:
+                    f.used = True
+                    self.used += 1
+            self.taken_generation = self.generation
         return win
+
+    def stats(self) -> Dict[str, int]:
+        """Queue sizes and frame accounting (see ``__init__``) for diagnostics."""
+        with self._lock:
+            return {"ring": len(self._ring), "ring_capacity": self.capacity,
+                    "window_pending": int(self._pending is not None), "accepted": self.accepted, "used": self.used,
+                    "unused_dropped": self.unused_dropped,
+                    "unused_in_ring": sum(1 for f in self._ring if not f.used),
+                    "windows_offered": self.windows_offered, "generation": self.generation}
 
     def close(self) -> None:
         """Wake every waiter for good (shutdown)."""

@@ -236,6 +236,8 @@ class WindowWorker:
         self.processed = 0
         self.failures = 0
         self.busy = False
+        self.last_window: Optional[List[Frame]] = None  # context for on_error
+        self._generation = ingest.generation
 
     def start(self) -> "WindowWorker":
         self._thread.start()
@@ -257,8 +259,16 @@ class WindowWorker:
             if win is None or self._stop.is_set():
                 continue
             self.busy = True
+            self.last_window = win
+            gen = self.ingest.taken_generation
+            if gen != self._generation:  # the stream was reset (time jump, size change): forget object ids
+                self._generation = gen
+                self.pipeline.reset()
             try:
                 products = self.pipeline.process(win)
+                if self.ingest.generation != gen:  # reset while the model ran: a window of the old timeline
+                    self.ingest.drops.add(STALE_RESET)
+                    continue
                 self.processed += 1
                 self.on_result(products)
             except BaseException as e:  # noqa: BLE001 - the worker must survive a failing window

@@ -354,7 +354,12 @@ class TrajectoryFieldNode(LifecycleNode):
     def _on_worker_error(self, exc: BaseException):
         self.drops.add("model_error")
         self.model_error = f"{type(exc).__name__}: {exc}"
-        self.get_logger().error(f"window failed: {self.model_error}", throttle_duration_sec=5.0)
+        win = self._worker.last_window if self._worker is not None else None
+        ctx = (f"{len(win)} frames, stamps {win[0].stamp_ns * 1e-9:.3f}..{win[-1].stamp_ns * 1e-9:.3f} s"
+               if win else "no window")
+        # one line per failed window (context included); the node goes on with the next window
+        self.get_logger().error(f"window dropped, model failed ({ctx}; failure "
+                                f"{self.drops['model_error']}): {self.model_error}")
 
     # -------------------------------------------------------------------------------------------- outputs
     def _publish_products(self, pr: Products):
@@ -487,6 +492,17 @@ class TrajectoryFieldNode(LifecycleNode):
                 values[f"{k}_{kk}"] = vv
         for r, n in sorted(drops.items()):
             values[f"dropped.{r}"] = n
+        # bounded queues and frame accounting: frames_in == rejected (input drops) + frames_accepted;
+        # frames_accepted == frames_used + frames_unused + frames_unused_in_ring
+        ingest = self._ingest
+        if ingest is not None:
+            st = ingest.stats()
+            values.update({"queue.ring": st["ring"], "queue.ring_capacity": st["ring_capacity"],
+                           "queue.window_pending": st["window_pending"], "frames_accepted": st["accepted"],
+                           "frames_used": st["used"], "frames_unused": st["unused_dropped"],
+                           "frames_unused_in_ring": st["unused_in_ring"], "windows_offered": st["windows_offered"]})
+        values.update({"queue.sync_images": len(self._pending), "queue.sync_depth": len(self._depths),
+                       "queue.camera_info": len(self._infos), "queue.sync_capacity": self._pending.maxlen or 0})
         if self.model_error:
             values["error"] = self.model_error
         level, msgs = diag.OK, []
