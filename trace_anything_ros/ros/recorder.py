@@ -1,0 +1,221 @@
+"""recorder: an rclpy node that records topics of the graph into an MCAP file (rosbag2's MCAP layout).
+
+Every topic seen on the graph (or the ones given) is subscribed with ``raw=True`` (the serialized CDR bytes are
+written as received, no deserialization) using the publishers' reliability, and written to an MCAP channel with a
+``ros2msg`` schema built from the ``.msg`` definitions (ours in ``msg/``, the standard ones in the venv's
+``share/<pkg>/msg/``; see ``io.msgdefs``). Topics appearing later are picked up by a periodic graph scan.
+``mcap_ros2`` (or Foxglove, or ``ros2 bag`` with the mcap plugin) reads the result.
+
+    python -m trace_anything_ros.ros.recorder --out rec.mcap [--topic /a ...] [--throttle /big:0.5]
+                                                 [--duration S] [--exclude /rosout]
+
+Also here: ``products_to_messages`` (pipeline.Products -> the node's output messages, built by the node's own
+builders) and ``serialize`` for the offline ``process`` command.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+import time
+from typing import Dict, List, Optional
+
+import rclpy
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.serialization import serialize_message
+
+from trace_anything_ros.io.mcap_out import McapOut
+from trace_anything_ros.io.msgdefs import try_schema_text
+
+DEFAULT_EXCLUDE = ("/parameter_events",)
+
+
+class Recorder(Node):
+    def __init__(self, out: McapOut, topics: Optional[List[str]] = None, exclude=DEFAULT_EXCLUDE,
+                 throttle: Optional[Dict[str, float]] = None, scan_period: float = 0.5,
+                 node_name: str = "trace_anything_ros_recorder", **kwargs):
+        super().__init__(node_name, **kwargs)
+        self.out = out
+        self.topics = list(topics) if topics else None
+        self.exclude = set(exclude or ())
+        self.throttle = dict(throttle or {})
+        self._last: Dict[str, int] = {}
+        self.skipped: Dict[str, int] = {}
+        self.unsupported: Dict[str, str] = {}
+        self._subs = {}
+        self._lock = threading.Lock()
+        self._scan()
+        self._timer = self.create_timer(scan_period, self._scan)
+
+    def _qos_for(self, topic: str) -> QoSProfile:
+        reliable = True
+        transient = False
+        try:
+            infos = self.get_publishers_info_by_topic(topic)
+        except Exception:  # noqa: BLE001
+            infos = []
+        if infos:
+            reliable = all(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos)
+            transient = all(i.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL for i in infos)
+        return QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST,
+                          reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
+                          durability=DurabilityPolicy.TRANSIENT_LOCAL if transient else DurabilityPolicy.VOLATILE)
+
+    def _scan(self):
+        for topic, types in self.get_topic_names_and_types():
+            if topic in self._subs or topic in self.unsupported or topic in self.exclude:
+                continue
+            if self.topics is not None and topic not in self.topics:
+                continue
+            if not self.get_publishers_info_by_topic(topic):
+                continue  # only subscribers so far: wait for a publisher (its QoS decides ours)
+            typ = types[0]
+            if try_schema_text(typ) is None:
+                self.unsupported[topic] = f"no .msg definition found for {typ}"
+                self.get_logger().warn(f"not recording {topic}: {self.unsupported[topic]}")
+                continue
+            try:
+                msg_cls = _import_type(typ)
+            except Exception as e:  # noqa: BLE001
+                self.unsupported[topic] = f"cannot import {typ}: {e}"
+                self.get_logger().warn(f"not recording {topic}: {self.unsupported[topic]}")
+                continue
+            self.out.add_ros2(topic, typ)
+            qos = self._qos_for(topic)
+            self._subs[topic] = self.create_subscription(msg_cls, topic, self._make_cb(topic), qos, raw=True)
+            self.get_logger().info(f"recording {topic} [{typ}] ({qos.reliability.name.lower()})")
+
+    def _make_cb(self, topic: str):
+        period_ns = int(1e9 / self.throttle[topic]) if self.throttle.get(topic) else 0
+
+        def cb(data: bytes):
+            now = time.time_ns()
+            if period_ns:
+                last = self._last.get(topic)
+                if last is not None and now - last < period_ns:
+                    self.skipped[topic] = self.skipped.get(topic, 0) + 1
+                    return
+                self._last[topic] = now
+            self.out.write(topic, data, log_time=now, publish_time=now)
+        return cb
+
+    @property
+    def recorded_topics(self) -> List[str]:
+        return sorted(self._subs)
+
+
+def _import_type(type_name: str):
+    import importlib
+
+    pkg, kind, name = type_name.split("/")
+    return getattr(importlib.import_module(f"{pkg}.{kind}"), name)
+
+
+# ------------------------------------------------------------------------------ offline: Products -> messages
+def products_to_messages(pr, frame_id: str = "", float16: bool = True, field: bool = True,
+                         mask_labels: bool = True, mask_resolution: str = "source") -> dict:
+    """{'field'|'tracks'|'mask'|'objects': message} for pipeline.Products, built exactly like
+    trajectory_field_node publishes them (its own builders)."""
+    import numpy as np
+    from std_msgs.msg import Header
+
+    from . import conversions as conv
+    from .trajectory_field_node import TrajectoryFieldNode
+
+    fid = frame_id or pr.frame_ids[0]
+    header = Header(stamp=conv.ns_to_time(pr.stamps_ns[-1]), frame_id=fid)
+    out = {}
+    if field:
+        out["field"] = conv.field_to_msg(pr.field, header, float16=float16, scale=pr.scale, stamps_ns=pr.stamps_ns)
+    # the node's message builders do not use the node instance (pure functions of the products)
+    if pr.tracks is not None:
+        out["tracks"] = TrajectoryFieldNode._tracks_msg(None, pr, header)
+    if pr.mask is not None:
+        img = pr.labels if mask_labels else pr.mask.astype(np.uint8)
+        if mask_resolution == "source" and pr.source_size[0] > 0:
+            import cv2
+            img = cv2.resize(np.ascontiguousarray(img), (pr.source_size[1], pr.source_size[0]),
+                             interpolation=cv2.INTER_NEAREST)
+        mh = Header(stamp=header.stamp, frame_id=frame_id or pr.frame_ids[-1])
+        out["mask"] = conv.mask_to_image(img, mh, labels=mask_labels)
+        out["objects"] = TrajectoryFieldNode._objects_msg(None, pr, header)
+    return out
+
+
+def image_message(rgb, stamp_ns: int, frame_id: str = ""):
+    from std_msgs.msg import Header
+
+    from . import conversions as conv
+
+    return conv.array_to_image(rgb, "rgb8", Header(stamp=conv.ns_to_time(stamp_ns), frame_id=frame_id))
+
+
+def serialize(msg) -> bytes:
+    return serialize_message(msg)
+
+
+def type_name(msg) -> str:
+    mod = type(msg).__module__.split(".")  # e.g. sensor_msgs.msg._image
+    return f"{mod[0]}/msg/{type(msg).__name__}"
+
+
+# -------------------------------------------------------------------------------------------------- main
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python -m trace_anything_ros.ros.recorder", description=__doc__.splitlines()[0])
+    p.add_argument("--out", required=True, help="MCAP file to write")
+    p.add_argument("--topic", action="append", default=[], help="record only these topics (default: all)")
+    p.add_argument("--exclude", action="append", default=list(DEFAULT_EXCLUDE), help="topics not recorded")
+    p.add_argument("--throttle", action="append", default=[], metavar="TOPIC:HZ",
+                   help="record at most HZ messages/s of TOPIC (the rest is counted as skipped)")
+    p.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: until SIGINT)")
+    p.add_argument("--stats", default="", help="write recording statistics (JSON) here on exit")
+    p.add_argument("--compression", default="lz4", choices=("lz4", "none", "zstd"))
+    args, ros_args = p.parse_known_args(argv)
+    return args, ros_args
+
+
+def main(argv=None) -> int:
+    args, ros_args = parse_args(sys.argv[1:] if argv is None else argv)
+    throttle = {}
+    for t in args.throttle:
+        topic, hz = t.rsplit(":", 1)
+        throttle[topic] = float(hz)
+    rclpy.init(args=[sys.argv[0]] + ros_args, signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
+    out = McapOut(args.out, compression=args.compression)
+    node = Recorder(out, args.topic or None, args.exclude, throttle)
+    ex = SingleThreadedExecutor()
+    ex.add_node(node)
+    stop = threading.Event()
+    for s in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(s, lambda *_: stop.set())
+    t0 = time.monotonic()
+    try:
+        while not stop.is_set() and rclpy.ok():
+            ex.spin_once(timeout_sec=0.1)
+            if args.duration and time.monotonic() - t0 > args.duration:
+                break
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        stats = dict(path=args.out, topics=node.recorded_topics, counts=dict(out.counts), bytes=out.bytes,
+                     throttled=throttle, skipped=dict(node.skipped), unsupported=dict(node.unsupported))
+        out.close()
+        if args.stats:
+            import json
+            with open(args.stats, "w") as f:
+                json.dump(stats, f, indent=1)
+        node.get_logger().info(f"wrote {args.out}: {sum(out.counts.values())} messages on {len(out.counts)} topics, "
+                               f"{out.bytes / 1e6:.1f} MB")
+        ex.shutdown()
+        node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
