@@ -14,6 +14,9 @@ from typing import Callable, Deque, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from trace_anything_ros.model.preprocess import (prepare_depth, prepare_frame, prepare_intrinsics,  # noqa: F401
+                                                 scale_intrinsics)
+
 from .window import WindowSpec, select_window
 
 # Drop reasons (keys of the drop counter; also reported in diagnostics).
@@ -76,42 +79,30 @@ class Frame:
         return self.stamp_ns * 1e-9
 
 
-def scale_intrinsics(k: np.ndarray, src_hw: Tuple[int, int], dst_hw: Tuple[int, int]) -> np.ndarray:
-    """K of an image resized from src (H, W) to dst (H, W) (pixel-centre convention)."""
-    sy = dst_hw[0] / float(src_hw[0])
-    sx = dst_hw[1] / float(src_hw[1])
-    k = np.asarray(k, dtype=np.float64).reshape(3, 3).copy()
-    k[0, 0] *= sx
-    k[0, 1] *= sx
-    k[0, 2] = (k[0, 2] + 0.5) * sx - 0.5
-    k[1, 1] *= sy
-    k[1, 2] = (k[1, 2] + 0.5) * sy - 0.5
-    return k
+# One home for preprocessing: the model package's rule (model/preprocess.py). On arrival the node uses its "fast"
+# resize (same geometry as the official PIL rule, max |diff| ~12 grey levels, ~1 ms for 640x480 -> 96x128).
+ARRIVAL_RESIZE = "fast"
 
 
-def preprocess_rgb(rgb: np.ndarray, input_size: Tuple[int, int]) -> np.ndarray:
-    """Resize an RGB uint8 image [h, w, 3] (any strides) to the model input size (H, W), once, on arrival."""
-    import cv2
-
-    h, w = input_size
-    if rgb.shape[0] == h and rgb.shape[1] == w:
-        return np.ascontiguousarray(rgb)
-    # bilinear: ~10x cheaper than INTER_AREA for non-integer ratios (the callback budget is ~2 ms per frame);
-    # cv2 reads strided rows directly, so a view over the message buffer is not copied first
-    if rgb.strides[1:] != (3, 1):  # bgr8 / rgba8 views: make pixels packed first
-        rgb = np.ascontiguousarray(rgb)
-    return cv2.resize(rgb, (w, h), interpolation=cv2.INTER_LINEAR)
+def preprocess_rgb(rgb: np.ndarray, input_size: Tuple[int, int], method: str = ARRIVAL_RESIZE) -> np.ndarray:
+    """An RGB uint8 image [h, w, 3] (any strides) -> the model input [H, W, 3], once, on arrival:
+    ``model.preprocess.prepare_frame`` (resize by the long side, top-left crop; portrait handling)."""
+    return prepare_frame(rgb, input_size, method=method)
 
 
 def preprocess_depth(depth: np.ndarray, input_size: Tuple[int, int]) -> np.ndarray:
-    """Nearest-neighbour resize of metric depth (NaN stays NaN, no mixing across edges)."""
-    import cv2
+    """Metric depth through the same geometry as the image (``model.preprocess.prepare_depth``, nearest)."""
+    return prepare_depth(depth, input_size)
 
-    h, w = input_size
-    d = np.ascontiguousarray(depth, dtype=np.float32)
-    if d.shape == (h, w):
-        return d
-    return cv2.resize(d, (w, h), interpolation=cv2.INTER_NEAREST)
+
+def frame_intrinsics(k: np.ndarray, image_hw: Tuple[int, int], input_size: Tuple[int, int],
+                     info_hw: Optional[Tuple[int, int]] = None) -> np.ndarray:
+    """K of the model grid for a camera_info K: rescaled first when camera_info declares another size than the
+    image (binning), then ``model.preprocess.prepare_intrinsics`` (resize factor, crop shift) like the image."""
+    k = np.asarray(k, np.float64).reshape(3, 3)
+    if info_hw is not None and tuple(info_hw) != tuple(image_hw) and info_hw[0] > 0 and info_hw[1] > 0:
+        k = scale_intrinsics(k, info_hw, image_hw)
+    return prepare_intrinsics(k, image_hw, input_size)
 
 
 class FrameIngest:

@@ -15,6 +15,7 @@ from typing import Callable, List, Optional, Sequence
 import numpy as np
 
 from trace_anything_ros.field.types import TrajectoryField
+from trace_anything_ros.model.preprocess import pixel_transform
 
 from . import fieldops
 from .frames import DropCounter, Frame, FrameIngest
@@ -97,6 +98,12 @@ def load_estimator(factory: str = "", params: Optional[dict] = None):
     return fn(dict(params or {}))
 
 
+def _grid_to_src(to_src: np.ndarray, u, v):
+    """Model-grid pixel coordinates -> source-image pixel coordinates (pixel-centre convention)."""
+    u, v = np.asarray(u, np.float64), np.asarray(v, np.float64)
+    return (to_src[0, 0] * u + to_src[0, 1] * v + to_src[0, 2], to_src[1, 0] * u + to_src[1, 1] * v + to_src[1, 2])
+
+
 def _stamps_ns(stamps_s, newest_ns: int, newest_s: float) -> List[int]:
     """Forecast stamps in integer ns, anchored on the newest frame's exact stamp."""
     return [int(newest_ns + round((float(s) - newest_s) * 1e9)) for s in np.asarray(stamps_s).reshape(-1)]
@@ -158,7 +165,9 @@ class PerceptionPipeline:
 
         src_h, src_w = out.source_size
         h, w = fld.height, fld.width
-        sx, sy = (src_w / w if src_w else 1.0), (src_h / h if src_h else 1.0)
+        # model grid -> source pixels: the inverse of the arrival preprocessing (resize factor + top-left crop)
+        to_src = np.linalg.inv(pixel_transform((src_h, src_w), (h, w))) if src_h and src_w else np.eye(3)
+        area_ratio = abs(float(np.linalg.det(to_src[:2, :2])))
 
         motion = None
         if p.compute_motion:
@@ -173,9 +182,12 @@ class PerceptionPipeline:
             out.motion_source = "motion.analyze"
             for o in motion.objects:
                 u0, v0, u1, v1 = o.box
+                cu, cv = _grid_to_src(to_src, np.array([u0 - 0.5, u1 + 0.5, u0 - 0.5, u1 + 0.5]),
+                                      np.array([v0 - 0.5, v0 - 0.5, v1 + 0.5, v1 + 0.5]))
+                x0, y0 = int(np.floor(cu.min() + 0.5)), int(np.floor(cv.min() + 0.5))
                 out.objects.append(ObjectSummary(
-                    id=int(o.id), pixel_count=int(round(o.pixel_count * sx * sy)),
-                    roi=(int(u0 * sx), int(v0 * sy), int(round((u1 - u0 + 1) * sx)), int(round((v1 - v0 + 1) * sy))),
+                    id=int(o.id), pixel_count=int(round(o.pixel_count * area_ratio)),
+                    roi=(x0, y0, int(round(cu.max() + 0.5)) - x0, int(round(cv.max() + 0.5)) - y0),
                     centroid=np.asarray(o.centroid, np.float64), velocity=np.asarray(o.velocity, np.float64),
                     confidence=float(o.confidence), trajectory=np.asarray(o.trajectory, np.float64),
                     forecast=np.asarray(o.forecast, np.float64) if do_forecast else np.zeros((0, 3)),
@@ -209,7 +221,7 @@ class PerceptionPipeline:
                 oid = np.full(rows.size, -1, np.int32)
             out.tracks = Tracks(
                 ids=np.arange(rows.size, dtype=np.uint32), source_frame=src,
-                uv=np.stack([(cols + 0.5) * sx - 0.5, (rows + 0.5) * sy - 0.5], axis=1).astype(np.float32),
+                uv=np.stack(_grid_to_src(to_src, cols, rows), axis=1).astype(np.float32),
                 object_id=oid, dynamic=dyn, confidence=cc.mean(axis=1).astype(np.float32),
                 ctrl=c.astype(np.float32), ctrl_conf=cc.astype(np.float32), positions=positions.astype(np.float32),
                 forecast=forecast.astype(np.float32),

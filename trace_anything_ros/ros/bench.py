@@ -14,7 +14,7 @@ import numpy as np
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
-def bench_enqueue(n: int = 200, input_size=(288, 512)) -> dict:
+def bench_enqueue(n: int = 200, input_size=(96, 128)) -> dict:
     from trace_anything_ros.pipeline import Frame, FrameIngest, WindowSpec, preprocess_rgb
 
     from . import conversions as conv
