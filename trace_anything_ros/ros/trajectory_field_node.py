@@ -34,8 +34,8 @@ from visualization_msgs.msg import Marker, MarkerArray
 from trace_anything_ros.msg import (DynamicObject, DynamicObjectArray, Trajectory, TrajectoryArray,
                                     TrajectoryField as TrajectoryFieldMsg)
 from trace_anything_ros.pipeline import (DropCounter, Frame, FrameIngest, PerceptionPipeline, PipelineParams,
-                                         Products, WindowSpec, WindowWorker, load_estimator, preprocess_depth,
-                                         preprocess_rgb, scale_intrinsics)
+                                         Products, WindowSpec, WindowWorker, frame_intrinsics, load_estimator,
+                                         preprocess_depth, preprocess_rgb)
 from trace_anything_ros.pipeline import frames as F
 
 from . import conversions as conv
@@ -273,7 +273,7 @@ class TrajectoryFieldNode(LifecycleNode):
             return
         self._infos.append((conv.stamp_to_ns(msg.header.stamp), k, (int(msg.height), int(msg.width))))
 
-    def _intrinsics_for(self, stamp_ns: int):
+    def _intrinsics_for(self, stamp_ns: int, image_hw):
         if not self._infos:
             if not self._last_info_warn:
                 self._last_info_warn = True
@@ -286,7 +286,7 @@ class TrajectoryFieldNode(LifecycleNode):
             best = self._infos[-1]  # intrinsics rarely change: the latest is the best guess
         self.warnings.pop("camera_info", None)
         self._last_info_warn = False
-        return scale_intrinsics(best[1], best[2], self.input_size)
+        return frame_intrinsics(best[1], image_hw, self.input_size, info_hw=best[2])
 
     def _on_image(self, msg: Image):
         ingest = self._ingest
@@ -304,7 +304,8 @@ class TrajectoryFieldNode(LifecycleNode):
             self._drop(e.reason, str(e))
             return
         frame = Frame(stamp_ns=stamp_ns, rgb=preprocess_rgb(rgb, self.input_size), frame_id=msg.header.frame_id,
-                      intrinsics=self._intrinsics_for(stamp_ns), source_size=(int(msg.height), int(msg.width)))
+                      intrinsics=self._intrinsics_for(stamp_ns, rgb.shape[:2]),
+                      source_size=(int(msg.height), int(msg.width)))
         if self._cfg["use_depth"]:
             self._pending.append(frame)
             self._match_depth()
@@ -385,8 +386,11 @@ class TrajectoryFieldNode(LifecycleNode):
             img = pr.labels if labels else pr.mask.astype(np.uint8)
             if v["mask.resolution"] == "source" and pr.source_size[0] > 0:
                 import cv2
-                img = cv2.resize(np.ascontiguousarray(img), (pr.source_size[1], pr.source_size[0]),
-                                 interpolation=cv2.INTER_NEAREST)
+                from trace_anything_ros.model.preprocess import pixel_transform
+                # inverse of the arrival preprocessing (resize + top-left crop); outside the crop: 0
+                m = pixel_transform(pr.source_size, img.shape[:2])[:2]
+                img = cv2.warpAffine(np.ascontiguousarray(img), m, (pr.source_size[1], pr.source_size[0]),
+                                     flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=0)
             mh = Header(stamp=header.stamp, frame_id=v["frame_id"] or pr.frame_ids[-1])  # the source frame's
             pubs["mask"].publish(conv.mask_to_image(img, mh, labels=labels))
         if pubs["objects"].get_subscription_count() > 0 and pr.mask is not None:
