@@ -292,9 +292,12 @@ class ManipulationPlannerNode(LifecycleNode):
         self._pubs = {"plan": self.create_lifecycle_publisher(ManipulationPlan, "~/plan", out_q),
                       "path": self.create_lifecycle_publisher(Path, "~/ee_path", out_q)}
         in_q = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
+        # perception: keep only the newest window (a plan from an older one is outdated; a queue of them is a
+        # backlog when planning is slower than perception); goals keep a small queue
+        newest_q = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
         self._subs = [
-            self.create_subscription(TrajectoryArray, "tracks", self._on_tracks, in_q),
-            self.create_subscription(DynamicObjectArray, "dynamic_objects", self._on_objects, in_q),
+            self.create_subscription(TrajectoryArray, "tracks", self._on_tracks, newest_q),
+            self.create_subscription(DynamicObjectArray, "dynamic_objects", self._on_objects, newest_q),
             self.create_subscription(PoseStamped, "goal_pose", self._on_goal_pose, in_q),
         ]
         if v["goal_image.enabled"]:

@@ -1,0 +1,379 @@
+"""Soak / load harness (rclpy side of `trace-anything-ros bench soak` and of test/test_reliability_load.py).
+
+Perception: the node runs in its own process with the analytic estimator made slower than the stream
+(``model_delay`` s per window); this process floods it with 640x480 rgb8 frames at ``rate`` Hz (stamps = wall
+clock), subscribes to ``~/tracks`` and ``/diagnostics``, and samples the node's RSS, open fds (/proc/<pid>/fd)
+and CPU time. Figures and checks:
+
+* RSS and fds flat: every sample after the warm-up within +-``flat_pct`` % of the first warm sample (fds: or
+  within 2 descriptors).
+* latency of published results: receive time (wall clock) - header stamp (the newest frame's stamp, wall clock
+  at publish time), p50 / p99 / max; bounded by ``latency_bound`` (default 3 x model time + 0.5 s).
+* frame accounting (definition): frames_in = image messages the node's callback received; rejected = frames_in -
+  frames_accepted (input drops by reason: stamp, encoding, size ...); used = distinct frames that were part of
+  a window the worker took; not_processed = frames_in - used. Checks: the node's counters add up
+  (frames_in == rejected + frames_accepted, frames_accepted == frames_used + frames_unused +
+  frames_unused_in_ring) and the counters match what was observed outside: the distinct frame stamps seen in
+  the published ~/tracks == frames_used (no window failed) and frames_in - observed == rejected +
+  frames_unused + frames_unused_in_ring.
+* bounded queues: queue.ring <= queue.ring_capacity, queue.window_pending <= 1, sync queues <= their capacity
+  in every diagnostics message.
+
+Planner: the planner node in its own process, a goal set, then ``tracks`` + ``dynamic_objects`` flooded at
+``rate`` Hz; checks that plans keep up with the newest input (after the flood stops, at most
+``max_trailing_plans`` plans arrive and the last plan describes the last window), CPU and RSS bounded.
+"""
+from __future__ import annotations
+
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import time
+from typing import Dict, List, Optional
+
+import numpy as np
+
+REPO = pathlib.Path(__file__).resolve().parents[2]
+PERCEPTION_NODE = "/trajectory_field_node"
+PLANNER_NODE = "/manipulation_planner_node"
+
+
+def node_env(**extra) -> Dict[str, str]:
+    """Environment of a node subprocess: this process's environment (ROS_DOMAIN_ID, ROS_AUTOMATIC_DISCOVERY_RANGE,
+    ROS_SECURITY_* pass through unchanged) with test/ and the checkout on PYTHONPATH."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "test"), str(REPO)] + [p for p in [env.get("PYTHONPATH")] if p])
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def proc_sample(pid: int) -> Dict[str, float]:
+    """RSS (kB), open file descriptors and CPU seconds (user + system) of a process, from /proc."""
+    rss = 0
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+                break
+    fds = len(os.listdir(f"/proc/{pid}/fd"))
+    with open(f"/proc/{pid}/stat") as f:
+        parts = f.read().rsplit(")", 1)[1].split()
+    cpu = (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+    return {"rss_kb": rss, "fds": fds, "cpu_s": cpu}
+
+
+def _flat(series: List[float], pct: float, abs_tol: float = 0.0) -> Dict[str, float]:
+    if not series:
+        return {"first": float("nan"), "last": float("nan"), "max_dev_pct": float("nan"), "ok": False}
+    first = float(series[0])
+    dev = max(abs(float(x) - first) for x in series)
+    dev_pct = 100.0 * dev / first if first else float("inf")
+    return {"first": first, "last": float(series[-1]), "min": float(min(series)), "max": float(max(series)),
+            "max_dev_pct": dev_pct, "ok": bool(dev_pct <= pct or dev <= abs_tol)}
+
+
+def _stop(proc: subprocess.Popen) -> str:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    return proc.stdout.read() if proc.stdout else ""
+
+
+def soak_perception(duration: float = 60.0, rate: float = 60.0, model_delay: float = 0.2, warmup: float = 10.0,
+                    window: int = 4, flat_pct: float = 5.0, latency_bound: Optional[float] = None,
+                    input_size=(96, 128), sample_period: float = 1.0, log=print) -> dict:
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+
+    from trace_anything_ros.msg import TrajectoryArray
+
+    from . import conversions as conv
+    from .lifecycle_client import LifecycleClient
+
+    cmd = [sys.executable, "-m", "trace_anything_ros.ros.trajectory_field_node", "--ros-args",
+           "-p", "estimator.factory:=analytic_estimator:create", "-p", f"input_height:={input_size[0]}",
+           "-p", f"input_width:={input_size[1]}", "-p", f"window.length:={window}", "-p", "diagnostics.period:=0.5",
+           "-p", "tracks.stride:=32", "-p", "forecast.samples:=2", "-p", "model.warmup:=false",
+           "-r", "image:=/soak/image", "-r", "camera_info:=/soak/camera_info"]
+    proc = subprocess.Popen(cmd, env=node_env(TAR_ANALYTIC_DELAY=model_delay), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    if not rclpy.ok():
+        rclpy.init()
+    node = rclpy.create_node("soak_perception")
+    ex = SingleThreadedExecutor()
+    ex.add_node(node)
+    diag: List = []
+    node.create_subscription(DiagnosticArray, "/diagnostics", lambda m: diag.extend(
+        {kv.key: kv.value for kv in s.values} for s in m.status if s.name.startswith("trajectory_field_node")), 50)
+    outs: List = []  # (receive wall ns, header stamp ns, frame stamps)
+
+    def on_tracks(m):
+        outs.append((time.time_ns(), conv.stamp_to_ns(m.header.stamp), [conv.stamp_to_ns(s) for s in m.frame_stamps]))
+
+    node.create_subscription(TrajectoryArray, f"{PERCEPTION_NODE}/tracks", on_tracks,
+                             QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE))
+    pub = node.create_publisher(Image, "/soak/image", qos_profile_sensor_data)
+    lc = LifecycleClient(node, PERCEPTION_NODE, executor=ex)
+    samples: List[tuple] = []
+    res: dict = {"duration_s": duration, "rate_hz": rate, "model_delay_s": model_delay, "window": window,
+                 "image": "640x480 rgb8"}
+    try:
+        if not (lc.wait_for_service(60) and lc.change_state("configure") and lc.change_state("activate")):
+            raise RuntimeError("perception node did not configure/activate")
+        end = time.monotonic() + 10
+        while time.monotonic() < end and (pub.get_subscription_count() == 0 or not node.get_publishers_info_by_topic(
+                f"{PERCEPTION_NODE}/tracks")):
+            ex.spin_once(timeout_sec=0.05)
+        a = np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)
+        a[100:200, 100:200] = (255, 0, 0)
+        msg = conv.array_to_image(a, "rgb8")
+        msg.header.frame_id = "soak_cam"
+        period = 1.0 / rate
+        t_start = time.monotonic()
+        next_t, next_sample, sent = t_start, t_start, 0
+        while time.monotonic() - t_start < duration:
+            msg.header.stamp = conv.ns_to_time(time.time_ns())
+            pub.publish(msg)
+            sent += 1
+            now = time.monotonic()
+            if now >= next_sample:
+                samples.append((now - t_start, proc_sample(proc.pid)))
+                next_sample += sample_period
+            next_t += period
+            while True:
+                left = next_t - time.monotonic()
+                if left <= 0:
+                    break
+                ex.spin_once(timeout_sec=left)
+        t_stop = time.monotonic()
+        n_diag = len(diag)
+        while time.monotonic() - t_stop < 3.0 and len(diag) < n_diag + 3:  # last window + fresh diagnostics
+            ex.spin_once(timeout_sec=0.05)
+        samples.append((time.monotonic() - t_start, proc_sample(proc.pid)))
+        v = diag[-1] if diag else {}
+        res["frames_sent"] = sent
+        res["achieved_rate_hz"] = sent / (t_stop - t_start)
+        res["node_alive"] = proc.poll() is None
+    finally:
+        ex.shutdown()
+        node.destroy_node()
+        out = _stop(proc)
+    res["node_log_tail"] = out[-2000:]
+    warm = [s for t, s in samples if t >= warmup]
+    res["rss_MB"] = {k: (x / 1024 if isinstance(x, float) and k != "max_dev_pct" and k != "ok" else x)
+                     for k, x in _flat([s["rss_kb"] for s in warm], flat_pct).items()}
+    res["fds"] = _flat([s["fds"] for s in warm], flat_pct, abs_tol=2)
+    if len(samples) >= 2:
+        res["cpu_fraction"] = (samples[-1][1]["cpu_s"] - samples[0][1]["cpu_s"]) / max(1e-9, samples[-1][0] - samples[0][0])
+    lat = np.array([(r - s) * 1e-9 for r, s, _ in outs], np.float64)
+    lat_warm = lat  # every published result, the first windows included
+    res["outputs"] = len(outs)
+    if len(lat_warm):
+        res["latency_s"] = {"p50": float(np.percentile(lat_warm, 50)), "p99": float(np.percentile(lat_warm, 99)),
+                            "max": float(lat_warm.max())}
+    bound = latency_bound if latency_bound is not None else 3 * model_delay + 0.5
+    res["latency_bound_s"] = bound
+    # frame accounting
+    gi = lambda k: int(float(v.get(k, 0)))  # noqa: E731
+    drops = {k[len("dropped."):]: int(x) for k, x in v.items() if k.startswith("dropped.")}
+    observed = set()
+    for _, _, fs in outs:
+        observed.update(fs)
+    acc = {"frames_sent": res.get("frames_sent", 0), "frames_in": gi("frames_in"), "frames_accepted":
+           gi("frames_accepted"), "frames_used": gi("frames_used"), "frames_unused": gi("frames_unused"),
+           "frames_unused_in_ring": gi("frames_unused_in_ring"), "observed_in_outputs": len(observed),
+           "windows_offered": gi("windows_offered"), "windows_out": gi("windows_out"), "drops": drops}
+    acc["rejected"] = acc["frames_in"] - acc["frames_accepted"]
+    acc["not_processed"] = acc["frames_in"] - acc["frames_used"]
+    res["accounting"] = acc
+    queues = {"ring_max": max((int(d.get("queue.ring", 0)) for d in diag), default=-1),
+              "ring_capacity": max((int(d.get("queue.ring_capacity", 0)) for d in diag), default=-1),
+              "window_pending_max": max((int(d.get("queue.window_pending", 0)) for d in diag), default=-1),
+              "sync_images_max": max((int(d.get("queue.sync_images", 0)) for d in diag), default=-1),
+              "sync_depth_max": max((int(d.get("queue.sync_depth", 0)) for d in diag), default=-1),
+              "camera_info_max": max((int(d.get("queue.camera_info", 0)) for d in diag), default=-1),
+              "sync_capacity": max((int(d.get("queue.sync_capacity", 0)) for d in diag), default=-1)}
+    res["queues"] = queues
+    input_drop_reasons = {"zero_stamp", "duplicate_stamp", "non_monotonic_stamp", "unsupported_encoding",
+                          "invalid_image", "truncated", "wrong_step", "too_large", "unsynchronised"}
+    res["pass"] = {
+        "node_alive": bool(res.get("node_alive")),
+        "rss_flat": bool(res["rss_MB"]["ok"]),
+        "fds_flat": bool(res["fds"]["ok"]),
+        "outputs": len(outs) > 0,
+        "latency_p99_bounded": bool(len(lat) and res["latency_s"]["p99"] <= bound),
+        "accounting_in": acc["frames_in"] == acc["rejected"] + acc["frames_accepted"] and acc["rejected"] == sum(
+            n for r, n in drops.items() if r in input_drop_reasons),
+        "accounting_ring": acc["frames_accepted"] == acc["frames_used"] + acc["frames_unused"]
+        + acc["frames_unused_in_ring"],
+        "accounting_matches_outputs": acc["observed_in_outputs"] == acc["frames_used"] - 0 and (
+            acc["frames_in"] - acc["observed_in_outputs"]
+            == acc["rejected"] + acc["frames_unused"] + acc["frames_unused_in_ring"]),
+        "no_model_errors": drops.get("model_error", 0) == 0,
+        "queues_bounded": 0 <= queues["ring_max"] <= queues["ring_capacity"] and queues["window_pending_max"] <= 1
+        and queues["sync_images_max"] <= queues["sync_capacity"] and queues["sync_depth_max"] <= queues["sync_capacity"]
+        and queues["camera_info_max"] <= queues["sync_capacity"],
+    }
+    return res
+
+
+# ------------------------------------------------------------------------------------------------ planner
+CAM_XYZ = (0.4, 0.0, 2.3)
+CAM_QUAT = (1.0, 0.0, 0.0, 0.0)
+
+
+def _planner_window(k: int, M: int = 40, T: int = 4, period_ns: int = 100_000_000):
+    """Tracks + objects of one window: object 3 (a box) whose base-frame x encodes k (0.30 + 0.005 * (k % 40): half a step = 2.5 mm)."""
+    from geometry_msgs.msg import Point
+
+    from trace_anything_ros.msg import DynamicObject, DynamicObjectArray, Trajectory, TrajectoryArray
+    from trace_anything_ros.planning import se3
+
+    from . import conversions as conv
+    body = np.random.default_rng(1).uniform([-0.03, -0.02, 0.0], [0.03, 0.02, 0.05], size=(M, 3))
+    x = 0.30 + 0.005 * (k % 40)
+    pos = np.stack([se3.transform_points(se3.make_pose(np.eye(3), [x + 0.001 * j, 0.1, 0.0]), body)
+                    for j in range(T)], axis=1)
+    base_T_cam = se3.pose_from_xyz_quat(CAM_XYZ, CAM_QUAT)
+    pos = se3.transform_points(se3.invert(base_T_cam), pos)
+    t0 = time.time_ns() - (T - 1) * period_ns
+    stamps = [conv.ns_to_time(t0 + j * period_ns) for j in range(T)]
+    m = TrajectoryArray()
+    m.header.stamp, m.header.frame_id = stamps[-1], "cam_optical"
+    m.frame_stamps = stamps
+    m.metric = True
+    trs = []
+    for i in range(M):
+        t = Trajectory(id=i, object_id=3, dynamic=True, confidence=1.0)
+        t.positions = [Point(x=float(p[0]), y=float(p[1]), z=float(p[2])) for p in pos[i]]
+        t.position_stamps = stamps
+        trs.append(t)
+    m.trajectories = trs
+    objs = DynamicObjectArray()
+    objs.header = m.header
+    o = DynamicObject(id=3, pixel_count=500)
+    o.roi.x_offset, o.roi.y_offset, o.roi.width, o.roi.height = 50, 40, 30, 20
+    objs.objects = [o]
+    return m, objs, x + 0.001 * (T - 1)
+
+
+def soak_planner(duration: float = 15.0, rate: float = 100.0, warmup: float = 3.0, flat_pct: float = 5.0,
+                 max_trailing_plans: int = 2, log=print) -> dict:
+    import rclpy
+    from geometry_msgs.msg import PoseStamped
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+
+    from trace_anything_ros.msg import DynamicObjectArray, ManipulationPlan, TrajectoryArray
+    from trace_anything_ros.srv import SetObjectGoal
+
+    from .lifecycle_client import LifecycleClient
+
+    cmd = [sys.executable, "-m", "trace_anything_ros.ros.manipulation_planner_node", "--ros-args",
+           "--params-file", str(REPO / "config" / "planner.yaml"),
+           "-p", f"camera_to_base.xyz:={list(CAM_XYZ)}", "-p", f"camera_to_base.quat:={list(CAM_QUAT)}",
+           "-p", "stale_timeout:=5.0", "-p", "planner.min_points:=10", "-p", "planner.max_gripper_width:=1.0",
+           "-p", "goal_image.enabled:=false",
+           "-r", "tracks:=/soak/tracks", "-r", "dynamic_objects:=/soak/dynamic_objects"]
+    proc = subprocess.Popen(cmd, env=node_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    if not rclpy.ok():
+        rclpy.init()
+    node = rclpy.create_node("soak_planner")
+    ex = SingleThreadedExecutor()
+    ex.add_node(node)
+    rel = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
+    plans: List = []
+    node.create_subscription(ManipulationPlan, f"{PLANNER_NODE}/plan", lambda m: plans.append((time.monotonic(), m)),
+                             rel)
+    pub_tracks = node.create_publisher(TrajectoryArray, "/soak/tracks", rel)
+    pub_objects = node.create_publisher(DynamicObjectArray, "/soak/dynamic_objects", rel)
+    set_goal = node.create_client(SetObjectGoal, f"{PLANNER_NODE}/set_object_goal")
+    lc = LifecycleClient(node, PLANNER_NODE, executor=ex)
+    samples: List[tuple] = []
+    res: dict = {"duration_s": duration, "rate_hz": rate}
+    try:
+        if not (lc.wait_for_service(60) and lc.change_state("configure") and lc.change_state("activate")):
+            raise RuntimeError("planner node did not configure/activate")
+        end = time.monotonic() + 10
+        while time.monotonic() < end and pub_tracks.get_subscription_count() == 0:
+            ex.spin_once(timeout_sec=0.05)
+        req = SetObjectGoal.Request(object_id=3)
+        req.target = PoseStamped()
+        req.target.header.frame_id = "base_link"
+        req.target.pose.position.x, req.target.pose.position.y, req.target.pose.position.z = 0.3, -0.2, 0.03
+        req.target.pose.orientation.w = 1.0
+        assert set_goal.wait_for_service(10)
+        fut = set_goal.call_async(req)
+        end = time.monotonic() + 10
+        while not fut.done() and time.monotonic() < end:
+            ex.spin_once(timeout_sec=0.05)
+        if not (fut.done() and fut.result().accepted):
+            raise RuntimeError("goal not accepted")
+        period = 1.0 / rate
+        t_start = time.monotonic()
+        next_t, next_sample, k = t_start, t_start, 0
+        last_x = None
+        while time.monotonic() - t_start < duration:
+            m, objs, last_x = _planner_window(k)
+            pub_objects.publish(objs)
+            pub_tracks.publish(m)
+            k += 1
+            now = time.monotonic()
+            if now >= next_sample:
+                samples.append((now - t_start, proc_sample(proc.pid)))
+                next_sample += 1.0
+            next_t += period
+            while True:
+                left = next_t - time.monotonic()
+                if left <= 0:
+                    break
+                ex.spin_once(timeout_sec=left)
+        t_stop = time.monotonic()
+        n_at_stop = len(plans)
+        while time.monotonic() - t_stop < 2.0:
+            ex.spin_once(timeout_sec=0.02)
+        samples.append((time.monotonic() - t_start, proc_sample(proc.pid)))
+        res["node_alive"] = proc.poll() is None
+        ok_plans = [(t, p) for t, p in plans if p.status == ManipulationPlan.STATUS_OK]
+        res["inputs_sent"] = k
+        res["achieved_rate_hz"] = k / (t_stop - t_start)
+        res["plans"] = len(plans)
+        res["plans_ok"] = len(ok_plans)
+        res["statuses"] = sorted({int(p.status) for _, p in plans})
+        res["plans_after_stop"] = len(plans) - n_at_stop
+        res["last_plan_after_stop_s"] = (plans[-1][0] - t_stop) if plans else float("nan")
+        if ok_plans:
+            p = ok_plans[-1][1]
+            res["last_plan_object_x"] = p.object_poses[0].position.x if p.object_poses else float("nan")
+        res["last_input_object_x"] = last_x
+    finally:
+        ex.shutdown()
+        node.destroy_node()
+        out = _stop(proc)
+    res["node_log_tail"] = out[-1500:]
+    warm = [s for t, s in samples if t >= warmup]
+    res["rss_MB"] = {k: (x / 1024 if isinstance(x, float) and k not in ("max_dev_pct", "ok") else x)
+                     for k, x in _flat([s["rss_kb"] for s in warm], flat_pct).items()}
+    res["fds"] = _flat([s["fds"] for s in warm], flat_pct, abs_tol=2)
+    if len(samples) >= 2:
+        res["cpu_fraction"] = (samples[-1][1]["cpu_s"] - samples[0][1]["cpu_s"]) / max(1e-9, samples[-1][0] - samples[0][0])
+    res["pass"] = {
+        "node_alive": bool(res.get("node_alive")),
+        "plans": res.get("plans_ok", 0) > 0,
+        "no_backlog": res.get("plans_after_stop", 99) <= max_trailing_plans,
+        "last_plan_is_newest_input": abs(res.get("last_plan_object_x", float("nan")) - (res.get("last_input_object_x")
+                                                                                         or float("nan"))) < 0.0025,
+        "rss_flat": bool(res["rss_MB"]["ok"]),
+        "fds_flat": bool(res["fds"]["ok"]),
+        "cpu_bounded": res.get("cpu_fraction", 9.0) <= 1.05,  # at most one core on average (2 threads)
+    }
+    return res
