@@ -308,11 +308,22 @@ def read_checkpoint(path: str, config: Optional[ModelConfig] = None) -> Tuple[Di
         report.config_source = "inferred from shapes"
         report.notes.extend(notes)
     report.config = config
+    _check_dtypes(path, sd, config)
     check_state_dict(sd, config, report)
     report.param_count = sum(int(sd[k].numel()) for k in expected_shapes(config) if k in sd)
     if not report.ok:
         raise _Refused(report)
     return sd, report
+
+
+def _check_dtypes(path: str, sd: Dict[str, Tensor], cfg: ModelConfig) -> None:
+    """Floating-point tensors where the model has floating-point ones (any float width is cast on load)."""
+    with torch.device("meta"):
+        want = {k: v.is_floating_point() for k, v in TraceAnythingNet(cfg).state_dict().items()}
+    bad = [k for k, is_float in want.items() if is_float and k in sd and not sd[k].is_floating_point()]
+    if bad:
+        raise CheckpointError(f"wrong dtype in {path}: {len(bad)} weight tensors are not floating point (e.g. "
+                              f"{bad[0]}: {sd[bad[0]].dtype}); expected float16/bfloat16/float32/float64")
 
 
 class _Refused(CheckpointError):
