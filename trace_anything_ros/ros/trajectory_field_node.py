@@ -191,7 +191,8 @@ class TrajectoryFieldNode(LifecycleNode):
         except Exception as e:  # noqa: BLE001 - any load failure is reported, the node stays up
             self.model_state = "failed"
             self.model_error = f"{type(e).__name__}: {e}"
-            self.get_logger().error(f"model failed to load: {self.model_error}\n{traceback.format_exc(limit=3)}")
+            self.get_logger().error(f"model failed to load: {self.model_error}")  # one line; details at debug
+            self.get_logger().debug(traceback.format_exc(limit=5))
             return TransitionCallbackReturn.FAILURE
         self._estimator = est
         self.input_size = tuple(int(x) for x in est.input_size)
