@@ -6,6 +6,7 @@ are decoded to dicts wrapped for attribute access.
 """
 from __future__ import annotations
 
+import base64
 import glob
 import json
 import os
@@ -28,9 +29,13 @@ class Recorded:
     msg: Any            # decoded: attribute access (mcap_ros2 DecodedMessage or a namespace from JSON)
 
 
+BLOB_FIELDS = ("data", "control_points", "confidences")  # uint8[] fields: base64 strings in JSON channels
+
+
 def _ns(obj):
     if isinstance(obj, dict):
-        return SimpleNamespace(**{k: _ns(v) for k, v in obj.items()})
+        return SimpleNamespace(**{k: (base64.b64decode(v) if k in BLOB_FIELDS and isinstance(v, str) else _ns(v))
+                                  for k, v in obj.items()})
     if isinstance(obj, list):
         return [_ns(v) for v in obj]
     return obj
@@ -217,6 +222,12 @@ def read_images(path: str, topic: str = "", max_frames: int = 0) -> Iterator[Ima
     info_topic = topic.rsplit("/", 1)[0] + "/camera_info"
     have_info = info_topic in list_topics(path)
     K = None
+    if have_info:  # the first valid camera_info (it may be logged after the first image)
+        for r in iter_messages(path, [info_topic]):
+            k = np.asarray(r.msg.k, np.float64).reshape(3, 3)
+            if np.isfinite(k).all() and k[0, 0] > 0:
+                K = k
+                break
     i = 0
     for r in iter_messages(path, [topic, info_topic] if have_info else [topic]):
         if r.topic == info_topic:
