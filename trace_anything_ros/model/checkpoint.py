@@ -328,7 +328,7 @@ def _check_dtypes(path: str, sd: Dict[str, Tensor], cfg: ModelConfig) -> None:
 
 class _Refused(CheckpointError):
     def __init__(self, report: LoadReport):
-        super().__init__(f"wrong architecture for {report.config.name if report.config else '?'} config: "
+        super().__init__(f"wrong architecture in {report.path} for {report.config.name if report.config else '?'} config: "
                          f"{report.one_line_problem()}")
         self.report = report
 

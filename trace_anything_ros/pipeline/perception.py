@@ -18,7 +18,7 @@ from trace_anything_ros.field.types import TrajectoryField
 from trace_anything_ros.model.preprocess import pixel_transform
 
 from . import fieldops
-from .frames import DropCounter, Frame, FrameIngest
+from .frames import STALE_RESET, DropCounter, Frame, FrameIngest
 
 log = logging.getLogger(__name__)
 
