@@ -270,6 +270,16 @@ def build_torch_model(weights: Optional[str] = None, preset: str = "compact", se
     return model.eval(), f"{cfg.name} preset, random weights"
 
 
+def _weights_tag(weights: Optional[str], seed: int) -> str:
+    """Identity of the weights for the ONNX cache name: the checkpoint's path, size and mtime, or the seed."""
+    if not weights:
+        return f"random{seed}"
+    import hashlib
+    st = os.stat(weights)
+    key = f"{os.path.abspath(weights)}:{st.st_size}:{st.st_mtime_ns}"
+    return hashlib.sha1(key.encode()).hexdigest()[:12]
+
+
 def create_estimator(params: Dict):
     """The node's factory. Keys (all optional):
 
@@ -306,8 +316,18 @@ def create_estimator(params: Dict):
             window = int(p.get("window", 4))
             cache_dir = p.get("onnx_cache_dir") or os.path.join(os.path.expanduser("~"), ".cache", "trace_anything_ros")
             os.makedirs(cache_dir, exist_ok=True)
-            onnx_path = os.path.join(cache_dir, f"{model.cfg.name}_N{window}_{size[0]}x{size[1]}.onnx")
-            export_onnx(model, onnx_path, window=window, input_size=size, verify=False)
+            onnx_path = os.path.join(cache_dir, f"{model.cfg.name}_N{window}_{size[0]}x{size[1]}_"
+                                                f"{_weights_tag(p.get('weights'), int(p.get('seed', 0)))}.onnx")
+            if os.path.exists(onnx_path):  # cached export of the same weights, window and size
+                log.info("ONNX engine: using the cached export %s", onnx_path)
+            else:
+                tmp = f"{onnx_path}.{os.getpid()}.tmp"
+                try:
+                    export_onnx(model, tmp, window=window, input_size=size, verify=False)
+                    os.replace(tmp, onnx_path)  # atomic: a concurrent reader never sees half a file
+                finally:
+                    if os.path.exists(tmp):
+                        os.remove(tmp)
         est = OnnxEngine(onnx_path, device=device, fallback=fallback, tensorrt=bool(p.get("tensorrt", True)),
                          trt_cache_dir=p.get("trt_cache_dir"), threads=threads)
         if input_size and tuple(input_size) != est.input_size:

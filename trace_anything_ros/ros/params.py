@@ -30,6 +30,11 @@ PERCEPTION: List[Spec] = [
     Spec("model.device", "cpu", "device: cpu, cuda, cuda:0, tensorrt"),
     Spec("model.dtype", "fp32", "inference precision", choices=("fp32", "fp16", "bf16")),
     Spec("model.warmup", True, "run one window of black frames on activate"),
+    Spec("model.onnx_path", "", "engine onnx: an exported model to load (empty: export the preset/weights once into "
+         "model.cache_dir and reuse that file)"),
+    Spec("model.cache_dir", "", "where ONNX exports are cached, keyed by preset, weights, window and input size "
+         "(empty: ~/.cache/trace_anything_ros)"),
+    Spec("model.threads", 0, "CPU threads of the inference engine (0: the engine's default)", range=(0, 256)),
     Spec("input_height", 0, "model input height in pixels (0: the estimator's default)", range=(0, 4096)),
     Spec("input_width", 0, "model input width in pixels (0: the estimator's default)", range=(0, 4096)),
     Spec("window.length", 8, "frames per window (N)", range=(2, 64)),

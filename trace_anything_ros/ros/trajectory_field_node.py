@@ -180,6 +180,10 @@ class TrajectoryFieldNode(LifecycleNode):
         v = self._values()
         params = {"engine": v["model.engine"], "preset": v["model.preset"], "weights": v["model.weights"],
                   "device": v["model.device"], "dtype": v["model.dtype"], "window": v["window.length"]}
+        for key, name in (("onnx_path", "model.onnx_path"), ("onnx_cache_dir", "model.cache_dir"),
+                          ("threads", "model.threads")):
+            if v[name]:
+                params[key] = v[name]
         if v["input_height"] > 0:
             params["input_size"] = [v["input_height"], v["input_width"]]
         self.model_state = "loading"

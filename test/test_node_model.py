@@ -1,0 +1,135 @@
+"""trajectory_field_node with the real compact network (not the analytic stand-in), in a separate process over DDS.
+
+Torch engine: the shipped compact weights when ``model/weights/compact_sim.safetensors`` exists, else the compact
+preset with random weights (the plumbing is the same). ONNX engine: the node exports the model once into
+``model.cache_dir`` and a second activation loads the cached file instead of exporting again.
+"""
+import pathlib
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from test_node_perception import NODE, Harness, node_env
+
+pytestmark = pytest.mark.ros
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+WEIGHTS = REPO / "trace_anything_ros" / "model" / "weights" / "compact_sim.safetensors"
+SRC_H, SRC_W = 120, 160      # the harness's camera images (camera_info K for 160x120)
+IN_H, IN_W = 96, 128         # the compact preset's input size
+WINDOW = 4
+
+
+def _start(*params):
+    cmd = [sys.executable, "-m", "trace_anything_ros.ros.trajectory_field_node", "--ros-args",
+           "-p", "model.preset:=compact", "-p", f"window.length:={WINDOW}", "-p", "window.max_age:=0.0",
+           "-p", "diagnostics.period:=0.2", "-p", "tracks.stride:=16", "-p", "model.threads:=1"]
+    if WEIGHTS.exists():
+        cmd += ["-p", f"model.weights:={WEIGHTS}"]
+    for p in params:
+        cmd += ["-p", p]
+    return subprocess.Popen(cmd, env=node_env(OMP_NUM_THREADS="1"), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def _stop(proc):
+    if proc.poll() is None:
+        proc.send_signal(2)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    return proc.stdout.read() if proc.stdout else ""
+
+
+@pytest.fixture
+def harness():
+    h = Harness("model_node_test")
+    yield h
+    h.close()
+
+
+def _run_stream_and_check(h, start_ns):
+    from trace_anything_ros.ros import conversions as conv
+    from trace_anything_ros.model.preprocess import prepare_intrinsics
+
+    assert h.wait(lambda: h.pub_img.get_subscription_count() > 0 and h.pub_info.get_subscription_count() > 0, 15)
+    assert h.wait(lambda: all(len(h.node.get_publishers_info_by_topic(f"{NODE}/{k}"))
+                              for k in ("trajectory_field", "tracks", "dynamic_mask", "dynamic_objects")), 15)
+    h.got.clear()
+    # the node handles a frame's image before a camera_info of the same stamp: send one ahead (as a camera does)
+    for _ in range(3):
+        h.pub_info.publish(h.camera_info(start_ns - 100_000_000))
+        h.spin(0.1)
+    stamps = h.stream(start_ns, WINDOW + 2, period_ns=100_000_000)
+    keys = ("trajectory_field", "tracks", "dynamic_mask", "dynamic_objects", "markers")
+    assert h.wait(lambda: all(h.got.get(k) for k in keys), 60), {k: len(h.got.get(k, [])) for k in keys}
+
+    f = h.got["trajectory_field"][-1]
+    newest = conv.stamp_to_ns(f.header.stamp)
+    assert newest in stamps and f.header.frame_id == "cam_optical"
+    fs = [conv.stamp_to_ns(s) for s in f.frame_stamps]
+    assert fs == stamps[stamps.index(newest) - WINDOW + 1: stamps.index(newest) + 1]
+    assert (f.num_frames, f.height, f.width) == (WINDOW, IN_H, IN_W) and f.num_control_points >= 4
+    fld = conv.msg_to_field(f)
+    assert fld.ctrl_pts.shape == (WINDOW, f.num_control_points, IN_H, IN_W, 3)
+    assert np.isfinite(fld.ctrl_pts).all() and np.isfinite(fld.ctrl_conf).all()
+    assert len(f.frame_times) == WINDOW and np.isfinite(np.asarray(f.frame_times)).all()
+    # intrinsics of the model grid, from the harness's camera_info through the arrival preprocessing
+    k_src = np.asarray(h.camera_info(0).k, np.float64).reshape(3, 3)
+    np.testing.assert_allclose(np.asarray(f.k).reshape(3, 3), prepare_intrinsics(k_src, (SRC_H, SRC_W), (IN_H, IN_W)))
+
+    tr = h.got["tracks"][-1]
+    assert conv.stamp_to_ns(tr.header.stamp) == newest and tr.header.frame_id == "cam_optical"
+    assert len(tr.trajectories) == (IN_H // 16) * (IN_W // 16)
+    t0 = tr.trajectories[0]
+    assert len(t0.control_points) == f.num_control_points and len(t0.positions) == WINDOW
+    assert 0 <= t0.u < SRC_W and 0 <= t0.v < SRC_H
+
+    m = h.got["dynamic_mask"][-1]
+    assert conv.stamp_to_ns(m.header.stamp) == newest and m.header.frame_id == "cam_optical"
+    assert (m.height, m.width, m.encoding) == (SRC_H, SRC_W, "mono8")
+    ob = h.got["dynamic_objects"][-1]
+    assert conv.stamp_to_ns(ob.header.stamp) == newest and ob.header.frame_id == "cam_optical"
+
+    assert h.wait_diag(lambda s, v: int(v.get("windows_out", 0)) >= 1 and float(v.get("model_time_s_mean", 0)) > 0)
+    v = h.diag_values()
+    assert v["model_state"] == "ready" and v["lifecycle_state"] == "active"
+    return v
+
+
+def test_node_runs_the_real_compact_network_torch(harness):
+    proc = _start("model.engine:=torch")
+    try:
+        h = harness
+        assert h.lc.wait_for_service(30.0), "node did not come up"
+        assert h.lc.change_state("configure") and h.lc.change_state("activate")
+        v = _run_stream_and_check(h, 1_000_000_000)
+        # the real network takes real time; latency includes it
+        assert float(v["latency_s_mean"]) >= float(v["model_time_s_mean"]) > 0.001
+    finally:
+        out = _stop(proc)
+    assert "torch cpu fp32" in out, out[-3000:]
+
+
+def test_node_onnx_engine_exports_once_into_the_cache_dir(harness, tmp_path):
+    cache = tmp_path / "onnx_cache"
+    proc = _start("model.engine:=onnx", f"model.cache_dir:={cache}")
+    try:
+        h = harness
+        assert h.lc.wait_for_service(30.0), "node did not come up"
+        assert h.lc.change_state("configure") and h.lc.change_state("activate")
+        files = sorted(cache.glob("*.onnx"))
+        assert len(files) == 1 and f"_N{WINDOW}_{IN_H}x{IN_W}_" in files[0].name, files
+        mtime = files[0].stat().st_mtime_ns
+        _run_stream_and_check(h, 1_000_000_000)
+        # deactivate + activate again: the cached export is loaded, not re-exported
+        assert h.lc.change_state("deactivate") and h.lc.change_state("activate")
+        assert sorted(cache.glob("*")) == files and files[0].stat().st_mtime_ns == mtime
+        _run_stream_and_check(h, 5_000_000_000)
+    finally:
+        out = _stop(proc)
+    assert "onnxruntime CPUExecutionProvider" in out, out[-3000:]
