@@ -1,0 +1,32 @@
+"""Load: the perception node flooded with 640x480 rgb8 at 60 Hz (model 5x slower than the stream) and the planner
+flooded with tracks at 100 Hz, each in its own process (ros/soak.py; the full run is `bench soak --duration 600`)."""
+import json
+
+import pytest
+
+pytestmark = [pytest.mark.ros, pytest.mark.slow]
+
+
+def _report(res):
+    res = dict(res)
+    res.pop("node_log_tail", None)
+    return json.dumps(res, indent=1, default=str)
+
+
+def test_perception_flood_memory_fds_latency_accounting_queues():
+    from trace_anything_ros.ros.soak import soak_perception
+    res = soak_perception(duration=40.0, rate=60.0, model_delay=0.2, warmup=10.0)
+    print(_report(res))
+    failed = [k for k, ok in res["pass"].items() if not ok]
+    assert not failed, f"{failed}\n{_report(res)}\n{res.get('node_log_tail', '')}"
+    acc = res["accounting"]
+    assert acc["frames_in"] > 0.5 * acc["frames_sent"]          # the flood reached the node
+    assert acc["not_processed"] > 0 and acc["drops"].get("stale_window", 0) > 0  # the model really was too slow
+
+
+def test_planner_flood_keeps_up_with_newest_input():
+    from trace_anything_ros.ros.soak import soak_planner
+    res = soak_planner(duration=12.0, rate=100.0, warmup=3.0)
+    print(_report(res))
+    failed = [k for k, ok in res["pass"].items() if not ok]
+    assert not failed, f"{failed}\n{_report(res)}\n{res.get('node_log_tail', '')}"
