@@ -4,31 +4,55 @@ from __future__ import annotations
 import numpy as np
 
 
+def weighted_kabsch(P, Q, w=None):
+    """Batched weighted Kabsch. ``P, Q [..., M, 3]``, ``w [..., M]`` (>= 0, not all zero) -> ``R [..., 3, 3]``,
+    ``t [..., 3]`` minimising sum w |R p + t - q|^2 (proper rotations only: det R = +1)."""
+    P = np.asarray(P, dtype=np.float64)
+    Q = np.asarray(Q, dtype=np.float64)
+    if w is None:
+        w = np.ones(np.broadcast_shapes(P.shape, Q.shape)[:-1])
+    w = np.asarray(w, dtype=np.float64)
+    ws = w.sum(-1, keepdims=True)
+    wn = w / np.where(ws > 0, ws, 1.0)
+    # Weighted sums as matmuls (numpy reductions over a trailing axis of 3 are slow).
+    cp = (wn[..., None, :] @ P)[..., 0, :]
+    cq = (wn[..., None, :] @ Q)[..., 0, :]
+    # sum w (p - cp)(q - cq)^T = sum w p q^T - cp cq^T (weights normalised)
+    H = np.swapaxes(P * wn[..., None], -1, -2) @ Q - cp[..., :, None] * cq[..., None, :]
+    U, _, Vt = np.linalg.svd(H)
+    V = np.swapaxes(Vt, -1, -2)
+    d = np.sign(np.linalg.det(V @ np.swapaxes(U, -1, -2)))
+    d = np.where(d == 0, 1.0, d)
+    V = V.copy()
+    V[..., :, 2] *= d[..., None]
+    R = V @ np.swapaxes(U, -1, -2)
+    t = cq - np.einsum("...ij,...j->...i", R, cp)
+    return R, t
+
+
+def kabsch_shared(P, Pt, Q, Qt, w):
+    """``weighted_kabsch`` of shared points ``P [M, 3]`` (``Pt`` = P.T) to ``Q [F, M, 3]`` (``Qt`` = Q as
+    [F, 3, M]) under weights ``w [F, M]``, written as GEMMs."""
+    ws = w.sum(-1, keepdims=True)
+    wn = w / np.where(ws > 0, ws, 1.0)
+    cp = wn @ P  # [F, 3]
+    cq = (Qt @ wn[:, :, None])[..., 0]  # [F, 3]
+    H = (Pt[None] * wn[:, None, :]) @ Q - cp[:, :, None] * cq[:, None, :]
+    U, _, Vt = np.linalg.svd(H)
+    V = np.swapaxes(Vt, -1, -2).copy()
+    d = np.sign(np.linalg.det(V) * np.linalg.det(U))
+    V[..., :, 2] *= np.where(d == 0, 1.0, d)[..., None]
+    R = V @ np.swapaxes(U, -1, -2)
+    return R, cq - (R @ cp[..., None])[..., 0]
+
+
 def kabsch(src: np.ndarray, dst: np.ndarray, w=None):
     """Best rigid ``(R, t)`` with ``dst ~ R @ src + t`` for batches: src/dst ``[..., M, 3]``, w ``[..., M]``.
 
-    Returns ``R [..., 3, 3]`` (proper rotations, det +1) and ``t [..., 3]``.
-    """
-    src = np.asarray(src, dtype=np.float64)
-    dst = np.asarray(dst, dtype=np.float64)
-    if w is None:
-        w = np.ones(src.shape[:-1])
-    w = np.broadcast_to(np.asarray(w, dtype=np.float64), src.shape[:-1])
-    ws = np.maximum(w.sum(-1, keepdims=True), 1e-12)
-    cs = (w[..., None] * src).sum(-2) / ws
-    cd = (w[..., None] * dst).sum(-2) / ws
-    a = src - cs[..., None, :]
-    b = dst - cd[..., None, :]
-    H = np.matmul(np.swapaxes(a * w[..., None], -1, -2), b)  # [..., 3, 3]
-    U, _, Vt = np.linalg.svd(H)
-    d = np.sign(np.linalg.det(U) * np.linalg.det(Vt))
-    d = np.where(d == 0, 1.0, d)
-    Dm = np.ones(H.shape)
-    Dm[..., 2, 2] = d
-    R = np.matmul(np.swapaxes(Vt, -1, -2) * Dm.diagonal(axis1=-2, axis2=-1)[..., None, :],
-                  np.swapaxes(U, -1, -2))  # V D U^T
-    t = cd - np.matmul(R, cs[..., None])[..., 0]
-    return R, t
+    Returns ``R [..., 3, 3]`` (proper rotations, det +1) and ``t [..., 3]`` (``weighted_kabsch``)."""
+    if w is not None:
+        w = np.broadcast_to(np.asarray(w, dtype=np.float64), np.shape(src)[:-1])
+    return weighted_kabsch(src, dst, w)
 
 
 def apply(R, t, x):

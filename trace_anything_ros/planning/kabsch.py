@@ -22,6 +22,8 @@ from typing import List, Optional
 
 import numpy as np
 
+from trace_anything_ros.field.rigid import kabsch_shared as _kabsch_shared, weighted_kabsch  # noqa: F401 (one home)
+
 
 @dataclass(frozen=True)
 class FitParams:
@@ -74,48 +76,6 @@ class RigidFit:
     @property
     def t(self) -> np.ndarray:
         return self.T[:3, 3]
-
-
-def weighted_kabsch(P, Q, w=None):
-    """Batched weighted Kabsch. ``P, Q [..., M, 3]``, ``w [..., M]`` (>= 0, not all zero) -> ``R [..., 3, 3]``,
-    ``t [..., 3]`` minimising sum w |R p + t - q|^2 (proper rotations only: det R = +1)."""
-    P = np.asarray(P, dtype=np.float64)
-    Q = np.asarray(Q, dtype=np.float64)
-    if w is None:
-        w = np.ones(np.broadcast_shapes(P.shape, Q.shape)[:-1])
-    w = np.asarray(w, dtype=np.float64)
-    ws = w.sum(-1, keepdims=True)
-    wn = w / np.where(ws > 0, ws, 1.0)
-    # Weighted sums as matmuls (numpy reductions over a trailing axis of 3 are slow).
-    cp = (wn[..., None, :] @ P)[..., 0, :]
-    cq = (wn[..., None, :] @ Q)[..., 0, :]
-    # sum w (p - cp)(q - cq)^T = sum w p q^T - cp cq^T (weights normalised)
-    H = np.swapaxes(P * wn[..., None], -1, -2) @ Q - cp[..., :, None] * cq[..., None, :]
-    U, _, Vt = np.linalg.svd(H)
-    V = np.swapaxes(Vt, -1, -2)
-    d = np.sign(np.linalg.det(V @ np.swapaxes(U, -1, -2)))
-    d = np.where(d == 0, 1.0, d)
-    V = V.copy()
-    V[..., :, 2] *= d[..., None]
-    R = V @ np.swapaxes(U, -1, -2)
-    t = cq - np.einsum("...ij,...j->...i", R, cp)
-    return R, t
-
-
-def _kabsch_shared(P, Pt, Q, Qt, w):
-    """``weighted_kabsch`` of shared points ``P [M, 3]`` (``Pt`` = P.T) to ``Q [F, M, 3]`` (``Qt`` = Q as
-    [F, 3, M]) under weights ``w [F, M]``, written as GEMMs."""
-    ws = w.sum(-1, keepdims=True)
-    wn = w / np.where(ws > 0, ws, 1.0)
-    cp = wn @ P  # [F, 3]
-    cq = (Qt @ wn[:, :, None])[..., 0]  # [F, 3]
-    H = (Pt[None] * wn[:, None, :]) @ Q - cp[:, :, None] * cq[:, None, :]
-    U, _, Vt = np.linalg.svd(H)
-    V = np.swapaxes(Vt, -1, -2).copy()
-    d = np.sign(np.linalg.det(V) * np.linalg.det(U))
-    V[..., :, 2] *= np.where(d == 0, 1.0, d)[..., None]
-    R = V @ np.swapaxes(U, -1, -2)
-    return R, cq - (R @ cp[..., None])[..., 0]
 
 
 def finite_rows(X):
