@@ -1,0 +1,31 @@
+"""`trace-anything-ros bench <suite> [args]`: dispatch to ``trace_anything_ros/eval/bench_<suite>.py``
+(``add_arguments(parser)``, ``run(args) -> dict``, optional ``main(args) -> int``)."""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import pkgutil
+
+import trace_anything_ros.eval as _eval
+
+
+def suites():
+    return sorted(m.name[len("bench_"):] for m in pkgutil.iter_modules(_eval.__path__) if m.name.startswith("bench_"))
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("suite", choices=suites(), help="benchmark suite")
+    parser.add_argument("rest", nargs=argparse.REMAINDER, help="arguments of the suite (see bench <suite> -h)")
+
+
+def main(args) -> int:
+    mod = importlib.import_module(f"trace_anything_ros.eval.bench_{args.suite}")
+    p = argparse.ArgumentParser(prog=f"trace-anything-ros bench {args.suite}", description=(mod.__doc__ or "").split("\n")[0])
+    mod.add_arguments(p)
+    sub = p.parse_args(args.rest)
+    if hasattr(mod, "main"):
+        return int(mod.main(sub) or 0)
+    res = mod.run(sub)
+    print(json.dumps(res, indent=2, default=str))
+    return 0 if all(res.get("pass", {True: True}).values()) else 1
