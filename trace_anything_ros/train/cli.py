@@ -51,6 +51,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-augment", action="store_true")
     p.add_argument("--max-minutes", type=float, default=None,
                    help="stop after this much wall time (a checkpoint is written)")
+    p.add_argument("--aux-ramp", type=int, nargs=2, default=[0, 0], metavar=("START", "END"),
+                   help="ramp the motion/static/corr loss weights from 0 at START to full at END (steps)")
     p.add_argument("--cache-only", action="store_true", help="only render the window cache, then exit")
     p.add_argument("--no-progress", action="store_true")
     for name in ("traj", "alpha", "motion", "static", "corr", "time", "dynamic_weight"):
@@ -70,7 +72,7 @@ def config_from_args(args) -> TrainConfig:
                        val_fraction=args.val_fraction, val_windows=args.val_windows, val_every=args.val_every,
                        ckpt_every=args.ckpt_every, seed=args.seed, threads=args.threads, device=device,
                        augment=not args.no_augment, weights=weights, progress=not args.no_progress,
-                       max_minutes=args.max_minutes)
+                       max_minutes=args.max_minutes, aux_ramp=tuple(args.aux_ramp))
 
 
 def main(args) -> int:

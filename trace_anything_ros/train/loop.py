@@ -62,13 +62,23 @@ class TrainConfig:
     device: str = "cpu"
     augment: bool = True
     weights: LossWeights = field(default_factory=LossWeights)
+    # motion / static / corr weights ramp linearly from 0 at aux_ramp[0] to full at aux_ramp[1] (steps):
+    # geometry first (the scale-normalised position term), then the terms that shape the motion
+    aux_ramp: tuple = (0, 0)
     progress: bool = True
     max_minutes: Optional[float] = None   # stop (with a checkpoint) after this much wall time
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["size"] = list(self.size)
+        d["aux_ramp"] = list(self.aux_ramp)
         return d
+
+    def weights_at(self, step: int) -> LossWeights:
+        a, b = int(self.aux_ramp[0]), int(self.aux_ramp[1])
+        r = 1.0 if step >= b else (0.0 if step < a else (step - a) / max(1, b - a))
+        w = self.weights
+        return replace(w, motion=w.motion * r, static=w.static * r, corr=w.corr * r)
 
 
 # ----------------------------------------------------------------------------------------------- model building
@@ -336,7 +346,7 @@ def train(cfg: TrainConfig, resume: bool = False, train_ds=None, val_ds=None) ->
     while step < cfg.steps:
         t0 = time.perf_counter()
         batch = make_batch(train_ds, batch_indices(len(train_ds), cfg.batch, cfg.seed, step), step, cfg.device)
-        out = forward_losses(model, batch, cfg.weights)
+        out = forward_losses(model, batch, cfg.weights_at(step))
         opt.zero_grad(set_to_none=True)
         out["loss"].backward()
         gn = torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
