@@ -317,7 +317,7 @@ def render(rgb: np.ndarray, data: Optional[OverlayData] = None, text_lines: Sequ
     line_h = int(18 * k)
     if text_lines:
         tw = max(cv2.getTextSize(str(t), cv2.FONT_HERSHEY_SIMPLEX, fs, 1)[0][0] for t in text_lines)
-        _panel(img, 0, 0, tw + 16, line_h * len(text_lines) + int(8 * k))
+        _panel(img, 0, 0, tw + int(24 * k), line_h * len(text_lines) + int(8 * k))
         y = line_h
         for t in text_lines:
             _text(img, (8, y), str(t), fs)
