@@ -130,6 +130,7 @@ class PerceptionPipeline:
 
     def process(self, frames: Sequence[Frame]) -> Products:
         p = self.params
+        start_mono = time.monotonic()  # the worker took the window: arrival -> here is queue wait
         t_start = time.perf_counter()
         n = len(frames)
         rgb = np.stack([f.rgb for f in frames])
@@ -227,7 +228,7 @@ class PerceptionPipeline:
                 forecast=forecast.astype(np.float32),
                 forecast_conf=np.ascontiguousarray(f_conf, dtype=np.float32))
         t_end = time.perf_counter()
-        out.timings = dict(model=t_model, post=t_end - t0 - t_model, total=t_end - t_start)
+        out.timings = dict(model=t_model, post=t_end - t0 - t_model, total=t_end - t_start, start_mono=start_mono)
         return out
 
 

@@ -150,6 +150,8 @@ def bench_stream(duration: float, model_delay: float, factory: str, rate: float 
         return {"frames_sent": i, "windows_out": int(v.get("windows_out", 0)), "input_rate_hz": float(v.get(
                 "input_rate_hz", 0)), "output_rate_hz": float(v.get("output_rate_hz", 0)),
                 "latency_ms_mean": lat * 1e3, "model_ms_mean": mt * 1e3, "overhead_ms_mean": (lat - mt) * 1e3,
+                "queue_wait_ms_mean": float(v.get("queue_wait_s_mean", "nan")) * 1e3,
+                "processing_overhead_ms_mean": float(v.get("processing_overhead_s_mean", "nan")) * 1e3,
                 "overhead_fraction": (lat - mt) / mt if mt > 0 else float("nan"),
                 "dropped": {k[8:]: int(x) for k, x in v.items() if k.startswith("dropped.")},
                 "rss_MB_first": rss_first / 1024, "rss_MB_last": rss_last / 1024,

@@ -80,6 +80,8 @@ class TrajectoryFieldNode(LifecycleNode):
         self.drops = DropCounter()
         self.in_rate, self.out_rate = diag.RateMeter(), diag.RateMeter()
         self.latency, self.model_time, self.overhead = diag.Stat(), diag.Stat(), diag.Stat()
+        # overhead = queue wait (newest frame arrived while the worker was busy) + processing (post + publish)
+        self.queue_wait, self.processing_overhead = diag.Stat(), diag.Stat()
         self.model_state = "unloaded"
         self.model_error = ""
         self.qos_events = 0
@@ -407,6 +409,9 @@ class TrajectoryFieldNode(LifecycleNode):
         self.latency.add(now - pr.arrival)
         self.model_time.add(pr.timings.get("model", 0.0))
         self.overhead.add((now - pr.arrival) - pr.timings.get("model", 0.0))
+        if "start_mono" in pr.timings:
+            self.queue_wait.add(pr.timings["start_mono"] - pr.arrival)
+            self.processing_overhead.add(now - pr.timings["start_mono"] - pr.timings.get("model", 0.0))
         self.publish_time = time.perf_counter() - t_pub0
 
     def _tracks_msg(self, pr: Products, header: Header) -> TrajectoryArray:
@@ -496,7 +501,8 @@ class TrajectoryFieldNode(LifecycleNode):
             "dropped_total": sum(drops.values()),
             "incompatible_qos_events": self.qos_events,
         }
-        for k, s in (("latency_s", self.latency), ("model_time_s", self.model_time), ("overhead_s", self.overhead)):
+        for k, s in (("latency_s", self.latency), ("model_time_s", self.model_time), ("overhead_s", self.overhead),
+                     ("queue_wait_s", self.queue_wait), ("processing_overhead_s", self.processing_overhead)):
             for kk, vv in s.summary().items():
                 values[f"{k}_{kk}"] = vv
         for r, n in sorted(drops.items()):
