@@ -456,17 +456,20 @@ def summarize(mcap_path: str, out: str, args, live_stats: dict, pngs: int = 6) -
     video = ov.VideoOut(os.path.join(out, "overlay.mp4"), 2.0)
     saved: List[str] = []
     rendered = 0
+    nearest = [0]   # windows drawn on an older frame (the recorder missed the window's best-effort frame)
     window_stamps: List[int] = []
 
     def render(st: int, parts: dict):
         nonlocal rendered
         img = None
-        for s, im in reversed(images):
-            if s == st:
+        for s, im in reversed(images):  # the window's newest frame; else the closest older recorded one
+            if s <= st and st - s <= 500_000_000:
                 img = im
                 break
         if img is None:
             return
+        if s != st:
+            nearest[0] += 1
         data = ov.from_messages(parts.get("tracks"), parts.get("objects"), parts.get("mask"), K)
         n_obj = len(parts["objects"].objects) if parts.get("objects") is not None else 0
         lines = [f"sim t={st * 1e-9:6.2f}s  window {rendered}  objects {n_obj}",
@@ -557,7 +560,7 @@ def summarize(mcap_path: str, out: str, args, live_stats: dict, pngs: int = 6) -
                      goal_result=live_stats.get("goal_result", ""), statuses=dict(plans),
                      reasons=dict(plan_reasons.most_common(8)), timeline=plan_lines[:5] + (
                          ["..."] + plan_lines[-5:] if len(plan_lines) > 10 else plan_lines[5:10])),
-        overlay=dict(video=video.path if video.frames else None, frames=video.frames,
+        overlay=dict(video=video.path if video.frames else None, frames=video.frames, on_older_frame=nearest[0],
                      video_fps=round(w_rate, 3) if w_rate > 0 else 2.0, pngs=saved),
         model=dict(weights=args.weights or "(node default)"),
     )
