@@ -338,7 +338,7 @@ def soak_planner(duration: float = 15.0, rate: float = 100.0, warmup: float = 3.
                     break
                 ex.spin_once(timeout_sec=left)
         t_stop = time.monotonic()
-        n_at_stop = len(plans)
+        t_stop_wall_ns = time.time_ns()
         while time.monotonic() - t_stop < 2.0:
             ex.spin_once(timeout_sec=0.02)
         samples.append((time.monotonic() - t_start, proc_sample(proc.pid)))
@@ -349,7 +349,10 @@ def soak_planner(duration: float = 15.0, rate: float = 100.0, warmup: float = 3.
         res["plans"] = len(plans)
         res["plans_ok"] = len(ok_plans)
         res["statuses"] = sorted({int(p.status) for _, p in plans})
-        res["plans_after_stop"] = len(plans) - n_at_stop
+        # plans the node computed after the flood stopped (plan stamp = the node's clock when planning): with
+        # no backlog at most the one in progress; a queue of old windows would add one plan per queued window
+        from . import conversions as conv
+        res["plans_after_stop"] = sum(1 for _, p in plans if conv.stamp_to_ns(p.header.stamp) > t_stop_wall_ns)
         res["last_plan_after_stop_s"] = (plans[-1][0] - t_stop) if plans else float("nan")
         if ok_plans:
             p = ok_plans[-1][1]
