@@ -191,3 +191,27 @@ def test_cli_parses_and_rejects_bad_size(tmp_path, capsys):
     args = p.parse_args(["--preset", "compact", "--steps", "7", "--lr", "1e-4", "--frames", "3", "--device", "cpu"])
     c = cli.config_from_args(args)
     assert (c.steps, c.lr, c.frames, c.preset, c.device) == (7, 1e-4, 3, "compact", "cpu")
+
+
+def test_evaluation_metrics_on_perfect_and_frozen_fields(tmp_path):
+    from trace_anything_ros.train import evaluate as ev
+    # full model resolution: the mask rule's clean-up (opening, min area) needs objects of more than a few pixels
+    paths = ev.held_out_paths(windows_per_scene=1, cache_dir=str(tmp_path), seeds=[4, 100004])
+    per_good, per_frozen = [], []
+    for p in paths:
+        s = ds.load_window(p)
+        f = ds.trajectory_field(s)
+        conf = np.full_like(f.ctrl_conf, 2.0)
+        per_good.append(ev.window_metrics(f.ctrl_pts * 0.3, conf, s["times"], s))       # up to scale
+        own = ds.gt_tracks(s)[np.arange(4), np.arange(4)]
+        frozen = np.repeat(own[:, None], f.num_ctrl, axis=1)
+        per_frozen.append(ev.window_metrics(frozen, conf, np.linspace(0, 1, 4), s))
+    good, frozen = ev.aggregate(per_good), ev.aggregate(per_frozen)
+    assert good["epe"] < 2e-3 and good["motion_epe_dyn"] < 2e-3
+    assert good["static_gt_epe_dyn"] > 5e-3                     # there is motion to find
+    assert good["mask_iou"] > 0.7
+    assert good["time_mae"] < 1e-6 < good["time_mae_uniform"]
+    # the frozen field IS the static baseline
+    assert abs(frozen["epe_dyn"] - frozen["static_gt_epe_dyn"]) < 1e-6
+    assert abs(frozen["ratio_motion_epe_dyn_vs_static"] - 1.0) < 1e-6
+    assert frozen["mask_iou"] == 0.0
