@@ -50,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-planner", action="store_true", help="camera + perception only (no goal, no plans)")
     parser.add_argument("--reduced", action="store_true",
                         help="tiny run for CI (< 60 s): 8 s of sim time, 4-frame windows")
-    parser.add_argument("--field-hz", type=float, default=1.0,
+    parser.add_argument("--field-hz", type=float, default=0.2,
                         help="record at most this many dense fields per second (0: every one)")
     parser.add_argument("--param", action="append", default=[], metavar="NAME:=VALUE",
                         help="extra parameter for every node (e.g. rate:=10.0, window.length:=6)")

@@ -147,6 +147,32 @@ def fit_pinhole(points: np.ndarray, uv: np.ndarray) -> Optional[np.ndarray]:
     return K
 
 
+def fit_focal(points: np.ndarray, uv: np.ndarray, size) -> Optional[np.ndarray]:
+    """Robust K for a source image of ``size`` (w, h): principal point at the image centre, one focal length =
+    the median of |u - cx| / |x / z| and |v - cy| / |y / z| over the points (fields of untrained or up-to-scale
+    models make a free least-squares fit ill-conditioned)."""
+    w, h = size
+    cx, cy = (w - 1) / 2.0, (h - 1) / 2.0
+    p = np.asarray(points, np.float64)
+    q = np.asarray(uv, np.float64)
+    ok = np.isfinite(p).all(1) & (p[:, 2] > 1e-6) & np.isfinite(q).all(1)
+    if ok.sum() < 3:
+        return None
+    p, q = p[ok], q[ok]
+    ratios = []
+    for axis, c in ((0, cx), (1, cy)):
+        r = p[:, axis] / p[:, 2]
+        m = np.abs(r) > 1e-3 * max(np.abs(r).max(), 1e-12)
+        m &= np.abs(q[:, axis] - c) > 0.05 * (w if axis == 0 else h)
+        ratios.append((q[m, axis] - c) / r[m])
+    f = np.concatenate(ratios)
+    f = f[np.isfinite(f) & (f > 0)]
+    if f.size < 3:
+        return None
+    fm = float(np.median(f))
+    return np.array([[fm, 0.0, cx], [0.0, fm, cy], [0.0, 0.0, 1.0]])
+
+
 def project(K: np.ndarray, pts: np.ndarray) -> np.ndarray:
     """[..., 3] -> [..., 2] pixels (NaN behind the camera)."""
     p = np.asarray(pts, np.float64)
@@ -196,11 +222,29 @@ def _clip_path(path: np.ndarray, w: int, h: int, margin: float = 2.0) -> np.ndar
     return p
 
 
+def _truncate_path(path: np.ndarray, max_len: float) -> np.ndarray:
+    """The newest part of a polyline, at most ``max_len`` long (walking back from the last point)."""
+    out = [path[-1]]
+    left = float(max_len)
+    for k in range(len(path) - 1, 0, -1):
+        a, b = path[k], path[k - 1]
+        if not (np.isfinite(a).all() and np.isfinite(b).all()):
+            break
+        seg = float(np.linalg.norm(b - a))
+        if seg >= left:
+            out.append(a + (b - a) * (left / max(seg, 1e-9)))
+            break
+        out.append(b)
+        left -= seg
+    return np.array(out[::-1])
+
+
 def _text(img, xy, s, scale, color=TEXT_COLOR, thickness=1):
     import cv2
 
     x, y = int(xy[0]), int(xy[1])
-    cv2.putText(img, s, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness + 2, cv2.LINE_AA)
+    # shadow with the same thickness (OpenCV 5's fonts get wider with thickness: no thick outline)
+    cv2.putText(img, s, (x + 1, y + 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness, cv2.LINE_AA)
     cv2.putText(img, s, (x, y), cv2.FONT_HERSHEY_SIMPLEX, scale, color, thickness, cv2.LINE_AA)
 
 
@@ -221,8 +265,12 @@ def colorize_labels(labels: np.ndarray) -> np.ndarray:
 
 
 def render(rgb: np.ndarray, data: Optional[OverlayData] = None, text_lines: Sequence[str] = (),
-           min_width: int = 640, legend: bool = True, mask_alpha: float = 0.45) -> np.ndarray:
-    """The overlay image (RGB uint8), upscaled so that it is at least ``min_width`` pixels wide."""
+           min_width: int = 640, legend: bool = True, mask_alpha: float = 0.45, static_len: float = 12.0
+           ) -> np.ndarray:
+    """The overlay image (RGB uint8), upscaled so that it is at least ``min_width`` pixels wide.
+
+    Moving tracks (``dynamic``) are drawn in full with their forecast; static ones as a dot with the newest
+    ``static_len`` source pixels of their path (0: dots only)."""
     import cv2
 
     src_h, src_w = rgb.shape[:2]
@@ -252,9 +300,7 @@ def render(rgb: np.ndarray, data: Optional[OverlayData] = None, text_lines: Sequ
     if d.K is not None:
         K = np.asarray(d.K, np.float64).reshape(3, 3)
     elif len(d.uv) and d.positions.size and d.source_frame_is_newest:
-        K = fit_pinhole(d.positions[:, -1], d.uv)
-    elif d.objects and d.positions.size == 0:
-        K = None
+        K = fit_focal(d.positions[:, -1], d.uv, (src_w, src_h))
 
     # ---- tracks (time colours) + forecasts (dashed magenta)
     if K is not None and len(d.uv) and d.positions.size:
@@ -268,9 +314,10 @@ def render(rgb: np.ndarray, data: Optional[OverlayData] = None, text_lines: Sequ
             path = _clip_path((traj_px[i] + shift[i]) * s, out_w, out_h)
             if dyn:
                 _polyline_time(img, path, thick + 1)
-            else:
+            elif static_len > 0:  # static points: a short faint stub (their apparent motion is model noise)
+                stub = _truncate_path(path, static_len * s)
                 faint = img.copy()
-                _polyline_time(faint, path, thick)
+                _polyline_time(faint, stub, thick)
                 cv2.addWeighted(faint, 0.5, img, 0.5, 0, dst=img)
             if fc_px.shape[1] and dyn:
                 fpath = _clip_path(np.concatenate([path[-1:], (fc_px[i] + shift[i]) * s]), out_w, out_h)
