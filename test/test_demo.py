@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 
-pytestmark = [pytest.mark.ros, pytest.mark.sim]
+pytestmark = [pytest.mark.ros, pytest.mark.sim, pytest.mark.slow]
 
 PERCEPTION = "/trajectory_field_node"
 

@@ -136,3 +136,69 @@ def test_process_errors(tmp_path):
     # fewer frames than a window: exit code 1 with a message, not a crash
     assert cli.main(["process", src, "--window", "4", "--out", str(tmp_path / "o2"), "--no-progress",
                      "--json"]) == 1
+
+
+def _cdr_images(n=6, h=24, w=32):
+    from mcap_ros2._dynamic import serialize_dynamic
+
+    from trace_anything_ros.io.msgdefs import schema_text
+
+    enc = serialize_dynamic("sensor_msgs/msg/Image", schema_text("sensor_msgs/msg/Image"))["sensor_msgs/msg/Image"]
+    out = []
+    for i in range(n):
+        t = 2_000_000_000 + i * 50_000_000
+        img = np.zeros((h, w, 3), np.uint8)
+        img[:, i] = (1, 2, 3 + i)
+        bgr = np.ascontiguousarray(img[:, :, ::-1])
+        out.append((t, img, enc({"header": {"stamp": {"sec": t // 10**9, "nanosec": t % 10**9}, "frame_id": "c"},
+                                 "height": h, "width": w, "encoding": "bgr8", "is_bigendian": 0, "step": w * 3,
+                                 "data": bgr.tobytes()})))
+    return out
+
+
+def test_rosbag2_directories_sqlite3_and_mcap(tmp_path):
+    """rosbag2 bags as `ros2 bag record` writes them: metadata.yaml + a .db3 (sqlite3 storage) or a .mcap."""
+    import sqlite3
+
+    import yaml
+
+    msgs = _cdr_images()
+    # sqlite3 storage (schema of rosbag2's sqlite3 plugin)
+    d = tmp_path / "bag_sqlite"
+    d.mkdir()
+    con = sqlite3.connect(d / "bag_sqlite_0.db3")
+    con.executescript("CREATE TABLE topics(id INTEGER PRIMARY KEY, name TEXT NOT NULL, type TEXT NOT NULL, "
+                      "serialization_format TEXT NOT NULL, offered_qos_profiles TEXT NOT NULL);"
+                      "CREATE TABLE messages(id INTEGER PRIMARY KEY, topic_id INTEGER NOT NULL, "
+                      "timestamp INTEGER NOT NULL, data BLOB NOT NULL);")
+    con.execute("INSERT INTO topics VALUES (1, '/cam/image', 'sensor_msgs/msg/Image', 'cdr', '')")
+    for i, (t, _, data) in enumerate(msgs):
+        con.execute("INSERT INTO messages VALUES (?, 1, ?, ?)", (i + 1, t, data))
+    con.commit()
+    con.close()
+    meta = {"rosbag2_bagfile_information": {"version": 5, "storage_identifier": "sqlite3",
+                                            "relative_file_paths": ["bag_sqlite_0.db3"]}}
+    (d / "metadata.yaml").write_text(yaml.safe_dump(meta))
+    # mcap storage
+    from mcap.writer import Writer
+
+    from trace_anything_ros.io.msgdefs import schema_text
+    d2 = tmp_path / "bag_mcap"
+    d2.mkdir()
+    with open(d2 / "bag_mcap_0.mcap", "wb") as f:
+        w = Writer(f)
+        w.start("ros2", "test")
+        sid = w.register_schema("sensor_msgs/msg/Image", "ros2msg", schema_text("sensor_msgs/msg/Image").encode())
+        cid = w.register_channel("/cam/image", "cdr", sid)
+        for t, _, data in msgs:
+            w.add_message(cid, log_time=t, data=data, publish_time=t)
+        w.finish()
+    meta["rosbag2_bagfile_information"].update(storage_identifier="mcap", relative_file_paths=["bag_mcap_0.mcap"])
+    (d2 / "metadata.yaml").write_text(yaml.safe_dump(meta))
+    for bagdir in (d, d2):
+        assert bag.is_rosbag2_dir(str(bagdir))
+        assert bag.list_topics(str(bagdir)) == {"/cam/image": ("sensor_msgs/msg/Image", len(msgs))}
+        frames = list(bag.read_images(str(bagdir), max_frames=5))
+        assert [f.stamp_ns for f in frames] == [t for t, _, _ in msgs[:5]]
+        for f, (_, img, _) in zip(frames, msgs):
+            assert np.array_equal(f.rgb, img)  # bgr8 converted to RGB
