@@ -130,7 +130,9 @@ def products_to_messages(pr, frame_id: str = "", float16: bool = True, field: bo
     header = Header(stamp=conv.ns_to_time(pr.stamps_ns[-1]), frame_id=fid)
     out = {}
     if field:
-        out["field"] = conv.field_to_msg(pr.field, header, float16=float16, scale=pr.scale, stamps_ns=pr.stamps_ns)
+        with np.errstate(over="ignore"):  # float16 saturates to inf beyond 65504 (untrained weights), as in the node
+            out["field"] = conv.field_to_msg(pr.field, header, float16=float16, scale=pr.scale,
+                                             stamps_ns=pr.stamps_ns)
     # the node's message builders do not use the node instance (pure functions of the products)
     if pr.tracks is not None:
         out["tracks"] = TrajectoryFieldNode._tracks_msg(None, pr, header)
