@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+pytestmark = pytest.mark.sim
 pytest.importorskip("mujoco", reason="MuJoCo is needed for the simulation tests")
 
 from trace_anything_ros.field.types import TrajectoryField  # noqa: E402

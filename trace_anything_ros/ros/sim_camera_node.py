@@ -1,0 +1,204 @@
+"""``sim_camera_node``: a simulated RGB-D camera (MuJoCo tabletop scene from ``trace_anything_ros.sim``).
+
+Publishes (relative names; the defaults resolve to the ``/camera/...`` topics the graphs and the demo use):
+  camera/image_raw        sensor_msgs/Image       rgb8
+  camera/depth/image_raw  sensor_msgs/Image       32FC1, metres along the optical axis (NaN: nothing hit)
+  camera/camera_info      sensor_msgs/CameraInfo  K, P (plumb_bob, zero distortion), width/height
+  camera/pose             geometry_msgs/PoseStamped  pose of the optical frame in frame ``world_frame_id``
+  /clock                  rosgraph_msgs/Clock     scene time, when ``publish_clock`` (others use use_sim_time)
+  gt/dynamic_mask         sensor_msgs/Image       mono8 0/255: pixels of bodies moving at this instant
+  gt/object_poses         geometry_msgs/PoseArray world poses of the scene's objects (+ gripper), in order
+All messages of one frame share one stamp: the scene time when ``publish_clock`` is true, else the node clock.
+
+The frame loop runs on a steady (wall) timer even with use_sim_time:=true, since this node drives sim time.
+Only standard message types are used. This module is the only sim code that imports rclpy.
+"""
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+import rclpy
+from geometry_msgs.msg import Pose, PoseArray, PoseStamped
+from rcl_interfaces.msg import ParameterDescriptor
+from rclpy.clock import Clock, ClockType
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from rclpy.time import Time
+from rosgraph_msgs.msg import Clock as ClockMsg
+from sensor_msgs.msg import CameraInfo, Image
+
+from trace_anything_ros.sim.scene import PRESETS, Scene, SceneConfig
+
+PARAMS = {
+    # name: (default, description)
+    "seed": (0, "scene seed (same seed: same scene and motion)"),
+    "scene": ("tabletop", f"scene preset: {', '.join(PRESETS)}"),
+    "width": (320, "image width in pixels"),
+    "height": (240, "image height in pixels"),
+    "fovy": (55.0, "vertical field of view in degrees"),
+    "rate_hz": (10.0, "frames per second of sim time (and of wall time when real_time)"),
+    "rate": (0.0, "alias of rate_hz (> 0 overrides it)"),
+    "real_time": (True, "pace frames at rate_hz in wall time (false: as fast as rendering allows)"),
+    "duration": (0.0, "seconds of sim time to run, then exit (0: forever)"),
+    "start_time": (0.0, "scene time of the first frame minus one period"),
+    "publish_clock": (True, "publish /clock with the scene time and stamp every message with it"),
+    "frame_id": ("sim_camera_optical_frame", "frame id of image, depth and camera_info (ROS optical convention)"),
+    "world_frame_id": ("world", "frame id of camera/pose and gt/object_poses"),
+    "publish_gt": (True, "publish gt/dynamic_mask and gt/object_poses (costs a segmentation render)"),
+    "qos.reliability": ("reliable", "reliable (works with best-effort subscribers too) or best_effort"),
+    "qos.depth": (5, "publisher history depth"),
+}
+
+
+def _stamp_msg(t_ns: int):
+    return Time(nanoseconds=int(t_ns)).to_msg()
+
+
+def _pose_msg(T: np.ndarray) -> Pose:
+    import mujoco
+
+    q = np.zeros(4)
+    mujoco.mju_mat2Quat(q, np.ascontiguousarray(T[:3, :3], dtype=np.float64).reshape(9))
+    p = Pose()
+    p.position.x, p.position.y, p.position.z = (float(v) for v in T[:3, 3])
+    p.orientation.w, p.orientation.x, p.orientation.y, p.orientation.z = (float(v) for v in q)
+    return p
+
+
+def image_msg(arr: np.ndarray, encoding: str, stamp, frame_id: str) -> Image:
+    """numpy image -> sensor_msgs/Image with the data set as bytes (fast; no Python lists)."""
+    arr = np.ascontiguousarray(arr)
+    m = Image()
+    m.header.stamp = stamp
+    m.header.frame_id = frame_id
+    m.height, m.width = int(arr.shape[0]), int(arr.shape[1])
+    m.encoding = encoding
+    m.is_bigendian = 0
+    m.step = int(arr.strides[0])
+    m.data = arr.tobytes()
+    return m
+
+
+def camera_info_msg(K: np.ndarray, width: int, height: int, stamp, frame_id: str) -> CameraInfo:
+    m = CameraInfo()
+    m.header.stamp = stamp
+    m.header.frame_id = frame_id
+    m.width, m.height = int(width), int(height)
+    m.distortion_model = "plumb_bob"
+    m.d = [0.0] * 5
+    m.k = [float(v) for v in np.asarray(K, dtype=np.float64).reshape(9)]
+    m.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    P = np.zeros((3, 4))
+    P[:3, :3] = K
+    m.p = [float(v) for v in P.reshape(12)]
+    return m
+
+
+class SimCameraNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("sim_camera_node", **kwargs)
+        for name, (default, desc) in PARAMS.items():
+            self.declare_parameter(name, default, ParameterDescriptor(description=desc))
+        g = lambda n: self.get_parameter(n).value  # noqa: E731
+        rate = float(g("rate")) if float(g("rate")) > 0 else float(g("rate_hz"))
+        if rate <= 0:
+            raise ValueError("rate_hz must be > 0")
+        self.period = 1.0 / rate
+        self.duration = float(g("duration"))
+        self.publish_clock = bool(g("publish_clock"))
+        self.publish_gt = bool(g("publish_gt"))
+        self.frame_id = str(g("frame_id"))
+        self.world_frame_id = str(g("world_frame_id"))
+        cfg = SceneConfig.from_preset(str(g("scene")), seed=int(g("seed")), width=int(g("width")),
+                                      height=int(g("height")), fovy=float(g("fovy")))
+        self.scene = Scene(cfg)
+        self.scene.set_time(float(g("start_time")))
+        self.t_start = self.scene.time
+
+        rel = ReliabilityPolicy.BEST_EFFORT if g("qos.reliability") == "best_effort" else ReliabilityPolicy.RELIABLE
+        qos = QoSProfile(depth=int(g("qos.depth")), reliability=rel, durability=DurabilityPolicy.VOLATILE,
+                         history=HistoryPolicy.KEEP_LAST)
+        self.pub_image = self.create_publisher(Image, "camera/image_raw", qos)
+        self.pub_depth = self.create_publisher(Image, "camera/depth/image_raw", qos)
+        self.pub_info = self.create_publisher(CameraInfo, "camera/camera_info", qos)
+        self.pub_pose = self.create_publisher(PoseStamped, "camera/pose", qos)
+        self.pub_clock = (self.create_publisher(ClockMsg, "/clock", QoSProfile(
+            depth=10, reliability=ReliabilityPolicy.RELIABLE)) if self.publish_clock else None)
+        if self.publish_gt:
+            self.pub_mask = self.create_publisher(Image, "gt/dynamic_mask", qos)
+            self.pub_objects = self.create_publisher(PoseArray, "gt/object_poses", qos)
+        self.frames = 0
+        self.done = False
+        self.render_s = 0.0
+        period = self.period if bool(g("real_time")) else 1e-3
+        # a steady clock: with use_sim_time this node is the one that makes time advance
+        self.timer = self.create_timer(period, self._tick, clock=Clock(clock_type=ClockType.STEADY_TIME))
+        self.get_logger().info(
+            f"scene {cfg.preset} seed {cfg.seed} ({len(self.scene.tracked)} tracked bodies), {cfg.width}x{cfg.height} "
+            f"at {rate:g} Hz, clock {'published' if self.publish_clock else 'not published'}")
+
+    def _tick(self):
+        if self.done:
+            return
+        if self.duration > 0 and self.scene.time - self.t_start >= self.duration - 1e-9:
+            self.done = True
+            return
+        t0 = time.perf_counter()
+        self.scene.step(self.period)
+        fr = self.scene.render(segmentation=self.publish_gt)
+        self.render_s += time.perf_counter() - t0
+        if self.publish_clock:
+            t_ns = int(round(self.scene.time * 1e9))
+            c = ClockMsg()
+            c.clock = _stamp_msg(t_ns)
+            self.pub_clock.publish(c)
+        else:
+            t_ns = self.get_clock().now().nanoseconds
+        stamp = _stamp_msg(t_ns)
+        self.pub_info.publish(camera_info_msg(fr["K"], self.scene.config.width, self.scene.config.height, stamp,
+                                              self.frame_id))
+        self.pub_image.publish(image_msg(fr["rgb"], "rgb8", stamp, self.frame_id))
+        self.pub_depth.publish(image_msg(fr["depth"].astype(np.float32), "32FC1", stamp, self.frame_id))
+        ps = PoseStamped()
+        ps.header.stamp = stamp
+        ps.header.frame_id = self.world_frame_id
+        ps.pose = _pose_msg(fr["world_T_cam"])
+        self.pub_pose.publish(ps)
+        if self.publish_gt:
+            moving = set(self.scene.moving_bodies(self.scene.time - self.period, self.scene.time, samples=3))
+            seg = fr["seg_body"]
+            mask = (np.isin(seg, list(moving)) if moving else np.zeros(seg.shape, bool)).astype(np.uint8) * 255
+            self.pub_mask.publish(image_msg(mask, "mono8", stamp, self.frame_id))
+            pa = PoseArray()
+            pa.header.stamp = stamp
+            pa.header.frame_id = self.world_frame_id
+            pa.poses = [_pose_msg(T) for T in self.scene.body_poses().values()]
+            self.pub_objects.publish(pa)
+        self.frames += 1
+
+
+def main(args=None) -> int:
+    rclpy.init(args=args if args is not None else sys.argv)
+    node = None
+    try:
+        node = SimCameraNode()
+        while rclpy.ok() and not node.done:
+            rclpy.spin_once(node, timeout_sec=0.1)
+        if node.done:
+            node.get_logger().info(f"duration reached after {node.frames} frames "
+                                   f"({node.render_s / max(node.frames, 1) * 1e3:.1f} ms render per frame)")
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if node is not None:
+            node.scene.close()
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.try_shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
