@@ -1,0 +1,244 @@
+"""``trace-anything-ros eval``: benchmark field estimators on held-out generated MuJoCo scenes with ground truth.
+
+    trace-anything-ros eval --preset ci --out out/eval
+    trace-anything-ros eval --preset full --estimator model=trace_anything_ros.model.engine:create_estimator
+
+Estimators: the baselines ``static`` (every pixel stays at its depth point), ``const_velocity`` (per-pixel
+velocity from the last two frames' depth back-projections), the ``ground_truth`` oracle (sanity row), and any
+``NAME=module:factory`` whose factory returns a ``FieldEstimator`` (``predict(frames) -> FieldPrediction``) or a
+callable ``f(frames, depth)``. Writes ``results.json``, ``results.md`` and PNG plots to ``--out``.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import time
+from typing import Callable, Dict, List, Optional
+
+import numpy as np
+
+PRESETS = {
+    # < 3 min on 2 cores: 3 scenes x 1 window of 6 frames at 128 x 96
+    "ci": dict(scenes=["tabletop", "moving_camera", "pick_place"], seeds=[1001], windows=1, frames=6, dt=0.12,
+               width=128, height=96, num_ctrl=10, horizons=[0.5, 1.0]),
+    "full": dict(scenes=["tabletop", "moving_camera", "pick_place", "static_scene", "busy"],
+                 seeds=[2001, 2002, 2003], windows=2, frames=8, dt=0.1, width=320, height=240, num_ctrl=10,
+                 horizons=[0.5, 1.0]),
+}
+DEFAULT_ESTIMATORS = ["ground_truth", "static", "const_velocity"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="ci", help="benchmark size")
+    parser.add_argument("--estimator", action="append", default=[], metavar="NAME[=module:factory]",
+                        help=f"estimator to score (repeatable; default {', '.join(DEFAULT_ESTIMATORS)}); "
+                             "'model' = trace_anything_ros.model.engine:create_estimator")
+    parser.add_argument("--mask", default="displacement", choices=["displacement", "motion"],
+                        help="mask function scored for IoU / J&F (motion: trace_anything_ros.motion.analyze)")
+    parser.add_argument("--out", default="out/eval", help="output directory")
+    parser.add_argument("--width", type=int, default=0, help="override the preset's image width")
+    parser.add_argument("--height", type=int, default=0, help="override the preset's image height")
+    parser.add_argument("--frames", type=int, default=0, help="override frames per window")
+    parser.add_argument("--seed", type=int, action="append", default=[], help="override scene seeds")
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+
+
+def resolve_estimator(spec: str):
+    """'static' | 'const_velocity' | 'ground_truth' | 'model' | 'NAME=module:factory' -> (name, estimator)."""
+    from trace_anything_ros.eval.estimators import BASELINES
+
+    name, _, target = spec.partition("=")
+    if not target:
+        if name in BASELINES:
+            return name, BASELINES[name]()
+        if name == "model":
+            target = "trace_anything_ros.model.engine:create_estimator"
+        elif ":" in name:
+            target, name = name, name.rsplit(":", 1)[1]
+        else:
+            raise ValueError(f"unknown estimator {spec!r}")
+    mod, _, fn = target.partition(":")
+    obj = getattr(importlib.import_module(mod), fn)
+    return name, (obj() if isinstance(obj, type) or not hasattr(obj, "predict") and _is_factory(obj) else obj)
+
+
+def _is_factory(fn) -> bool:
+    import inspect
+
+    try:
+        ps = [p for p in inspect.signature(fn).parameters.values() if p.default is p.empty
+              and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    except (TypeError, ValueError):
+        return False
+    return len(ps) == 0
+
+
+def mask_function(kind: str) -> Callable:
+    from trace_anything_ros.eval.metrics import displacement_mask
+
+    if kind == "displacement":
+        return displacement_mask
+    from trace_anything_ros.motion import analyze as _an
+
+    return lambda field: _an.analyze(field).labels
+
+
+def generate_windows(cfg: dict):
+    """Yield (scene_name, seed, start, frames, gt, future_poses) for the preset's held-out scenes."""
+    from trace_anything_ros.sim.ground_truth import compute_window
+    from trace_anything_ros.sim.scene import Scene, SceneConfig
+
+    for preset in cfg["scenes"]:
+        for seed in cfg["seeds"]:
+            scene = Scene(SceneConfig.from_preset(preset, seed=seed, width=cfg["width"], height=cfg["height"]))
+            rng = np.random.default_rng(seed * 7 + 3)
+            try:
+                for _ in range(cfg["windows"]):
+                    start = float(rng.uniform(0.8, 4.0))
+                    frames = scene.record(cfg["frames"], cfg["dt"], start=start)
+                    gt = compute_window(frames, num_ctrl=cfg["num_ctrl"], pose_fn=scene.poses_at)
+                    t_last = frames[-1]["stamp"]
+                    future = {h: scene.poses_at(t_last + h) for h in cfg["horizons"]}
+                    yield preset, seed, start, frames, gt, future
+            finally:
+                scene.close()
+
+
+def run(cfg: dict, estimators: Dict[str, object], mask_fn: Callable) -> dict:
+    from trace_anything_ros.eval.estimators import as_field
+    from trace_anything_ros.eval.metrics import evaluate
+
+    rows: List[dict] = []
+    t0 = time.perf_counter()
+    for preset, seed, start, frames, gt, future in generate_windows(cfg):
+        rgb = np.stack([f["rgb"] for f in frames])
+        depth = np.stack([f["depth"] for f in frames]).astype(np.float32)
+        ctx = dict(K=gt.K, cam_poses=gt.cam_poses, stamps=gt.field.stamps, frame_times=gt.field.frame_times, gt=gt)
+        for name, est in estimators.items():
+            tic = time.perf_counter()
+            field = as_field(est, rgb, depth, ctx)
+            pred_s = time.perf_counter() - tic
+            res = evaluate(field, gt, mask_fn=mask_fn, future_poses=future)
+            res.update(estimator=name, scene=preset, seed=seed, start=start, predict_s=pred_s)
+            rows.append(res)
+    return dict(rows=rows, summary=summarize(rows), config=cfg, wall_s=time.perf_counter() - t0)
+
+
+def _flat(d: dict, prefix: str = "") -> Dict[str, float]:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        elif isinstance(v, (int, float, np.floating)) and not isinstance(v, bool):
+            out[f"{prefix}{k}"] = float(v)
+    return out
+
+
+def summarize(rows: List[dict]) -> Dict[str, Dict[str, float]]:
+    """Mean of every numeric metric per estimator (NaNs ignored)."""
+    by: Dict[str, List[Dict[str, float]]] = {}
+    for r in rows:
+        by.setdefault(r["estimator"], []).append(_flat({k: v for k, v in r.items()
+                                                        if k not in ("estimator", "scene", "seed", "start")}))
+    out = {}
+    for name, flats in by.items():
+        keys = sorted(set().union(*flats))
+        out[name] = {k: float(np.nanmean([f.get(k, np.nan) for f in flats])) if any(
+            np.isfinite(f.get(k, np.nan)) for f in flats) else float("nan") for k in keys}
+    return out
+
+
+TABLE = [  # (column title, summary key, scale, format)
+    ("EPE all (mm)", "epe_aligned.all", 1e3, ".1f"), ("EPE static (mm)", "epe_aligned.static", 1e3, ".1f"),
+    ("EPE dynamic (mm)", "epe_aligned.dynamic", 1e3, ".1f"), ("EPE raw all (mm)", "epe_raw.all", 1e3, ".1f"),
+    ("static spread (mm)", "static_spread", 1e3, ".1f"), ("consistency (mm)", "consistency.all", 1e3, ".1f"),
+    ("mask IoU", "mask.iou", 1, ".3f"), ("J&F", "mask.JF", 1, ".3f"),
+    ("forecast +0.5 s dyn (mm)", "forecast.0.5s.dynamic", 1e3, ".1f"),
+    ("forecast +1 s dyn (mm)", "forecast.1s.dynamic", 1e3, ".1f"), ("predict (s)", "predict_s", 1, ".3f"),
+]
+
+
+def markdown(result: dict) -> str:
+    cfg = result["config"]
+    lines = [f"# Trajectory-field benchmark ({cfg.get('name', '')})", "",
+             f"{len(cfg['scenes'])} scene presets x {len(cfg['seeds'])} seeds x {cfg['windows']} windows of "
+             f"{cfg['frames']} frames ({cfg['dt']} s apart) at {cfg['width']}x{cfg['height']}; errors after median "
+             "scale alignment unless 'raw'; consistency = same scene point from different frames; forecast = "
+             "newest frame's curves extrapolated past the window.", "",
+             "| estimator | " + " | ".join(c[0] for c in TABLE) + " |", "|---" * (len(TABLE) + 1) + "|"]
+    for name, s in result["summary"].items():
+        cells = []
+        for _, key, sc, fmt in TABLE:
+            v = s.get(key, float("nan"))
+            cells.append("n/a" if not np.isfinite(v) else format(v * sc, fmt))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines += ["", f"Wall time {result['wall_s']:.1f} s."]
+    return "\n".join(lines) + "\n"
+
+
+def plots(result: dict, out: str) -> List[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s = result["summary"]
+    names = list(s)
+    files = []
+    groups = [("epe_aligned.static", "static"), ("epe_aligned.dynamic", "dynamic"), ("consistency.all", "consistency"),
+              ("static_spread", "static spread")]
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    x = np.arange(len(names))
+    wbar = 0.8 / len(groups)
+    for k, (key, label) in enumerate(groups):
+        ax.bar(x + k * wbar, [s[n].get(key, np.nan) * 1e3 for n in names], wbar, label=label)
+    ax.set_xticks(x + wbar * (len(groups) - 1) / 2, names)
+    ax.set_ylabel("mm (scale-aligned)")
+    ax.set_title("Trajectory error at the frame times")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    files.append(os.path.join(out, "epe.png"))
+    fig.savefig(files[-1], dpi=110)
+    plt.close(fig)
+    hs = sorted({k.split(".")[1] for n in names for k in s[n] if k.startswith("forecast.")},
+                key=lambda v: float(v.rstrip("s")))
+    if hs:
+        fig, ax = plt.subplots(figsize=(5, 3.5))
+        for n in names:
+            ax.plot([float(h.rstrip("s")) for h in hs], [s[n].get(f"forecast.{h}.dynamic", np.nan) * 1e3 for h in hs],
+                    "o-", label=n)
+        ax.set_xlabel("lead time past the newest frame (s)")
+        ax.set_ylabel("dynamic-pixel error (mm)")
+        ax.set_title("Forecast error")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        files.append(os.path.join(out, "forecast.png"))
+        fig.savefig(files[-1], dpi=110)
+        plt.close(fig)
+    return files
+
+
+def main(args) -> int:
+    cfg = dict(PRESETS[args.preset], name=args.preset)
+    if args.width:
+        cfg["width"] = args.width
+    if args.height:
+        cfg["height"] = args.height
+    if args.frames:
+        cfg["frames"] = args.frames
+    if args.seed:
+        cfg["seeds"] = list(args.seed)
+    estimators = dict(resolve_estimator(s) for s in (args.estimator or DEFAULT_ESTIMATORS))
+    result = run(cfg, estimators, mask_function(args.mask))
+    os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "results.json"), "w") as f:
+        json.dump(result, f, indent=1, default=lambda o: o.tolist() if hasattr(o, "tolist") else str(o))
+    md = markdown(result)
+    with open(os.path.join(args.out, "results.md"), "w") as f:
+        f.write(md)
+    files = [] if args.no_plots else plots(result, args.out)
+    print(md)
+    print("wrote", ", ".join([os.path.join(args.out, "results.json"), os.path.join(args.out, "results.md")] + files))
+    return 0
