@@ -240,6 +240,35 @@ class _Live:
                 self.rclpy.shutdown()
 
 
+def planner_extrinsics(params: List[str]) -> List[str]:
+    """Planner parameters placing the robot base at the sim's world frame: ``base_frame:=world`` and
+    ``camera_to_base.*`` = the sim camera's pose in the world (static camera scenes; the scene is rebuilt here from
+    the same seed/preset/size parameters the sim camera gets). Nothing for moving-camera scenes."""
+    from trace_anything_ros.sim.scene import Scene, SceneConfig
+
+    kv = dict(p.split(":=", 1) for p in params if ":=" in p)
+    try:
+        cfg = SceneConfig.from_preset(kv.get("scene", "tabletop"), seed=int(kv.get("seed", 0)),
+                                      width=int(kv.get("width", 320)), height=int(kv.get("height", 240)),
+                                      fovy=float(kv.get("fovy", 55.0)))
+    except (ValueError, TypeError) as e:
+        _log(f"planner extrinsics left at their defaults ({e})")
+        return []
+    if cfg.moving_camera:
+        return []
+    scene = Scene(cfg)
+    try:
+        T = scene.camera_pose_at(float(kv.get("start_time", 0.0)))
+    finally:
+        scene.close()
+    from trace_anything_ros.planning.se3 import pose_to_xyz_quat
+
+    xyz, q = pose_to_xyz_quat(T)
+    fmt = lambda v: "[" + ",".join(f"{float(x):.6f}" for x in v) + "]"  # noqa: E731
+    return ["base_frame:=world", "use_tf:=false", f"camera_to_base.xyz:={fmt(xyz)}",
+            f"camera_to_base.quat:={fmt(q)}"]
+
+
 # ---------------------------------------------------------------------------------------------- processes
 def _start(cmd: List[str], env, log_path: str) -> subprocess.Popen:
     f = open(log_path, "w")
@@ -299,6 +328,8 @@ def main(args) -> int:
     if args.reduced:
         params += ["window.length:=4"]
     params += args.param
+    if not args.no_planner:
+        params += planner_extrinsics(params)
     run_cmd = [sys.executable, "-m", "trace_anything_ros.cli", "run", "--graph", "manipulation", "--use-sim-time"]
     if args.no_planner:
         run_cmd += ["--only", "sim_camera_node", "--only", "trajectory_field_node"]

@@ -339,9 +339,8 @@ def render(rgb: np.ndarray, data: Optional[OverlayData] = None, text_lines: Sequ
         cv2.rectangle(img, (int(x), int(y)), (int(x + w), int(y + h)), col, thick + 1, cv2.LINE_AA)
         label = f"#{o.id}"
         if o.velocity is not None and np.isfinite(o.velocity).all():
-            sp = float(np.linalg.norm(o.velocity))
-            label += f" v={sp:.2f}" if sp < 100 else f" v={sp:.1e}"
-        fs = 0.45 * max(1.0, s * 0.8)
+            label += f" v={float(np.linalg.norm(o.velocity)):.2g}"
+        fs = 0.4 * max(1.0, out_w / 800)
         (tw, th), _ = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, fs, 1)
         ty = int(y) - 4 if y - th - 6 > 0 else int(y + h) + th + 4
         cv2.rectangle(img, (int(x), ty - th - 3), (int(x) + tw + 4, ty + 3), col, -1)
