@@ -156,7 +156,7 @@ def compute_window(frames: Sequence[dict], num_ctrl: int = 10,
         c_i = ctrl[i].reshape(num_ctrl, hw, 3)
         p_i = pos[i].reshape(n, hw, 3)
         l_i = local[i].reshape(hw, 3)
-        q_i = np.zeros((n, hw, 3), np.float32)
+        q_i = np.zeros((n, 3, hw), np.float32)
         # the largest body (usually the static world) is computed for all pixels at once, without masking;
         # the others overwrite their pixels. Invalid pixels stay 0 in ctrl/pos/local (conf 0).
         big = int(np.argmax(counts)) if counts.size else -1
@@ -170,19 +170,28 @@ def compute_window(frames: Sequence[dict], num_ctrl: int = 10,
             M = c0_T_w[None] @ s_poses[:, bid] @ b_T_c[None]                 # [T, 4, 4]
             _put(c_i, m, P, np.einsum("dt,tij->dij", pinvB, M))               # fitted control points
             _put(p_i, m, P, M[:n])                                           # exact, at the frame times
-            if with_visibility:
-                _put(q_i, m, P, cam_T_w @ bp[:, bid] @ b_T_c[None])          # cam_j <- cam_i via the body
+            if with_visibility:                                              # pixel_j <- cam_i via the body
+                KW = np.einsum("ij,njk->nik", K, (cam_T_w @ bp[:, bid] @ b_T_c[None])[:, :3]).astype(np.float32)
+                if m is None:                                                # planar [n, 3, HW] GEMMs
+                    XT = np.ascontiguousarray(X.T)
+                    for j in range(n):
+                        np.matmul(KW[j, :, :3], XT, out=q_i[j])
+                        q_i[j] += KW[j, :, 3:4]
+                else:
+                    q_i[:, :, m] = np.einsum("njk,pk->njp", KW[:, :, :3], P) + KW[:, :, 3:4]
         bad = flat < 0
         if bad.any():
             c_i[:, bad] = 0.0
             p_i[:, bad] = 0.0
             l_i[bad] = 0.0
         if with_visibility:
-            uv, z = project(q_i, K)                                          # [n, hw, 2], [n, hw]
-            ui = np.rint(uv[..., 0])
-            vi = np.rint(uv[..., 1])
-            inside = (z > 0) & (ui >= 0) & (ui < w) & (vi >= 0) & (vi < h) & ~bad[None]
-            lin = np.where(inside, vi * w + ui, 0).astype(np.int64) + (np.arange(n) * hw)[:, None]
+            z = q_i[:, 2]                                                    # q_i: (u z, v z, z) in frame j
+            with np.errstate(divide="ignore", invalid="ignore"):
+                u = q_i[:, 0] / z
+                v = q_i[:, 1] / z
+            inside = (z > 0) & (u >= -0.5) & (u < w - 0.5) & (v >= -0.5) & (v < h - 0.5) & ~bad[None]
+            lin = np.where(inside, (v + 0.5).astype(np.int32) * w + (u + 0.5).astype(np.int32), 0)
+            lin += (np.arange(n, dtype=np.int32) * hw)[:, None]
             dz = depths.reshape(-1)[lin]
             vis[i] = (inside & (np.abs(dz - z) <= depth_tol + depth_rel_tol * z)).reshape(n, h, w)
 
