@@ -98,7 +98,7 @@ def test_upscale_legend_text_and_video(tmp_path):
     img = ov.render(rgb, _scene(), text_lines=["hello"], min_width=640)
     assert img.shape == (480, 640, 3)
     assert (img[:20, :60] != 30).any()            # text panel top-left
-    assert (img[:20, -100:] != 30).any()          # legend top-right
+    assert (img[-20:, -100:] != 30).any()         # legend bottom-right
     v = ov.VideoOut(str(tmp_path / "o.mp4"), 5)
     for _ in range(3):
         v.write(img)

@@ -107,6 +107,7 @@ class _Live:
         self.windows = 0
         self.first_window_wall: Optional[float] = None
         self.sim_first_window: Optional[float] = None
+        self.camera_frame = ""
         self.objects_seen: set = set()
         self.last_objects = None
         self.plans: Counter = Counter()
@@ -170,6 +171,7 @@ class _Live:
 
     def _on_tracks(self, m):
         self.windows += 1
+        self.camera_frame = m.header.frame_id
         if self.first_window_wall is None:
             self.first_window_wall = time.monotonic()
             self.sim_first_window = self.sim_now if self.sim_now is not None else (
@@ -211,12 +213,12 @@ class _Live:
                               f"{GOAL_OFFSET} in {objs.header.frame_id} at sim t={el:.1f}s")
         elif el >= fallback_frac * self.duration:
             p = PoseStamped()
-            p.header.frame_id = "base_link"
-            p.pose.position.x, p.pose.position.y, p.pose.position.z = 0.3, 0.0, 0.3
+            p.header.frame_id = self.camera_frame   # a point 1.2 m in front of the camera (the table)
+            p.pose.position.x, p.pose.position.y, p.pose.position.z = 0.1, 0.0, 1.2
             p.pose.orientation.w = 1.0
             self._goal_pub.publish(p)
-            self.goal_sent = (f"topic goal_pose (largest tracked object -> base_link (0.3, 0, 0.3)) at sim t={el:.1f}s"
-                              " (no object reported by then)")
+            self.goal_sent = (f"topic goal_pose (largest tracked object -> (0.1, 0, 1.2) in {self.camera_frame}) at "
+                              f"sim t={el:.1f}s (no object reported by then)")
             self.goal_result = "published"
         if self.goal_sent:
             _log(f"goal: {self.goal_sent}")
@@ -504,7 +506,7 @@ def summarize(mcap_path: str, out: str, args, live_stats: dict, pngs: int = 6) -
         data = ov.from_messages(parts.get("tracks"), parts.get("objects"), parts.get("mask"), K)
         n_obj = len(parts["objects"].objects) if parts.get("objects") is not None else 0
         lines = [f"sim t={st * 1e-9:6.2f}s  window {rendered}  objects {n_obj}",
-                 f"plan: {last_plan}"[:90]]
+                 f"plan: {last_plan}"[:80]]
         frame = ov.render(img, data, lines)
         video.write(frame)
         if rendered % png_every == 0 and len(saved) < pngs:

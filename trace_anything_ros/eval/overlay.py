@@ -22,6 +22,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 FORECAST_COLOR = (255, 0, 255)      # RGB magenta
+STATIC_COLOR = (200, 200, 200)      # static points: light grey dot + stub
 TEXT_COLOR = (255, 255, 255)
 TIME_COLORMAP = "plasma-like"
 _TIME_STOPS = np.array([[13, 8, 135], [126, 3, 168], [204, 71, 120], [248, 149, 64], [240, 249, 33]], np.float64)
@@ -316,9 +317,10 @@ def render(rgb: np.ndarray, data: Optional[OverlayData] = None, text_lines: Sequ
                 _polyline_time(img, path, thick + 1)
             elif static_len > 0:  # static points: a short faint stub (their apparent motion is model noise)
                 stub = _truncate_path(path, static_len * s)
-                faint = img.copy()
-                _polyline_time(faint, stub, thick)
-                cv2.addWeighted(faint, 0.5, img, 0.5, 0, dst=img)
+                for k in range(len(stub) - 1):
+                    if np.isfinite(stub[k]).all() and np.isfinite(stub[k + 1]).all():
+                        cv2.line(img, tuple(int(round(x)) for x in stub[k]), tuple(int(round(x)) for x in stub[k + 1]),
+                                 STATIC_COLOR, thick, cv2.LINE_AA)
             if fc_px.shape[1] and dyn:
                 fpath = _clip_path(np.concatenate([path[-1:], (fc_px[i] + shift[i]) * s]), out_w, out_h)
                 for k in range(len(fpath) - 1):
@@ -330,7 +332,7 @@ def render(rgb: np.ndarray, data: Optional[OverlayData] = None, text_lines: Sequ
             c = d.uv[i] * s
             if np.isfinite(c).all():
                 cv2.circle(img, (int(round(c[0])), int(round(c[1]))), thick + (1 if dyn else 0),
-                           time_color(1.0) if dyn else (200, 200, 200), -1, cv2.LINE_AA)
+                           time_color(1.0) if dyn else STATIC_COLOR, -1, cv2.LINE_AA)
 
     # ---- objects: boxes with ids, centroid path and forecast
     for o in d.objects:
@@ -368,14 +370,15 @@ def render(rgb: np.ndarray, data: Optional[OverlayData] = None, text_lines: Sequ
         for t in text_lines:
             _text(img, (8, y), str(t), fs)
             y += line_h
-    if legend:
+    if legend:  # bottom-right, out of the way of the text lines
         bar_w = int(50 * k)
-        entries = ("track old -> new", "forecast", "object #id + mask")
+        entries = ("moving track old -> new", "forecast", "static point", "object #id + mask")
         tw = max(cv2.getTextSize(e, cv2.FONT_HERSHEY_SIMPLEX, fs, 1)[0][0] for e in entries)
         pw = bar_w + tw + int(24 * k)
+        ph = line_h * len(entries) + int(8 * k)
         lx = out_w - pw + int(8 * k)
-        _panel(img, out_w - pw, 0, pw, line_h * 3 + int(8 * k))
-        ly = line_h
+        _panel(img, out_w - pw, out_h - ph, pw, ph)
+        ly = out_h - ph + line_h
         for kk in range(bar_w):
             cv2.line(img, (lx + kk, ly - int(9 * k)), (lx + kk, ly - int(2 * k)), time_color(kk / max(bar_w - 1, 1)),
                      1)
@@ -384,8 +387,13 @@ def render(rgb: np.ndarray, data: Optional[OverlayData] = None, text_lines: Sequ
         _dashed(img, (lx, ly - int(5 * k)), (lx + bar_w, ly - int(5 * k)), FORECAST_COLOR, max(2, thick), dash=6)
         _text(img, (lx + bar_w + 6, ly), entries[1], fs)
         ly += line_h
-        cv2.rectangle(img, (lx, ly - int(11 * k)), (lx + bar_w, ly - 1), id_color(1), 2)
+        cv2.circle(img, (lx + bar_w - int(6 * k), ly - int(5 * k)), thick, STATIC_COLOR, -1, cv2.LINE_AA)
+        cv2.line(img, (lx + bar_w - int(6 * k), ly - int(5 * k)), (lx + bar_w - int(18 * k), ly - int(9 * k)),
+                 STATIC_COLOR, thick, cv2.LINE_AA)
         _text(img, (lx + bar_w + 6, ly), entries[2], fs)
+        ly += line_h
+        cv2.rectangle(img, (lx, ly - int(11 * k)), (lx + bar_w, ly - 1), id_color(1), 2)
+        _text(img, (lx + bar_w + 6, ly), entries[3], fs)
     return img
 
 
