@@ -71,7 +71,7 @@ def test_process_vtest_first_frames(tmp_path):
     assert 0.2 < same < 0.999
 
 
-def _make_mcap(path, n=12, h=48, w=64):
+def _make_mcap(path, n=12, h=48, w=64, k=(50.0, 0, 32, 0, 50.0, 24, 0, 0, 1)):
     """A small MCAP of a camera (rgb8 image + camera_info + a depth topic that must not be picked), written
     ROS-free with mcap_ros2's writer and our ros2msg schemas."""
     from mcap_ros2.writer import Writer
@@ -96,9 +96,39 @@ def _make_mcap(path, n=12, h=48, w=64):
                 "data": np.full((h, w), 1.5, np.float32).tobytes()}, log_time=t, publish_time=t)
             wr.write_message("/cam/camera_info", s_info, {
                 "header": hdr, "height": h, "width": w, "distortion_model": "plumb_bob", "d": [0.0] * 5,
-                "k": [50.0, 0, 32, 0, 50.0, 24, 0, 0, 1], "r": [1.0, 0, 0, 0, 1, 0, 0, 0, 1],
+                "k": list(k), "r": [1.0, 0, 0, 0, 1, 0, 0, 0, 1],
                 "p": [50.0, 0, 32, 0, 0, 50.0, 24, 0, 0, 0, 1, 0]}, log_time=t, publish_time=t)
         wr.finish()
+
+
+@pytest.mark.ros
+def test_process_intrinsics_follow_the_crop_for_a_non_multiple_of_16_aspect(tmp_path):
+    """A 48x100 camera (aspect 2.08, not the model's) needs a crop after the resize: the field's K must be
+    ``pipeline.frame_intrinsics`` (resize factor + crop shift, like the image), not a plain rescale."""
+    from trace_anything_ros.model.preprocess import pixel_transform, scale_intrinsics
+    from trace_anything_ros.pipeline import frame_intrinsics
+
+    h, w = 48, 100
+    k = np.array([[60.0, 0, 49.5], [0, 60.0, 23.5], [0, 0, 1]])
+    src = str(tmp_path / "wide.mcap")
+    _make_mcap(src, n=8, h=h, w=w, k=k.ravel().tolist())
+    out = tmp_path / "wide"
+    assert cli.main(["process", src, "--window", "4", "--hop", "4", "--field-every", "1", "--out", str(out),
+                     "--no-progress"]) == 0
+    fields = [r.msg for r in bag.iter_messages(str(out / "wide.mcap"), [f"{NODE}/trajectory_field"])]
+    assert fields
+    m = fields[0]
+    input_hw = (m.height, m.width)
+    got = np.asarray(m.k, np.float64).reshape(3, 3)
+    want = frame_intrinsics(k, (h, w), input_hw)
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+    # the crop matters here: a plain rescale to the grid gives another K
+    assert not np.allclose(scale_intrinsics(k, (h, w), input_hw), want, atol=1e-3)
+    # and the K is consistent with the image geometry: a 3D point projects where its source pixel lands
+    X = np.array([0.3, -0.1, 2.0])
+    uv_src = (k @ X)[:2] / X[2]
+    uv_grid = (pixel_transform((h, w), input_hw) @ np.r_[uv_src, 1.0])[:2]
+    np.testing.assert_allclose((got @ X)[:2] / X[2], uv_grid, atol=1e-6)
 
 
 @pytest.mark.ros

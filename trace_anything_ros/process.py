@@ -202,7 +202,7 @@ def make_estimator(weights: str = "", preset: str = "compact", device: str = "cp
 def main(args) -> int:
     from trace_anything_ros.eval import overlay as ov
     from trace_anything_ros.pipeline import (Frame, FrameIngest, PerceptionPipeline, PipelineParams, WindowSpec,
-                                             preprocess_rgb, scale_intrinsics)
+                                             frame_intrinsics, preprocess_rgb)
 
     name = os.path.splitext(os.path.basename(os.path.normpath(args.input)))[0] or "input"
     out_dir = args.out or os.path.join("out", "process", name)
@@ -238,7 +238,8 @@ def main(args) -> int:
             stats["frames"] += 1
             if bar is not None:
                 bar.update(1)
-            Ki = scale_intrinsics(K, rgb.shape[:2], input_size) if K is not None else None
+            # K of the model grid: the one home (resize factor + crop shift, like the image), as in the node
+            Ki = frame_intrinsics(K, rgb.shape[:2], input_size) if K is not None else None
             fr = Frame(stamp_ns=int(stamp_ns), rgb=preprocess_rgb(rgb, input_size), frame_id=frame_id or "camera",
                        intrinsics=Ki, source_size=(rgb.shape[0], rgb.shape[1]))
             if ingest.push(fr) is not None:
