@@ -134,6 +134,9 @@ class MotionResult:
     metric: bool
     valid: np.ndarray  # [H, W] pixels that could be judged
     timings_ms: dict = dc_field(default_factory=dict)
+    # [N, H, W, 3] the analysed frame's curves at the window's frame times (time_map.frame_times), scaled by
+    # ``scale``: callers that need the same evaluations (sparse tracks) reuse them instead of recomputing
+    positions: Optional[np.ndarray] = None
 
 
 def _summarise(label, sel, X, ctrl_f, conf_own, score, thr, tm: TimeMap, ref, params, nparts, model, metric):
@@ -223,4 +226,4 @@ def analyze(field: TrajectoryField, depth=None, params: Optional[MotionParams] =
     return MotionResult(mask=seg.labels > 0, labels=seg.labels, objects=objects, score=mr.score,
                         threshold=mr.threshold, noise_scale=mr.noise_scale, frame_index=ref,
                         stamp=float(field.stamps[ref]), time_map=tm, scale=scale, metric=metric, valid=mr.valid,
-                        timings_ms=timings)
+                        timings_ms=timings, positions=X)

@@ -128,8 +128,16 @@ class PerceptionPipeline:
         self.estimator.predict(np.zeros((num_frames, h, w, 3), np.uint8))
         return time.perf_counter() - t0
 
-    def process(self, frames: Sequence[Frame]) -> Products:
+    # products a caller may ask for (``process(..., products=...)``); the field is always made
+    PRODUCTS = frozenset({"field", "tracks", "mask", "objects", "markers"})
+
+    def process(self, frames: Sequence[Frame], products: Optional[set] = None) -> Products:
+        """``products``: the outputs somebody consumes (subset of ``PRODUCTS``; None = all). Motion analysis runs
+        only when mask / objects / markers / tracks are wanted, sparse tracks only for tracks / markers."""
         p = self.params
+        want = self.PRODUCTS if products is None else set(products)
+        want_motion = p.compute_motion and bool(want & {"mask", "objects", "markers", "tracks"})
+        want_tracks = p.track_stride > 0 and bool(want & {"tracks", "markers"})
         start_mono = time.monotonic()  # the worker took the window: arrival -> here is queue wait
         t_start = time.perf_counter()
         n = len(frames)
@@ -171,7 +179,7 @@ class PerceptionPipeline:
         area_ratio = abs(float(np.linalg.det(to_src[:2, :2])))
 
         motion = None
-        if p.compute_motion:
+        if want_motion:
             mp = fieldops.motion_params(p.motion_threshold, p.min_object_pixels, p.forecast_horizon,
                                         p.forecast_samples, p.forecast_tau)
             motion = fieldops.analyze_motion(fld, depth, mp, self._tracker)
@@ -196,14 +204,19 @@ class PerceptionPipeline:
                     forecast_stamps_ns=(_stamps_ns(o.forecast_stamps, stamps_ns[-1], stamps[-1])
                                         if do_forecast else [])))
 
-        if p.track_stride > 0:
+        if want_tracks:
             src = p.track_source_frame % n
             st = p.track_stride
             rows, cols = np.meshgrid(np.arange(st // 2, h, st), np.arange(st // 2, w, st), indexing="ij")
             rows, cols = rows.ravel(), cols.ravel()
             c = fld.ctrl_pts[src][:, rows, cols, :].transpose(1, 0, 2)   # [M, D, 3]
             cc = fld.ctrl_conf[src][:, rows, cols].T                     # [M, D]
-            positions = fieldops.evaluate(c, frame_t, d_axis=1)           # [M, N, 3]
+            if (motion is not None and motion.positions is not None and motion.frame_index == src
+                    and motion.scale == 1.0 and np.array_equal(motion.time_map.frame_times, frame_t)):
+                # motion.analyze already evaluated every pixel's curve at the frame times: reuse them
+                positions = motion.positions[:, rows, cols, :].transpose(1, 0, 2)  # [M, N, 3]
+            else:
+                positions = fieldops.evaluate(c, frame_t, d_axis=1)           # [M, N, 3]
             if do_forecast:
                 fco = _forecast(c, 1)
                 forecast = fco.positions                                   # [M, K, 3]
@@ -239,11 +252,12 @@ class WindowWorker:
     def __init__(self, ingest: FrameIngest, pipeline: PerceptionPipeline,
                  on_result: Callable[[Products], None],
                  on_error: Optional[Callable[[BaseException], None]] = None,
-                 name: str = "perception-worker"):
+                 name: str = "perception-worker", products: Optional[Callable[[], Optional[set]]] = None):
         self.ingest = ingest
         self.pipeline = pipeline
         self.on_result = on_result
         self.on_error = on_error
+        self.products = products  # callable -> the products wanted now (None: all), asked once per window
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self.processed = 0
@@ -278,7 +292,8 @@ class WindowWorker:
                 self._generation = gen
                 self.pipeline.reset()
             try:
-                products = self.pipeline.process(win)
+                want = self.products() if self.products is not None else None
+                products = self.pipeline.process(win) if want is None else self.pipeline.process(win, want)
                 if self.ingest.generation != gen:  # reset while the model ran: a window of the old timeline
                     self.ingest.drops.add(STALE_RESET)
                     continue
