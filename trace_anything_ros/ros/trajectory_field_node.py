@@ -20,11 +20,12 @@ from typing import Optional
 import numpy as np
 import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import Point, Vector3
+from geometry_msgs.msg import Vector3
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.exceptions import InvalidParameterValueException
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import (HistoryPolicy, QoSProfile, ReliabilityPolicy, DurabilityPolicy, qos_profile_sensor_data)
 from sensor_msgs.msg import CameraInfo, Image, RegionOfInterest
@@ -37,6 +38,7 @@ from trace_anything_ros.pipeline import (DropCounter, Frame, FrameIngest, Percep
                                          Products, WindowSpec, WindowWorker, frame_intrinsics, load_estimator,
                                          preprocess_depth, preprocess_rgb)
 from trace_anything_ros.pipeline import frames as F
+from trace_anything_ros.pipeline.threads import default_model_threads, limit_threads
 
 from . import conversions as conv
 from . import diagnostics as diag
@@ -59,7 +61,7 @@ def _descriptor(spec) -> ParameterDescriptor:
 
 
 def _pts(arr) -> list:
-    return [Point(x=float(p[0]), y=float(p[1]), z=float(p[2])) for p in np.asarray(arr, np.float64).reshape(-1, 3)]
+    return conv.points(arr)
 
 
 class TrajectoryFieldNode(LifecycleNode):
@@ -87,7 +89,7 @@ class TrajectoryFieldNode(LifecycleNode):
         self.qos_events = 0
         self.qos_event_text = ""
         self.warnings = {}          # once-only warnings shown in diagnostics
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # depth/image sync queues: input callbacks vs lifecycle transitions
         self._estimator = None
         self._worker: Optional[WindowWorker] = None
         self._ingest: Optional[FrameIngest] = None
@@ -98,6 +100,9 @@ class TrajectoryFieldNode(LifecycleNode):
         self._pending = deque(maxlen=10)
         self._last_info_warn = False
         self._cfg = {}
+        # image / depth / camera_info callbacks (convert + enqueue only) run in their own group: with the
+        # MultiThreadedExecutor of main() they never wait behind diagnostics, parameter or lifecycle services
+        self.input_group = MutuallyExclusiveCallbackGroup()
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diag_timer = self.create_timer(float(self.get_parameter("diagnostics.period").value),
                                              self._publish_diagnostics)
@@ -166,10 +171,14 @@ class TrajectoryFieldNode(LifecycleNode):
         }
         qos = self._qos(v)
         ev = SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos)
-        self._subs = [self.create_subscription(Image, "image", self._on_image, qos, event_callbacks=ev),
-                      self.create_subscription(CameraInfo, "camera_info", self._on_info, qos, event_callbacks=ev)]
+        g = self.input_group
+        self._subs = [self.create_subscription(Image, "image", self._on_image, qos, event_callbacks=ev,
+                                               callback_group=g),
+                      self.create_subscription(CameraInfo, "camera_info", self._on_info, qos, event_callbacks=ev,
+                                               callback_group=g)]
         if v["use_depth"]:
-            self._subs.append(self.create_subscription(Image, "depth", self._on_depth, qos, event_callbacks=ev))
+            self._subs.append(self.create_subscription(Image, "depth", self._on_depth, qos, event_callbacks=ev,
+                                                       callback_group=g))
         self.model_error = ""
         self.lc_state = "inactive"
         self.get_logger().info(
@@ -186,6 +195,8 @@ class TrajectoryFieldNode(LifecycleNode):
                           ("threads", "model.threads")):
             if v[name]:
                 params[key] = v[name]
+        # inference threads set deliberately: model.threads, or every core but one (the receiving thread's)
+        params.setdefault("threads", default_model_threads())
         if v["input_height"] > 0:
             params["input_size"] = [v["input_height"], v["input_width"]]
         self.model_state = "loading"
@@ -206,7 +217,8 @@ class TrajectoryFieldNode(LifecycleNode):
         cap = max(cap, self._spec.length)
         self._ingest = FrameIngest(cap, time_reset_threshold=v["time_reset_threshold"], drops=self.drops,
                                    on_event=lambda kind, msg: self.get_logger().warn(msg), window=self._spec)
-        self._worker = WindowWorker(self._ingest, pipeline, self._publish_products, self._on_worker_error).start()
+        self._worker = WindowWorker(self._ingest, pipeline, self._publish_products, self._on_worker_error,
+                                    products=self._wanted_products).start()
         self.model_state = "ready"
         self.model_error = ""
         self.lc_state = "active"
@@ -227,8 +239,9 @@ class TrajectoryFieldNode(LifecycleNode):
             except Exception as e:  # noqa: BLE001
                 self.get_logger().warn(f"estimator close failed: {e}")
             self._estimator = None
-        self._pending.clear()
-        self._depths.clear()
+        with self._lock:
+            self._pending.clear()
+            self._depths.clear()
         if self.model_state != "failed":
             self.model_state = "unloaded"
 
@@ -314,8 +327,9 @@ class TrajectoryFieldNode(LifecycleNode):
                       intrinsics=self._intrinsics_for(stamp_ns, rgb.shape[:2]),
                       source_size=(int(msg.height), int(msg.width)))
         if self._cfg["use_depth"]:
-            self._pending.append(frame)
-            self._match_depth()
+            with self._lock:
+                self._pending.append(frame)
+                self._match_depth(ingest)
         else:
             ingest.push(frame)
 
@@ -330,10 +344,16 @@ class TrajectoryFieldNode(LifecycleNode):
         if not valid.any():
             self._drop(F.BAD_DEPTH, "depth image has no valid pixel (all zero / NaN / inf)")
             return
-        self._depths.append((conv.stamp_to_ns(msg.header.stamp), preprocess_depth(d, self.input_size)))
-        self._match_depth()
+        item = (conv.stamp_to_ns(msg.header.stamp), preprocess_depth(d, self.input_size))
+        with self._lock:
+            ingest = self._ingest
+            if ingest is None:
+                return
+            self._depths.append(item)
+            self._match_depth(ingest)
 
-    def _match_depth(self):
+    def _match_depth(self, ingest: FrameIngest):
+        """Pair pending images with depth images (called with ``self._lock`` held)."""
         slop = int(self._cfg["sync.slop"] * 1e9)
         while self._pending:
             fr = self._pending[0]
@@ -347,7 +367,7 @@ class TrajectoryFieldNode(LifecycleNode):
                 for _ in range(match + 1):  # older depth images can no longer match newer frames
                     self._depths.popleft()
                 self._pending.popleft()
-                self._ingest.push(fr)
+                ingest.push(fr)
                 continue
             newest_depth = self._depths[-1][0] if self._depths else None
             if newest_depth is not None and newest_depth > fr.stamp_ns + slop:
@@ -370,6 +390,11 @@ class TrajectoryFieldNode(LifecycleNode):
                                 f"{self.drops['model_error']}): {self.model_error}")
 
     # -------------------------------------------------------------------------------------------- outputs
+    def _wanted_products(self) -> set:
+        """Products somebody subscribes to now (the worker skips the work for the others)."""
+        pubs = self._pubs
+        return {k for k, p in pubs.items() if p.get_subscription_count() > 0}
+
     def _publish_products(self, pr: Products):
         t_pub0 = time.perf_counter()
         v = self._values() if getattr(self, "_apply_dynamic_later", False) else self._cfg
@@ -383,11 +408,7 @@ class TrajectoryFieldNode(LifecycleNode):
         pubs = self._pubs
         if not pubs:
             return
-        if pubs["field"].get_subscription_count() > 0:
-            pubs["field"].publish(conv.field_to_msg(pr.field, header, float16=v["field.float16"], scale=pr.scale,
-                                                    stamps_ns=pr.stamps_ns))
-        if pubs["tracks"].get_subscription_count() > 0 and pr.tracks is not None:
-            pubs["tracks"].publish(self._tracks_msg(pr, header))
+        # cheap outputs first (mask, objects), then the dense field, then the Python-heavy tracks / markers
         if pubs["mask"].get_subscription_count() > 0 and pr.mask is not None:
             labels = v["mask.encoding"] == "16UC1"
             img = pr.labels if labels else pr.mask.astype(np.uint8)
@@ -402,6 +423,11 @@ class TrajectoryFieldNode(LifecycleNode):
             pubs["mask"].publish(conv.mask_to_image(img, mh, labels=labels))
         if pubs["objects"].get_subscription_count() > 0 and pr.mask is not None:
             pubs["objects"].publish(self._objects_msg(pr, header))
+        if pubs["field"].get_subscription_count() > 0:
+            pubs["field"].publish(conv.field_to_msg(pr.field, header, float16=v["field.float16"], scale=pr.scale,
+                                                    stamps_ns=pr.stamps_ns))
+        if pubs["tracks"].get_subscription_count() > 0 and pr.tracks is not None:
+            pubs["tracks"].publish(self._tracks_msg(pr, header))
         if pubs["markers"].get_subscription_count() > 0:
             pubs["markers"].publish(self._markers_msg(pr, header, v["markers.max_tracks"]))
         now = time.monotonic()
@@ -415,24 +441,27 @@ class TrajectoryFieldNode(LifecycleNode):
         self.publish_time = time.perf_counter() - t_pub0
 
     def _tracks_msg(self, pr: Products, header: Header) -> TrajectoryArray:
+        """One TrajectoryArray: every Point of every track is made in one pass per array (``conv.points``), the
+        float arrays are sliced from one ``array.array``; the loop only assembles the per-track messages."""
         tr = pr.tracks
         m = TrajectoryArray(header=header, metric=bool(pr.field.metric))
         m.frame_stamps = [conv.ns_to_time(s) for s in pr.stamps_ns]
-        fst = [conv.ns_to_time(s) for s in pr.forecast_stamps_ns]
-        out = []
-        for i in range(len(tr)):
-            t = Trajectory(id=int(tr.ids[i]), source_frame=int(tr.source_frame), u=float(tr.uv[i, 0]),
-                           v=float(tr.uv[i, 1]), object_id=int(tr.object_id[i]), dynamic=bool(tr.dynamic[i]),
-                           confidence=float(tr.confidence[i]))
-            t.control_points = _pts(tr.ctrl[i])
-            t.control_confidences = tr.ctrl_conf[i].tolist()
-            t.positions = _pts(tr.positions[i])
-            t.position_stamps = m.frame_stamps
-            t.forecast = _pts(tr.forecast[i])
-            t.forecast_stamps = fst[: tr.forecast.shape[1]]
-            t.forecast_confidences = tr.forecast_conf[i].tolist()
-            out.append(t)
-        m.trajectories = out
+        n_tr, d = tr.ctrl.shape[:2]
+        n, f = tr.positions.shape[1], tr.forecast.shape[1]
+        fst = [conv.ns_to_time(s) for s in pr.forecast_stamps_ns][:f]
+        ctrl, pos, fc = conv.points(tr.ctrl), conv.points(tr.positions), conv.points(tr.forecast)
+        cc, fcc = conv.floats(tr.ctrl_conf), conv.floats(tr.forecast_conf)
+        ids, src = tr.ids.tolist(), int(tr.source_frame)
+        uv, oid = tr.uv.astype(np.float64).tolist(), tr.object_id.tolist()
+        dyn, conf = tr.dynamic.tolist(), tr.confidence.astype(np.float64).tolist()
+        stamps = m.frame_stamps
+        m.trajectories = [
+            Trajectory(id=ids[i], source_frame=src, u=uv[i][0], v=uv[i][1], object_id=oid[i], dynamic=dyn[i],
+                       confidence=conf[i], control_points=ctrl[i * d:(i + 1) * d],
+                       control_confidences=cc[i * d:(i + 1) * d], positions=pos[i * n:(i + 1) * n],
+                       position_stamps=stamps, forecast=fc[i * f:(i + 1) * f], forecast_stamps=fst,
+                       forecast_confidences=fcc[i * f:(i + 1) * f])
+            for i in range(n_tr)]
         return m
 
     def _objects_msg(self, pr: Products, header: Header) -> DynamicObjectArray:
@@ -547,9 +576,15 @@ class TrajectoryFieldNode(LifecycleNode):
 
 
 def main(args=None) -> int:
+    # The worker's post-processing must not starve the thread that receives the camera stream: single-threaded
+    # BLAS / OpenCV (small matrices; BLAS threads also spin after each call), a 1 ms GIL switch interval (a thread
+    # waiting for the GIL gets it within 1 ms instead of 5 ms: the executor needs it several times per message)
+    # and a multi-threaded executor where the input callbacks have their own group (node.input_group).
+    limit_threads(blas=1, cv=1)
+    sys.setswitchinterval(0.001)
     rclpy.init(args=args)
     node = TrajectoryFieldNode()
-    executor = SingleThreadedExecutor()
+    executor = MultiThreadedExecutor(num_threads=2)
     executor.add_node(node)
     try:
         executor.spin()
