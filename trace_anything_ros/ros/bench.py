@@ -90,6 +90,12 @@ def _rss_kb(pid: int) -> int:
     return 0
 
 
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (all its threads), from /proc."""
+    f = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def bench_stream(duration: float, model_delay: float, factory: str, rate: float = 30.0) -> dict:
     """Start the node (separate process), stream 640x480 frames at ``rate`` Hz, read its diagnostics and RSS."""
     import rclpy
@@ -126,6 +132,7 @@ def bench_stream(duration: float, model_delay: float, factory: str, rate: float 
         msg = conv.array_to_image(a, "rgb8")
         msg.header.frame_id = "cam"
         period = 1.0 / rate
+        cpu_start = _cpu_s(proc.pid)
         t_start = time.monotonic()
         rss = []
         i = 0
@@ -139,9 +146,11 @@ def bench_stream(duration: float, model_delay: float, factory: str, rate: float 
             next_t += period
             while time.monotonic() < next_t:
                 ex.spin_once(timeout_sec=max(0.0, next_t - time.monotonic()))
+        cpu_stream = _cpu_s(proc.pid)
         end = time.monotonic() + 1.5
         while time.monotonic() < end:
             ex.spin_once(timeout_sec=0.05)
+        node_cpu = cpu_stream - cpu_start
         v = {kv.key: kv.value for kv in diag[-1].values} if diag else {}
         warm = [r for t, r in rss if t >= min(10.0, duration / 3)]
         rss_first, rss_last = (warm[0], warm[-1]) if warm else (0, 0)
@@ -152,6 +161,13 @@ def bench_stream(duration: float, model_delay: float, factory: str, rate: float 
                 "latency_ms_mean": lat * 1e3, "model_ms_mean": mt * 1e3, "overhead_ms_mean": (lat - mt) * 1e3,
                 "queue_wait_ms_mean": float(v.get("queue_wait_s_mean", "nan")) * 1e3,
                 "processing_overhead_ms_mean": float(v.get("processing_overhead_s_mean", "nan")) * 1e3,
+                "latency_ms_median": float(v.get("latency_s_median", "nan")) * 1e3,
+                "model_ms_median": float(v.get("model_time_s_median", "nan")) * 1e3,
+                "overhead_ms_median": float(v.get("overhead_s_median", "nan")) * 1e3,
+                "queue_wait_ms_median": float(v.get("queue_wait_s_median", "nan")) * 1e3,
+                "processing_overhead_ms_median": float(v.get("processing_overhead_s_median", "nan")) * 1e3,
+                "input_fraction": (float(v.get("frames_in", 0)) / max(i, 1)),
+                "node_cpu_s": node_cpu, "node_cpu_per_window_ms": 1e3 * node_cpu / max(int(v.get("windows_out", 0)), 1),
                 "overhead_fraction": (lat - mt) / mt if mt > 0 else float("nan"),
                 "dropped": {k[8:]: int(x) for k, x in v.items() if k.startswith("dropped.")},
                 "rss_MB_first": rss_first / 1024, "rss_MB_last": rss_last / 1024,

@@ -42,7 +42,7 @@ class RateMeter:
 
 
 class Stat:
-    """Last / mean / max of a scalar over the last ``n`` samples."""
+    """Last / mean / median / max of a scalar over the last ``n`` samples."""
 
     def __init__(self, n: int = 50):
         self._v: deque = deque(maxlen=n)
@@ -57,7 +57,8 @@ class Stat:
             if not self._v:
                 return {}
             v = list(self._v)
-        return {"last": v[-1], "mean": sum(v) / len(v), "max": max(v)}
+        srt = sorted(v)
+        return {"last": v[-1], "mean": sum(v) / len(v), "median": srt[len(srt) // 2], "max": max(v)}
 
 
 def status(name: str, hardware_id: str, level: int, message: str, values: Dict[str, object]) -> DiagnosticStatus:
