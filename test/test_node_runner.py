@@ -3,6 +3,7 @@ the documented parameter file."""
 import os
 import pathlib
 import py_compile
+import re
 import signal
 import subprocess
 import sys
@@ -74,6 +75,70 @@ def test_runner_starts_graph_activates_and_exits_on_sigint():
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def _alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie, exited but not yet reaped by init, counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def _start_runner_until_active(topic: str):
+    cmd = [sys.executable, "-m", "trace_anything_ros.cli", "run", "--graph", "perception", "--params",
+           str(REPO / "config" / "perception.yaml"), "--param", "estimator.factory:=analytic_estimator:create",
+           "--param", "input_height:=32", "--param", "input_width:=48", "--remap", f"image:={topic}"]
+    proc = subprocess.Popen(cmd, env=node_env(), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
+    lines, pids = [], []
+    end = time.monotonic() + 90
+    while time.monotonic() < end:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        lines.append(line)
+        m = re.search(r"started trajectory_field_node \(pid (\d+)\)", line)
+        if m:
+            pids.append(int(m.group(1)))
+        if "activate -> ok" in line:
+            break
+    assert pids and any("activate -> ok" in ln for ln in lines), "".join(lines)
+    # the graph's own perception.yaml, passed again with --params, is passed once
+    started = next(ln for ln in lines if "started trajectory_field_node" in ln)
+    assert started.count("--params-file") == 1 and started.count("perception.yaml") == 1, started
+    return proc, pids[0]
+
+
+@pytest.mark.ros
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_no_node_survives_the_runner(sig):
+    """SIGTERM: the runner stops its children; SIGKILL (no clean-up possible): PR_SET_PDEATHSIG makes the kernel
+    send SIGTERM to the node, which exits."""
+    proc, pid = _start_runner_until_active(f"/runner_kill_{sig.name.lower()}/image")
+    try:
+        assert _alive(pid)
+        assert open(f"/proc/{pid}/cmdline").read().count("--params-file") == 1
+        proc.send_signal(sig)
+        proc.wait(30)
+        if sig == signal.SIGTERM:
+            assert proc.returncode == 0, proc.stderr.read()
+        end = time.monotonic() + 20
+        while _alive(pid) and time.monotonic() < end:
+            time.sleep(0.1)
+        assert not _alive(pid), f"trajectory_field_node (pid {pid}) survived the runner's {sig.name}"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+def test_runner_deduplicates_param_files(tmp_path):
+    from trace_anything_ros.ros import runner
+    a, b = str(tmp_path / "a.yaml"), str(tmp_path / "b.yaml")
+    assert runner.unique_param_files([a, b, a]) == [b, a]  # the last occurrence keeps the override order
+    assert runner.unique_param_files([a, str(tmp_path / "." / "a.yaml")]) == [str(tmp_path / "." / "a.yaml")]
 
 
 def test_launch_files_compile_and_use_the_graph():

@@ -1,10 +1,16 @@
 """`trace-anything-ros run --graph perception --params config/perception.yaml`: start the nodes of a graph as
 separate processes (the same nodes, parameter files and remaps as the launch files), drive the lifecycle nodes
 through configure -> activate via their change_state services, forward SIGINT/SIGTERM, exit cleanly.
+
+No node outlives the runner: every child runs in its own process group (stopped with ``killpg``: SIGINT, then
+SIGTERM, then SIGKILL) on every exit path (normal end, SIGINT/SIGTERM, an exception), and asks the kernel for
+SIGTERM when the runner dies without cleaning up (SIGKILL, crash): ``prctl(PR_SET_PDEATHSIG)`` in the child
+before it execs. A parameter file given twice (the graph's own file passed again with --params) is passed once.
 """
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import signal
 import subprocess
@@ -37,7 +43,7 @@ def node_command(spec, args) -> List[str]:
     cmd = [sys.executable, "-m", spec.module, "--ros-args", "-r", f"__node:={spec.name}"]
     if args.namespace:
         cmd += ["-r", f"__ns:={'/' + args.namespace.strip('/')}"]
-    for f in param_files(spec) + [os.path.abspath(p) for p in args.params]:
+    for f in unique_param_files(param_files(spec) + [os.path.abspath(p) for p in args.params]):
         cmd += ["--params-file", f]
     # the first matching remap rule wins in ROS 2: the user's remaps go before the graph's
     for a, b in [tuple(r.split(":=", 1)) for r in args.remap] + list(spec.remaps.items()):
@@ -49,6 +55,42 @@ def node_command(spec, args) -> List[str]:
     return cmd
 
 
+def unique_param_files(files: List[str]) -> List[str]:
+    """Each file once, at its last position (later files override earlier ones, so keeping the last occurrence
+    of a repeated file gives the same parameters)."""
+    real = [os.path.realpath(f) for f in files]
+    return [f for i, (f, r) in enumerate(zip(files, real)) if r not in real[i + 1:]]
+
+
+PR_SET_PDEATHSIG = 1
+_LIBC = None
+
+
+def _child_setup(parent_pid: int):
+    """preexec_fn: SIGTERM to the child when the runner dies (any way, SIGKILL included)."""
+    def setup():
+        if _LIBC is not None:
+            _LIBC.prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+        if os.getppid() != parent_pid:  # the runner died before prctl took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+    return setup
+
+
+def _load_libc():
+    global _LIBC
+    if _LIBC is None and sys.platform.startswith("linux"):
+        try:
+            _LIBC = ctypes.CDLL(None, use_errno=True)  # loaded before fork: nothing to load in the child
+        except OSError:
+            _LIBC = None
+    return _LIBC
+
+
+class _Interrupted(Exception):
+    """Raised by the signal handler so that a blocking wait (service discovery, a lifecycle transition that can
+    take minutes) ends at once."""
+
+
 def _log(msg: str) -> None:
     print(f"[run] {msg}", file=sys.stderr, flush=True)
 
@@ -58,18 +100,31 @@ def main(args) -> int:
     procs = []
     stop = {"sig": None}
 
+    stop["stopping"] = False
+
     def on_signal(signum, _frame):
+        first = stop["sig"] is None
         stop["sig"] = signum
+        if first and not stop["stopping"]:
+            raise _Interrupted(signum)
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     env = dict(os.environ)
+    _load_libc()
+    rc = 1
     try:
         for s in specs:
             cmd = node_command(s, args)
-            _log(" ".join(cmd))
-            procs.append((s, subprocess.Popen(cmd, env=env, start_new_session=True)))
+            # own session / process group (a terminal's Ctrl-C reaches the runner only; it stops the group)
+            p = subprocess.Popen(cmd, env=env, start_new_session=True, preexec_fn=_child_setup(os.getpid()))
+            procs.append((s, p))
+            _log(f"started {s.name} (pid {p.pid}): " + " ".join(cmd))
         rc = _drive(specs, procs, args, stop)
+    except _Interrupted as e:
+        _log(f"signal {int(e.args[0])}: stopping")
+        rc = 0
     finally:
+        stop["stopping"] = True
         _stop_all(procs)
         for s, h in old.items():
             signal.signal(s, h)
@@ -117,18 +172,39 @@ def _drive(specs, procs, args, stop) -> int:
     return 0
 
 
+def _signal_group(p: subprocess.Popen, sig: int) -> None:
+    """``sig`` to the child's process group (the node and anything it started); to the child alone if that fails."""
+    try:
+        os.killpg(p.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        try:
+            p.send_signal(sig)
+        except ProcessLookupError:
+            pass
+
+
 def _stop_all(procs, timeout: float = 10.0) -> None:
     for _, p in procs:
         if p.poll() is None:
-            p.send_signal(signal.SIGINT)  # rclpy nodes shut down cleanly on SIGINT
+            _signal_group(p, signal.SIGINT)  # rclpy nodes shut down cleanly on SIGINT
     end = time.monotonic() + timeout
     for _, p in procs:
         try:
             p.wait(max(0.1, end - time.monotonic()))
         except subprocess.TimeoutExpired:
-            p.terminate()
+            _signal_group(p, signal.SIGTERM)
             try:
                 p.wait(3)
             except subprocess.TimeoutExpired:
-                p.kill()
+                _signal_group(p, signal.SIGKILL)
                 p.wait()
+        if _group_alive(p.pid):  # leftovers of the group (a grandchild that ignored SIGINT) go too
+            _signal_group(p, signal.SIGKILL)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except (ProcessLookupError, PermissionError):
+        return False
