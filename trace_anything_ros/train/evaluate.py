@@ -163,27 +163,47 @@ def aggregate(per_window: Sequence[Dict]) -> Dict[str, float]:
     return res
 
 
-def evaluate(weights: str, paths: Sequence[str], threads: Optional[int] = None, device: str = "cpu") -> Dict:
-    """Run the checkpoint on the given cached windows; returns ``{'summary': ..., 'per_window': [...]}``."""
+def evaluate(weights: str, paths: Sequence, threads: Optional[int] = None, device: str = "cpu") -> Dict:
+    """Run the checkpoint on windows (cache paths, or window dicts as ``dataset.load_window`` returns);
+    returns ``{'summary': ..., 'per_window': [...]}``."""
     from ..model.engine import create_estimator
     est = create_estimator({"weights": weights, "device": device, "threads": threads, "cache_size": 0})
     per = []
     t_model = 0.0
-    for p in paths:
-        s = ds.load_window(p)
+    for k, p in enumerate(paths):
+        s = ds.load_window(p) if isinstance(p, str) else p
+        name = os.path.basename(p) if isinstance(p, str) else f"window{k}"
         if tuple(s["images"].shape[1:3]) != tuple(est.input_size):
-            raise ValueError(f"window {p} is {s['images'].shape[1:3]}, the model takes {est.input_size}")
+            raise ValueError(f"window {name} is {s['images'].shape[1:3]}, the model takes {est.input_size}")
         t0 = time.perf_counter()
         pred = est.predict(s["images"])
         t_model += time.perf_counter() - t0
         m = window_metrics(pred.ctrl_pts, pred.ctrl_conf, pred.frame_times, s)
-        m["window"] = os.path.basename(p)
+        m["window"] = name
         m["preset"] = str(s["preset"])
         per.append(m)
     est.close()
     summary = aggregate(per)
     summary["model_s_per_window"] = t_model / max(1, len(paths))
     return {"summary": summary, "per_window": per}
+
+
+def save_windows(path: str, paths: Sequence[str]) -> None:
+    """Bundle cached windows into one npz (``w{k}_<key>``): a fixed evaluation set independent of the simulator."""
+    out = {}
+    for k, p in enumerate(paths):
+        for key, v in ds.load_window(p).items():
+            out[f"w{k}_{key}"] = v
+    np.savez_compressed(path, **out)
+
+
+def load_windows(path: str) -> List[Dict[str, np.ndarray]]:
+    with np.load(path, allow_pickle=False) as z:
+        items: Dict[int, Dict[str, np.ndarray]] = {}
+        for name in z.files:
+            k, key = name.split("_", 1)
+            items.setdefault(int(k[1:]), {})[key] = z[name]
+    return [items[k] for k in sorted(items)]
 
 
 def format_summary(s: Dict) -> str:
