@@ -7,7 +7,9 @@
   generated ``trace_anything_ros.msg`` cannot be imported; ``gpu`` without CUDA; ``launch_testing`` without
   launch_testing; ``sim`` without MuJoCo. Never silently: the reason appears in ``pytest -rs``.
 - Fixtures: ``shared_dir`` (``$TRACE_ANYTHING_SHARED`` or ``<repo>/../shared``), ``fixtures_dir``,
-  ``opencv_data_dir`` (opencv-doc sample data: vtest.avi, ...), ``repo_root``.
+  ``opencv_data_dir`` (opencv-doc sample data: vtest.avi, ...), ``repo_root``, ``ros_context`` (a fresh rclpy
+  context per test module: every in-process node and executor of a test takes ``context=ros_context``; nothing in
+  the tests initialises rclpy's global default context, so the modules do not depend on their order).
 """
 from __future__ import annotations
 
@@ -93,6 +95,15 @@ def repo_root() -> pathlib.Path:
 def _shared_dir() -> pathlib.Path:
     env = os.environ.get("TRACE_ANYTHING_SHARED")
     return pathlib.Path(env).resolve() if env else (REPO_ROOT.parent / "shared").resolve()
+
+
+@pytest.fixture(scope="module")
+def ros_context():
+    """A fresh, initialised ``rclpy.Context`` for one test module, shut down after the module's last test."""
+    from trace_anything_ros.ros.node_main import own_context
+
+    with own_context() as ctx:
+        yield ctx
 
 
 @pytest.fixture(scope="session")

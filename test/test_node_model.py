@@ -12,7 +12,8 @@ import time
 import numpy as np
 import pytest
 
-from test_node_perception import NODE, Harness, node_env
+from ros_helpers import node_env, stop_process
+from test_node_perception import NODE, Harness
 
 pytestmark = pytest.mark.ros
 
@@ -35,19 +36,9 @@ def _start(*params):
                             stderr=subprocess.STDOUT, text=True)
 
 
-def _stop(proc):
-    if proc.poll() is None:
-        proc.send_signal(2)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-    return proc.stdout.read() if proc.stdout else ""
-
-
 @pytest.fixture
-def harness():
-    h = Harness("model_node_test")
+def harness(ros_context):
+    h = Harness(ros_context, "model_node_test")
     yield h
     h.close()
 
@@ -115,7 +106,7 @@ def test_node_runs_the_real_compact_network_torch(harness):
         # the real network takes real time; latency includes it
         assert float(v["latency_s_mean"]) >= float(v["model_time_s_mean"]) > 0.001
     finally:
-        out = _stop(proc)
+        out = stop_process(proc)
     assert "torch cpu fp32" in out, out[-3000:]
 
 
@@ -135,5 +126,5 @@ def test_node_onnx_engine_exports_once_into_the_cache_dir(harness, tmp_path):
         assert sorted(cache.glob("*")) == files and files[0].stat().st_mtime_ns == mtime
         _run_stream_and_check(h, 5_000_000_000)
     finally:
-        out = _stop(proc)
+        out = stop_process(proc)
     assert "onnxruntime CPUExecutionProvider" in out, out[-3000:]

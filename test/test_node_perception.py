@@ -3,14 +3,14 @@
 One node process for the whole module (started with the analytic estimator); tests run in file order and build
 on each other's state (lifecycle: configure/activate early, reconfigure with depth + reliable QoS at the end).
 """
-import os
 import pathlib
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
+
+from ros_helpers import RosHarness, node_env, node_under_test
 
 pytestmark = pytest.mark.ros
 
@@ -19,15 +19,6 @@ REPO = TEST_DIR.parent
 NODE = "/trajectory_field_node"
 IN_H, IN_W = 32, 48          # model grid
 SRC_H, SRC_W = 120, 160      # camera images
-
-
-def node_env(**extra):
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(TEST_DIR), str(REPO)] + [p for p in [env.get("PYTHONPATH")] if p])
-    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    env.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
-    env.update(extra)
-    return env
 
 
 def start_node(*params, env=None):
@@ -39,26 +30,19 @@ def start_node(*params, env=None):
     return subprocess.Popen(cmd, env=env or node_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-class Harness:
-    """A test-side rclpy node: publishers for the camera topics, collectors for every output."""
+class Harness(RosHarness):
+    """A test-side rclpy node (in ``context``): publishers for the camera topics, collectors for every output."""
+    WAIT_TIMEOUT = 20.0
 
-    def __init__(self, name="perception_test"):
-        import rclpy
+    def __init__(self, context, name="perception_test"):
         from diagnostic_msgs.msg import DiagnosticArray
-        from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
         from sensor_msgs.msg import CameraInfo, Image
         from visualization_msgs.msg import MarkerArray
 
         from trace_anything_ros.msg import DynamicObjectArray, TrajectoryArray, TrajectoryField
-        from trace_anything_ros.ros.lifecycle_client import LifecycleClient
 
-        if not rclpy.ok():
-            rclpy.init()
-        self.rclpy = rclpy
-        self.node = rclpy.create_node(name)
-        self.ex = SingleThreadedExecutor()
-        self.ex.add_node(self.node)
+        super().__init__(name, context, NODE)
         self.got = {}
         rel = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
         for key, typ in [("trajectory_field", TrajectoryField), ("tracks", TrajectoryArray),
@@ -71,27 +55,11 @@ class Harness:
         self.pub_img_rel = self.node.create_publisher(Image, "image", rel)
         self.pub_info = self.node.create_publisher(CameraInfo, "camera_info", qos_profile_sensor_data)
         self.pub_depth = self.node.create_publisher(Image, "depth", rel)
-        self.lc = LifecycleClient(self.node, NODE, executor=self.ex)
-        from rcl_interfaces.srv import SetParameters
-        self._set = self.node.create_client(SetParameters, f"{NODE}/set_parameters")
 
     def _on_diag(self, m):
         for s in m.status:
             if s.name.startswith("trajectory_field_node"):
                 self.diag.append(s)
-
-    def spin(self, seconds):
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            self.ex.spin_once(timeout_sec=0.02)
-
-    def wait(self, pred, timeout=20.0):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if pred():
-                return True
-            self.ex.spin_once(timeout_sec=0.05)
-        return pred()
 
     def diag_values(self):
         return {kv.key: kv.value for kv in self.diag[-1].values} if self.diag else {}
@@ -99,16 +67,6 @@ class Harness:
     def wait_diag(self, pred, timeout=15.0):
         n0 = len(self.diag)
         return self.wait(lambda: len(self.diag) > n0 and pred(self.diag[-1], self.diag_values()), timeout)
-
-    def set_params(self, **values):
-        from rcl_interfaces.srv import SetParameters
-        from rclpy.parameter import Parameter
-        assert self._set.wait_for_service(10.0)
-        req = SetParameters.Request()
-        req.parameters = [Parameter(k.replace("__", "."), value=v).to_parameter_msg() for k, v in values.items()]
-        fut = self._set.call_async(req)
-        self.wait(fut.done, 10.0)
-        return fut.result().results
 
     def image(self, stamp_ns, red_at=None, encoding="rgb8", h=SRC_H, w=SRC_W, frame_id="cam_optical"):
         from trace_anything_ros.ros import conversions as conv
@@ -148,28 +106,12 @@ class Harness:
             self.spin(period_ns * 1e-9)
         return stamps
 
-    def close(self):
-        self.ex.shutdown()
-        self.node.destroy_node()
-
 
 @pytest.fixture(scope="module")
-def env():
+def env(ros_context):
     proc = start_node("window.length:=4", "tracks.stride:=8", "forecast.horizon:=0.2", "forecast.samples:=3")
-    h = Harness()
-    try:
-        assert h.lc.wait_for_service(30.0), "node did not come up"
-        yield h, proc
-    finally:
-        h.close()
-        if proc.poll() is None:
-            proc.send_signal(2)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        out = proc.stdout.read() if proc.stdout else ""
-        print(out[-4000:])
+    with node_under_test(proc, Harness(ros_context)) as hp:
+        yield hp
 
 
 def test_lifecycle_configure_and_activate(env):

@@ -12,15 +12,16 @@ import time
 import pytest
 import yaml
 
-from test_node_perception import NODE, Harness, node_env, start_node
+from ros_helpers import node_env
+from test_node_perception import NODE, Harness, start_node
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.ros
-def test_bad_startup_parameter_and_model_failure_are_reported():
+def test_bad_startup_parameter_and_model_failure_are_reported(ros_context):
     proc = start_node("window.length:=1", env=node_env(TAR_ANALYTIC_FAIL="1"))
-    h = Harness("startup_test")
+    h = Harness(ros_context, "startup_test")
     try:
         assert h.lc.wait_for_service(30.0)
         assert not h.lc.change_state("configure")  # window.length=1 is out of range [2, 64]
@@ -40,26 +41,32 @@ def test_bad_startup_parameter_and_model_failure_are_reported():
     assert "out of range" in out and "window.length" in out and "TAR_ANALYTIC_FAIL" in out
 
 
+def _read_until_active(proc, timeout=90.0):
+    """The runner's log lines (stderr) up to its first "activate -> ok" (or its exit / ``timeout``)."""
+    lines = []
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        line = proc.stderr.readline()
+        if not line:
+            break
+        lines.append(line)
+        if "activate -> ok" in line:
+            break
+    return lines
+
+
 @pytest.mark.ros
-def test_runner_starts_graph_activates_and_exits_on_sigint():
+def test_runner_starts_graph_activates_and_exits_on_sigint(ros_context):
     env = node_env()
     cmd = [sys.executable, "-m", "trace_anything_ros.cli", "run", "--graph", "perception", "--params",
            str(REPO / "config" / "perception.yaml"), "--param", "estimator.factory:=analytic_estimator:create",
            "--param", "input_height:=32", "--param", "input_width:=48", "--remap", "image:=/runner_test/image"]
     proc = subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-    lines = []
     try:
-        end = time.monotonic() + 90
-        while time.monotonic() < end:
-            line = proc.stderr.readline()
-            if not line:
-                break
-            lines.append(line)
-            if "activate -> ok" in line:
-                break
+        lines = _read_until_active(proc)
         assert any("activate -> ok (state active)" in ln for ln in lines), "".join(lines)
         assert any("-r image:=/runner_test/image" in ln and "--params-file" in ln for ln in lines)
-        h = Harness("runner_test")
+        h = Harness(ros_context, "runner_test")
         try:
             assert h.lc.wait_for_service(10) and h.lc.get_state() == "active"
             assert h.node.get_publishers_info_by_topic(f"{NODE}/tracks") or h.wait(
@@ -91,18 +98,9 @@ def _start_runner_until_active(topic: str):
            str(REPO / "config" / "perception.yaml"), "--param", "estimator.factory:=analytic_estimator:create",
            "--param", "input_height:=32", "--param", "input_width:=48", "--remap", f"image:={topic}"]
     proc = subprocess.Popen(cmd, env=node_env(), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
-    lines, pids = [], []
-    end = time.monotonic() + 90
-    while time.monotonic() < end:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        lines.append(line)
-        m = re.search(r"started trajectory_field_node \(pid (\d+)\)", line)
-        if m:
-            pids.append(int(m.group(1)))
-        if "activate -> ok" in line:
-            break
+    lines = _read_until_active(proc)
+    pids = [int(m.group(1)) for ln in lines for m in [re.search(r"started trajectory_field_node \(pid (\d+)\)", ln)]
+            if m]
     assert pids and any("activate -> ok" in ln for ln in lines), "".join(lines)
     # the graph's own perception.yaml, passed again with --params, is passed once
     started = next(ln for ln in lines if "started trajectory_field_node" in ln)

@@ -3,15 +3,15 @@
 One node process for the module (config/planner.yaml + overrides, the analytic estimator for goal images); the
 tests run in file order and build on each other's state.
 """
-import os
 import pathlib
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
+
+from ros_helpers import RosHarness, node_env, node_under_test
 
 pytestmark = pytest.mark.ros
 
@@ -28,14 +28,6 @@ def _base_T_cam():
     return se3.pose_from_xyz_quat(CAM_XYZ, CAM_QUAT)
 
 
-def node_env():
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(TEST_DIR), str(REPO)] + [p for p in [env.get("PYTHONPATH")] if p])
-    env.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-    env.setdefault("ROS_DOMAIN_ID", str(100 + os.getpid() % 100))
-    return env
-
-
 def start_node():
     cmd = [sys.executable, "-m", "trace_anything_ros.ros.manipulation_planner_node", "--ros-args",
            "--params-file", str(REPO / "config" / "planner.yaml"),
@@ -46,25 +38,18 @@ def start_node():
     return subprocess.Popen(cmd, env=node_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-class Harness:
-    def __init__(self):
-        import rclpy
+class Harness(RosHarness):
+    def __init__(self, context):
         from geometry_msgs.msg import PoseStamped
         from nav_msgs.msg import Path
-        from rclpy.executors import SingleThreadedExecutor
         from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
         from sensor_msgs.msg import Image
         from std_srvs.srv import Trigger
 
         from trace_anything_ros.msg import DynamicObjectArray, ManipulationPlan, TrajectoryArray
-        from trace_anything_ros.ros.lifecycle_client import LifecycleClient
         from trace_anything_ros.srv import SetObjectGoal
 
-        if not rclpy.ok():
-            rclpy.init()
-        self.node = rclpy.create_node("planner_node_test")
-        self.ex = SingleThreadedExecutor()
-        self.ex.add_node(self.node)
+        super().__init__("planner_node_test", context, NODE)
         rel = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
         self.plans, self.paths = [], []
         self.node.create_subscription(ManipulationPlan, f"{NODE}/plan", self.plans.append, rel)
@@ -76,43 +61,13 @@ class Harness:
         self.pub_image = self.node.create_publisher(Image, "image", qos_profile_sensor_data)
         self.set_goal = self.node.create_client(SetObjectGoal, f"{NODE}/set_object_goal")
         self.cancel = self.node.create_client(Trigger, f"{NODE}/cancel")
-        self.lc = LifecycleClient(self.node, NODE, executor=self.ex)
-        from rcl_interfaces.srv import SetParameters
-        self._set = self.node.create_client(SetParameters, f"{NODE}/set_parameters")
         self.frame = 0
-
-    def spin(self, seconds):
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            self.ex.spin_once(timeout_sec=0.02)
-
-    def wait(self, pred, timeout=15.0):
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            if pred():
-                return True
-            self.ex.spin_once(timeout_sec=0.05)
-        return pred()
-
-    def call(self, client, req, timeout=10.0):
-        assert client.wait_for_service(timeout)
-        fut = client.call_async(req)
-        assert self.wait(fut.done, timeout)
-        return fut.result()
-
-    def set_params(self, **values):
-        from rcl_interfaces.srv import SetParameters
-        from rclpy.parameter import Parameter
-        req = SetParameters.Request()
-        req.parameters = [Parameter(k.replace("__", "."), value=v).to_parameter_msg() for k, v in values.items()]
-        return self.call(self._set, req).results
 
     def window(self, T=4, M=40, period_ns=100_000_000):
         """Publish one perception window: object 3 (a box sliding in base x and turning about base z) + objects."""
-        from trace_anything_ros.msg import DynamicObject, DynamicObjectArray, Trajectory, TrajectoryArray
-        from geometry_msgs.msg import Point
         from trace_anything_ros.planning import se3
         from trace_anything_ros.ros import conversions as conv
+        from trace_anything_ros.ros.soak import object_window_msgs
 
         body = np.random.default_rng(1).uniform([-0.03, -0.02, 0.0], [0.03, 0.02, 0.05], size=(M, 3))
         ks = np.arange(self.frame, self.frame + T)
@@ -121,48 +76,17 @@ class Harness:
             for k in ks], axis=1)
         pos = se3.transform_points(se3.invert(_base_T_cam()), pos)
         stamps = [conv.ns_to_time(5_000_000_000 + int(k) * period_ns) for k in ks]
-        m = TrajectoryArray()
-        m.header.stamp, m.header.frame_id = stamps[-1], "cam_optical"
-        m.frame_stamps = stamps
-        m.metric = True
-        trs = []
-        for i in range(M):
-            t = Trajectory(id=i, object_id=3, dynamic=True, confidence=1.0)
-            t.positions = [Point(x=float(p[0]), y=float(p[1]), z=float(p[2])) for p in pos[i]]
-            t.position_stamps = stamps
-            trs.append(t)
-        m.trajectories = trs
-        objs = DynamicObjectArray()
-        objs.header = m.header
-        o = DynamicObject(id=3, pixel_count=500)
-        o.roi.x_offset, o.roi.y_offset, o.roi.width, o.roi.height = 50, 40, 30, 20
-        objs.objects = [o]
+        m, objs = object_window_msgs(pos, stamps)
         self.pub_objects.publish(objs)
         self.pub_tracks.publish(m)
         self.frame += 1
 
-    def close(self):
-        self.ex.shutdown()
-        self.node.destroy_node()
-
 
 @pytest.fixture(scope="module")
-def env():
+def env(ros_context):
     proc = start_node()
-    h = Harness()
-    try:
-        assert h.lc.wait_for_service(30.0), "node did not come up"
-        yield h, proc
-    finally:
-        h.close()
-        if proc.poll() is None:
-            proc.send_signal(2)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        out = proc.stdout.read() if proc.stdout else ""
-        print(out[-4000:])
+    with node_under_test(proc, Harness(ros_context)) as hp:
+        yield hp
 
 
 def _latest(h, status=None):

@@ -14,7 +14,8 @@ import time
 import numpy as np
 import pytest
 
-from test_node_perception import Harness, node_env
+from ros_helpers import node_env, node_under_test
+from test_node_perception import Harness
 
 pytestmark = pytest.mark.ros
 
@@ -54,7 +55,7 @@ def ckpts(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory):
+def env(tmp_path_factory, ros_context):
     log_path = tmp_path_factory.mktemp("log") / "node.log"
     log = open(log_path, "w")
     cmd = [sys.executable, "-m", "trace_anything_ros.ros.trajectory_field_node", "--ros-args",
@@ -63,18 +64,10 @@ def env(tmp_path_factory):
            "-p", "diagnostics.stale_after:=0.6"]
     proc = subprocess.Popen(cmd, env=node_env(TAR_FAULTY_FAIL_AT="3", TAR_ANALYTIC_DELAY="0.12"), stdout=log,
                             stderr=subprocess.STDOUT, text=True)
-    h = Harness("faults_test")
     try:
-        assert h.lc.wait_for_service(30.0), "node did not come up"
-        yield h, proc, log_path
+        with node_under_test(proc, Harness(ros_context, "faults_test")) as (h, _):
+            yield h, proc, log_path
     finally:
-        h.close()
-        if proc.poll() is None:
-            proc.send_signal(2)
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
         log.close()
         print(log_path.read_text()[-3000:])
 

@@ -13,9 +13,9 @@ def _report(res):
     return json.dumps(res, indent=1, default=str)
 
 
-def test_perception_flood_memory_fds_latency_accounting_queues():
+def test_perception_flood_memory_fds_latency_accounting_queues(ros_context):
     from trace_anything_ros.ros.soak import soak_perception
-    res = soak_perception(duration=40.0, rate=60.0, model_delay=0.2, warmup=10.0)
+    res = soak_perception(duration=40.0, rate=60.0, model_delay=0.2, warmup=10.0, context=ros_context)
     print(_report(res))
     failed = [k for k, ok in res["pass"].items() if not ok]
     assert not failed, f"{failed}\n{_report(res)}\n{res.get('node_log_tail', '')}"
@@ -24,22 +24,23 @@ def test_perception_flood_memory_fds_latency_accounting_queues():
     assert acc["not_processed"] > 0 and acc["drops"].get("stale_window", 0) > 0  # the model really was too slow
 
 
-def test_planner_flood_keeps_up_with_newest_input():
+def test_planner_flood_keeps_up_with_newest_input(ros_context):
     from trace_anything_ros.ros.soak import soak_planner
-    res = soak_planner(duration=12.0, rate=100.0, warmup=3.0)
+    res = soak_planner(duration=12.0, rate=100.0, warmup=3.0, context=ros_context)
     print(_report(res))
     failed = [k for k, ok in res["pass"].items() if not ok]
     assert not failed, f"{failed}\n{_report(res)}\n{res.get('node_log_tail', '')}"
 
 
-def test_input_not_starved_by_a_slow_model():
+def test_input_not_starved_by_a_slow_model(ros_context):
     """30 Hz 640x480 stream, model 0.25 s per window (slower than the stream), tracks subscribed (motion + track
     messages run in the worker): the node's executor must still receive the stream. Issue target: >= 90 % of the
     published frames; the bound here is 70 % because this 2-core CI machine is shared (load average ~5: the
     publisher, the node and other jobs compete for the cores). Measured here: 37 % before the fix (single-threaded
     executor, multi-threaded BLAS), 78-80 % after. `trace-anything-ros bench node` reports the same figures."""
     from trace_anything_ros.ros.bench import bench_stream
-    res = bench_stream(duration=20.0, model_delay=0.25, factory="analytic_estimator:create", rate=30.0)
+    res = bench_stream(duration=20.0, model_delay=0.25, factory="analytic_estimator:create", rate=30.0,
+                       context=ros_context)
     res.pop("rss_MB_series", None)
     print(json.dumps(res, indent=1))
     assert res["windows_out"] > 20 and res["dropped"].get("stale_window", 0) > 0  # the model was the bottleneck

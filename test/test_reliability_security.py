@@ -23,12 +23,10 @@ SCANNED = sorted(TEST_DIR.glob("*.py")) + sorted((REPO / "trace_anything_ros").r
 
 
 def _helpers():
-    import test_node_perception
-    import test_planner_node
+    import ros_helpers
 
     from trace_anything_ros.ros import soak
-    return {"test_node_perception.node_env": test_node_perception.node_env,
-            "test_planner_node.node_env": test_planner_node.node_env, "ros.soak.node_env": soak.node_env}
+    return {"ros_helpers.node_env": ros_helpers.node_env, "ros.soak.node_env": soak.node_env}
 
 
 def test_conftest_isolation_is_set():
@@ -36,8 +34,7 @@ def test_conftest_isolation_is_set():
     assert 100 <= int(os.environ["ROS_DOMAIN_ID"]) <= 199  # private, not the default 0
 
 
-@pytest.mark.parametrize("name", ["test_node_perception.node_env", "test_planner_node.node_env",
-                                  "ros.soak.node_env"])
+@pytest.mark.parametrize("name", ["ros_helpers.node_env", "ros.soak.node_env"])
 def test_node_env_helpers_pass_isolation_to_a_real_child(name):
     env = _helpers()[name]()
     for k in ISOLATION:

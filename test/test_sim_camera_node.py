@@ -16,8 +16,9 @@ W, H = 80, 60
 
 
 @pytest.fixture(scope="module")
-def received():
+def received(ros_context):
     import rclpy
+    from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from rosgraph_msgs.msg import Clock
     from sensor_msgs.msg import CameraInfo, Image
@@ -27,8 +28,9 @@ def received():
            "-p", f"width:={W}", "-p", f"height:={H}", "-p", "rate_hz:=10.0", "-p", "seed:=3",
            "-p", "scene:=moving_camera", "-p", "duration:=60.0"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    rclpy.init()
-    node = rclpy.create_node("sim_camera_test_listener")
+    node = rclpy.create_node("sim_camera_test_listener", context=ros_context)
+    ex = SingleThreadedExecutor(context=ros_context)
+    ex.add_node(node)
     got = {"image": [], "depth": [], "info": [], "mask": [], "clock": []}
     qos = QoSProfile(depth=50, reliability=ReliabilityPolicy.RELIABLE)
     node.create_subscription(Image, "/camera/image_raw", lambda m: got["image"].append(m), qos)
@@ -39,7 +41,7 @@ def received():
     t_end = time.monotonic() + 60.0
     try:
         while time.monotonic() < t_end and min(len(got["image"]), len(got["depth"]), len(got["info"])) < 8:
-            rclpy.spin_once(node, timeout_sec=0.1)
+            ex.spin_once(timeout_sec=0.1)
             if proc.poll() is not None:
                 break
     finally:
@@ -49,8 +51,8 @@ def received():
         except subprocess.TimeoutExpired:
             proc.kill()
             out, _ = proc.communicate()
+        ex.shutdown()
         node.destroy_node()
-        rclpy.shutdown()
     got["log"] = out
     return got
 

@@ -35,7 +35,7 @@ def bench_enqueue(n: int = 200, input_size=(96, 128)) -> dict:
             "input_size": list(input_size)}
 
 
-def bench_field(reps: int = 10) -> dict:
+def bench_field(reps: int = 10, context=None) -> dict:
     import rclpy
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from std_msgs.msg import Header
@@ -44,18 +44,18 @@ def bench_field(reps: int = 10) -> dict:
     from trace_anything_ros.msg import TrajectoryField as FieldMsg
 
     from . import conversions as conv
+    from .node_main import context_or_default
     rng = np.random.default_rng(0)
     f = TrajectoryField(rng.random((8, 10, 128, 128, 3), dtype=np.float32),
                         rng.random((8, 10, 128, 128), dtype=np.float32), np.linspace(0, 1, 8), np.arange(8) * 0.1)
-    if not rclpy.ok():
-        rclpy.init()
-    node = rclpy.create_node("bench_field")
+    ctx = context_or_default(context)
+    node = rclpy.create_node("bench_field", context=ctx)
     q = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
     pub = node.create_publisher(FieldMsg, "bench_field", q)
     box = []
     node.create_subscription(FieldMsg, "bench_field", box.append, q)
     from rclpy.executors import SingleThreadedExecutor
-    ex = SingleThreadedExecutor()
+    ex = SingleThreadedExecutor(context=ctx)
     ex.add_node(node)
     for _ in range(20):
         ex.spin_once(timeout_sec=0.05)
@@ -96,7 +96,7 @@ def _cpu_s(pid: int) -> float:
     return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def bench_stream(duration: float, model_delay: float, factory: str, rate: float = 30.0) -> dict:
+def bench_stream(duration: float, model_delay: float, factory: str, rate: float = 30.0, context=None) -> dict:
     """Start the node (separate process), stream 640x480 frames at ``rate`` Hz, read its diagnostics and RSS."""
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
@@ -106,6 +106,7 @@ def bench_stream(duration: float, model_delay: float, factory: str, rate: float 
 
     from . import conversions as conv
     from .lifecycle_client import LifecycleClient
+    from .node_main import context_or_default
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(REPO / "test"), str(REPO)] + [p for p in [env.get("PYTHONPATH")] if p])
     env["TAR_ANALYTIC_DELAY"] = str(model_delay)
@@ -113,10 +114,9 @@ def bench_stream(duration: float, model_delay: float, factory: str, rate: float 
            "-p", f"estimator.factory:={factory}", "-p", "input_height:=128", "-p", "input_width:=160",
            "-p", "window.length:=8", "-p", "diagnostics.period:=0.5", "-r", "image:=/bench/image"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    if not rclpy.ok():
-        rclpy.init()
-    node = rclpy.create_node("bench_stream")
-    ex = SingleThreadedExecutor()
+    ctx = context_or_default(context)
+    node = rclpy.create_node("bench_stream", context=ctx)
+    ex = SingleThreadedExecutor(context=ctx)
     ex.add_node(node)
     diag = []
     node.create_subscription(DiagnosticArray, "/diagnostics",

@@ -74,20 +74,30 @@ def _flat(series: List[float], pct: float, abs_tol: float = 0.0) -> Dict[str, fl
             "max_dev_pct": dev_pct, "ok": bool(dev_pct <= pct or dev <= abs_tol)}
 
 
-def _stop(proc: subprocess.Popen) -> str:
+def stop_process(proc: subprocess.Popen, timeout: float = 20.0) -> str:
+    """SIGINT a node subprocess, SIGKILL it after ``timeout`` s; returns its captured stdout ("" when none)."""
     if proc.poll() is None:
         proc.send_signal(signal.SIGINT)
         try:
-            proc.wait(20)
+            proc.wait(timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(5)
     return proc.stdout.read() if proc.stdout else ""
 
 
+def _spin_until(ex, t_monotonic: float) -> None:
+    """Spin ``ex`` until ``time.monotonic()`` reaches ``t_monotonic`` (the publishing loops' pacing)."""
+    while True:
+        left = t_monotonic - time.monotonic()
+        if left <= 0:
+            return
+        ex.spin_once(timeout_sec=left)
+
+
 def soak_perception(duration: float = 60.0, rate: float = 60.0, model_delay: float = 0.2, warmup: float = 10.0,
                     window: int = 4, flat_pct: float = 5.0, latency_bound: Optional[float] = None,
-                    input_size=(96, 128), sample_period: float = 1.0, log=print) -> dict:
+                    input_size=(96, 128), sample_period: float = 1.0, log=print, context=None) -> dict:
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.executors import SingleThreadedExecutor
@@ -98,6 +108,7 @@ def soak_perception(duration: float = 60.0, rate: float = 60.0, model_delay: flo
 
     from . import conversions as conv
     from .lifecycle_client import LifecycleClient
+    from .node_main import context_or_default
 
     cmd = [sys.executable, "-m", "trace_anything_ros.ros.trajectory_field_node", "--ros-args",
            "-p", "estimator.factory:=analytic_estimator:create", "-p", f"input_height:={input_size[0]}",
@@ -106,10 +117,9 @@ def soak_perception(duration: float = 60.0, rate: float = 60.0, model_delay: flo
            "-r", "image:=/soak/image", "-r", "camera_info:=/soak/camera_info"]
     proc = subprocess.Popen(cmd, env=node_env(TAR_ANALYTIC_DELAY=model_delay), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
-    if not rclpy.ok():
-        rclpy.init()
-    node = rclpy.create_node("soak_perception")
-    ex = SingleThreadedExecutor()
+    ctx = context_or_default(context)
+    node = rclpy.create_node("soak_perception", context=ctx)
+    ex = SingleThreadedExecutor(context=ctx)
     ex.add_node(node)
     diag: List = []
     node.create_subscription(DiagnosticArray, "/diagnostics", lambda m: diag.extend(
@@ -149,11 +159,7 @@ def soak_perception(duration: float = 60.0, rate: float = 60.0, model_delay: flo
                 samples.append((now - t_start, proc_sample(proc.pid)))
                 next_sample += sample_period
             next_t += period
-            while True:
-                left = next_t - time.monotonic()
-                if left <= 0:
-                    break
-                ex.spin_once(timeout_sec=left)
+            _spin_until(ex, next_t)
         t_stop = time.monotonic()
         n_diag = len(diag)
         while time.monotonic() - t_stop < 3.0 and len(diag) < n_diag + 3:  # last window + fresh diagnostics
@@ -166,7 +172,7 @@ def soak_perception(duration: float = 60.0, rate: float = 60.0, model_delay: flo
     finally:
         ex.shutdown()
         node.destroy_node()
-        out = _stop(proc)
+        out = stop_process(proc)
     res["node_log_tail"] = out[-2000:]
     warm = [s for t, s in samples if t >= warmup]
     res["rss_MB"] = {k: (x / 1024 if isinstance(x, float) and k != "max_dev_pct" and k != "ok" else x)
@@ -231,22 +237,14 @@ CAM_XYZ = (0.4, 0.0, 2.3)
 CAM_QUAT = (1.0, 0.0, 0.0, 0.0)
 
 
-def _planner_window(k: int, M: int = 40, T: int = 4, period_ns: int = 100_000_000):
-    """Tracks + objects of one window: object 3 (a box) whose base-frame x encodes k (0.30 + 0.005 * (k % 40): half a step = 2.5 mm)."""
+def object_window_msgs(pos, stamps):
+    """Planner input of one window: ``TrajectoryArray`` (metric, frame "cam_optical", one dynamic trajectory of
+    object 3 per row of ``pos`` [M, T, 3] at ``stamps``) and the matching ``DynamicObjectArray`` (object 3, a
+    50..80 x 40..60 px box)."""
     from geometry_msgs.msg import Point
 
     from trace_anything_ros.msg import DynamicObject, DynamicObjectArray, Trajectory, TrajectoryArray
-    from trace_anything_ros.planning import se3
-
-    from . import conversions as conv
-    body = np.random.default_rng(1).uniform([-0.03, -0.02, 0.0], [0.03, 0.02, 0.05], size=(M, 3))
-    x = 0.30 + 0.005 * (k % 40)
-    pos = np.stack([se3.transform_points(se3.make_pose(np.eye(3), [x + 0.001 * j, 0.1, 0.0]), body)
-                    for j in range(T)], axis=1)
-    base_T_cam = se3.pose_from_xyz_quat(CAM_XYZ, CAM_QUAT)
-    pos = se3.transform_points(se3.invert(base_T_cam), pos)
-    t0 = time.time_ns() - (T - 1) * period_ns
-    stamps = [conv.ns_to_time(t0 + j * period_ns) for j in range(T)]
+    M = len(pos)
     m = TrajectoryArray()
     m.header.stamp, m.header.frame_id = stamps[-1], "cam_optical"
     m.frame_stamps = stamps
@@ -263,11 +261,28 @@ def _planner_window(k: int, M: int = 40, T: int = 4, period_ns: int = 100_000_00
     o = DynamicObject(id=3, pixel_count=500)
     o.roi.x_offset, o.roi.y_offset, o.roi.width, o.roi.height = 50, 40, 30, 20
     objs.objects = [o]
+    return m, objs
+
+
+def _planner_window(k: int, M: int = 40, T: int = 4, period_ns: int = 100_000_000):
+    """Tracks + objects of one window: object 3 (a box) whose base-frame x encodes k (0.30 + 0.005 * (k % 40): half a step = 2.5 mm)."""
+    from trace_anything_ros.planning import se3
+
+    from . import conversions as conv
+    body = np.random.default_rng(1).uniform([-0.03, -0.02, 0.0], [0.03, 0.02, 0.05], size=(M, 3))
+    x = 0.30 + 0.005 * (k % 40)
+    pos = np.stack([se3.transform_points(se3.make_pose(np.eye(3), [x + 0.001 * j, 0.1, 0.0]), body)
+                    for j in range(T)], axis=1)
+    base_T_cam = se3.pose_from_xyz_quat(CAM_XYZ, CAM_QUAT)
+    pos = se3.transform_points(se3.invert(base_T_cam), pos)
+    t0 = time.time_ns() - (T - 1) * period_ns
+    stamps = [conv.ns_to_time(t0 + j * period_ns) for j in range(T)]
+    m, objs = object_window_msgs(pos, stamps)
     return m, objs, x + 0.001 * (T - 1)
 
 
 def soak_planner(duration: float = 15.0, rate: float = 100.0, warmup: float = 3.0, flat_pct: float = 5.0,
-                 max_trailing_plans: int = 2, log=print) -> dict:
+                 max_trailing_plans: int = 2, log=print, context=None) -> dict:
     import rclpy
     from geometry_msgs.msg import PoseStamped
     from rclpy.executors import SingleThreadedExecutor
@@ -277,6 +292,7 @@ def soak_planner(duration: float = 15.0, rate: float = 100.0, warmup: float = 3.
     from trace_anything_ros.srv import SetObjectGoal
 
     from .lifecycle_client import LifecycleClient
+    from .node_main import context_or_default
 
     cmd = [sys.executable, "-m", "trace_anything_ros.ros.manipulation_planner_node", "--ros-args",
            "--params-file", str(REPO / "config" / "planner.yaml"),
@@ -285,10 +301,9 @@ def soak_planner(duration: float = 15.0, rate: float = 100.0, warmup: float = 3.
            "-p", "goal_image.enabled:=false",
            "-r", "tracks:=/soak/tracks", "-r", "dynamic_objects:=/soak/dynamic_objects"]
     proc = subprocess.Popen(cmd, env=node_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    if not rclpy.ok():
-        rclpy.init()
-    node = rclpy.create_node("soak_planner")
-    ex = SingleThreadedExecutor()
+    ctx = context_or_default(context)
+    node = rclpy.create_node("soak_planner", context=ctx)
+    ex = SingleThreadedExecutor(context=ctx)
     ex.add_node(node)
     rel = QoSProfile(depth=100, reliability=ReliabilityPolicy.RELIABLE)
     plans: List = []
@@ -332,11 +347,7 @@ def soak_planner(duration: float = 15.0, rate: float = 100.0, warmup: float = 3.
                 samples.append((now - t_start, proc_sample(proc.pid)))
                 next_sample += 1.0
             next_t += period
-            while True:
-                left = next_t - time.monotonic()
-                if left <= 0:
-                    break
-                ex.spin_once(timeout_sec=left)
+            _spin_until(ex, next_t)
         t_stop = time.monotonic()
         t_stop_wall_ns = time.time_ns()
         while time.monotonic() - t_stop < 2.0:
@@ -361,7 +372,7 @@ def soak_planner(duration: float = 15.0, rate: float = 100.0, warmup: float = 3.
     finally:
         ex.shutdown()
         node.destroy_node()
-        out = _stop(proc)
+        out = stop_process(proc)
     res["node_log_tail"] = out[-1500:]
     warm = [s for t, s in samples if t >= warmup]
     res["rss_MB"] = {k: (x / 1024 if isinstance(x, float) and k not in ("max_dev_pct", "ok") else x)
