@@ -56,10 +56,8 @@ import rclpy
 from builtin_interfaces.msg import Duration
 from geometry_msgs.msg import Point, Pose, PoseStamped, Quaternion, Vector3
 from nav_msgs.msg import Path
-from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType,
-                                SetParametersResult)
-from rclpy.exceptions import InvalidParameterValueException
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rcl_interfaces.msg import SetParametersResult
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import Image
@@ -74,7 +72,8 @@ from trace_anything_ros.planning.session import PlannerSession, TrackedObjects
 from trace_anything_ros.srv import SetObjectGoal
 
 from . import conversions as conv
-from .params import Spec, check
+from .node_main import spin_node
+from .params import Spec, check, declare_parameters
 
 try:  # tf2 is not available as wheels; on a ROS install it is.
     import tf2_ros  # type: ignore
@@ -148,20 +147,6 @@ for _name, (_doc, _rng) in _PLANNER_DOC.items():
 BY_NAME = {s.name: s for s in PARAMS}
 
 
-def _descriptor(spec: Spec) -> ParameterDescriptor:
-    d = ParameterDescriptor(description=spec.description + ("" if spec.dynamic else " [configure-time only]"))
-    if isinstance(spec.default, list):
-        d.type = ParameterType.PARAMETER_DOUBLE_ARRAY
-        d.dynamic_typing = False
-    if spec.range is not None:
-        lo, hi = spec.range
-        if isinstance(spec.default, float):
-            d.floating_point_range = [FloatingPointRange(from_value=float(lo), to_value=float(hi), step=0.0)]
-        elif isinstance(spec.default, int) and not isinstance(spec.default, bool):
-            d.integer_range = [IntegerRange(from_value=int(lo), to_value=int(hi), step=1)]
-    return d
-
-
 def planner_params_from(values: dict) -> PlannerParams:
     """PlannerParams from the node's parameter values (raises ValueError with the reason)."""
     kw = {}
@@ -205,15 +190,7 @@ def _pose_to_T(p: Pose) -> np.ndarray:
 class ManipulationPlannerNode(LifecycleNode):
     def __init__(self, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
-        self._override_errors = []
-        for spec in PARAMS:
-            try:
-                self.declare_parameter(spec.name, spec.default, _descriptor(spec))
-            except InvalidParameterValueException as e:
-                self._override_errors.append(f"{spec.name}: {e}")
-                self.declare_parameter(spec.name, spec.default, _descriptor(spec), ignore_override=True)
-        for e in self._override_errors:
-            self.get_logger().error(f"rejected parameter override: {e}")
+        self._override_errors = declare_parameters(self, PARAMS)
         self.add_on_set_parameters_callback(self._on_set_parameters)
         self.lc_state = "unconfigured"
         self._lock = threading.RLock()
@@ -604,20 +581,7 @@ class ManipulationPlannerNode(LifecycleNode):
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
-    node = ManipulationPlannerNode()
-    executor = MultiThreadedExecutor(num_threads=2)
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        executor.shutdown()
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return 0
+    return spin_node(ManipulationPlannerNode, args, executor=lambda: MultiThreadedExecutor(num_threads=2))
 
 
 if __name__ == "__main__":

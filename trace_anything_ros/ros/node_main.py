@@ -1,5 +1,7 @@
-"""rclpy context boilerplate shared by in-process rclpy users.
+"""rclpy process and context boilerplate shared by every node's ``main()`` and by in-process rclpy users.
 
+- ``spin_node``: init rclpy, create the node, spin it on an executor until shutdown / Ctrl-C (or ``until()``),
+  then clean up (node hook, executor, node, rclpy) on every exit path.
 - ``context_or_default``: the context an in-process helper (benchmarks, soak harness) creates its node in: the
   caller's own context when given (tests: the ``ros_context`` fixture), else the global default context,
   initialised on first use (CLI).
@@ -9,9 +11,47 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 import rclpy
+from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+
+
+def spin_node(node_factory: Callable[[], "rclpy.node.Node"], args: Optional[Sequence[str]] = None,
+              executor: Callable[[], "rclpy.executors.Executor"] = SingleThreadedExecutor, *,
+              until: Optional[Callable[["rclpy.node.Node"], bool]] = None, cleanup: Optional[Callable] = None,
+              signal_handlers: bool = True, spin_period: float = 0.1) -> int:
+    """Run one node in this process; returns 0.
+
+    ``args``: rclpy's command line (None: sys.argv). ``executor``: a factory called after the node exists.
+    Without ``until`` the executor spins until rclpy shuts down (SIGINT); with it, ``spin_once`` every
+    ``spin_period`` s while rclpy is ok and ``until(node)`` is false. ``cleanup(node)`` runs first on every exit path
+    (before the executor and the node are destroyed). ``signal_handlers=False`` leaves SIGINT/SIGTERM to the
+    caller (rclpy installs none)."""
+    init_kwargs = {} if signal_handlers else {"signal_handler_options": rclpy.signals.SignalHandlerOptions.NO}
+    rclpy.init(args=args, **init_kwargs)
+    node = ex = None
+    try:
+        node = node_factory()
+        ex = executor()
+        ex.add_node(node)
+        if until is None:
+            ex.spin()
+        else:
+            while rclpy.ok() and not until(node):
+                ex.spin_once(timeout_sec=spin_period)
+    except (KeyboardInterrupt, ExternalShutdownException):
+        pass
+    finally:
+        if node is not None and cleanup is not None:
+            cleanup(node)
+        if ex is not None:
+            ex.shutdown()
+        if node is not None:
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0
 
 
 def context_or_default(context=None):

@@ -2,7 +2,8 @@
 
 The table drives declaration (ParameterDescriptor with ranges), validation at configure time and at runtime
 (add_on_set_parameters_callback), and the documentation check of ``config/perception.yaml``. The table itself
-does not import rclpy.
+does not import rclpy; ``descriptor`` and ``declare_parameters`` (shared by the perception and planner nodes)
+import it when called.
 """
 from __future__ import annotations
 
@@ -82,6 +83,44 @@ PERCEPTION: List[Spec] = [
 ]
 
 BY_NAME: Dict[str, Spec] = {s.name: s for s in PERCEPTION}
+
+
+def descriptor(spec: Spec):
+    """The ParameterDescriptor of ``spec``: description (+ "[configure-time only]"), typed range, choices, and a
+    fixed double-array type for list defaults."""
+    from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
+
+    d = ParameterDescriptor(description=spec.description + ("" if spec.dynamic else " [configure-time only]"))
+    if isinstance(spec.default, list):
+        d.type = ParameterType.PARAMETER_DOUBLE_ARRAY
+        d.dynamic_typing = False
+    if spec.range is not None:
+        lo, hi = spec.range
+        if isinstance(spec.default, float):
+            d.floating_point_range = [FloatingPointRange(from_value=float(lo), to_value=float(hi), step=0.0)]
+        elif isinstance(spec.default, int) and not isinstance(spec.default, bool):
+            d.integer_range = [IntegerRange(from_value=int(lo), to_value=int(hi), step=1)]
+    if spec.choices is not None:
+        d.additional_constraints = "one of: " + ", ".join(spec.choices)
+    return d
+
+
+def declare_parameters(node, specs: Sequence[Spec]) -> List[str]:
+    """Declare every spec on ``node``. An override (parameter file / command line) that rclpy rejects (out of the
+    descriptor's range) does not abort construction: the parameter falls back to its default, the error is logged
+    and returned (``"name: reason"``) so that configure can refuse with it."""
+    from rclpy.exceptions import InvalidParameterValueException
+
+    errors: List[str] = []
+    for spec in specs:
+        try:
+            node.declare_parameter(spec.name, spec.default, descriptor(spec))
+        except InvalidParameterValueException as e:
+            errors.append(f"{spec.name}: {e}")
+            node.declare_parameter(spec.name, spec.default, descriptor(spec), ignore_override=True)
+    for e in errors:
+        node.get_logger().error(f"rejected parameter override: {e}")
+    return errors
 
 
 def check(spec: Spec, value) -> Optional[str]:

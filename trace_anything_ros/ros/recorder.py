@@ -22,14 +22,14 @@ import threading
 import time
 from typing import Dict, List, Optional
 
-import rclpy
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from rclpy.serialization import serialize_message
 
 from trace_anything_ros.io.mcap_out import McapOut
 from trace_anything_ros.io.msgdefs import try_schema_text
+
+from .node_main import spin_node
 
 DEFAULT_EXCLUDE = ("/parameter_events",)
 
@@ -186,23 +186,22 @@ def main(argv=None) -> int:
     for t in args.throttle:
         topic, hz = t.rsplit(":", 1)
         throttle[topic] = float(hz)
-    rclpy.init(args=[sys.argv[0]] + ros_args, signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
-    out = McapOut(args.out, compression=args.compression)
-    node = Recorder(out, args.topic or None, args.exclude, throttle)
-    ex = SingleThreadedExecutor()
-    ex.add_node(node)
     stop = threading.Event()
-    for s in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(s, lambda *_: stop.set())
-    t0 = time.monotonic()
-    try:
-        while not stop.is_set() and rclpy.ok():
-            ex.spin_once(timeout_sec=0.1)
-            if args.duration and time.monotonic() - t0 > args.duration:
-                break
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
+    state = {}
+
+    def create():
+        state["out"] = McapOut(args.out, compression=args.compression)
+        node = Recorder(state["out"], args.topic or None, args.exclude, throttle)
+        for s in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(s, lambda *_: stop.set())
+        state["t0"] = time.monotonic()
+        return node
+
+    def until(node):
+        return stop.is_set() or bool(args.duration and time.monotonic() - state["t0"] > args.duration)
+
+    def cleanup(node):
+        out = state["out"]
         stats = dict(path=args.out, topics=node.recorded_topics, counts=dict(out.counts), bytes=out.bytes,
                      throttled=throttle, skipped=dict(node.skipped), unsupported=dict(node.unsupported))
         out.close()
@@ -212,11 +211,8 @@ def main(argv=None) -> int:
                 json.dump(stats, f, indent=1)
         node.get_logger().info(f"wrote {args.out}: {sum(out.counts.values())} messages on {len(out.counts)} topics, "
                                f"{out.bytes / 1e6:.1f} MB")
-        ex.shutdown()
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return 0
+
+    return spin_node(create, [sys.argv[0]] + ros_args, until=until, cleanup=cleanup, signal_handlers=False)
 
 
 if __name__ == "__main__":

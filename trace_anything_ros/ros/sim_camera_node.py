@@ -19,7 +19,6 @@ import sys
 import time
 
 import numpy as np
-import rclpy
 from geometry_msgs.msg import Pose, PoseArray, PoseStamped
 from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.clock import Clock, ClockType
@@ -30,6 +29,8 @@ from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import CameraInfo, Image
 
 from trace_anything_ros.sim.scene import PRESETS, Scene, SceneConfig
+
+from .node_main import spin_node
 
 PARAMS = {
     # name: (default, description)
@@ -180,24 +181,13 @@ class SimCameraNode(Node):
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args if args is not None else sys.argv)
-    node = None
-    try:
-        node = SimCameraNode()
-        while rclpy.ok() and not node.done:
-            rclpy.spin_once(node, timeout_sec=0.1)
+    def cleanup(node):
         if node.done:
             node.get_logger().info(f"duration reached after {node.frames} frames "
                                    f"({node.render_s / max(node.frames, 1) * 1e3:.1f} ms render per frame)")
-    except KeyboardInterrupt:
-        pass
-    finally:
-        if node is not None:
-            node.scene.close()
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.try_shutdown()
-    return 0
+        node.scene.close()
+
+    return spin_node(SimCameraNode, args, until=lambda node: node.done, cleanup=cleanup)
 
 
 if __name__ == "__main__":

@@ -18,14 +18,12 @@ from collections import deque
 from typing import Optional
 
 import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Vector3
-from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
+from rcl_interfaces.msg import SetParametersResult
 from rclpy.event_handler import SubscriptionEventCallbacks
-from rclpy.exceptions import InvalidParameterValueException
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import (HistoryPolicy, QoSProfile, ReliabilityPolicy, DurabilityPolicy, qos_profile_sensor_data)
 from sensor_msgs.msg import CameraInfo, Image, RegionOfInterest
@@ -42,22 +40,10 @@ from trace_anything_ros.pipeline.threads import default_model_threads, limit_thr
 
 from . import conversions as conv
 from . import diagnostics as diag
-from .params import BY_NAME, PERCEPTION, check, check_all
+from .node_main import spin_node
+from .params import BY_NAME, PERCEPTION, check, check_all, declare_parameters
 
 NODE_NAME = "trajectory_field_node"
-
-
-def _descriptor(spec) -> ParameterDescriptor:
-    d = ParameterDescriptor(description=spec.description + ("" if spec.dynamic else " [configure-time only]"))
-    if spec.range is not None:
-        lo, hi = spec.range
-        if isinstance(spec.default, float):
-            d.floating_point_range = [FloatingPointRange(from_value=float(lo), to_value=float(hi), step=0.0)]
-        elif isinstance(spec.default, int) and not isinstance(spec.default, bool):
-            d.integer_range = [IntegerRange(from_value=int(lo), to_value=int(hi), step=1)]
-    if spec.choices is not None:
-        d.additional_constraints = "one of: " + ", ".join(spec.choices)
-    return d
 
 
 def _pts(arr) -> list:
@@ -67,15 +53,7 @@ def _pts(arr) -> list:
 class TrajectoryFieldNode(LifecycleNode):
     def __init__(self, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
-        self._override_errors = []
-        for spec in PERCEPTION:
-            try:
-                self.declare_parameter(spec.name, spec.default, _descriptor(spec))
-            except InvalidParameterValueException as e:
-                self._override_errors.append(f"{spec.name}: {e}")
-                self.declare_parameter(spec.name, spec.default, _descriptor(spec), ignore_override=True)
-        for e in self._override_errors:
-            self.get_logger().error(f"rejected parameter override: {e}")
+        self._override_errors = declare_parameters(self, PERCEPTION)
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
         self.lc_state = "unconfigured"
@@ -582,21 +560,8 @@ def main(args=None) -> int:
     # and a multi-threaded executor where the input callbacks have their own group (node.input_group).
     limit_threads(blas=1, cv=1)
     sys.setswitchinterval(0.001)
-    rclpy.init(args=args)
-    node = TrajectoryFieldNode()
-    executor = MultiThreadedExecutor(num_threads=2)
-    executor.add_node(node)
-    try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    finally:
-        node._release()
-        executor.shutdown()
-        node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return 0
+    return spin_node(TrajectoryFieldNode, args, executor=lambda: MultiThreadedExecutor(num_threads=2),
+                     cleanup=lambda node: node._release())
 
 
 if __name__ == "__main__":
