@@ -143,3 +143,20 @@ def test_grasp_top_down_closes_along_the_narrow_side():
     assert abs(g2.pose[:3, 1] @ Rz[:, 0]) > 0.99
     g3 = compute_grasp(pts, closing_axis=Rz[:, 0], max_width=0.08)
     assert not g3.ok and "exceeds the gripper" in g3.reason
+
+
+def test_grasp_square_box_seen_from_one_side_closes_across_faces_at_the_centre():
+    """A 6 x 6 x 7 cm box, yawed 20 deg, seen from the side: its top and one side face only. The fingers close
+    along a face normal (not the diagonal, which is wider than the gripper) and the grasp is at the box's centre,
+    not at the visible points' centroid (pulled towards the seen side)."""
+    r = np.random.default_rng(1)
+    Rz = Rotation.from_rotvec([0, 0, np.radians(20)]).as_matrix()
+    top = np.c_[r.uniform(-0.03, 0.03, (1500, 2)), np.full(1500, 0.07)]
+    side = np.c_[r.uniform(-0.03, 0.03, 1500), np.full(1500, -0.03), r.uniform(0.0, 0.07, 1500)]
+    pts = np.concatenate([top, side]) @ Rz.T + [0.2, -0.1, 0.0]
+    g = compute_grasp(pts, grasp_depth=0.02, max_width=0.08)
+    assert g.ok, g.reason
+    assert max(abs(g.pose[:3, 1] @ Rz[:, 0]), abs(g.pose[:3, 1] @ Rz[:, 1])) > 0.999
+    assert 0.055 < g.width < 0.062
+    assert np.allclose(g.pose[:2, 3], [0.2, -0.1], atol=0.003)
+    assert np.isclose(g.pose[2, 3], 0.05, atol=0.003)

@@ -1,8 +1,12 @@
 """Heuristic grasp from an object's points (in the robot base frame, z up).
 
-Default: top-down approach. The grasp point is the centroid's (x, y) at the top surface (a high percentile of
-the points' z) lowered by ``grasp_depth``; the fingers close along the smaller horizontal extent (the minor axis
-of a PCA of the points' x, y), so the gripper spans the narrow side. Either axis can be overridden.
+Default: top-down approach. The fingers close along the direction of the smallest robust width of the points'
+footprint (orthogonal to the approach; 2nd..98th percentile spread, searched over 1-degree steps), so the gripper
+spans the narrow side -- for elongated objects the PCA minor axis, for square ones a face normal rather than a
+diagonal. The grasp point is the centre of the footprint's robust extents along the closing axis and across it
+(not the centroid: a camera sees the top and the near side of an object, whose centroid is biased towards the
+camera), at the top surface (a high percentile of the points' height) lowered by ``grasp_depth``. Either axis can
+be overridden.
 
 End-effector frame convention (like most grippers' tool frames, e.g. MoveIt's panda_hand / tool0): z = approach
 direction (from the gripper into the object), y = closing axis (finger motion), x = y cross z.
@@ -58,9 +62,10 @@ def compute_grasp(points, weights=None, approach=(0.0, 0.0, -1.0), closing_axis:
     basis = se3.orthonormal_frame(a, np.array([0.0, 1.0, 0.0]))[:, :2]  # two in-plane axes [3, 2]
     xy = (pts - c) @ basis
     if closing_axis is None:
-        cov = (xy * w[:, None]).T @ xy / w.sum()
-        ev, evec = np.linalg.eigh(cov)
-        y = basis @ evec[:, 0]  # minor axis
+        ang = np.deg2rad(np.arange(180.0))
+        dirs = np.stack([np.cos(ang), np.sin(ang)], axis=1)  # [180, 2] in-plane directions
+        lo, hi = np.percentile(xy @ dirs.T, [2, 98], axis=0)
+        y = basis @ dirs[int(np.argmin(hi - lo))]  # narrowest direction of the footprint
         # Deterministic sign (the eigenvector's is arbitrary): y points along +base y, else +base x.
         ref = np.array([0.0, 1.0, 0.0]) if abs(y[1]) > 1e-6 else np.array([1.0, 0.0, 0.0])
         y = y if y @ ref >= 0 else -y
@@ -69,7 +74,10 @@ def compute_grasp(points, weights=None, approach=(0.0, 0.0, -1.0), closing_axis:
     R = se3.orthonormal_frame(a, y)
     y = R[:, 1]
     proj = (pts - c) @ y
-    width = float(np.percentile(proj, 98) - np.percentile(proj, 2))
+    lo_y, hi_y = np.percentile(proj, [2, 98])
+    width = float(hi_y - lo_y)
+    lo_x, hi_x = np.percentile((pts - c) @ R[:, 0], [2, 98])
+    pos = pos + 0.5 * (lo_y + hi_y) * y + 0.5 * (lo_x + hi_x) * R[:, 0]  # centre of the footprint's extents
     if width > max_width:
         return Grasp(False, f"object width {width:.3f} m along the closing axis exceeds the gripper's "
                             f"{max_width:.3f} m", se3.make_pose(R, pos), a, y, width)

@@ -395,13 +395,28 @@ class Scene:
         self.K = intrinsics(self.config.width, self.config.height, self.config.fovy)
         self._renderer = None
         self._carry_rel = None
+        self._pose_override: Dict[str, np.ndarray] = {}
         if self.gripper is not None:
             G = self.gripper.pose(self.gripper.t_grasp)
             self._carry_rel = inv_T(G) @ self.objects[0].motion.pose(self.gripper.t_grasp)
         self._apply(self.time)
 
     # ------------------------------------------------------------------ poses
+    def set_pose_override(self, name: str, world_T_body: Optional[np.ndarray]) -> None:
+        """Runtime hook for an external controller (e.g. ``sim.closed_loop``): pin tracked body ``name`` (an object
+        or "gripper") to ``world_T_body`` at every time, replacing its scripted motion (and the scripted carry);
+        ``None`` returns it to the script. Applied to the MuJoCo state at once."""
+        if name not in self.tracked:
+            raise KeyError(f"unknown tracked body {name!r}; choose from {self.tracked}")
+        if world_T_body is None:
+            self._pose_override.pop(name, None)
+        else:
+            self._pose_override[name] = np.array(world_T_body, dtype=np.float64).reshape(4, 4)
+        self._apply(self.time)
+
     def object_pose_at(self, name: str, t: float) -> np.ndarray:
+        if name in self._pose_override:
+            return self._pose_override[name].copy()
         if name == "gripper":
             return self.gripper.pose(t)
         obj = self.objects[int(name[3:])]

@@ -1,0 +1,412 @@
+"""Closed-loop goal-conditioned manipulation in MuJoCo (ROS-free): perceive -> plan -> execute -> measure.
+
+One episode (``run_episode(EpisodeSpec, perception)``):
+
+1. **Scene**: a ``pick_place`` scene (``sim.scene``) of a random seed; its graspable object is ``obj0`` (a small
+   static box on the table). The scripted gripper is parked out of view.
+2. **Goal**: a random reachable pose of the object: on the table, translated 4..15 cm and yawed up to 30 deg,
+   clear of the other objects and inside the camera image (``sample_episode``).
+3. **Perception** (the paper's goal-image setting: a 2-frame field current -> goal):
+
+   * ``"gt"``: the current frame is rendered; the goal image is rendered from a copy of the scene with the object at
+     its goal pose; the ground-truth field of the pair (``sim.ground_truth.compute_window``, the object moving on
+     the geodesic between the two poses) is the perception.
+   * ``"model"``: the project's model (``model.engine.create_estimator``) runs on (current frame, goal image) at its
+     input size; the field is non-metric and the planner scales it with the current frame's depth.
+
+   The object's pixels of the current frame are selected with the simulator's instance segmentation
+   (``ObjectSelection(mask=...)``; a segmentation stand-in, the same for both perceptions).
+4. **Plan**: ``ManipulationPlanner.plan_from_goal_image`` in the robot base frame (= the MuJoCo world frame;
+   ``base_T_camera`` = the camera's world pose).
+5. **Execute** (``execute_plan``): the kinematic gripper stand-in follows the plan's timed EE waypoints (linear
+   position + slerp interpolation in time, ``dt`` steps). At the ``grasp`` waypoint the gripper closes; the object
+   is attached only if it is actually between the fingers (``GraspTolerance``: the tool point's offset from the
+   object's centre along the closing axis leaves the object inside the opening, across it within the object, and
+   the tool point's height lies within the object's height): a wrong grasp point picks up nothing. Attached, the
+   object follows the gripper rigidly (the relative pose at closing). At ``release`` it is let go and settles on
+   the table (kinematic settle: z onto the table top, tilt removed, x/y/yaw kept).
+6. **Measure**: final object pose vs the goal: translation error (cm), rotation error (deg, geodesic; no symmetry
+   folding). Success: within ``tol_cm`` and ``tol_deg`` (2 cm, 10 deg).
+
+EE frame (planning.grasp): z = approach (down), y = closing axis. The gripper body of ``sim.scene`` has z up and
+its fingers along y, origin at the centre of the object it was built for; so ``world_T_gripper = world_T_ee @
+EE_TO_GRIPPER`` with the tool offset of the grasp height (``half_height - grasp_depth`` along EE z).
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field as dc_field
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from .scene import TABLE_TOP_Z, Scene, SceneConfig, inv_T, make_T, rot_z
+
+OBJECT = "obj0"
+PARK_POSE = make_T(np.eye(3), [0.0, 0.0, 2.6])  # above the camera's field of view
+
+
+@dataclass
+class EpisodeSpec:
+    seed: int                      # episode seed (scene seed and goal draw)
+    scene_seed: int
+    goal_pose: np.ndarray          # world_T_object at the goal
+    start_pose: np.ndarray         # world_T_object now
+    translation: float             # m, commanded
+    yaw: float                     # rad, commanded
+    width: int = 320
+    height: int = 240
+
+
+@dataclass
+class GraspTolerance:
+    opening: float = 0.08          # m: finger opening (= PlannerParams.max_gripper_width)
+    vertical_margin: float = 0.005  # m: the tool point must be this far inside the object's height span
+
+
+@dataclass
+class EpisodeResult:
+    seed: int
+    perception: str
+    plan_status: str
+    plan_reason: str
+    grasped: bool
+    grasp_note: str
+    translation_error_cm: float
+    rotation_error_deg: float
+    success: bool
+    commanded_translation_cm: float
+    commanded_yaw_deg: float
+    plan_confidence: float = 0.0
+    plan_duration_s: float = 0.0
+    perception_s: float = 0.0
+    planning_s: float = 0.0
+    execution_s: float = 0.0
+    extras: Dict = dc_field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# episodes
+
+
+def _scene_config(scene_seed: int, width: int, height: int) -> SceneConfig:
+    return SceneConfig.from_preset("pick_place", seed=int(scene_seed), width=width, height=height)
+
+
+def _project(scene: Scene, p_world) -> np.ndarray:
+    C = scene.camera_pose_at(scene.time)
+    pc = inv_T(C) @ np.append(p_world, 1.0)
+    if pc[2] <= 0:
+        return np.array([np.inf, np.inf])
+    uv = scene.K @ (pc[:3] / pc[2])
+    return uv[:2]
+
+
+def _goal_ok(scene: Scene, P: np.ndarray, margin_px: float = 12.0) -> bool:
+    obj = scene.objects[0]
+    x, y = P[:2, 3]
+    if abs(x) > 0.5 - obj.radius_xy or abs(y) > 0.32 - obj.radius_xy:
+        return False
+    for o in scene.objects[1:]:
+        if np.hypot(*(P[:2, 3] - o.motion.p0[:2])) < obj.radius_xy + o.radius_xy + 0.03:
+            return False
+    w, h = scene.config.width, scene.config.height
+    uv = _project(scene, P[:3, 3])
+    return bool(margin_px <= uv[0] <= w - 1 - margin_px and margin_px <= uv[1] <= h - 1 - margin_px)
+
+
+def sample_episode(seed: int, width: int = 320, height: int = 240, max_translation: float = 0.15,
+                   min_translation: float = 0.04, max_yaw_deg: float = 30.0, min_visible_px: int = 60) -> EpisodeSpec:
+    """A random episode: scene seed and a reachable goal pose (deterministic in ``seed``)."""
+    rng = np.random.default_rng(10_000 + int(seed))
+    for _ in range(50):
+        scene_seed = int(rng.integers(0, 1_000_000))
+        scene = Scene(_scene_config(scene_seed, width, height))
+        try:
+            scene.set_pose_override("gripper", PARK_POSE)
+            start = scene.object_pose_at(OBJECT, 0.0)
+            if not _goal_ok(scene, start):
+                continue
+            fr = scene.render()
+            if int((fr["seg_body"] == scene.body_id(OBJECT)).sum()) < min_visible_px:
+                continue
+            for _ in range(200):
+                d = rng.uniform(min_translation, max_translation)
+                a = rng.uniform(-np.pi, np.pi)
+                yaw = np.deg2rad(rng.uniform(-max_yaw_deg, max_yaw_deg))
+                G = make_T(rot_z(yaw) @ start[:3, :3], start[:3, 3] + d * np.array([np.cos(a), np.sin(a), 0.0]))
+                if _goal_ok(scene, G):
+                    return EpisodeSpec(int(seed), scene_seed, G, start, float(d), float(yaw), width, height)
+        finally:
+            scene.close()
+    raise RuntimeError(f"no feasible episode for seed {seed}")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# perception
+
+
+def _object_mask(frame: dict, scene: Scene) -> np.ndarray:
+    return frame["seg_body"] == scene.body_id(OBJECT)
+
+
+def _render_pair(spec: EpisodeSpec):
+    """(scene at the current state, current frame, goal frame). The goal frame comes from a copy of the scene with
+    the object at its goal pose."""
+    cfg = _scene_config(spec.scene_seed, spec.width, spec.height)
+    scene = Scene(cfg)
+    scene.set_pose_override("gripper", PARK_POSE)
+    scene.set_pose_override(OBJECT, spec.start_pose)
+    cur = scene.render()
+    goal_scene = Scene(cfg)
+    try:
+        goal_scene.set_pose_override("gripper", PARK_POSE)
+        goal_scene.set_pose_override(OBJECT, spec.goal_pose)
+        goal = goal_scene.render()
+    finally:
+        goal_scene.close()
+    cur["stamp"], goal["stamp"] = 0.0, 1.0
+    return scene, cur, goal
+
+
+def gt_goal_field(scene: Scene, spec: EpisodeSpec, cur: dict, goal: dict, num_ctrl: int = 10):
+    """Ground-truth 2-frame field current -> goal (metric, frame 0's camera); the object moves on the geodesic."""
+    from ..planning import se3
+    from .ground_truth import compute_window
+
+    b = scene.body_id(OBJECT)
+    P0 = cur["body_poses"]
+
+    def pose_fn(t):
+        P = P0.copy()
+        P[b] = se3.interpolate_poses(spec.start_pose, spec.goal_pose, np.array([float(t)]))[0]
+        return P
+
+    return compute_window([cur, goal], num_ctrl=num_ctrl, pose_fn=pose_fn, dense_samples=11,
+                          with_visibility=False).field
+
+
+class ModelPerception:
+    """The project's model on (current frame, goal image) at its input size -> non-metric 2-frame field."""
+
+    def __init__(self, weights: str = "trace_anything_ros/model/weights/compact_sim.safetensors",
+                 estimator=None, threads: Optional[int] = None):
+        if estimator is None:
+            from ..model.engine import create_estimator
+            params = {"weights": weights, "cache_size": 0}
+            if threads:
+                params["threads"] = int(threads)
+            estimator = create_estimator(params)
+        self.estimator = estimator
+
+    def field(self, cur: dict, goal: dict):
+        from ..field.types import TrajectoryField
+        from ..pipeline.frames import frame_intrinsics, preprocess_rgb
+
+        size = tuple(self.estimator.input_size)
+        frames = np.stack([preprocess_rgb(cur["rgb"], size), preprocess_rgb(goal["rgb"], size)])
+        pred = self.estimator.predict(frames)
+        K = frame_intrinsics(cur["K"], cur["rgb"].shape[:2], size)
+        return TrajectoryField(ctrl_pts=np.asarray(pred.ctrl_pts, np.float32),
+                               ctrl_conf=np.asarray(pred.ctrl_conf, np.float32),
+                               frame_times=np.asarray(pred.frame_times, np.float32), stamps=np.array([0.0, 1.0]),
+                               intrinsics=K, metric=False, frame_id="sim_camera_optical_frame")
+
+    def close(self):
+        self.estimator.close()
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# execution
+
+
+def ee_to_gripper(tool_offset: float) -> np.ndarray:
+    """ee_T_gripper: the gripper body (z up, fingers along y, origin at the grasped
+    object's centre) from the EE frame (z down = approach, y = closing), the tool point ``tool_offset`` above it."""
+    return make_T(np.diag([-1.0, 1.0, -1.0]), [0.0, 0.0, tool_offset])
+
+
+def _interp_pose(poses: np.ndarray, times: np.ndarray, t: float) -> np.ndarray:
+    from ..planning import se3
+    if t <= times[0]:
+        return poses[0].copy()
+    if t >= times[-1]:
+        return poses[-1].copy()
+    k = int(np.searchsorted(times, t, side="right") - 1)
+    s = (t - times[k]) / max(times[k + 1] - times[k], 1e-12)
+    return se3.interpolate_poses(poses[k], poses[k + 1], np.array([s]))[0]
+
+
+def check_grasp(ee_pose: np.ndarray, obj_pose: np.ndarray, half_size, tol: GraspTolerance):
+    """Is the box ``half_size`` (hx, hy, hz) at ``obj_pose`` between the open fingers of an EE at ``ee_pose``?
+    -> (ok, note). Closing axis = EE y, across = EE x, height along the world z."""
+    h = np.asarray(half_size, float)
+    R = obj_pose[:3, :3]
+    d = ee_pose[:3, 3] - obj_pose[:3, 3]
+    y, x = ee_pose[:3, 1], ee_pose[:3, 0]
+    ext_y = float(np.abs(R.T @ y) @ h)         # object half extent along the closing axis
+    ext_x = float(np.abs(R.T @ x) @ h)
+    ext_z = float(np.abs(R.T @ np.array([0.0, 0.0, 1.0])) @ h)
+    off_y, off_x, off_z = float(d @ y), float(d @ x), float(d[2])
+    if abs(off_y) + ext_y > tol.opening / 2:
+        return False, (f"object not inside the opening: offset {off_y * 100:.1f} cm + half extent "
+                       f"{ext_y * 100:.1f} cm > {tol.opening * 50:.1f} cm along the closing axis")
+    if abs(off_x) > ext_x:
+        return False, f"fingers miss the object: offset {off_x * 100:.1f} cm across > half extent {ext_x * 100:.1f} cm"
+    if abs(off_z) > ext_z - tol.vertical_margin:
+        return False, f"tool point {off_z * 100:.1f} cm from the object's centre height (half height {ext_z * 100:.1f})"
+    return True, f"grasped (offsets: closing {off_y * 100:.1f} cm, across {off_x * 100:.1f} cm, z {off_z * 100:.1f} cm)"
+
+
+def settle(pose: np.ndarray, half_height: float) -> np.ndarray:
+    """Kinematic settle after release: onto the table top, tilt removed, x / y / yaw kept."""
+    x = pose[:3, 0]
+    yaw = float(np.arctan2(x[1], x[0]))
+    return make_T(rot_z(yaw), [pose[0, 3], pose[1, 3], TABLE_TOP_Z + half_height + 0.001])
+
+
+@dataclass
+class ExecutionLog:
+    grasped: bool
+    grasp_note: str
+    final_pose: np.ndarray
+    times: np.ndarray
+    gripper_poses: np.ndarray
+    object_poses: np.ndarray
+
+
+def execute_plan(scene: Scene, plan, tool_offset: float, dt: float = 0.02, tol: GraspTolerance = GraspTolerance(),
+                 on_step=None) -> ExecutionLog:
+    """Drive the scene's gripper along ``plan.ee_poses`` at ``plan.ee_times`` (absolute; scene time = plan time),
+    close at "grasp", open at "release". ``on_step(scene, t)`` is called after every step (e.g. to render)."""
+    obj = scene.objects[0]
+    half = np.asarray(obj.size, float)
+    labels = list(plan.ee_labels)
+    times = np.asarray(plan.ee_times, float)
+    poses = np.asarray(plan.ee_poses, float)
+    t_grasp = times[labels.index("grasp")]
+    t_release = times[labels.index("release")] if "release" in labels else t_grasp
+    E2G = ee_to_gripper(tool_offset)
+    obj_pose = scene.object_pose_at(OBJECT, scene.time)
+    rel = None
+    grasped, note, closed = False, "grasp waypoint not reached", False
+    ts = np.arange(times[0], times[-1] + dt, dt)
+    # make sure the event times are hit exactly
+    ts = np.unique(np.concatenate([ts, [t_grasp, t_release, times[-1]]]))
+    log_t, log_g, log_o = [], [], []
+    for t in ts:
+        ee = _interp_pose(poses, times, t)
+        G = ee @ E2G
+        if not closed and t >= t_grasp:  # the gripper closes once, at the grasp waypoint
+            closed = True
+            ok, note = check_grasp(ee, obj_pose, half, tol)
+            if ok:
+                rel = inv_T(G) @ obj_pose
+                grasped = True
+        if rel is not None:
+            obj_pose = G @ rel
+            if t >= t_release:
+                obj_pose = settle(obj_pose, obj.half_height)
+                rel = None
+        scene.set_pose_override("gripper", G)
+        scene.set_pose_override(OBJECT, obj_pose)
+        scene.set_time(t)
+        log_t.append(t)
+        log_g.append(G)
+        log_o.append(obj_pose.copy())
+        if on_step is not None:
+            on_step(scene, t)
+    return ExecutionLog(grasped, note, obj_pose, np.array(log_t), np.stack(log_g), np.stack(log_o))
+
+
+def pose_error(P: np.ndarray, G: np.ndarray):
+    """(translation error m, rotation error rad) between two poses."""
+    dt = float(np.linalg.norm(P[:3, 3] - G[:3, 3]))
+    c = (np.trace(G[:3, :3].T @ P[:3, :3]) - 1.0) / 2.0
+    return dt, float(np.arccos(np.clip(c, -1.0, 1.0)))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# one episode
+
+
+def run_episode(spec: EpisodeSpec, perception: str = "gt", model: Optional[ModelPerception] = None,
+                planner_params=None, tol_cm: float = 2.0, tol_deg: float = 10.0, dt: float = 0.02,
+                grasp_tol: GraspTolerance = GraspTolerance(), keep: bool = False) -> EpisodeResult:
+    """Perceive (``"gt"`` or ``"model"``), plan, execute, measure. ``keep``: return the field, plan and execution
+    log in ``extras``."""
+    from ..planning.object_motion import ObjectSelection
+    from ..planning.planner import ManipulationPlanner, PlannerParams
+
+    params = planner_params or PlannerParams()
+    planner = ManipulationPlanner(params)
+    scene, cur, goal = _render_pair(spec)
+    try:
+        t0 = time.perf_counter()
+        if perception == "gt":
+            fld = gt_goal_field(scene, spec, cur, goal)
+        elif perception == "model":
+            if model is None:
+                raise ValueError("perception='model' needs a ModelPerception")
+            fld = model.field(cur, goal)
+        else:
+            raise ValueError(f"unknown perception {perception!r} (gt | model)")
+        t1 = time.perf_counter()
+        mask = _object_mask(cur, scene)
+        sel = ObjectSelection(mask=mask, source_size=mask.shape)
+        plan = planner.plan_from_goal_image(fld, sel, cur["world_T_cam"], now=0.0, depth=cur["depth"])
+        t2 = time.perf_counter()
+        common = dict(seed=spec.seed, perception=perception, plan_status=plan.status.name, plan_reason=plan.reason,
+                      commanded_translation_cm=spec.translation * 100, commanded_yaw_deg=float(np.degrees(spec.yaw)),
+                      plan_confidence=float(plan.confidence), perception_s=t1 - t0, planning_s=t2 - t1)
+        extras = {"scale_note": plan.diagnostics.get("scale_note", "")}
+        if len(plan.object_poses) > 1:
+            # the perceived motion applied to the true start pose vs the goal: the plan's error before execution
+            from ..planning import se3
+            moved = plan.object_poses[-1] @ se3.invert(plan.object_poses[0]) @ spec.start_pose
+            m_t, m_r = pose_error(moved, spec.goal_pose)
+            extras["planned_motion_error_cm"], extras["planned_motion_error_deg"] = m_t * 100, float(np.degrees(m_r))
+        if keep:
+            extras.update(field=fld, plan=plan, current=cur, goal=goal)
+        if not plan.ok:
+            # nothing executed: the object stays where it is (DONE counts by the same measurement)
+            e_t, e_r = pose_error(spec.start_pose, spec.goal_pose)
+            return EpisodeResult(grasped=False, grasp_note="not executed", translation_error_cm=e_t * 100,
+                                 rotation_error_deg=float(np.degrees(e_r)),
+                                 success=bool(e_t * 100 <= tol_cm and np.degrees(e_r) <= tol_deg), extras=extras,
+                                 **common)
+        obj = scene.objects[0]
+        tool_offset = obj.half_height - params.grasp_depth
+        log = execute_plan(scene, plan, tool_offset, dt=dt, tol=grasp_tol)
+        t3 = time.perf_counter()
+        e_t, e_r = pose_error(log.final_pose, spec.goal_pose)
+        if keep:
+            extras["execution"] = log
+        extras["final_pose"] = log.final_pose.tolist()
+        return EpisodeResult(grasped=log.grasped, grasp_note=log.grasp_note, translation_error_cm=e_t * 100,
+                             rotation_error_deg=float(np.degrees(e_r)),
+                             success=bool(e_t * 100 <= tol_cm and np.degrees(e_r) <= tol_deg),
+                             plan_duration_s=float(plan.diagnostics.get("duration_s", 0.0)),
+                             execution_s=t3 - t2, extras=extras, **common)
+    finally:
+        scene.close()
+
+
+def summarize(results: List[EpisodeResult]) -> dict:
+    if not results:
+        return {"episodes": 0}
+    te = np.array([r.translation_error_cm for r in results])
+    re = np.array([r.rotation_error_deg for r in results])
+    st = {}
+    for r in results:
+        st[r.plan_status] = st.get(r.plan_status, 0) + 1
+    return {"episodes": len(results), "success_rate": float(np.mean([r.success for r in results])),
+            "grasp_rate": float(np.mean([r.grasped for r in results])),
+            "plan_status": st,
+            "translation_error_cm": {"median": float(np.median(te)), "p90": float(np.percentile(te, 90)),
+                                     "max": float(te.max())},
+            "rotation_error_deg": {"median": float(np.median(re)), "p90": float(np.percentile(re, 90)),
+                                   "max": float(re.max())}}
