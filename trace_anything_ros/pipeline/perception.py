@@ -145,7 +145,10 @@ class PerceptionPipeline:
         have_depth = all(f.depth is not None for f in frames)
         depth = np.stack([f.depth for f in frames]) if have_depth else None
         t0 = time.perf_counter()
-        pred = self.estimator.predict(rgb, frame_keys=[f.key for f in frames], depth=depth)
+        # an estimator that declares ``needs_stamps`` (the sim ground-truth oracle) also gets the header stamps
+        extra = {"stamps_ns": [int(f.stamp_ns) for f in frames]} if getattr(self.estimator, "needs_stamps",
+                                                                            False) else {}
+        pred = self.estimator.predict(rgb, frame_keys=[f.key for f in frames], depth=depth, **extra)
         t_model = time.perf_counter() - t0
 
         stamps_ns = [int(f.stamp_ns) for f in frames]
