@@ -278,48 +278,102 @@ class ExecutionLog:
     object_poses: np.ndarray
 
 
+class Execution:
+    """``execute_plan`` one time step at a time (an executor paced by a clock calls ``step()`` per tick).
+
+    ``poses [W, 4, 4]`` EE waypoints (world = base frame), ``times [W]`` their times (s, any origin; the scene time
+    is set to them), ``labels`` with one ``"grasp"`` (the gripper closes there) and optionally ``"release"`` (it
+    opens there). The steps are every ``dt`` from the first to the last time plus every waypoint time exactly."""
+
+    def __init__(self, scene: Scene, poses, times, labels, tool_offset: float, dt: float = 0.02,
+                 tol: GraspTolerance = GraspTolerance()):
+        self.scene, self.tol = scene, tol
+        self.obj = scene.objects[0]
+        self.half = np.asarray(self.obj.size, float)
+        labels = list(labels)
+        self.times = np.asarray(times, float)
+        self.poses = np.asarray(poses, float)
+        self.t_grasp = self.times[labels.index("grasp")]
+        self.t_release = self.times[labels.index("release")] if "release" in labels else self.t_grasp
+        self.E2G = ee_to_gripper(tool_offset)
+        self.obj_pose = scene.object_pose_at(OBJECT, scene.time)
+        self.rel = None
+        self.grasped, self.note, self.closed = False, "grasp waypoint not reached", False
+        ts = np.arange(self.times[0], self.times[-1] + dt, dt)
+        # make sure the event and waypoint times are hit exactly
+        ts = np.unique(np.concatenate([ts[ts < self.times[-1]], self.times, [self.t_grasp, self.t_release]]))
+        self.ts = ts
+        self.k = 0
+        self._t, self._g, self._o = [], [], []
+
+    @property
+    def done(self) -> bool:
+        return self.k >= len(self.ts)
+
+    def step(self) -> float:
+        """Advance one step; returns its time."""
+        t = float(self.ts[self.k])
+        self.k += 1
+        ee = _interp_pose(self.poses, self.times, t)
+        G = ee @ self.E2G
+        if not self.closed and t >= self.t_grasp:  # the gripper closes once, at the grasp waypoint
+            self.closed = True
+            ok, self.note = check_grasp(ee, self.obj_pose, self.half, self.tol)
+            if ok:
+                self.rel = inv_T(G) @ self.obj_pose
+                self.grasped = True
+        if self.rel is not None:
+            self.obj_pose = G @ self.rel
+            if t >= self.t_release:
+                self.obj_pose = settle(self.obj_pose, self.obj.half_height)
+                self.rel = None
+        self.scene.set_pose_override("gripper", G)
+        self.scene.set_pose_override(OBJECT, self.obj_pose)
+        self.scene.set_time(t)
+        self._t.append(t)
+        self._g.append(G)
+        self._o.append(self.obj_pose.copy())
+        return t
+
+    def ee_at_waypoints(self) -> np.ndarray:
+        """The EE poses the gripper had at the waypoint times (steps taken so far) -> [W', 4, 4]."""
+        t = np.asarray(self._t)
+        G2E = inv_T(self.E2G)
+        out = []
+        for tw in self.times:
+            i = np.nonzero(np.abs(t - tw) < 1e-9)[0]
+            if len(i) == 0:
+                break
+            out.append(self._g[int(i[0])] @ G2E)
+        return np.stack(out) if out else np.zeros((0, 4, 4))
+
+    def log(self) -> ExecutionLog:
+        return ExecutionLog(self.grasped, self.note, self.obj_pose, np.array(self._t),
+                            np.stack(self._g) if self._g else np.zeros((0, 4, 4)),
+                            np.stack(self._o) if self._o else np.zeros((0, 4, 4)))
+
+
 def execute_plan(scene: Scene, plan, tool_offset: float, dt: float = 0.02, tol: GraspTolerance = GraspTolerance(),
                  on_step=None) -> ExecutionLog:
     """Drive the scene's gripper along ``plan.ee_poses`` at ``plan.ee_times`` (absolute; scene time = plan time),
     close at "grasp", open at "release". ``on_step(scene, t)`` is called after every step (e.g. to render)."""
-    obj = scene.objects[0]
-    half = np.asarray(obj.size, float)
-    labels = list(plan.ee_labels)
-    times = np.asarray(plan.ee_times, float)
-    poses = np.asarray(plan.ee_poses, float)
-    t_grasp = times[labels.index("grasp")]
-    t_release = times[labels.index("release")] if "release" in labels else t_grasp
-    E2G = ee_to_gripper(tool_offset)
-    obj_pose = scene.object_pose_at(OBJECT, scene.time)
-    rel = None
-    grasped, note, closed = False, "grasp waypoint not reached", False
-    ts = np.arange(times[0], times[-1] + dt, dt)
-    # make sure the event times are hit exactly
-    ts = np.unique(np.concatenate([ts, [t_grasp, t_release, times[-1]]]))
-    log_t, log_g, log_o = [], [], []
-    for t in ts:
-        ee = _interp_pose(poses, times, t)
-        G = ee @ E2G
-        if not closed and t >= t_grasp:  # the gripper closes once, at the grasp waypoint
-            closed = True
-            ok, note = check_grasp(ee, obj_pose, half, tol)
-            if ok:
-                rel = inv_T(G) @ obj_pose
-                grasped = True
-        if rel is not None:
-            obj_pose = G @ rel
-            if t >= t_release:
-                obj_pose = settle(obj_pose, obj.half_height)
-                rel = None
-        scene.set_pose_override("gripper", G)
-        scene.set_pose_override(OBJECT, obj_pose)
-        scene.set_time(t)
-        log_t.append(t)
-        log_g.append(G)
-        log_o.append(obj_pose.copy())
+    ex = Execution(scene, plan.ee_poses, plan.ee_times, plan.ee_labels, tool_offset, dt, tol)
+    while not ex.done:
+        t = ex.step()
         if on_step is not None:
             on_step(scene, t)
-    return ExecutionLog(grasped, note, obj_pose, np.array(log_t), np.stack(log_g), np.stack(log_o))
+    return ex.log()
+
+
+def path_labels(num_waypoints: int) -> List[str]:
+    """Labels of a planner EE path without a ``start`` waypoint (``planning.path.build_waypoints``; the order
+    ManipulationPlan.msg documents): pre_grasp, grasp, carry_1.., release, retreat."""
+    W = int(num_waypoints)
+    if W < 3:
+        raise ValueError(f"an EE path has at least 3 waypoints (pre_grasp, grasp, retreat), got {W}")
+    if W == 3:
+        return ["pre_grasp", "grasp", "retreat"]
+    return ["pre_grasp", "grasp"] + [f"carry_{k}" for k in range(1, W - 3)] + ["release", "retreat"]
 
 
 def pose_error(P: np.ndarray, G: np.ndarray):
