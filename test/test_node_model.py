@@ -61,7 +61,8 @@ def _run_stream_and_check(h, start_ns):
     # the executor takes queued messages subscription by subscription: drain until the newest field and tracks
     # are of the same window
     last = lambda k: conv.stamp_to_ns(h.got[k][-1].header.stamp)  # noqa: E731
-    assert h.wait(lambda: last("trajectory_field") == last("tracks") == last("dynamic_objects"), 20)
+    assert h.wait(lambda: last("trajectory_field") == last("tracks") == last("dynamic_objects")
+                  == last("dynamic_mask"), 20)
 
     f = h.got["trajectory_field"][-1]
     newest = conv.stamp_to_ns(f.header.stamp)

@@ -175,7 +175,10 @@ def test_time_jump_back_publishes_no_stale_window(env):
         h.stream(jump_ns + 50_000_000, 20, period_ns=50_000_000)
         h.spin(0.5)
         assert h.wait_diag(lambda s, v: int(v.get("dropped.time_reset", 0)) > int(v0.get("dropped.time_reset", 0)))
-        late = [(t - t_jump, st) for t, st in arrivals if t > t_jump + 0.05 and max(st) >= old[0]]
+        # Receive times are the test process's: under load, windows published just before the jump can arrive
+        # a little after it. 0.2 s is beyond that delivery jitter; the in-flight window itself is proven dropped
+        # by the stale_reset counter below (a regression leaves it at 0).
+        late = [(t - t_jump, st) for t, st in arrivals if t > t_jump + 0.2 and max(st) >= old[0]]
         assert not late, f"windows of the old timeline published after the jump: {late[:3]}"
         new = [st for t, st in arrivals if t > t_jump and min(st) >= jump_ns]
         assert new, "no output after the jump"
