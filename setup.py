@@ -14,7 +14,7 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["trace_anything_ros", "trace_anything_ros.*"]),
     include_package_data=True,
-    package_data={"trace_anything_ros": ["**/*.yaml", "**/*.json", "**/*.xml"]},
+    package_data={"trace_anything_ros": ["**/*.yaml", "**/*.json", "**/*.xml", "model/weights/*"]},
     # Minimal and unpinned: a robot keeps its own (CUDA / Jetson) torch; the pinned set lives in requirements/.
     install_requires=[
         "numpy>=1.24",

@@ -254,12 +254,28 @@ class OnnxEngine:
 # ------------------------------------------------------------------------------------------------------ factory
 
 
+EMBEDDED = "embedded"
+EMBEDDED_WEIGHTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "weights", "compact_sim.safetensors")
+
+
+def resolve_weights(weights: Optional[str]) -> Optional[str]:
+    """'embedded' -> the compact checkpoint shipped in this package; a path stays a path; empty -> None."""
+    if not weights:
+        return None
+    if str(weights) == EMBEDDED:
+        if not os.path.exists(EMBEDDED_WEIGHTS):
+            raise FileNotFoundError(f"the embedded weights {EMBEDDED_WEIGHTS} are missing from this install")
+        return EMBEDDED_WEIGHTS
+    return str(weights)
+
+
 def build_torch_model(weights: Optional[str] = None, preset: str = "compact", seed: int = 0, config=None):
-    """(model, note): from a checkpoint (official .pt or our safetensors) or a preset with deterministic random
-    weights (logged as a WARNING: random weights give meaningless fields)."""
+    """(model, note): from a checkpoint (official .pt or our safetensors; 'embedded' = the shipped compact model)
+    or a preset with deterministic random weights (logged as a WARNING: random weights give meaningless fields)."""
     from .checkpoint import init_pattern_, load_model
     from .config import preset as get_preset
     from .network import TraceAnythingNet
+    weights = resolve_weights(weights)
     if weights:
         model, report = load_model(weights, config=config)
         return model, f"weights {weights} ({report.config_source} config, {report.param_count:,} params)"
@@ -272,6 +288,7 @@ def build_torch_model(weights: Optional[str] = None, preset: str = "compact", se
 
 def _weights_tag(weights: Optional[str], seed: int) -> str:
     """Identity of the weights for the ONNX cache name: the checkpoint's path, size and mtime, or the seed."""
+    weights = resolve_weights(weights)
     if not weights:
         return f"random{seed}"
     import hashlib
@@ -284,8 +301,8 @@ def create_estimator(params: Dict):
     """The node's factory. Keys (all optional):
 
     engine 'torch'|'onnx' (torch); device 'cpu'|'cuda'|'tensorrt' (cpu); dtype 'fp32'|'fp16'|'bf16' (fp32);
-    precision 'autocast'|'cast'; weights PATH (official .pt or our .safetensors) or preset 'official'|'compact'
-    (compact; random weights when no path); input_size [H, W] (preset's); window N (onnx: fixed, default 4);
+    precision 'autocast'|'cast'; weights PATH (official .pt or our .safetensors) or 'embedded' (the shipped
+    compact model), else preset 'official'|'compact' with random weights; input_size [H, W] (preset's); window N (onnx: fixed, default 4);
     onnx_path PATH (onnx: exported on the fly into onnx_cache_dir when absent); fallback 'error'|'cpu' (error);
     trt_cache_dir PATH; threads INT; cache_size INT (64).
     """

@@ -102,7 +102,8 @@ PARAMS = [
     Spec("goal_image.estimator.factory", "", "FieldEstimator factory 'module:function' (empty: the project's "
          "default engine)"),
     Spec("goal_image.model.preset", "compact", "architecture preset when no weights are given"),
-    Spec("goal_image.model.weights", "", "checkpoint path (empty: random weights, meaningless plans)"),
+    Spec("goal_image.model.weights", "embedded", "checkpoint path ('embedded': the shipped compact model; "
+         "empty: random weights, meaningless plans)"),
     Spec("goal_image.model.device", "cpu", "device: cpu, cuda, cuda:0"),
     Spec("goal_image.input_height", 0, "model input height (0: the estimator's default)", range=(0, 4096)),
     Spec("goal_image.input_width", 0, "model input width (0: the estimator's default)", range=(0, 4096)),

@@ -26,8 +26,9 @@ PERCEPTION: List[Spec] = [
          "trace_anything_ros.model.engine:create_estimator)"),
     Spec("model.engine", "torch", "inference engine", choices=("torch", "onnx")),
     Spec("model.preset", "compact", "architecture preset when no weights are given (compact, official)"),
-    Spec("model.weights", "", "checkpoint path (official trace_anything.pt or ours; empty: preset with random "
-         "weights, meaningless output)"),
+    Spec("model.weights", "embedded", "checkpoint path (official trace_anything.pt or ours); 'embedded': the "
+         "project's compact model shipped in the package (model/weights/compact_sim.safetensors, simulation-trained); "
+         "empty: model.preset with random weights (plumbing tests only, meaningless output)"),
     Spec("model.device", "cpu", "device: cpu, cuda, cuda:0, tensorrt"),
     Spec("model.dtype", "fp32", "inference precision", choices=("fp32", "fp16", "bf16")),
     Spec("model.warmup", True, "run one window of black frames on activate"),
