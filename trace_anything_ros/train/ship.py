@@ -183,7 +183,8 @@ gradient clip {tc.get('grad_clip')}, batch {tc.get('batch')}, 2 CPU threads on a
 
 ## Training run
 {summary.get('step', n)} steps (of {tc.get('steps')} planned{'; stopped by the time limit, so the cosine schedule did not reach its end' if summary.get('stopped_early') else ''}),
-wall time {wall / 60:.0f} min, median {med_sps:.2f} s/step (batch 2; {2 / med_sps if med_sps else float('nan'):.1f} windows/s).
+wall time {wall / 60:.0f} min ({wall / max(1, summary.get('step', n) or 1):.2f} s/step on average, median {med_sps:.2f} s/step:
+the 2 cores were shared with other jobs; {2 / med_sps if med_sps else float('nan'):.1f} windows/s at the median, batch 2).
 Training loss (mean of the first 20 / last 50 steps): {first} -> {lastl}. Shipped: the best validation checkpoint
 (step {record['trained_steps']}, val loss {record['val_loss']}). Validation (16 windows of held-out-by-seed scenes; errors in units of the mean
 frame-0 distance):
@@ -215,6 +216,11 @@ Against the targets: 3D EPE <= 0.7x the everything-static baseline -- {met(ratio
 only the true motion, {s['static_gt_epe_dyn'] * mm:.0f} mm, while this model's depth error alone is
 {s['static_model_epe_dyn'] * mm:.0f} mm; on motion alone the model is at {ratio_m:.2f}x the static baseline);
 mask IoU >= 0.6 -- {met(s['mask_iou'] >= 0.6)} ({s['mask_iou']:.3f}).
+Reading: the model's tracks on moving pixels are {abs(s['epe_dyn'] - s['static_model_epe_dyn']) * mm:.1f} mm away from
+its own tracks held still (3D EPE {s['epe_dyn'] * mm:.1f} vs {s['static_model_epe_dyn'] * mm:.1f} mm), i.e. it predicts
+{'almost no' if abs(s['epe_dyn'] - s['static_model_epe_dyn']) < 0.05 * s['static_model_epe_dyn'] else 'some'} motion for
+the movers: it has learned coarse geometry and to keep static curves flat, not yet to see the few-centimetre motions
+of small objects at 96x128.
 
 ## Reproducibility test
 `test/test_train_shipped.py` runs this checkpoint through `create_estimator` on the two `test_subset` windows
