@@ -269,3 +269,11 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def shipped_estimator(name: str = "compact_sim"):
+    """Zero-argument factory of the shipped checkpoint's estimator, for the benchmark runner:
+    ``trace-anything-ros eval --estimator compact_sim=trace_anything_ros.train.ship:shipped_estimator
+    --width 128 --height 96 --frames 4``."""
+    from ..model.engine import create_estimator
+    return create_estimator({"weights": os.path.join(WEIGHTS_DIR, f"{name}.safetensors")})
