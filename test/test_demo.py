@@ -25,8 +25,11 @@ def demo_run(tmp_path_factory):
         pytest.skip("trace_anything_ros.ros.sim_camera_node is not in this checkout yet")
     out = tmp_path_factory.mktemp("demo")
     env = dict(os.environ)  # conftest's isolation (localhost discovery, per-session domain)
+    # A domain of its own (still in conftest's private 100-199 range): the demo's graph (sim clock, planner,
+    # recorder) must not meet the nodes of the tests that run after it.
+    domain = str((int(os.environ["ROS_DOMAIN_ID"]) - 100 + 50) % 100 + 100)
     cmd = [sys.executable, "-m", "trace_anything_ros.cli", "demo", "--reduced", "--out", str(out), "--no-progress",
-           "--domain-id", os.environ["ROS_DOMAIN_ID"], "--wall-timeout", "75"]
+           "--domain-id", domain, "--wall-timeout", "75"]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=150)
     logs = ""
     for f in ("nodes.log", "recorder.log"):
