@@ -110,7 +110,8 @@ def test_service_goal_replans_each_window(env):
     from geometry_msgs.msg import PoseStamped
     from trace_anything_ros.msg import ManipulationPlan
     from trace_anything_ros.srv import SetObjectGoal
-    h.wait(lambda: h.pub_tracks.get_subscription_count() > 0, 10)
+    assert h.wait(lambda: h.pub_tracks.get_subscription_count() > 0 and h.pub_objects.get_subscription_count() > 0,
+                  30), "the planner's tracks/dynamic_objects subscriptions never matched"
     req = SetObjectGoal.Request(object_id=-1, u=60.0, v=50.0)  # the pixel lies in object 3's box
     req.target = PoseStamped()
     req.target.header.frame_id = "base_link"
