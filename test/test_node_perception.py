@@ -126,7 +126,7 @@ def test_lifecycle_configure_and_activate(env):
 
 def test_missing_camera_info_warns_and_runs_up_to_scale(env):
     h, _ = env
-    h.wait(lambda: h.pub_img.get_subscription_count() > 0, 10)
+    assert h.wait(lambda: h.pub_img.get_subscription_count() > 0, 30), "subscription never matched"
     h.wait(lambda: all(len(h.node.get_publishers_info_by_topic(f"{NODE}/{k}")) for k in ("tracks", "dynamic_mask")),
            10)
     h.stream(1_000_000_000, 8, info=False)
@@ -262,7 +262,7 @@ def test_reconfigure_with_depth_and_reliable_qos(env):
     depth = np.full((SRC_H, SRC_W), 3.0, np.float32)
     depth[:10] = np.nan
     h.got.clear()
-    h.wait(lambda: h.pub_depth.get_subscription_count() > 0, 10)
+    assert h.wait(lambda: h.pub_depth.get_subscription_count() > 0, 30), "subscription never matched"
     h.stream(31_000_000_000, 8, pub=h.pub_img_rel, depth=depth)
     assert h.wait(lambda: h.got.get("trajectory_field"), 15), h.diag_values()
     f = h.got["trajectory_field"][-1]

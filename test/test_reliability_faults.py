@@ -129,8 +129,8 @@ def test_model_exception_mid_run_drops_one_window_and_continues(env):
     rs = h.set_params(estimator__factory="faulty_estimator:create", model__weights="")
     assert all(r.successful for r in rs)
     assert h.lc.change_state("configure") and h.lc.change_state("activate")
-    h.wait(lambda: h.pub_img.get_subscription_count() > 0, 10)
-    h.wait(lambda: len(h.node.get_publishers_info_by_topic(f"{NODE}/tracks")) > 0, 10)
+    assert h.wait(lambda: h.pub_img.get_subscription_count() > 0, 30), "subscription never matched"
+    assert h.wait(lambda: len(h.node.get_publishers_info_by_topic(f"{NODE}/tracks")) > 0, 30), "no tracks publisher"
     h.got.clear()
     stamps = h.stream(50_000_000_000, 12, period_ns=200_000_000)  # 5 Hz: every window is processed (0.12 s each)
     assert h.wait(lambda: len(h.got.get("tracks", [])) >= 7, 15), len(h.got.get("tracks", []))
