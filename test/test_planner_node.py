@@ -122,11 +122,15 @@ def test_service_goal_replans_each_window(env):
     res = h.call(h.set_goal, req)
     assert res.accepted, res.message
     n0 = len([p for p in h.plans if p.status == ManipulationPlan.STATUS_OK])
-    for _ in range(3):
+    # One OK plan per window: keep publishing windows (a window can be lost while DDS settles on a loaded
+    # machine) until three more OK plans arrived, at most 40 windows.
+    n_ok = lambda: len([p for p in h.plans if p.status == ManipulationPlan.STATUS_OK])  # noqa: E731
+    for _ in range(40):
         h.window()
         h.spin(0.15)
-    assert h.wait(lambda: len([p for p in h.plans if p.status == ManipulationPlan.STATUS_OK]) >= n0 + 3, 10), \
-        [(p.status, p.reason) for p in h.plans[-5:]]
+        if n_ok() >= n0 + 3:
+            break
+    assert h.wait(lambda: n_ok() >= n0 + 3, 5), [(p.status, p.reason) for p in h.plans[-5:]]
     p = _latest(h, ManipulationPlan.STATUS_OK)
     assert p.object_id == 3 and not p.dry_run and 0.0 < p.confidence <= 1.0
     assert len(p.object_poses) == len(p.object_times) == 8
@@ -136,8 +140,12 @@ def test_service_goal_replans_each_window(env):
     assert p.path.header.frame_id == "base_link"
     assert p.approach.z == pytest.approx(-1.0)
     # The published ~/ee_path equals the plan's path; stamps absolute and increasing; limits respected.
-    assert h.wait(lambda: h.paths and len(h.paths[-1].poses) == labels_n, 5)
-    path = h.paths[-1]
+    # the ~/ee_path published with this plan (plans and paths of later windows may already be arriving)
+    plan_ns_ = p.header.stamp.sec * 10**9 + p.header.stamp.nanosec
+    first_ns = lambda q: q.poses[0].header.stamp.sec * 10**9 + q.poses[0].header.stamp.nanosec  # noqa: E731
+    assert h.wait(lambda: any(q.poses and first_ns(q) == plan_ns_ for q in h.paths), 5)
+    path = [q for q in h.paths if q.poses and first_ns(q) == plan_ns_][-1]
+    assert len(path.poses) == labels_n
     ns = np.array([s.header.stamp.sec * 10**9 + s.header.stamp.nanosec for s in path.poses], np.int64)
     plan_ns = p.header.stamp.sec * 10**9 + p.header.stamp.nanosec
     assert ns[0] == plan_ns
