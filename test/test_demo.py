@@ -95,13 +95,8 @@ def test_demo_overlays_and_summary(demo_run):
     assert s["run"]["status"] == "ok" and s["run"]["total_wall_s"] < 90
     md = (out / "summary.md").read_text()
     assert "| perception |" in md and "overlay" in md
-    cap = cv2.VideoCapture(str(out / "overlay.mp4"))
-    frames = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        frames.append(f)
+    from trace_anything_ros.io.video import read_video
+    frames = [f.rgb for f in read_video(str(out / "overlay.mp4"))]
     assert len(frames) == s["overlay"]["frames"] >= 2
     assert s["overlay"]["frames"] >= s["perception"]["windows"] - 1  # (almost) every window drawn
     assert frames[0].shape[1] >= 640 and np.std(frames[0]) > 10

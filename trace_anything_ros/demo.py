@@ -604,14 +604,9 @@ def _retime(path: str, fps: float) -> None:
     """Rewrite the mp4 at ``fps`` (the window rate in sim time, so it plays in real time)."""
     import cv2
 
-    cap = cv2.VideoCapture(path)
-    frames = []
-    while True:
-        ok, f = cap.read()
-        if not ok:
-            break
-        frames.append(f)
-    cap.release()
+    from .io.video import read_video
+
+    frames = [np.ascontiguousarray(f.rgb[:, :, ::-1]) for f in read_video(path)]  # back to BGR for the writer
     if not frames:
         return
     tmp = path + ".tmp.mp4"
