@@ -6,8 +6,8 @@ pytestmark = pytest.mark.sim
 pytest.importorskip("mujoco", reason="MuJoCo is needed for the simulation tests")
 
 from trace_anything_ros.field.types import TrajectoryField  # noqa: E402
-from trace_anything_ros.sim.ground_truth import (evaluate_field, load_window, project,  # noqa: E402
-                                                 render_window, save_window)
+from trace_anything_ros.field.camera import project  # noqa: E402
+from trace_anything_ros.sim.ground_truth import evaluate_field, load_window, render_window, save_window  # noqa: E402
 from trace_anything_ros.sim.scene import Scene, SceneConfig, inv_T  # noqa: E402
 
 W, H, N = 128, 96, 5

@@ -215,3 +215,67 @@ def test_evaluation_metrics_on_perfect_and_frozen_fields(tmp_path):
     assert abs(frozen["epe_dyn"] - frozen["static_gt_epe_dyn"]) < 1e-6
     assert abs(frozen["ratio_motion_epe_dyn_vs_static"] - 1.0) < 1e-6
     assert frozen["mask_iou"] == 0.0
+
+
+def test_depth_aware_preset_a_few_steps_lower_the_loss(cache):
+    """The depth-aware variant (``tiny-rgbd``: geometry inputs from ``model.geometry``) trains on the same
+    windows, with and without depth (the 2.5D target)."""
+    from trace_anything_ros.train.loop import build_model, forward_losses
+    d, paths = cache
+    torch.manual_seed(0)
+    model, _ = build_model(_tiny_cfg("unused", d, preset="tiny-rgbd"))
+    assert model.geometric
+    s0 = ds.load_window(paths[0])                      # seed 0: static camera
+    assert ds.static_camera(s0) and not ds.static_camera(ds.load_window(paths[1]))
+    items = [ds.to_torch(ds.add_geometry(s0)), ds.to_torch(ds.add_geometry(ds.without_depth(s0)))]
+    batch = ds.collate(items)
+    assert batch["geo_aux"].shape == (2, 4, 7, 48, 64) and batch["geo_samples"].shape == (2, 4, 4, 48, 64, 3)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)   # 3e-3 spikes the confidence here
+    w = LossWeights()
+    with torch.no_grad():
+        before = {k: float(v) for k, v in forward_losses(model, batch, w).items()}
+    for _ in range(6):
+        out = forward_losses(model, batch, w)
+        opt.zero_grad()
+        out["loss"].backward()
+        opt.step()
+    with torch.no_grad():
+        after = {k: float(v) for k, v in forward_losses(model, batch, w).items()}
+    assert np.isfinite(after["loss"])
+    assert after["loss"] < before["loss"] - 0.01, (before, after)
+
+
+def test_without_depth_target_keeps_every_pixels_image_motion(cache):
+    """The 2.5D target (trajectories scaled by 1 / own depth) projects to exactly the same pixels at every time."""
+    from trace_anything_ros.field.camera import project
+    _, paths = cache
+    s = ds.load_window(paths[0])
+    t = ds.without_depth(s)
+    a, b = ds.gt_tracks(s), ds.gt_tracks(t)
+    m = np.broadcast_to(s["valid"][:, None], a.shape[:-1])
+    uv_a, _ = project(a.astype(np.float64), s["K"].astype(np.float64))
+    uv_b, zb = project(b.astype(np.float64), s["K"].astype(np.float64))
+    assert np.abs(uv_a - uv_b)[m].max() < 0.05
+    own = np.stack([b[i, i] for i in range(b.shape[0])])[..., 2]
+    assert np.allclose(own[s["valid"]], 1.0, atol=2e-3)      # every pixel on the unit plane at its own time
+
+
+def test_adapt_rgb_checkpoint_to_depth_aware_keeps_shared_weights(cache, tmp_path):
+    """Fine-tuning path of the shipped model: an RGB-only checkpoint initialises the depth-aware preset."""
+    from trace_anything_ros.model.checkpoint import save_checkpoint as save_model
+    from trace_anything_ros.train.loop import build_model
+    d, _ = cache
+    rgb, _ = build_model(_tiny_cfg(tmp_path, d, preset="tiny"))
+    path = str(tmp_path / "rgb.safetensors")
+    save_model(rgb, path)
+    model, note = build_model(_tiny_cfg(tmp_path, d, preset="tiny-rgbd", init=path))
+    assert model.geometric and "depth-aware" in note
+    a, b = rgb.state_dict(), model.state_dict()
+    k = "decoder.dec_blocks.0.attn.qkv.weight"
+    assert torch.equal(a[k], b[k])
+    pe = "encoder.patch_embed.proj.weight"
+    assert torch.equal(b[pe][:, :3], a[pe]) and not b[pe][:, 3:].any()
+    with pytest.raises(ValueError, match="geometry"):
+        geo_path = str(tmp_path / "geo.safetensors")
+        save_model(model, geo_path)
+        build_model(_tiny_cfg(tmp_path, d, preset="tiny", init=geo_path))

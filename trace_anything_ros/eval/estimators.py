@@ -17,7 +17,7 @@ import numpy as np
 
 from trace_anything_ros.field.basis import basis_matrix
 from trace_anything_ros.field.types import TrajectoryField
-from trace_anything_ros.sim.ground_truth import backproject
+from trace_anything_ros.field.camera import backproject
 from trace_anything_ros.sim.scene import inv_T
 
 
@@ -112,6 +112,16 @@ def as_field(estimator, frames: np.ndarray, depth: Optional[np.ndarray], context
         if kwargs["depth"] is None and depth is not None:
             kwargs["depth"] = np.stack([cv2.resize(d, (int(size[1]), int(size[0])), interpolation=cv2.INTER_NEAREST)
                                         for d in depth])
+    if getattr(estimator, "needs_intrinsics", False):
+        # a depth-aware model gets what the baselines get: K (on its input grid) and the camera motion (odometry)
+        K = np.asarray(context["K"], np.float64).copy()
+        if inp is not frames:
+            sx, sy = size[1] / w, size[0] / h
+            K[0, 0], K[0, 2] = K[0, 0] * sx, (K[0, 2] + 0.5) * sx - 0.5
+            K[1, 1], K[1, 2] = K[1, 1] * sy, (K[1, 2] + 0.5) * sy - 0.5
+        kwargs["intrinsics"] = K
+        cam = np.asarray(context["cam_poses"], np.float64)
+        kwargs["cam_poses"] = inv_T(cam[0])[None] @ cam
     pred = fn(inp, **kwargs)
     if isinstance(pred, TrajectoryField):
         ctrl, conf, times, metric = pred.ctrl_pts, pred.ctrl_conf, pred.frame_times, pred.metric

@@ -14,7 +14,8 @@ import numpy as np
 
 from trace_anything_ros.field.basis import basis_matrix
 from trace_anything_ros.field.types import TrajectoryField
-from trace_anything_ros.sim.ground_truth import GroundTruthWindow, project
+from trace_anything_ros.field.camera import project
+from trace_anything_ros.sim.ground_truth import GroundTruthWindow
 from trace_anything_ros.sim.scene import inv_T
 
 

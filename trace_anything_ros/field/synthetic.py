@@ -20,6 +20,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
+from .camera import default_intrinsics
 from .fit import fit_control_points
 from .rigid import so3_exp
 from .types import TrajectoryField
@@ -152,11 +153,6 @@ class SyntheticTruth:
         s0 = self.stamps[0]
         return self.scene.move_points(self.points[frame], self.body[frame], self.stamps[frame] - s0,
                                       np.asarray(stamps, dtype=np.float64) - s0)
-
-
-def default_intrinsics(H: int, W: int, fov_scale: float = 0.9) -> np.ndarray:
-    f = fov_scale * max(H, W)
-    return np.array([[f, 0, W / 2.0], [0, f, H / 2.0], [0, 0, 1.0]])
 
 
 def make_field(scene: Scene, num_frames: int = 6, H: int = 64, W: int = 64, num_ctrl: int = 10,

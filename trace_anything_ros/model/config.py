@@ -13,6 +13,10 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from typing import List, Optional, Tuple
 
 
+GEOMETRY_MODES = ("none", "depth_flow")
+GEOMETRY_AUX_CHANNELS = 7   # model.geometry.AUX_CHANNELS (kept here so the config stays import-light)
+
+
 @dataclass(frozen=True)
 class EncoderConfig:
     embed_dim: int = 1024
@@ -62,8 +66,19 @@ class ModelConfig:
     # Nominal input size (H, W) the model is meant for (engines / export default); the network accepts any
     # multiple-of-16 size with W >= H.
     input_size: Tuple[int, int] = (288, 512)
+    # "none": the official RGB-only network. "depth_flow": the project's depth-aware compact variant -- the encoder
+    # also sees inverse depth, a depth-valid flag, optical flow and a motion cue (``model.geometry``; in_chans 3 + 7) and the
+    # track head blends each pixel's curve between its depth back-projection and its flow-chained samples with a
+    # learned gate (one extra head channel + a full-resolution refinement; see ``network.GeometryHead``).
+    geometry: str = "none"
 
     def __post_init__(self):
+        if self.geometry not in GEOMETRY_MODES:
+            raise ValueError(f"geometry must be one of {GEOMETRY_MODES}, got {self.geometry!r}")
+        want_chans = 3 + (GEOMETRY_AUX_CHANNELS if self.geometry == "depth_flow" else 0)
+        if self.encoder.in_chans != want_chans:
+            raise ValueError(f"geometry {self.geometry!r} needs encoder.in_chans {want_chans}, "
+                             f"got {self.encoder.in_chans}")
         if self.encoder.patch_size != 16:
             raise ValueError("the DPT heads assume patch size 16 (4x/2x/1x/0.5x hooks reach full resolution)")
         if (self.num_ctrl - 1) % 3 != 0 or self.num_ctrl < 4:
@@ -119,7 +134,7 @@ class ModelConfig:
             kw["head"] = sub(HeadConfig, d.pop("head"))
         if "input_size" in d:
             kw["input_size"] = tuple(int(x) for x in d.pop("input_size"))
-        unknown = set(d) - {"num_ctrl", "name"}
+        unknown = set(d) - {"num_ctrl", "name", "geometry"}
         if unknown:
             raise ValueError(f"unknown ModelConfig fields: {sorted(unknown)}")
         kw.update(d)

@@ -93,6 +93,10 @@ class TorchEngine:
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.portrait = pp.is_portrait(self.input_size)
         self.num_ctrl = int(model.cfg.num_ctrl)
+        # the depth-aware variant (geometry 'depth_flow') also wants the frames' intrinsics (and uses depth)
+        self.needs_intrinsics = bool(getattr(model, "geometric", False))
+        if self.needs_intrinsics and self.portrait:
+            raise ValueError("the depth-aware model runs on landscape input sizes only (W >= H)")
         self.cache_size = int(cache_size)
         self._cache: "OrderedDict[object, object]" = OrderedDict()
         self.last_stats: Dict[str, float] = {}
@@ -132,12 +136,47 @@ class TorchEngine:
         self.last_stats["cache_hits"] = hits
         return torch.stack(toks, 0)
 
+    def _predict_geometric(self, frames: np.ndarray, depth, intrinsics, times, cam_poses) -> FieldPrediction:
+        """Depth-aware variant: geometry inputs per window (they depend on the neighbouring frames, so no token
+        cache), one forward pass."""
+        import torch
+        from . import geometry
+        n, H, W = frames.shape[:3]
+        t0 = time.perf_counter()
+        g = geometry.compute(frames, depth, intrinsics, cam_poses)
+        dev = self.device
+
+        def tensor(a):
+            x = torch.from_numpy(np.ascontiguousarray(a))[None].to(dev)
+            return x.to(self.dtype) if self.precision == "cast" else x
+
+        images = self._images(frames)[None]
+        inputs = torch.cat([images, tensor(g.aux)], dim=2)
+        geo = {"inputs": inputs, "x0": tensor(g.x0), "samples": tensor(g.samples)}
+        tt = torch.as_tensor(_default_times_np(n) if times is None else np.asarray(times, np.float32),
+                             device=dev)[None]
+        t1 = time.perf_counter()
+        with torch.inference_mode(), self._autocast():
+            pts, conf, t_hat = self.model.decode(self.model.encode(inputs), tt, H, W, geo)
+        res = _to_prediction(pts[0].float().cpu().numpy(), conf[0].float().cpu().numpy(),
+                             t_hat[0].float().cpu().numpy(), False)
+        t2 = time.perf_counter()
+        self.last_stats.update(geometry_s=t1 - t0, encode_s=0.0, decode_s=t2 - t1, total_s=t2 - t0, cache_hits=0)
+        return res
+
     def predict(self, frames: np.ndarray, frame_keys: Optional[Sequence] = None,
-                depth: Optional[np.ndarray] = None, times: Optional[np.ndarray] = None) -> FieldPrediction:
+                depth: Optional[np.ndarray] = None, times: Optional[np.ndarray] = None,
+                intrinsics: Optional[np.ndarray] = None, cam_poses: Optional[np.ndarray] = None) -> FieldPrediction:
+        """``intrinsics`` (3x3 on the input grid), ``depth`` and ``cam_poses`` (``[N, 4, 4]``, each frame's camera
+        in the first one's, where odometry knows them; None = static camera) are used by the depth-aware variant
+        only (without depth it falls back to a unit-depth plane and default intrinsics: a 2.5D field, see
+        ``model.geometry``)."""
         import torch
         frames = _check_frames(frames, self.input_size)
         if frame_keys is not None and len(frame_keys) != frames.shape[0]:
             raise ValueError("frame_keys must have one key per frame")
+        if self.needs_intrinsics:
+            return self._predict_geometric(frames, depth, intrinsics, times, cam_poses)
         n = frames.shape[0]
         fn = pp.to_network(frames)
         H, W = fn.shape[1:3]

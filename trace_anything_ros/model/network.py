@@ -13,7 +13,7 @@ Outputs: ctrl_pts ``[B, N, D, H, W, 3]``, ctrl_conf ``[B, N, D, H, W]``, times `
 """
 from __future__ import annotations
 
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -332,6 +332,65 @@ def activate_track(raw: Tensor, num_ctrl: int) -> Tuple[Tensor, Tensor]:
 # --------------------------------------------------------------------------------------------------- full model
 
 
+class GeometryHead(nn.Module):
+    """The ``depth_flow`` variant's curve composition (see ``model.geometry``).
+
+    The track DPT gives ``4D + 1`` channels at full resolution; a small convolutional refinement sees them with the
+    raw inputs (RGB + geometry channels, full resolution: object boundaries are sharper there than in 16-px tokens)
+    and adds a correction (zero at initialisation). Then, per pixel of frame i:
+
+        ctrl_k = x0 + g * (base_k - x0 + z0 * r_k),   g = sigmoid(gate logit)
+
+    ``x0`` the pixel's own back-projection, ``base`` the control points that smoothly interpolate its flow-chained
+    samples at the predicted frame times (``smooth_fit_matrix``), ``r`` a residual in units of the pixel's depth
+    ``z0``. A closed gate gives a static point exactly at its measured position; confidence is ``1 + exp``
+    as in the official head.
+    """
+
+    RESIDUAL_SCALE = 0.1
+
+    def __init__(self, num_ctrl: int, in_chans: int, hidden: int = 32):
+        super().__init__()
+        self.num_ctrl = num_ctrl
+        c = 4 * num_ctrl + 1
+        self.refine = nn.Sequential(nn.Conv2d(c + in_chans, hidden, 3, padding=1), nn.ReLU(inplace=True),
+                                    nn.Conv2d(hidden, hidden, 3, padding=1), nn.ReLU(inplace=True),
+                                    nn.Conv2d(hidden, c, 3, padding=1))
+        nn.init.zeros_(self.refine[-1].weight)
+        nn.init.zeros_(self.refine[-1].bias)
+
+    def forward(self, raw: Tensor, inputs: Tensor, x0: Tensor, samples: Tensor, t_hat: Tensor, B: int, N: int
+                ) -> Tuple[Tensor, Tensor]:
+        """``raw [F, 4D+1, H, W]``, ``inputs [F, 3+aux, H, W]``, ``x0 [B, N, H, W, 3]``, ``samples [B, N, N, H, W,
+        3]``, ``t_hat [B, N]`` -> ``ctrl_pts [B, N, D, H, W, 3]``, ``ctrl_conf [B, N, D, H, W]``."""
+        D = self.num_ctrl
+        H, W = raw.shape[-2:]
+        raw = raw + self.refine(torch.cat([raw, inputs.to(raw.dtype)], dim=1))
+        v = raw[:, : 4 * D].reshape(B, N, 4, D, H, W)
+        gate = torch.sigmoid(raw[:, 4 * D]).reshape(B, N, 1, H, W, 1)
+        r = torch.stack([v[:, :, 0], v[:, :, 1], v[:, :, 2]], dim=-1)                 # [B, N, D, H, W, 3]
+        x0 = x0.to(raw.dtype)
+        M = smooth_fit_matrix(t_hat.detach().to(torch.float32), D).to(raw.dtype)      # [B, D, N]
+        base = torch.einsum("bdj,bijhwc->bidhwc", M, samples.to(raw.dtype))            # [B, N, D, H, W, 3]
+        x0e = x0[:, :, None]                                                           # [B, N, 1, H, W, 3]
+        z0 = x0e[..., 2:3].abs()
+        pts = x0e + gate * (base - x0e + self.RESIDUAL_SCALE * z0 * r)
+        conf = 1.0 + torch.exp(v[:, :, 3])
+        return pts, conf
+
+
+def smooth_fit_matrix(t: Tensor, num_ctrl: int, smooth: float = 1e-3) -> Tensor:
+    """``[B, D, T]``: control points ``M @ x`` of the smoothest cubic B-spline through samples ``x`` at times
+    ``t [B, T]`` (least squares + a second-difference penalty, relative weight ``smooth``; rows sum to 1, so
+    constant samples give that constant exactly). Differentiable in ``t``."""
+    Bm = basis_matrix_torch(t, num_ctrl)                                               # [B, T, D]
+    L = torch.diff(torch.eye(num_ctrl, dtype=Bm.dtype, device=Bm.device), n=2, dim=0)
+    A = Bm.transpose(1, 2) @ Bm
+    tr = torch.diagonal(A, dim1=1, dim2=2).sum(-1).clamp(min=1e-12)[:, None, None]
+    A = A + smooth * tr / num_ctrl * (L.T @ L)[None]
+    return torch.linalg.solve(A, Bm.transpose(1, 2))
+
+
 class TraceAnythingNet(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -342,13 +401,22 @@ class TraceAnythingNet(nn.Module):
         dims = [ed, dd, dd, dd]
         self.ds_head_time = TimeHead(dims, cfg.head)
         self.ds_head_track = TrackHead(dims, cfg.head, cfg.num_ctrl)
+        if self.geometric:
+            self.ds_head_track.dpt.head[-1] = nn.Conv2d(cfg.head.last_dim, 4 * cfg.num_ctrl + 1, 1)
+            self.geometry_head = GeometryHead(cfg.num_ctrl, cfg.encoder.in_chans)
+
+    @property
+    def geometric(self) -> bool:
+        """True for the depth-aware variant: ``forward`` then needs ``geo`` (``model.geometry`` inputs)."""
+        return self.cfg.geometry != "none"
 
     @property
     def patch_size(self) -> int:
         return self.cfg.encoder.patch_size
 
     def encode(self, images: Tensor) -> Tensor:
-        """Per-frame encoder tokens: ``images [B, N, 3, H, W]`` (or ``[F, 3, H, W]``) -> ``[B, N, P, Ce]``/``[F,P,Ce]``."""
+        """Per-frame encoder tokens: ``images [B, N, C, H, W]`` (or ``[F, C, H, W]``) -> ``[B, N, P, Ce]``/``[F,P,Ce]``
+        (C = ``encoder.in_chans``: RGB, plus the geometry channels for the depth-aware variant)."""
         if images.dim() == 4:
             return self.encoder(images)
         B, N = images.shape[:2]
@@ -359,22 +427,39 @@ class TraceAnythingNet(nn.Module):
         """Fusion transformer on cached/fresh tokens ``[B, N, P, Ce]`` with input times ``[B, N]``: hook features."""
         return self.decoder(tokens, times, self.cfg.hooks)
 
-    def heads(self, feats: List[Tensor], B: int, N: int, H: int, W: int) -> Tuple[Tensor, Tensor, Tensor]:
+    def heads(self, feats: List[Tensor], B: int, N: int, H: int, W: int, geo: Optional[dict] = None
+              ) -> Tuple[Tensor, Tensor, Tensor]:
         p = self.patch_size
         h, w = H // p, W // p
         t_hat = self.ds_head_time(feats, h, w).reshape(B, N)
-        pts, conf = self.ds_head_track(feats, h, w)
         D = self.cfg.num_ctrl
+        if self.geometric:
+            if geo is None:
+                raise ValueError("this model is depth-aware (geometry 'depth_flow'): pass geo= (model.geometry)")
+            raw = self.ds_head_track.dpt(feats, h, w)
+            inputs = geo["inputs"].reshape(B * N, -1, H, W)
+            pts, conf = self.geometry_head(raw, inputs, geo["x0"], geo["samples"], t_hat, B, N)
+            return pts, conf, t_hat
+        pts, conf = self.ds_head_track(feats, h, w)
         return pts.reshape(B, N, D, H, W, 3), conf.reshape(B, N, D, H, W), t_hat
 
-    def decode(self, tokens: Tensor, times: Tensor, H: int, W: int) -> Tuple[Tensor, Tensor, Tensor]:
+    def decode(self, tokens: Tensor, times: Tensor, H: int, W: int, geo: Optional[dict] = None
+               ) -> Tuple[Tensor, Tensor, Tensor]:
         """Fusion + heads from encoder tokens ``[B, N, P, Ce]``: ``(ctrl_pts, ctrl_conf, times_pred)``."""
         B, N = tokens.shape[:2]
-        return self.heads(self.fuse(tokens, times), B, N, H, W)
+        return self.heads(self.fuse(tokens, times), B, N, H, W, geo)
 
-    def forward(self, images: Tensor, times: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
-        """``images [B, N, 3, H, W]`` in [-1, 1], ``times [B, N]`` -> ctrl_pts, ctrl_conf, predicted times."""
+    def forward(self, images: Tensor, times: Tensor, geo: Optional[dict] = None) -> Tuple[Tensor, Tensor, Tensor]:
+        """``images [B, N, 3, H, W]`` in [-1, 1], ``times [B, N]`` -> ctrl_pts, ctrl_conf, predicted times.
+        Depth-aware variant: ``geo = {"aux": [B, N, 6, H, W], "x0": [B, N, H, W, 3], "samples": [B, N, N, H, W,
+        3]}`` (``model.geometry.compute`` per window); the encoder sees ``cat(images, aux)``."""
         H, W = images.shape[-2], images.shape[-1]
+        if self.geometric:
+            if geo is None:
+                raise ValueError("this model is depth-aware (geometry 'depth_flow'): pass geo= (model.geometry)")
+            inputs = torch.cat([images, geo["aux"].to(images.dtype)], dim=2)
+            geo = dict(geo, inputs=inputs)
+            return self.decode(self.encode(inputs), times, H, W, geo)
         return self.decode(self.encode(images), times, H, W)
 
 

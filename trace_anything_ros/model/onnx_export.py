@@ -29,6 +29,10 @@ def export_onnx(model: TraceAnythingNet, path: str, window: int, input_size: Tup
     (``max|ort - torch| / max|torch|`` per output must be <= ``tol``). Returns a report dict; raises on mismatch."""
     if opset < 17:
         raise ValueError("opset must be >= 17")
+    if getattr(model, "geometric", False):
+        raise ValueError("ONNX export of the depth-aware model (geometry 'depth_flow') is not supported: its optical "
+                         "flow and geometry inputs are computed per window in Python; use model.engine: torch "
+                         "(cpu or cuda)")
     H, W = int(input_size[0]), int(input_size[1])
     portrait = H > W
     if portrait:

@@ -148,6 +148,9 @@ class PerceptionPipeline:
         # an estimator that declares ``needs_stamps`` (the sim ground-truth oracle) also gets the header stamps
         extra = {"stamps_ns": [int(f.stamp_ns) for f in frames]} if getattr(self.estimator, "needs_stamps",
                                                                             False) else {}
+        # a depth-aware model (``needs_intrinsics``) also gets the reference frame's K on the model grid (or None)
+        if getattr(self.estimator, "needs_intrinsics", False):
+            extra["intrinsics"] = None if frames[0].intrinsics is None else np.asarray(frames[0].intrinsics)
         pred = self.estimator.predict(rgb, frame_keys=[f.key for f in frames], depth=depth, **extra)
         t_model = time.perf_counter() - t0
 

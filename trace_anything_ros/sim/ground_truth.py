@@ -19,6 +19,7 @@ from typing import Callable, List, Optional, Sequence
 import numpy as np
 
 from trace_anything_ros.field.basis import basis_matrix
+from trace_anything_ros.field.camera import backproject
 from trace_anything_ros.field.types import TrajectoryField
 
 from .scene import _moving_from_poses, inv_T
@@ -72,23 +73,6 @@ class GroundTruthWindow:
                 res[m] = self.local_points[i][m] @ M[:3, :3].T + M[:3, 3]
             out.append(res)
         return np.stack(out)
-
-
-def backproject(depth: np.ndarray, K: np.ndarray) -> np.ndarray:
-    """Metric z-depth [H, W] -> camera-frame points [H, W, 3] (optical convention)."""
-    h, w = depth.shape
-    u, v = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
-    z = depth.astype(np.float64)
-    return np.stack([(u - K[0, 2]) / K[0, 0] * z, (v - K[1, 2]) / K[1, 1] * z, z], axis=-1)
-
-
-def project(points: np.ndarray, K: np.ndarray):
-    """Camera-frame points [..., 3] -> pixel coordinates [..., 2] (u, v) and z [...]."""
-    z = points[..., 2]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        u = K[0, 0] * points[..., 0] / z + K[0, 2]
-        v = K[1, 1] * points[..., 1] / z + K[1, 2]
-    return np.stack([u, v], axis=-1), z
 
 
 def normalised_times(stamps) -> np.ndarray:

@@ -53,6 +53,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="stop after this much wall time (a checkpoint is written)")
     p.add_argument("--aux-ramp", type=int, nargs=2, default=[0, 0], metavar=("START", "END"),
                    help="ramp the motion/static/corr loss weights from 0 at START to full at END (steps)")
+    p.add_argument("--depth-dropout", type=float, default=d.depth_dropout,
+                   help="depth-aware presets: share of static-camera windows trained without depth (plain videos)")
     p.add_argument("--cache-only", action="store_true", help="only render the window cache, then exit")
     p.add_argument("--no-progress", action="store_true")
     for name in ("traj", "alpha", "motion", "static", "corr", "time", "dynamic_weight"):
@@ -72,7 +74,8 @@ def config_from_args(args) -> TrainConfig:
                        val_fraction=args.val_fraction, val_windows=args.val_windows, val_every=args.val_every,
                        ckpt_every=args.ckpt_every, seed=args.seed, threads=args.threads, device=device,
                        augment=not args.no_augment, weights=weights, progress=not args.no_progress,
-                       max_minutes=args.max_minutes, aux_ramp=tuple(args.aux_ramp))
+                       max_minutes=args.max_minutes, aux_ramp=tuple(args.aux_ramp),
+                       depth_dropout=args.depth_dropout)
 
 
 def main(args) -> int:

@@ -269,10 +269,14 @@ def correspondences(s: Dict[str, np.ndarray], depth_tol: float = 0.02, depth_abs
 
 
 class WindowDataset:
-    """Torch-style dataset over cached windows. ``augment``: colour jitter + random flip (``flip_p``)."""
+    """Torch-style dataset over cached windows. ``augment``: colour jitter + random flip (``flip_p``).
+    ``geometry``: add the depth-aware model's inputs (``model.geometry``); ``depth_dropout``: the share of
+    static-camera windows shown without depth (and trained on the 2.5D target, ``without_depth``)."""
 
     def __init__(self, paths: Sequence[str], augment: bool = False, flip_p: float = 0.5, seed: int = 0,
-                 with_corr: bool = True):
+                 with_corr: bool = True, geometry: bool = False, depth_dropout: float = 0.0):
+        self.geometry = geometry
+        self.depth_dropout = depth_dropout
         self.paths = list(paths)
         self.augment = augment
         self.flip_p = flip_p
@@ -285,15 +289,47 @@ class WindowDataset:
 
     def sample(self, i: int) -> Dict[str, np.ndarray]:
         s = load_window(self.paths[i])
+        rng = np.random.default_rng([self.seed, self.epoch, i])
         if self.augment:
-            rng = np.random.default_rng([self.seed, self.epoch, i])
             if rng.uniform() < self.flip_p:
                 s = flip_sample(s)
             s["images"] = color_jitter(s["images"], rng)
+        if self.geometry:
+            drop = self.depth_dropout > 0 and static_camera(s) and rng.uniform() < self.depth_dropout
+            s = add_geometry(without_depth(s) if drop else s)
         return s
 
     def __getitem__(self, i: int) -> Dict[str, "object"]:
         return to_torch(self.sample(i), with_corr=self.with_corr)
+
+
+def static_camera(s: Dict[str, np.ndarray], tol: float = 1e-4) -> bool:
+    """True when every frame's camera is the reference camera (within ``tol``)."""
+    return bool(np.abs(s["ref_T_cam"] - np.eye(4, dtype=np.float32)).max() < tol)
+
+
+def without_depth(s: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    """The window as a plain video shows it (static camera): no depth, and the 2.5D target the depth-aware model
+    is trained on then -- every pixel's trajectory scaled by 1 / its own depth (``model.geometry``'s unit plane),
+    which keeps its image motion exact. Marks the sample ``no_depth``."""
+    out = dict(s)
+    z = np.where(s["valid"], s["gt_pos"][..., 2], 1.0).astype(np.float32)            # [N, H, W]
+    inv = (1.0 / np.maximum(z, 1e-6))[..., None]
+    out["gt_pos"] = (s["gt_pos"] * inv).astype(np.float32)
+    out["gt_disp"] = (s["gt_disp"].astype(np.float32) * inv[:, None]).astype(np.float16)
+    out["no_depth"] = np.bool_(True)
+    return out
+
+
+def add_geometry(s: Dict[str, np.ndarray]) -> Dict[str, np.ndarray]:
+    """Attach ``model.geometry.compute`` inputs (``geo_aux``, ``geo_x0``, ``geo_samples``) to a window."""
+    from ..model import geometry
+    no_depth = bool(s.get("no_depth", False))
+    g = geometry.compute(s["images"], None if no_depth else s["depth"], s["K"],
+                         None if no_depth else s["ref_T_cam"])
+    out = dict(s)
+    out.update(geo_aux=g.aux, geo_x0=g.x0, geo_samples=g.samples)
+    return out
 
 
 def to_torch(s: Dict[str, np.ndarray], with_corr: bool = True) -> Dict[str, "object"]:
@@ -307,6 +343,9 @@ def to_torch(s: Dict[str, np.ndarray], with_corr: bool = True) -> Dict[str, "obj
         "dynamic": torch.from_numpy(np.ascontiguousarray(s["dynamic"])),
         "times": torch.from_numpy(s["times"].astype(np.float32)),
     }
+    for k in ("geo_aux", "geo_x0", "geo_samples"):
+        if k in s:
+            out[k] = torch.from_numpy(np.ascontiguousarray(s[k]))
     if with_corr:
         idx, ok = correspondences(s)
         out["corr_idx"] = torch.from_numpy(idx)

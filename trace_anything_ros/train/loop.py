@@ -67,6 +67,7 @@ class TrainConfig:
     aux_ramp: tuple = (0, 0)
     progress: bool = True
     max_minutes: Optional[float] = None   # stop (with a checkpoint) after this much wall time
+    depth_dropout: float = 0.2            # depth-aware presets: share of static-camera windows shown without depth
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -83,16 +84,23 @@ class TrainConfig:
 
 # ----------------------------------------------------------------------------------------------- model building
 
-TRAIN_PRESETS = ("compact", "compact-lite", "official", "tiny")
+TRAIN_PRESETS = ("compact", "compact-lite", "compact-rgbd", "official", "tiny", "tiny-rgbd")
 
 
 def model_config(name: str, size, frames: int):
     """Architecture for training from scratch. ``compact``/``official`` are the model package's presets;
     ``compact-lite`` is compact with half-width DPT heads (the heads dominate the cost at full resolution);
-    ``tiny`` is for tests. The decoder's eval-time attention rescaling is switched off (factor 1): a model
+    ``compact-rgbd`` is compact-lite made depth-aware (``ModelConfig.geometry = "depth_flow"``: RGB-D + optical
+    flow inputs, gated curves between depth back-projection and flow-chained samples); ``tiny`` / ``tiny-rgbd``
+    are for tests. The decoder's eval-time attention rescaling is switched off (factor 1): a model
     trained from scratch on windows of ``frames`` frames is evaluated on the same token count."""
     from ..model.config import DecoderConfig, EncoderConfig, HeadConfig, ModelConfig, preset
     size = tuple(int(x) for x in size)
+    from ..model.config import GEOMETRY_AUX_CHANNELS
+    if name.endswith("-rgbd"):
+        cfg = model_config(name[: -len("-rgbd")] if name != "compact-rgbd" else "compact-lite", size, frames)
+        return replace(cfg, encoder=replace(cfg.encoder, in_chans=3 + GEOMETRY_AUX_CHANNELS), geometry="depth_flow",
+                       name=name)
     if name in ("compact", "official"):
         cfg = preset(name, input_size=size)
     elif name == "compact-lite":
@@ -115,9 +123,16 @@ def build_model(cfg: TrainConfig):
     import torch
     from ..model.checkpoint import load_model
     from ..model.network import TraceAnythingNet
+    want = model_config(cfg.preset, cfg.size, cfg.frames)
     if cfg.init:
         model, report = load_model(cfg.init)
         note = f"initialised from {cfg.init} ({report.config.name}, {report.param_count:,} params)"
+        if want.geometry != "none" and model.cfg.geometry == "none":
+            model = adapt_to_geometry(model, want)
+            note += f"; made depth-aware ({want.name}, {sum(p.numel() for p in model.parameters()):,} params)"
+        elif model.cfg.geometry != want.geometry:
+            raise ValueError(f"--init {cfg.init} has geometry {model.cfg.geometry!r} but preset {cfg.preset!r} "
+                             f"wants {want.geometry!r}: pick the preset that matches the checkpoint")
     else:
         torch.manual_seed(cfg.seed)
         model = TraceAnythingNet(model_config(cfg.preset, cfg.size, cfg.frames))
@@ -134,7 +149,38 @@ def init_track_bias_(model, depth: float = 1.0) -> None:
     last = model.ds_head_track.dpt.head[-1]
     with torch.no_grad():
         last.bias.zero_()
+        if getattr(model, "geometric", False):   # residual 0, gate mostly closed: start at the measured points
+            last.bias[4 * D] = -3.0
+            return
         last.bias[2 * D:3 * D] = math.log1p(depth)
+
+
+def adapt_to_geometry(src, cfg):
+    """A depth-aware model (``cfg``) initialised from an RGB-only one with the same widths: every tensor of the
+    same name and shape is copied; the patch embedding keeps its RGB filters (geometry channels start at zero);
+    the track head keeps its confidence rows, its xyz rows (now the residual) start at zero and the gate starts
+    mostly closed (bias -3: a static start, the measured back-projection)."""
+    import torch
+    from ..model.network import TraceAnythingNet
+    dst = TraceAnythingNet(cfg)
+    sd_src = src.state_dict()
+    sd = dst.state_dict()
+    D = cfg.num_ctrl
+    with torch.no_grad():
+        for k, v in sd.items():
+            if k in sd_src and sd_src[k].shape == v.shape:
+                v.copy_(sd_src[k])
+        pe = "encoder.patch_embed.proj.weight"
+        sd[pe].zero_()
+        sd[pe][:, :3] = sd_src[pe]
+        last = "ds_head_track.dpt.head.4"
+        sd[last + ".weight"].zero_()
+        sd[last + ".bias"].zero_()
+        sd[last + ".weight"][3 * D:4 * D] = sd_src[last + ".weight"][3 * D:4 * D]
+        sd[last + ".bias"][3 * D:4 * D] = sd_src[last + ".bias"][3 * D:4 * D]
+        sd[last + ".bias"][4 * D] = -3.0
+    dst.load_state_dict(sd)
+    return dst
 
 
 def lr_factor(step: int, total: int, warmup: int, min_ratio: float) -> float:
@@ -256,8 +302,10 @@ def prepare_data(cfg: TrainConfig):
     train_seeds, val_seeds = ds.split_seeds(cfg.num_scenes, cfg.val_fraction, cfg.seed, cfg.first_seed)
     train_paths = ds.build_cache(train_seeds, spec, cfg.cache_dir, progress=cfg.progress)
     val_paths = ds.build_cache(val_seeds, spec, cfg.cache_dir, progress=cfg.progress)[: cfg.val_windows]
-    return (ds.WindowDataset(train_paths, augment=cfg.augment, seed=cfg.seed),
-            ds.WindowDataset(val_paths, augment=False))
+    geometric = model_config(cfg.preset, cfg.size, cfg.frames).geometry != "none"
+    return (ds.WindowDataset(train_paths, augment=cfg.augment, seed=cfg.seed, geometry=geometric,
+                             depth_dropout=cfg.depth_dropout),
+            ds.WindowDataset(val_paths, augment=False, geometry=geometric))
 
 
 def batch_indices(n: int, batch: int, seed: int, step: int) -> List[int]:
@@ -275,7 +323,8 @@ def forward_losses(model, batch, weights: LossWeights):
     from ..model.network import default_times
     B, N = batch["images"].shape[:2]
     t_in = default_times(B, N, device=batch["images"].device)
-    pts, conf, t_hat = model(batch["images"], t_in)
+    geo = {k: batch["geo_" + k] for k in ("aux", "x0", "samples")} if "geo_aux" in batch else None
+    pts, conf, t_hat = model(batch["images"], t_in, geo) if geo is not None else model(batch["images"], t_in)
     return compute_losses(pts, conf, t_hat, batch, weights)
 
 

@@ -17,7 +17,8 @@ below is therefore in units of "mean scene distance".
 Terms (``LossWeights``):
 
 * ``traj``: confidence-weighted trajectory error (official style) -- every frame's curves evaluated at the GT
-  frame times vs the GT positions: ``conf * |x - x_gt| - alpha * log(conf)`` averaged over valid points;
+  frame times vs the GT positions: ``conf * (|x - x_gt| + conf_eps) - alpha * log(conf)`` averaged over valid
+  points (``conf_eps`` bounds the confidence of exactly-right pixels);
 * ``motion``: the error of the motion relative to each pixel's own-time position,
   ``|(x_ij - x_ii) - (x_gt_ij - x_gt_ii)|``, averaged separately over GT-static and GT-dynamic pixels and the two
   means averaged (the trajectory term is dominated by depth error; this one isolates the motion);
@@ -46,6 +47,11 @@ class LossWeights:
     time: float = 1.0
     motion: float = 2.0          # class-balanced error of the motion relative to the own-time position
     dynamic_weight: float = 4.0  # extra weight of GT-dynamic pixels in the traj term (they are a few % of pixels)
+    # error floor of the confidence term (normalised units): conf * (err + conf_eps) - alpha log conf. Without it
+    # a pixel the network gets exactly right (the depth-aware model's static points are exact by construction)
+    # drives its confidence to infinity and, through the conf weight, starves the hard pixels of gradient.
+    # The optimum confidence is alpha / (err + conf_eps) <= alpha / conf_eps.
+    conf_eps: float = 5e-3
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -86,7 +92,7 @@ def compute_losses(ctrl_pts: Tensor, ctrl_conf: Tensor, times_pred: Tensor, batc
     out["epe_dyn"] = _masked_mean(err, vmask & batch["dynamic"][:, :, None]).detach()
     conf_c = conf.clamp(min=1e-6)
     w = 1.0 + (weights.dynamic_weight - 1.0) * batch["dynamic"].to(err.dtype)[:, :, None]   # [B, N, 1, H, W]
-    term = (conf_c * err - weights.alpha * torch.log(conf_c)) * w
+    term = (conf_c * (err + weights.conf_eps) - weights.alpha * torch.log(conf_c)) * w
     out["traj"] = (term * vmask).sum() / (w.expand_as(err) * vmask).sum().clamp(min=1.0)
 
     # motion relative to each pixel's own-time position (free of the depth error that dominates ``traj``),
