@@ -113,7 +113,7 @@ def as_field(estimator, frames: np.ndarray, depth: Optional[np.ndarray], context
             kwargs["depth"] = np.stack([cv2.resize(d, (int(size[1]), int(size[0])), interpolation=cv2.INTER_NEAREST)
                                         for d in depth])
     if getattr(estimator, "needs_intrinsics", False):
-        # a depth-aware model gets what the baselines get: K (on its input grid) and the camera motion (odometry)
+        # a depth-aware model gets what the baselines get: K (on its input grid), the camera motion (odometry), stamps
         K = np.asarray(context["K"], np.float64).copy()
         if inp is not frames:
             sx, sy = size[1] / w, size[0] / h
@@ -122,6 +122,7 @@ def as_field(estimator, frames: np.ndarray, depth: Optional[np.ndarray], context
         kwargs["intrinsics"] = K
         cam = np.asarray(context["cam_poses"], np.float64)
         kwargs["cam_poses"] = inv_T(cam[0])[None] @ cam
+        kwargs["times"] = np.asarray(context["frame_times"], np.float32)
     pred = fn(inp, **kwargs)
     if isinstance(pred, TrajectoryField):
         ctrl, conf, times, metric = pred.ctrl_pts, pred.ctrl_conf, pred.frame_times, pred.metric

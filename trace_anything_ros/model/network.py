@@ -342,7 +342,7 @@ class GeometryHead(nn.Module):
         ctrl_k = x0 + g * (base_k - x0 + z0 * r_k),   g = sigmoid(gate logit)
 
     ``x0`` the pixel's own back-projection, ``base`` the control points that smoothly interpolate its flow-chained
-    samples at the predicted frame times (``smooth_fit_matrix``), ``r`` a residual in units of the pixel's depth
+    samples at the frames' (measured) times (``smooth_fit_matrix``), ``r`` a residual in units of the pixel's depth
     ``z0``. A closed gate gives a static point exactly at its measured position; confidence is ``1 + exp``
     as in the official head.
     """
@@ -436,10 +436,13 @@ class TraceAnythingNet(nn.Module):
         if self.geometric:
             if geo is None:
                 raise ValueError("this model is depth-aware (geometry 'depth_flow'): pass geo= (model.geometry)")
+            # the frames' times are measured (stamps): the curves are placed at the input times, which are also
+            # the returned frame times (the time head is kept for the official structure but not used)
+            t_in = geo["times"]
             raw = self.ds_head_track.dpt(feats, h, w)
             inputs = geo["inputs"].reshape(B * N, -1, H, W)
-            pts, conf = self.geometry_head(raw, inputs, geo["x0"], geo["samples"], t_hat, B, N)
-            return pts, conf, t_hat
+            pts, conf = self.geometry_head(raw, inputs, geo["x0"], geo["samples"], t_in, B, N)
+            return pts, conf, t_in.to(t_hat.dtype)
         pts, conf = self.ds_head_track(feats, h, w)
         return pts.reshape(B, N, D, H, W, 3), conf.reshape(B, N, D, H, W), t_hat
 
@@ -447,12 +450,15 @@ class TraceAnythingNet(nn.Module):
                ) -> Tuple[Tensor, Tensor, Tensor]:
         """Fusion + heads from encoder tokens ``[B, N, P, Ce]``: ``(ctrl_pts, ctrl_conf, times_pred)``."""
         B, N = tokens.shape[:2]
+        if geo is not None:
+            geo = dict(geo, times=times)
         return self.heads(self.fuse(tokens, times), B, N, H, W, geo)
 
     def forward(self, images: Tensor, times: Tensor, geo: Optional[dict] = None) -> Tuple[Tensor, Tensor, Tensor]:
         """``images [B, N, 3, H, W]`` in [-1, 1], ``times [B, N]`` -> ctrl_pts, ctrl_conf, predicted times.
-        Depth-aware variant: ``geo = {"aux": [B, N, 6, H, W], "x0": [B, N, H, W, 3], "samples": [B, N, N, H, W,
-        3]}`` (``model.geometry.compute`` per window); the encoder sees ``cat(images, aux)``."""
+        Depth-aware variant: ``geo = {"aux": [B, N, 7, H, W], "x0": [B, N, H, W, 3], "samples": [B, N, N, H, W,
+        3]}`` (``model.geometry.compute`` per window); the encoder sees ``cat(images, aux)``; ``times`` must be the
+        frames' measured normalised times (from their stamps) and are returned as the frame times."""
         H, W = images.shape[-2], images.shape[-1]
         if self.geometric:
             if geo is None:

@@ -14,6 +14,7 @@ from typing import Callable, List, Optional, Sequence
 
 import numpy as np
 
+from trace_anything_ros.field.timemap import stamp_time_map
 from trace_anything_ros.field.types import TrajectoryField
 from trace_anything_ros.model.preprocess import pixel_transform
 
@@ -151,6 +152,8 @@ class PerceptionPipeline:
         # a depth-aware model (``needs_intrinsics``) also gets the reference frame's K on the model grid (or None)
         if getattr(self.estimator, "needs_intrinsics", False):
             extra["intrinsics"] = None if frames[0].intrinsics is None else np.asarray(frames[0].intrinsics)
+            extra["times"] = stamp_time_map(np.asarray([f.stamp_ns for f in frames], np.float64) * 1e-9
+                                            ).frame_times.astype(np.float32)      # and the frames' measured times
         pred = self.estimator.predict(rgb, frame_keys=[f.key for f in frames], depth=depth, **extra)
         t_model = time.perf_counter() - t0
 

@@ -36,7 +36,7 @@ from trace_anything_ros.pipeline import (DropCounter, Frame, FrameIngest, Percep
                                          Products, WindowSpec, WindowWorker, frame_intrinsics, load_estimator,
                                          preprocess_depth, preprocess_rgb)
 from trace_anything_ros.pipeline import frames as F
-from trace_anything_ros.pipeline.threads import default_model_threads, limit_threads
+from trace_anything_ros.pipeline.threads import default_model_threads, limit_threads, tune_malloc
 
 from . import conversions as conv
 from . import diagnostics as diag
@@ -402,7 +402,9 @@ class TrajectoryFieldNode(LifecycleNode):
         if pubs["objects"].get_subscription_count() > 0 and pr.mask is not None:
             pubs["objects"].publish(self._objects_msg(pr, header))
         if pubs["field"].get_subscription_count() > 0:
-            pubs["field"].publish(conv.field_to_msg(pr.field, header, float16=v["field.float16"], scale=pr.scale,
+            # serialized here (numpy -> CDR bytes, one copy): rclpy's message path would copy each 21 MB blob
+            # twice more (array.array, C struct) before serializing; subscribers get an ordinary message
+            pubs["field"].publish(conv.field_to_cdr(pr.field, header, float16=v["field.float16"], scale=pr.scale,
                                                     stamps_ns=pr.stamps_ns))
         if pubs["tracks"].get_subscription_count() > 0 and pr.tracks is not None:
             pubs["tracks"].publish(self._tracks_msg(pr, header))
@@ -558,7 +560,10 @@ def main(args=None) -> int:
     # BLAS / OpenCV (small matrices; BLAS threads also spin after each call), a 1 ms GIL switch interval (a thread
     # waiting for the GIL gets it within 1 ms instead of 5 ms: the executor needs it several times per message)
     # and a multi-threaded executor where the input callbacks have their own group (node.input_group).
+    # Large buffers (the dense field and its serialized copies) stay in the malloc heap (threads.tune_malloc:
+    # without it each 21 MB copy may land on fresh pages, ~5000 page faults each).
     limit_threads(blas=1, cv=1)
+    tune_malloc()
     sys.setswitchinterval(0.001)
     return spin_node(TrajectoryFieldNode, args, executor=lambda: MultiThreadedExecutor(num_threads=2),
                      cleanup=lambda node: node._release())

@@ -176,8 +176,8 @@ def evaluate(weights: str, paths: Sequence, threads: Optional[int] = None, devic
         if tuple(s["images"].shape[1:3]) != tuple(est.input_size):
             raise ValueError(f"window {name} is {s['images'].shape[1:3]}, the model takes {est.input_size}")
         t0 = time.perf_counter()
-        # a depth-aware model gets what the robot measures (depth, K, camera motion); RGB-only models frames only
-        kw = (dict(depth=s["depth"], intrinsics=s["K"], cam_poses=s["ref_T_cam"])
+        # a depth-aware model gets what the robot measures (depth, K, camera motion, stamps); RGB-only: frames only
+        kw = (dict(depth=s["depth"], intrinsics=s["K"], cam_poses=s["ref_T_cam"], times=s["times"])
               if getattr(est, "needs_intrinsics", False) else {})
         pred = est.predict(s["images"], **kw)
         t_model += time.perf_counter() - t0

@@ -324,6 +324,8 @@ def forward_losses(model, batch, weights: LossWeights):
     B, N = batch["images"].shape[:2]
     t_in = default_times(B, N, device=batch["images"].device)
     geo = {k: batch["geo_" + k] for k in ("aux", "x0", "samples")} if "geo_aux" in batch else None
+    if geo is not None:   # the depth-aware model is given the frames' measured times (as the node has stamps)
+        t_in = batch["times"].to(t_in.dtype)
     pts, conf, t_hat = model(batch["images"], t_in, geo) if geo is not None else model(batch["images"], t_in)
     return compute_losses(pts, conf, t_hat, batch, weights)
 
