@@ -35,52 +35,82 @@ def bench_enqueue(n: int = 200, input_size=(96, 128)) -> dict:
             "input_size": list(input_size)}
 
 
-def bench_field(reps: int = 10, context=None) -> dict:
+def bench_field(reps: int = 10, context=None, tune: bool = True) -> dict:
+    """Build + publish + receive + read back an 8x10x128x128 float32 field, in one process (rmw_fastrtps delivers
+    intra-process: no transport copies; see bench_field_xproc for two processes).
+
+    Two paths, interleaved round by round so both see the same machine load:
+    - ``serialized`` (what the node publishes): ``field_to_cdr`` -> ``Publisher.publish(bytes)`` ->
+      ``raw=True`` subscription -> ``cdr_to_field`` (zero-copy views). Headline figures (``field_*``).
+    - ``message`` (rclpy's message path): ``field_to_msg`` -> publish -> typed subscription -> ``msg_to_field``.
+    ``tune``: apply ``threads.tune_malloc`` first, as the node's ``main`` does. Minor page faults per round trip
+    are reported (0 when large buffers are reused)."""
+    import resource
+
     import rclpy
+    from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     from std_msgs.msg import Header
 
     from trace_anything_ros.field.types import TrajectoryField
     from trace_anything_ros.msg import TrajectoryField as FieldMsg
+    from trace_anything_ros.pipeline.threads import tune_malloc
 
     from . import conversions as conv
     from .node_main import context_or_default
+    malloc = tune_malloc() if tune else {"applied": False, "reason": "not asked"}
     rng = np.random.default_rng(0)
     f = TrajectoryField(rng.random((8, 10, 128, 128, 3), dtype=np.float32),
                         rng.random((8, 10, 128, 128), dtype=np.float32), np.linspace(0, 1, 8), np.arange(8) * 0.1)
     ctx = context_or_default(context)
     node = rclpy.create_node("bench_field", context=ctx)
     q = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
-    pub = node.create_publisher(FieldMsg, "bench_field", q)
-    box = []
-    node.create_subscription(FieldMsg, "bench_field", box.append, q)
-    from rclpy.executors import SingleThreadedExecutor
+    boxes = {"serialized": [], "message": []}
+    pubs = {"serialized": node.create_publisher(FieldMsg, "bench_field_raw", q),
+            "message": node.create_publisher(FieldMsg, "bench_field_msg", q)}
+    node.create_subscription(FieldMsg, "bench_field_raw", boxes["serialized"].append, q, raw=True)
+    node.create_subscription(FieldMsg, "bench_field_msg", boxes["message"].append, q)
     ex = SingleThreadedExecutor(context=ctx)
     ex.add_node(node)
-    for _ in range(20):
+    deadline = time.monotonic() + 10.0
+    while any(p.get_subscription_count() == 0 for p in pubs.values()) and time.monotonic() < deadline:
         ex.spin_once(timeout_sec=0.05)
-    res, build = [], []
-    for _ in range(reps + 2):
-        box.clear()
-        t0 = time.perf_counter()
-        m = conv.field_to_msg(f, Header(frame_id="cam"))
-        t1 = time.perf_counter()
-        pub.publish(m)
-        while not box:
-            ex.spin_once(timeout_sec=0.01)
-        g = conv.msg_to_field(box[0])
-        t2 = time.perf_counter()
-        assert g.ctrl_pts.shape == f.ctrl_pts.shape
-        res.append(t2 - t0)
-        build.append(t1 - t0)
-    ex.shutdown()
-    node.destroy_node()
+    res = {k: {"total": [], "build": [], "faults": []} for k in boxes}
+    try:
+        for _ in range(reps + 2):
+            for path, box in boxes.items():
+                box.clear()
+                fl0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+                t0 = time.perf_counter()
+                h = Header(frame_id="cam")
+                m = conv.field_to_cdr(f, h) if path == "serialized" else conv.field_to_msg(f, h)
+                t1 = time.perf_counter()
+                pubs[path].publish(m)
+                while not box:
+                    ex.spin_once(timeout_sec=0.01)
+                g = conv.cdr_to_field(box[0]) if path == "serialized" else conv.msg_to_field(box[0])
+                t2 = time.perf_counter()
+                assert g.ctrl_pts.shape == f.ctrl_pts.shape and g.ctrl_pts[-1, -1, -1, -1, 2] == f.ctrl_pts[-1, -1, -1, -1, 2]
+                r = res[path]
+                r["total"].append(t2 - t0)
+                r["build"].append(t1 - t0)
+                r["faults"].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - fl0)
+                del m, g, h
+    finally:
+        ex.shutdown()
+        node.destroy_node()
     nbytes = f.ctrl_pts.nbytes
     total = nbytes + f.ctrl_conf.nbytes
-    t = float(np.median(res[2:]))
-    return {"field_ctrl_MB": nbytes / 1e6, "field_message_MB": total / 1e6, "field_roundtrip_ms": t * 1e3,
-            "field_build_ms": float(np.median(build[2:])) * 1e3,
-            "field_GBps_ctrl": nbytes / t / 1e9, "field_GBps_message": total / t / 1e9}
+    out = {"field_ctrl_MB": nbytes / 1e6, "field_message_MB": total / 1e6, "malloc_tuned": bool(malloc["applied"]),
+           "reps": reps}
+    for path, r in res.items():
+        t = float(np.median(r["total"][2:]))
+        pre = "field" if path == "serialized" else "field_msgpath"
+        out.update({f"{pre}_roundtrip_ms": t * 1e3, f"{pre}_roundtrip_ms_p90": float(np.percentile(r["total"][2:], 90)) * 1e3,
+                    f"{pre}_build_ms": float(np.median(r["build"][2:])) * 1e3,
+                    f"{pre}_GBps_ctrl": nbytes / t / 1e9, f"{pre}_GBps_message": total / t / 1e9,
+                    f"{pre}_page_faults": int(np.median(r["faults"][2:]))})
+    return out
 
 
 def _rss_kb(pid: int) -> int:

@@ -3,11 +3,13 @@
 Images: ``image_to_array`` returns a view over ``msg.data`` (no copy) shaped [H, W] or [H, W, C], honouring
 ``step`` (row padding) and ``is_bigendian``; every malformed message raises ``ImageError`` with a clear reason
 *before* anything is allocated (declared sizes are checked against ``max_pixels``).
-Dense field: ``field_to_msg`` copies the control points / confidences once into byte blobs (float32 or float16).
+Dense field: ``field_to_msg`` copies the control points / confidences once into byte blobs (float32 or float16);
+``field_to_cdr`` / ``cdr_to_field`` build / read the serialized message directly (the node publishes that form).
 """
 from __future__ import annotations
 
 import array
+import struct
 import sys
 from typing import Optional, Tuple
 
@@ -212,6 +214,158 @@ def msg_to_field(m):
         frame_times=np.asarray(m.frame_times, np.float32),
         stamps=np.asarray([stamp_to_ns(s) * 1e-9 for s in m.frame_stamps]),
         intrinsics=None if not k.any() else k, metric=bool(m.metric), frame_id=m.header.frame_id)
+
+
+# ------------------------------------------------------------------------- dense field, serialized (CDR) form
+# The TrajectoryField message as the bytes DDS carries (XCDR1, the encoding rmw_fastrtps uses for ROS 2 messages):
+# a 4-byte encapsulation header (0x00 0x01 = little-endian CDR), then the fields in .msg order, each primitive
+# aligned to its size (8-byte float64 to 8) relative to the end of that header, strings as uint32 length (with the
+# NUL) + bytes + NUL, sequences as uint32 count + elements. ``Publisher.publish(bytes)`` sends such bytes as they
+# are and ``create_subscription(..., raw=True)`` hands them over untouched, so the two blobs skip rclpy's
+# Python<->C message conversion (one copy into the array.array, one into the C struct, and on the receive side
+# one into a bytes object plus one more into the array.array) and CDR (de)serialization. Subscribers that take
+# the message type see an ordinary TrajectoryField. Checked against rclpy.serialization in test_conversions.
+_CDR_LE, _CDR_BE = b"\x00\x01\x00\x00", b"\x00\x00\x00\x00"
+
+
+class _CdrWriter:
+    def __init__(self):
+        self.parts, self.pos = [], 0
+
+    def _align(self, n: int):
+        pad = -self.pos % n
+        if pad:
+            self.parts.append(b"\x00" * pad)
+            self.pos += pad
+
+    def put(self, fmt: str, *vals, align: int):
+        self._align(align)
+        b = struct.pack("<" + fmt, *vals)
+        self.parts.append(b)
+        self.pos += len(b)
+
+    def string(self, s: str):
+        b = s.encode("utf-8") + b"\x00"
+        self.put("I", len(b), align=4)
+        self.parts.append(b)
+        self.pos += len(b)
+
+    def blob(self, mv: memoryview):
+        self.put("I", mv.nbytes, align=4)
+        self.parts.append(mv)
+        self.pos += mv.nbytes
+
+
+def field_to_cdr(field, header, float16: bool = False, scale: float = 1.0, stamps_ns=None) -> bytes:
+    """TrajectoryField (field.types) -> the serialized trace_anything_ros/TrajectoryField message (CDR bytes for
+    ``Publisher.publish``): the same content as ``field_to_msg``, each blob copied once."""
+    return b"".join(field_cdr_parts(field, header, float16, scale, stamps_ns))
+
+
+def field_cdr_parts(field, header, float16: bool = False, scale: float = 1.0, stamps_ns=None) -> list:
+    """The serialized message as a list of bytes-like parts (the blobs are views of the field's arrays when they are
+    C-contiguous in the wire dtype: nothing is copied here), for ``serialized.SerializedPublisher``."""
+    n = field.num_frames
+    stamps = stamps_ns if stamps_ns is not None else [int(round(s * 1e9)) for s in field.stamps]
+    if len(stamps) != n:
+        raise ValueError(f"{len(stamps)} stamps for {n} frames")
+    dt = np.dtype(np.float16 if float16 else np.float32)
+    pts = memoryview(np.ascontiguousarray(field.ctrl_pts, dtype=dt)).cast("B")
+    conf = memoryview(np.ascontiguousarray(field.ctrl_conf, dtype=dt)).cast("B")
+    k = np.zeros(9) if field.intrinsics is None else np.asarray(field.intrinsics, np.float64).reshape(9)
+    w = _CdrWriter()
+    sec, nsec = divmod(stamp_to_ns(header.stamp), 1_000_000_000)
+    w.put("iI", sec, nsec, align=4)
+    w.string(header.frame_id)
+    w.put("I", n, align=4)
+    for s in stamps:
+        w.put("iI", *divmod(int(s), 1_000_000_000), align=4)
+    ft = np.asarray(field.frame_times, np.float32).reshape(-1)
+    w.put("I", ft.size, align=4)
+    w.put(f"{ft.size}f", *ft.tolist(), align=4)
+    w.put("4I", n, field.num_ctrl, field.height, field.width, align=4)
+    w.put("9d", *k.tolist(), align=8)
+    w.put("?", bool(field.metric), align=1)
+    w.put("f", float(scale), align=4)
+    w.string("16FC1" if float16 else "32FC1")
+    w.put("B", int(_HOST_BIG), align=1)
+    w.blob(pts)
+    w.blob(conf)
+    return [_CDR_LE] + w.parts
+
+
+class _CdrReader:
+    def __init__(self, data):
+        self.buf = _buffer(data)
+        if len(self.buf) < 4 or bytes(self.buf[:4]) not in (_CDR_LE, _CDR_BE):
+            raise ValueError("not a CDR (XCDR1) little/big-endian encapsulated message")
+        self.end = "<" if bytes(self.buf[:4]) == _CDR_LE else ">"
+        self.pos = 4
+
+    def _take(self, nbytes: int, align: int) -> int:
+        self.pos += -(self.pos - 4) % align
+        if nbytes < 0 or self.pos + nbytes > len(self.buf):
+            raise ValueError(f"truncated field message: need {nbytes} bytes at {self.pos}, have {len(self.buf)}")
+        at = self.pos
+        self.pos += nbytes
+        return at
+
+    def get(self, fmt: str, align: int):
+        size = struct.calcsize("<" + fmt)
+        return struct.unpack_from(self.end + fmt, self.buf, self._take(size, align))
+
+    def string(self) -> str:
+        (n,) = self.get("I", 4)
+        at = self._take(n, 1)
+        return bytes(self.buf[at:at + max(n - 1, 0)]).decode("utf-8")
+
+    def blob(self) -> Tuple[int, int]:
+        (n,) = self.get("I", 4)
+        return self._take(n, 1), n
+
+
+def cdr_to_field(data):
+    """Serialized trace_anything_ros/TrajectoryField (bytes from a ``raw=True`` subscription) ->
+    field.types.TrajectoryField whose arrays are zero-copy read-only views over ``data``. Every length is checked
+    against the buffer before anything is read (ValueError on malformed input)."""
+    from trace_anything_ros.field.types import TrajectoryField
+
+    r = _CdrReader(data)
+    r.get("iI", 4)  # header.stamp (the newest frame's stamp; also the last of frame_stamps)
+    frame_id = r.string()
+    (ns,) = r.get("I", 4)
+    if ns * 8 > len(r.buf):
+        raise ValueError(f"field message declares {ns} frame stamps in {len(r.buf)} bytes")
+    stamps = [r.get("iI", 4) for _ in range(ns)]
+    (nt,) = r.get("I", 4)
+    if nt * 4 > len(r.buf):
+        raise ValueError(f"field message declares {nt} frame times in {len(r.buf)} bytes")
+    times = np.asarray(r.get(f"{nt}f", 4), np.float32)
+    n, d, h, w = r.get("4I", 4)
+    k = np.asarray(r.get("9d", 8), np.float64).reshape(3, 3)
+    (metric,) = r.get("?", 1)
+    r.get("f", 4)  # scale (already applied to the positions)
+    enc = r.string()
+    (big,) = r.get("B", 1)
+    if enc == "32FC1":
+        dt = np.dtype(np.float32)
+    elif enc == "16FC1":
+        dt = np.dtype(np.float16)
+    else:
+        raise ValueError(f"unsupported field encoding {enc!r}")
+    if bool(big) != _HOST_BIG:
+        dt = dt.newbyteorder(">" if big else "<")
+    p_at, p_n = r.blob()
+    c_at, c_n = r.blob()
+    cells = n * d * h * w
+    if p_n != cells * 3 * dt.itemsize or c_n != cells * dt.itemsize:
+        raise ValueError(f"blob sizes {p_n}/{c_n} bytes do not match [{n},{d},{h},{w}] {enc}")
+    pts = np.frombuffer(r.buf, dtype=dt, count=cells * 3, offset=p_at).reshape(n, d, h, w, 3)
+    conf = np.frombuffer(r.buf, dtype=dt, count=cells, offset=c_at).reshape(n, d, h, w)
+    return TrajectoryField(
+        ctrl_pts=pts, ctrl_conf=conf, frame_times=times,
+        stamps=np.asarray([(s * 1_000_000_000 + ns_) * 1e-9 for s, ns_ in stamps]),
+        intrinsics=None if not k.any() else k, metric=bool(metric), frame_id=frame_id)
 
 
 # --------------------------------------------------------------------------------------- geometry_msgs/Point[]
