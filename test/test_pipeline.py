@@ -198,3 +198,36 @@ def test_worker_survives_estimator_failure():
 def test_analytic_factory_signature_matches_model_factory():
     est = create({"input_size": [H, W], "num_ctrl": 4})
     assert est.input_size == (H, W) and est.num_ctrl == 4
+
+
+def test_depth_aware_model_gets_intrinsics_depth_and_stamp_times():
+    """The pipeline hands a depth-aware estimator (``needs_intrinsics``) the reference frame's K and the frames'
+    measured times; the field's frame times are then the normalised stamps (non-uniform here)."""
+    torch = pytest.importorskip("torch")
+    from trace_anything_ros.model.engine import TorchEngine
+    from trace_anything_ros.model.network import TraceAnythingNet
+    from trace_anything_ros.train.loop import model_config
+    torch.manual_seed(0)
+    h, w = 48, 64
+    eng = TorchEngine(TraceAnythingNet(model_config("tiny-rgbd", (h, w), 4)).eval(), (h, w), threads=1)
+    seen = {}
+    real = eng.predict
+
+    def spy(frames, **kw):
+        seen.update(kw)
+        return real(frames, **kw)
+
+    eng.predict = spy
+    K = np.array([[60.0, 0, 32], [0, 60.0, 24], [0, 0, 1]])
+    stamps = [1_000_000_000, 1_100_000_000, 1_150_000_000, 1_400_000_000]
+    rng = np.random.default_rng(0)
+    win = [Frame(stamp_ns=s, rgb=rng.integers(0, 255, (h, w, 3), dtype=np.uint8), frame_id="cam",
+                 source_size=(h, w), depth=np.full((h, w), 1.5, np.float32), intrinsics=K, key=i)
+           for i, s in enumerate(stamps)]
+    pr = PerceptionPipeline(eng, PipelineParams(track_stride=0, compute_motion=False)).process(win)
+    np.testing.assert_array_equal(seen["intrinsics"], K)
+    assert seen["depth"].shape == (4, h, w)
+    want = (np.array(stamps) - stamps[0]) / (stamps[-1] - stamps[0])
+    np.testing.assert_allclose(seen["times"], want, atol=1e-6)
+    np.testing.assert_allclose(pr.field.frame_times, want, atol=1e-6)
+    assert pr.field.metric and np.isfinite(pr.field.ctrl_pts).all()

@@ -39,7 +39,8 @@ PERCEPTION: List[Spec] = [
     Spec("model.threads", 0, "CPU threads of the inference engine (0: the engine's default)", range=(0, 256)),
     Spec("input_height", 0, "model input height in pixels (0: the estimator's default)", range=(0, 4096)),
     Spec("input_width", 0, "model input width in pixels (0: the estimator's default)", range=(0, 4096)),
-    Spec("window.length", 8, "frames per window (N)", range=(2, 64)),
+    Spec("window.length", 4, "frames per window (N; the embedded model is trained on 4, the official one on 2-8+)",
+         range=(2, 64)),
     Spec("window.stride", 1, "take every stride-th buffered frame, counted back from the newest", range=(1, 100)),
     Spec("window.min_spacing", 0.0, "minimum seconds between consecutive frames of a window", range=(0.0, 10.0)),
     Spec("window.max_age", 2.0, "a window whose newest frame is older than this (s) when the worker is free is "
