@@ -17,6 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds per window of the analytic estimator (slower than the 30 Hz stream)")
     parser.add_argument("--factory", default="analytic_estimator:create",
                         help="estimator factory of the node under test (module:function)")
+    parser.add_argument("--policy", default="latency", choices=("latency", "throughput"),
+                        help="the node's window.policy (latency: default)")
 
 
 def run(args) -> dict:

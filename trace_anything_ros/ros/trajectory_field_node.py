@@ -36,6 +36,7 @@ from trace_anything_ros.pipeline import (DropCounter, Frame, FrameIngest, Percep
                                          Products, WindowSpec, WindowWorker, frame_intrinsics, load_estimator,
                                          preprocess_depth, preprocess_rgb)
 from trace_anything_ros.pipeline import frames as F
+from trace_anything_ros.pipeline.freshness import LatencyFirstWindows
 from trace_anything_ros.pipeline.threads import default_model_threads, limit_threads, tune_malloc
 
 from . import conversions as conv
@@ -195,7 +196,8 @@ class TrajectoryFieldNode(LifecycleNode):
         cap = max(cap, self._spec.length)
         self._ingest = FrameIngest(cap, time_reset_threshold=v["time_reset_threshold"], drops=self.drops,
                                    on_event=lambda kind, msg: self.get_logger().warn(msg), window=self._spec)
-        self._worker = WindowWorker(self._ingest, pipeline, self._publish_products, self._on_worker_error,
+        source = LatencyFirstWindows(self._ingest) if v["window.policy"] == "latency" else self._ingest
+        self._worker = WindowWorker(source, pipeline, self._publish_products, self._on_worker_error,
                                     products=self._wanted_products).start()
         self.model_state = "ready"
         self.model_error = ""
