@@ -120,3 +120,33 @@ def test_serialized_field_over_dds(conv, ros_context):
     finally:
         ex.shutdown()
         node.destroy_node()
+
+
+@pytest.mark.parametrize("m_tracks,f", [(0, 5), (1, 0), (7, 5)])
+def test_tracks_cdr_matches_node_message(conv, m_tracks, f):
+    """tracks_to_cdr == rclpy's serialization of the node's TrajectoryArray (_tracks_msg), read back by rclpy."""
+    from types import SimpleNamespace
+    from rclpy.serialization import deserialize_message
+    from trace_anything_ros.msg import TrajectoryArray
+    from trace_anything_ros.pipeline.perception import Tracks
+    from trace_anything_ros.ros.trajectory_field_node import TrajectoryFieldNode
+    rng = np.random.default_rng(m_tracks + f)
+    d, n = 4, 3
+    tr = Tracks(ids=np.arange(m_tracks, dtype=np.uint32) * 3, source_frame=2,
+                uv=rng.random((m_tracks, 2)).astype(np.float32) * 100, object_id=rng.integers(-1, 3, m_tracks).astype(np.int32),
+                dynamic=rng.random(m_tracks) > 0.5, confidence=rng.random(m_tracks).astype(np.float32),
+                ctrl=rng.random((m_tracks, d, 3)).astype(np.float32), ctrl_conf=rng.random((m_tracks, d)).astype(np.float32),
+                positions=rng.random((m_tracks, n, 3)).astype(np.float32),
+                forecast=rng.random((m_tracks, f, 3)).astype(np.float32),
+                forecast_conf=rng.random((m_tracks, f)).astype(np.float32))
+    stamps = [1_000_000_000, 1_033_000_001, 1_066_000_000]
+    fst = [1_100_000_000 + 10_000_000 * i for i in range(f)]
+    pr = SimpleNamespace(tracks=tr, field=SimpleNamespace(metric=True), stamps_ns=stamps, forecast_stamps_ns=fst)
+    h = _header("cam_x", stamps[-1])
+    ref = TrajectoryFieldNode._tracks_msg(None, pr, h)
+    data = conv.tracks_to_cdr(tr, h, True, stamps, fst)
+    got = deserialize_message(data, TrajectoryArray)
+    assert got == ref
+    assert len(got.trajectories) == m_tracks
+    if m_tracks:
+        assert got.trajectories[-1].positions[-1].z == pytest.approx(float(tr.positions[-1, -1, 2]))

@@ -207,6 +207,8 @@ def bench_stream(duration: float, model_delay: float, factory: str, rate: float 
                 "overhead_ms_median": float(v.get("overhead_s_median", "nan")) * 1e3,
                 "queue_wait_ms_median": float(v.get("queue_wait_s_median", "nan")) * 1e3,
                 "processing_overhead_ms_median": float(v.get("processing_overhead_s_median", "nan")) * 1e3,
+                "post_ms_median": float(v.get("post_s_median", "nan")) * 1e3,
+                "publish_ms_median": float(v.get("publish_s_median", "nan")) * 1e3,
                 "input_fraction": (float(v.get("frames_in", 0)) / max(i, 1)),
                 "node_cpu_s": node_cpu, "node_cpu_per_window_ms": 1e3 * node_cpu / max(int(v.get("windows_out", 0)), 1),
                 "overhead_fraction": (lat - mt) / mt if mt > 0 else float("nan"),

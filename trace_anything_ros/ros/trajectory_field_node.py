@@ -63,6 +63,8 @@ class TrajectoryFieldNode(LifecycleNode):
         self.latency, self.model_time, self.overhead = diag.Stat(), diag.Stat(), diag.Stat()
         # overhead = queue wait (newest frame arrived while the worker was busy) + processing (post + publish)
         self.queue_wait, self.processing_overhead = diag.Stat(), diag.Stat()
+        # processing overhead split: pipeline post-processing (motion, tracks) and building + publishing messages
+        self.post_time, self.publish_stat = diag.Stat(), diag.Stat()
         self.model_state = "unloaded"
         self.model_error = ""
         self.qos_events = 0
@@ -409,7 +411,10 @@ class TrajectoryFieldNode(LifecycleNode):
             pubs["field"].publish(conv.field_to_cdr(pr.field, header, float16=v["field.float16"], scale=pr.scale,
                                                     stamps_ns=pr.stamps_ns))
         if pubs["tracks"].get_subscription_count() > 0 and pr.tracks is not None:
-            pubs["tracks"].publish(self._tracks_msg(pr, header))
+            # serialized directly (conv.tracks_to_cdr, the same message as _tracks_msg): ~6x cheaper than building
+            # and converting thousands of geometry_msgs/Point objects
+            pubs["tracks"].publish(conv.tracks_to_cdr(pr.tracks, header, pr.field.metric, pr.stamps_ns,
+                                                      pr.forecast_stamps_ns))
         if pubs["markers"].get_subscription_count() > 0:
             pubs["markers"].publish(self._markers_msg(pr, header, v["markers.max_tracks"]))
         now = time.monotonic()
@@ -421,6 +426,9 @@ class TrajectoryFieldNode(LifecycleNode):
             self.queue_wait.add(pr.timings["start_mono"] - pr.arrival)
             self.processing_overhead.add(now - pr.timings["start_mono"] - pr.timings.get("model", 0.0))
         self.publish_time = time.perf_counter() - t_pub0
+        self.publish_stat.add(self.publish_time)
+        if "post" in pr.timings:
+            self.post_time.add(pr.timings["post"])
 
     def _tracks_msg(self, pr: Products, header: Header) -> TrajectoryArray:
         """One TrajectoryArray: every Point of every track is made in one pass per array (``conv.points``), the
@@ -513,7 +521,8 @@ class TrajectoryFieldNode(LifecycleNode):
             "incompatible_qos_events": self.qos_events,
         }
         for k, s in (("latency_s", self.latency), ("model_time_s", self.model_time), ("overhead_s", self.overhead),
-                     ("queue_wait_s", self.queue_wait), ("processing_overhead_s", self.processing_overhead)):
+                     ("queue_wait_s", self.queue_wait), ("processing_overhead_s", self.processing_overhead),
+                     ("post_s", self.post_time), ("publish_s", self.publish_stat)):
             for kk, vv in s.summary().items():
                 values[f"{k}_{kk}"] = vv
         for r, n in sorted(drops.items()):
