@@ -80,7 +80,13 @@ def motion_score(positions: np.ndarray, ref_index: int, conf=None, min_confidenc
     X = np.asarray(positions)
     ref = X[ref_index]
     z = ref[..., 2]
-    d = np.sqrt(((X - ref[None]) ** 2).sum(-1)).max(0)  # [H, W]
+    # max over time of the squared distance, one sqrt per pixel (sqrt is monotonic: same values, NaN kept); the
+    # three components are added as strided views (a numpy reduction over a trailing axis of 3 is ~6x slower)
+    D = X - ref[None]
+    D *= D
+    d2 = D[..., 0] + D[..., 1]
+    d2 += D[..., 2]
+    d = np.sqrt(d2.max(0))  # [H, W]
     valid = np.isfinite(d) & np.isfinite(z) & (z > min_z)
     if conf is not None:
         conf = np.asarray(conf)
