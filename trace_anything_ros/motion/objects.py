@@ -66,6 +66,36 @@ def _residuals(R, t, Y, ref_index, invz):
     return np.sqrt(err) * invz[None]
 
 
+def _frames3(p):
+    """Orthonormal frames ``[..., 3, 3]`` (columns e1, e2, e3) of point triples ``p [..., 3, 3]`` and a validity
+    flag (False for (nearly) coincident / collinear triples)."""
+    a = p[..., 1, :] - p[..., 0, :]
+    b = p[..., 2, :] - p[..., 0, :]
+    n = np.cross(a, b)
+    na = np.sqrt(np.einsum("...i,...i->...", a, a))
+    nn = np.sqrt(np.einsum("...i,...i->...", n, n))
+    ok = (na > 1e-12) & (nn > 1e-12 * np.maximum(na, 1e-12) ** 2)
+    e1 = a / np.where(ok, na, 1.0)[..., None]
+    e3 = n / np.where(ok, nn, 1.0)[..., None]
+    return np.stack([e1, np.cross(e3, e1), e3], -1), ok
+
+
+def _three_point_motions(src, dst):
+    """Rigid motions from point triples, closed form (triad method): ``src [P, 3, 3]``, ``dst [P, T, 3, 3]`` ->
+    ``R [P, T, 3, 3]``, ``t [P, T, 3]`` with R mapping src's triad frame onto dst's and t matching the centroids.
+    Exact for noise-free rigid triples, like a 3-point Kabsch, at a fraction of the cost of a batched SVD (the
+    RANSAC hypotheses only need to be plausible; every kept model is refit by Kabsch on its inliers). Degenerate
+    triples get R = identity (they score no inliers)."""
+    Fp, okp = _frames3(src)  # [P, 3, 3]
+    Fq, okq = _frames3(dst)  # [P, T, 3, 3]
+    R = Fq @ np.swapaxes(Fp, -1, -2)[:, None]
+    bad = ~(okq & okp[:, None])
+    if bad.any():
+        R[bad] = np.eye(3)
+    t = dst.mean(-2) - np.einsum("ptij,pj->pti", R, src.mean(-2))
+    return R, t
+
+
 def _fit_model(Y, ref_index, idx, w=None):
     src = Y[ref_index, idx]  # [m, 3]
     dst = Y[:, idx]  # [T, m, 3]
@@ -90,7 +120,7 @@ def _ransac_parts(Y, ref_index, invz, tol, rng, iters, sample, max_parts, min_pa
         Ys = Y[t_sel]
         src = Ys[ref_s][hyp]  # [P, 3, 3]
         dst = np.transpose(Ys[:, hyp], (1, 0, 2, 3))  # [P, Ts, 3, 3]
-        R, t = rigid.kabsch(np.broadcast_to(src[:, None], dst.shape), dst)
+        R, t = _three_point_motions(src, dst)
         err = _residuals(R, t, Ys[:, sub], ref_s, invz[sub])  # [P, S]
         best = int(np.argmax((err < tol).sum(1)))
         e = _residuals(R[best][None], t[best][None], Ys[:, remaining], ref_s, invz[remaining])[0]
