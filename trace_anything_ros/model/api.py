@@ -23,9 +23,12 @@ class FieldEstimator(Protocol):
     ``frames`` are uint8 RGB ``[N, H, W, 3]`` already at ``input_size`` (the node resizes once, on arrival).
     ``frame_keys`` optionally identify frames across overlapping windows so an engine may reuse per-frame work
     (encoder tokens) exactly. ``depth`` ([N, H, W] float32 metres, NaN where invalid) is optional side input; the
-    network itself does not use it (metric scale is applied after, in field code). An estimator with a true
-    ``needs_stamps`` attribute also receives ``stamps_ns`` (the frames' header stamps, int ns) from the pipeline:
-    references that know the world, like the simulator's ground-truth oracle (``sim.oracle``), not models.
+    official RGB-only network does not use it (metric scale is applied after, in field code). An estimator with a
+    true ``needs_stamps`` attribute also receives ``stamps_ns`` (the frames' header stamps, int ns) from the
+    pipeline: references that know the world, like the simulator's ground-truth oracle (``sim.oracle``), not
+    models. One with a true ``needs_intrinsics`` attribute (the depth-aware compact model, ``model.geometry``) also
+    receives ``intrinsics`` (3x3 on the input grid, or None), ``times`` (the frames' normalised stamps) and, where
+    known, ``cam_poses`` ([N, 4, 4], each camera in the first one's frame).
     """
 
     input_size: tuple  # (H, W)
