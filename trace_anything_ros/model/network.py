@@ -367,6 +367,10 @@ class GeometryHead(nn.Module):
         H, W = raw.shape[-2:]
         raw = raw + self.refine(torch.cat([raw, inputs.to(raw.dtype)], dim=1))
         v = raw[:, : 4 * D].reshape(B, N, 4, D, H, W)
+        # the gate is a per-pixel "this point moves" logit: kept (with its graph) for the training loss that
+        # supervises it with the ground-truth dynamic mask (``train.losses``: a sigmoid gate trained only
+        # through the curves saturates closed)
+        self.gate_logits = raw[:, 4 * D].reshape(B, N, H, W)
         gate = torch.sigmoid(raw[:, 4 * D]).reshape(B, N, 1, H, W, 1)
         r = torch.stack([v[:, :, 0], v[:, :, 1], v[:, :, 2]], dim=-1)                 # [B, N, D, H, W, 3]
         x0 = x0.to(raw.dtype)

@@ -57,7 +57,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="depth-aware presets: share of static-camera windows trained without depth (plain videos)")
     p.add_argument("--cache-only", action="store_true", help="only render the window cache, then exit")
     p.add_argument("--no-progress", action="store_true")
-    for name in ("traj", "alpha", "motion", "static", "corr", "time", "dynamic_weight"):
+    for name in ("traj", "alpha", "motion", "static", "corr", "time", "dynamic_weight", "conf_eps", "gate"):
         p.add_argument(f"--w-{name.replace('_', '-')}", type=float, default=getattr(w, name),
                        help=f"loss weight {name} (default %(default)s)")
 
@@ -66,7 +66,8 @@ def config_from_args(args) -> TrainConfig:
     import torch
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     weights = LossWeights(traj=args.w_traj, alpha=args.w_alpha, motion=args.w_motion, static=args.w_static, corr=args.w_corr,
-                          time=args.w_time, dynamic_weight=args.w_dynamic_weight)
+                          time=args.w_time, dynamic_weight=args.w_dynamic_weight, conf_eps=args.w_conf_eps,
+                          gate=args.w_gate)
     return TrainConfig(preset=args.preset, init=args.init, steps=args.steps, batch=args.batch, lr=args.lr,
                        weight_decay=args.weight_decay, warmup=args.warmup, grad_clip=args.grad_clip,
                        frames=args.frames, size=tuple(args.size), out_dir=args.out, cache_dir=args.cache,

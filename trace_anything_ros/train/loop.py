@@ -30,8 +30,8 @@ from .losses import LossWeights, compute_losses
 
 log = logging.getLogger(__name__)
 
-LOG_FIELDS = ["step", "kind", "lr", "loss", "traj", "motion", "static", "corr", "time", "epe", "epe_dyn", "motion_epe_dyn", "grad_norm", "sec_per_step",
-              "wall_s"]
+LOG_FIELDS = ["step", "kind", "lr", "loss", "traj", "motion", "static", "corr", "time", "gate", "epe", "epe_dyn",
+              "motion_epe_dyn", "grad_norm", "sec_per_step", "wall_s"]
 
 
 @dataclass
@@ -327,7 +327,8 @@ def forward_losses(model, batch, weights: LossWeights):
     if geo is not None:   # the depth-aware model is given the frames' measured times (as the node has stamps)
         t_in = batch["times"].to(t_in.dtype)
     pts, conf, t_hat = model(batch["images"], t_in, geo) if geo is not None else model(batch["images"], t_in)
-    return compute_losses(pts, conf, t_hat, batch, weights)
+    gate = model.geometry_head.gate_logits if geo is not None else None
+    return compute_losses(pts, conf, t_hat, batch, weights, gate_logits=gate)
 
 
 def validate(model, val_ds, weights: LossWeights, device, batch: int = 2) -> Dict[str, float]:

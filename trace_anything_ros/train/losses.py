@@ -25,7 +25,8 @@ Terms (``LossWeights``):
 * ``static``: ground-truth static pixels' curves collapse: mean distance of the control points from their mean;
 * ``corr``: corresponding pixels agree: frame i's whole curve (all control points) equals frame j's curve at the
   corresponding pixel;
-* ``time``: L1 between predicted frame times and the GT normalised times.
+* ``time``: L1 between predicted frame times and the GT normalised times;
+* ``gate`` (depth-aware model only): class-balanced BCE of its per-pixel motion gate vs the GT dynamic mask.
 """
 from __future__ import annotations
 
@@ -52,6 +53,7 @@ class LossWeights:
     # drives its confidence to infinity and, through the conf weight, starves the hard pixels of gradient.
     # The optimum confidence is alpha / (err + conf_eps) <= alpha / conf_eps.
     conf_eps: float = 5e-3
+    gate: float = 1.0            # depth-aware model: class-balanced BCE of its motion gate vs the GT dynamic mask
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -71,8 +73,20 @@ def frame0_scale(points0: Tensor, valid0: Tensor, eps: float = 1e-6) -> Tensor:
     return s.clamp(min=eps)
 
 
+def gate_loss(gate_logits: Tensor, batch: Dict[str, Tensor]) -> Tensor:
+    """Class-balanced binary cross-entropy of the depth-aware model's motion gate (``[B, N, H, W]`` logits) against
+    the GT dynamic mask, over valid pixels: the mean over moving and over static pixels, averaged."""
+    import torch.nn.functional as F
+    valid = batch["valid"]
+    dyn = batch["dynamic"] & valid
+    sta = ~batch["dynamic"] & valid
+    bce = F.binary_cross_entropy_with_logits(gate_logits, dyn.to(gate_logits.dtype), reduction="none")
+    l_sta = _masked_mean(bce, sta)
+    return torch.where(dyn.any(), 0.5 * (_masked_mean(bce, dyn) + l_sta), l_sta)
+
+
 def compute_losses(ctrl_pts: Tensor, ctrl_conf: Tensor, times_pred: Tensor, batch: Dict[str, Tensor],
-                   weights: LossWeights = LossWeights()) -> Dict[str, Tensor]:
+                   weights: LossWeights = LossWeights(), gate_logits: Tensor = None) -> Dict[str, Tensor]:
     """Loss terms and their weighted sum (``'loss'``); also the unweighted normalised end-point error
     (``'epe'``, same units as the traj term; ``'epe_dyn'`` over GT-dynamic pixels only) for monitoring. Every value is a scalar tensor."""
     gt = batch["gt_tracks"].to(ctrl_pts.dtype)                  # [B, N, N, H, W, 3]
@@ -130,4 +144,7 @@ def compute_losses(ctrl_pts: Tensor, ctrl_conf: Tensor, times_pred: Tensor, batc
     out["time"] = (times_pred.to(times.dtype) - times).abs().mean()
     out["loss"] = (weights.traj * out["traj"] + weights.motion * out["motion"] + weights.static * out["static"]
                    + weights.corr * out["corr"] + weights.time * out["time"])
+    if gate_logits is not None:
+        out["gate"] = gate_loss(gate_logits, batch)
+        out["loss"] = out["loss"] + weights.gate * out["gate"]
     return out

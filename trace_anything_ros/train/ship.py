@@ -104,7 +104,7 @@ def _train_command(tc: dict) -> str:
         parts.append(f"--depth-dropout {tc['depth_dropout']:g}")
     parts.append(f"--cache {tc.get('cache_dir', 'build/train_cache')}")
     defaults = {"traj": 1.0, "alpha": 0.2, "motion": 2.0, "static": 0.5, "corr": 0.5, "time": 1.0,
-                "dynamic_weight": 4.0, "conf_eps": 5e-3}
+                "dynamic_weight": 4.0, "conf_eps": 5e-3, "gate": 1.0}
     for k, v in w.items():
         if defaults.get(k) != v:
             parts.append(f"--w-{k.replace('_', '-')} {v:g}")
@@ -193,7 +193,8 @@ python -m trace_anything_ros.train.ship {tc.get('out_dir', 'build/train_run')}/b
 Losses (`train.losses`, scale-normalised by each side's mean frame-0 distance): confidence-weighted trajectory
 error at the GT frame times (conf * (err + {tc.get('weights', {}).get('conf_eps', 0)}) - 0.2 log conf, GT-dynamic pixels x4), class-balanced motion error relative
 to each pixel's own-time position (weight 2), static-pixel curve collapse (0.5), correspondence agreement (0.5),
-time-head L1 (1); motion/static/corr weights ramped over steps {tc.get('aux_ramp')}. Depth dropout
+time-head L1 (1), and for the depth-aware model a class-balanced BCE of its motion gate against the GT dynamic
+mask ({tc.get('weights', {}).get('gate', 0)}); motion/static/corr weights ramped over steps {tc.get('aux_ramp')}. Depth dropout
 {tc.get('depth_dropout', 0)}: that share of static-camera windows is shown without depth and trained on the 2.5D
 target (`train.dataset.without_depth`), so plain videos work. AdamW (betas 0.9/0.95,
 weight decay {tc.get('weight_decay')}), lr {tc.get('lr')} with {tc.get('warmup')} warm-up steps then cosine to 5 %,
