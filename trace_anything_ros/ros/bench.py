@@ -5,9 +5,11 @@ from __future__ import annotations
 import os
 import pathlib
 import signal
+import struct
 import subprocess
 import sys
 import time
+from typing import Optional
 
 import numpy as np
 
@@ -111,6 +113,100 @@ def bench_field(reps: int = 10, context=None, tune: bool = True) -> dict:
                     f"{pre}_GBps_ctrl": nbytes / t / 1e9, f"{pre}_GBps_message": total / t / 1e9,
                     f"{pre}_page_faults": int(np.median(r["faults"][2:]))})
     return out
+
+
+def _bench_field_child(role: str, reps: int, ctrl: int = 10) -> None:
+    """One side of ``bench_field_xproc`` (run in its own process, so that its Fast DDS profile applies). ``pub``
+    sends ``reps`` fields (header stamp = CLOCK_MONOTONIC at the start of the build), ``sub`` prints a JSON line
+    with the one-way latency (build + publish + transport + take + cdr_to_field) of each field it received and
+    whether every one read back intact."""
+    import json
+
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from std_msgs.msg import Header
+
+    from trace_anything_ros.field.types import TrajectoryField
+    from trace_anything_ros.msg import TrajectoryField as FieldMsg
+    from trace_anything_ros.pipeline.threads import tune_malloc
+
+    from . import conversions as conv
+    tune_malloc()
+    rclpy.init()
+    node = rclpy.create_node(f"bench_field_{role}")
+    ex = SingleThreadedExecutor()
+    ex.add_node(node)
+    q = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+    rng = np.random.default_rng(0)
+    f = TrajectoryField(rng.random((8, ctrl, 128, 128, 3), dtype=np.float32),
+                        rng.random((8, ctrl, 128, 128), dtype=np.float32), np.linspace(0, 1, 8), np.arange(8) * 0.1)
+    try:
+        if role == "pub":
+            pub = node.create_publisher(FieldMsg, "/bench/field_xproc", q)
+            end = time.monotonic() + 30
+            while pub.get_subscription_count() == 0 and time.monotonic() < end:
+                ex.spin_once(timeout_sec=0.05)
+            time.sleep(0.5)
+            for _ in range(reps):
+                h = Header(frame_id="cam", stamp=conv.ns_to_time(time.monotonic_ns()))
+                pub.publish(conv.field_to_cdr(f, h))
+                t1 = time.monotonic()
+                while time.monotonic() - t1 < 0.25:  # one message in flight at a time
+                    ex.spin_once(timeout_sec=0.02)
+            return
+        lat, ok = [], []
+
+        def cb(data):
+            g = conv.cdr_to_field(data)
+            sec, nsec = struct.unpack_from("<iI", data, 4)
+            lat.append((time.monotonic_ns() - (sec * 1_000_000_000 + nsec)) * 1e-6)
+            ok.append(bool(np.array_equal(g.ctrl_pts[-1, -1], f.ctrl_pts[-1, -1])))
+        node.create_subscription(FieldMsg, "/bench/field_xproc", cb, q, raw=True)
+        end = time.monotonic() + 40 + reps * 0.5
+        while len(lat) < reps and time.monotonic() < end:
+            ex.spin_once(timeout_sec=0.05)
+        print(json.dumps({"latency_ms": lat, "intact": all(ok) and len(ok) > 0}), flush=True)
+    finally:
+        ex.shutdown()
+        node.destroy_node()
+        rclpy.shutdown()
+
+
+def bench_field_xproc(reps: int = 15, profile: Optional[str] = None, ctrl: int = 10) -> dict:
+    """The field between two processes (publisher and subscriber children; rmw_fastrtps transports: shared memory
+    + UDP by default): median one-way latency from the start of the build to the field read back in the other
+    process. ``profile``: a Fast DDS XML profile for both (FASTRTPS_DEFAULT_PROFILES_FILE), e.g.
+    config/fastdds_large_messages.xml."""
+    import json
+
+    from .soak import node_env
+    env = node_env()
+    if profile:
+        env["FASTRTPS_DEFAULT_PROFILES_FILE"] = os.path.abspath(profile)
+    code = "import sys; from trace_anything_ros.ros.bench import _bench_field_child as c; c(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))"
+    sub = subprocess.Popen([sys.executable, "-c", code, "sub", str(reps), str(ctrl)], env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    pub = subprocess.Popen([sys.executable, "-c", code, "pub", str(reps), str(ctrl)], env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = sub.communicate(timeout=90 + reps)
+        _, perr = pub.communicate(timeout=30)
+    finally:
+        for p in (sub, pub):
+            if p.poll() is None:
+                p.kill()
+    lines = [ln for ln in out.splitlines() if ln.startswith("{")]
+    res = json.loads(lines[-1]) if lines else {"latency_ms": [], "intact": False}
+    lat = np.asarray(res["latency_ms"][2:] or [np.nan])
+    nbytes = 8 * ctrl * 128 * 128 * 3 * 4
+    med = float(np.median(lat))
+    return {"profile": os.path.basename(profile) if profile else "default (builtin SHM 512 KB + UDPv4)",
+            "received": len(res["latency_ms"]), "sent": reps, "intact": bool(res["intact"]),
+            "latency_ms_median": med, "latency_ms_min": float(np.min(lat)),
+            "GBps_ctrl": nbytes / (med * 1e-3) / 1e9 if med == med else float("nan"),
+            "xml_errors": int(("XMLPARSER" in err) + ("XMLPARSER" in perr))}
 
 
 def _rss_kb(pid: int) -> int:
@@ -228,6 +324,10 @@ def bench_stream(duration: float, model_delay: float, factory: str, rate: float 
 
 def run(args) -> dict:
     out = {"enqueue": bench_enqueue(), "field": bench_field()}
+    # the same field between two processes (not part of the target, which is the in-process figure): builtin
+    # transports vs the opt-in large-message profile
+    out["field_xproc"] = {"default": bench_field_xproc(),
+                          "large_messages": bench_field_xproc(profile=str(REPO / "config" / "fastdds_large_messages.xml"))}
     out["stream"] = bench_stream(args.duration, args.model_delay, args.factory, policy=args.policy)
     out["overhead_definition"] = OVERHEAD_DEFINITION
     out["pass"] = {

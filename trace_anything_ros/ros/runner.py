@@ -18,7 +18,7 @@ import sys
 import time
 from typing import List
 
-from .graph import GRAPHS, graph, param_files
+from .graph import GRAPHS, config_dir, graph, param_files
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,6 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", action="append", default=[], help="start only these nodes of the graph")
     parser.add_argument("--transition-timeout", type=float, default=300.0,
                         help="seconds to wait for each lifecycle transition (model loading can be slow)")
+    parser.add_argument("--large-messages", action="store_true",
+                        help="give every node the Fast DDS profile config/fastdds_large_messages.xml (large shared-"
+                        "memory segment for the ~21 MB field; FASTRTPS_DEFAULT_PROFILES_FILE, unless already set)")
     parser.add_argument("--duration", type=float, default=0.0, help="stop after this many seconds (0: run until "
                         "interrupted)")
 
@@ -53,6 +56,18 @@ def node_command(spec, args) -> List[str]:
     for p in args.param:
         cmd += ["-p", p]
     return cmd
+
+
+LARGE_MESSAGES_PROFILE = os.path.join(config_dir(), "fastdds_large_messages.xml")
+
+
+def node_env(args) -> dict:
+    """The nodes' environment: the runner's, plus the large-message Fast DDS profile with ``--large-messages``
+    (a profile the user already chose through FASTRTPS_DEFAULT_PROFILES_FILE is kept)."""
+    env = dict(os.environ)
+    if getattr(args, "large_messages", False) and not env.get("FASTRTPS_DEFAULT_PROFILES_FILE"):
+        env["FASTRTPS_DEFAULT_PROFILES_FILE"] = LARGE_MESSAGES_PROFILE
+    return env
 
 
 def unique_param_files(files: List[str]) -> List[str]:
@@ -109,7 +124,7 @@ def main(args) -> int:
             raise _Interrupted(signum)
 
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    env = dict(os.environ)
+    env = node_env(args)
     _load_libc()
     rc = 1
     try:
