@@ -133,9 +133,11 @@ def test_tracks_cdr_matches_node_message(conv, m_tracks, f):
     rng = np.random.default_rng(m_tracks + f)
     d, n = 4, 3
     tr = Tracks(ids=np.arange(m_tracks, dtype=np.uint32) * 3, source_frame=2,
-                uv=rng.random((m_tracks, 2)).astype(np.float32) * 100, object_id=rng.integers(-1, 3, m_tracks).astype(np.int32),
+                uv=rng.random((m_tracks, 2)).astype(np.float32) * 100,
+                object_id=rng.integers(-1, 3, m_tracks).astype(np.int32),
                 dynamic=rng.random(m_tracks) > 0.5, confidence=rng.random(m_tracks).astype(np.float32),
-                ctrl=rng.random((m_tracks, d, 3)).astype(np.float32), ctrl_conf=rng.random((m_tracks, d)).astype(np.float32),
+                ctrl=rng.random((m_tracks, d, 3)).astype(np.float32),
+                ctrl_conf=rng.random((m_tracks, d)).astype(np.float32),
                 positions=rng.random((m_tracks, n, 3)).astype(np.float32),
                 forecast=rng.random((m_tracks, f, 3)).astype(np.float32),
                 forecast_conf=rng.random((m_tracks, f)).astype(np.float32))

@@ -359,10 +359,10 @@ class GeometryHead(nn.Module):
         nn.init.zeros_(self.refine[-1].weight)
         nn.init.zeros_(self.refine[-1].bias)
 
-    def forward(self, raw: Tensor, inputs: Tensor, x0: Tensor, samples: Tensor, t_hat: Tensor, B: int, N: int
+    def forward(self, raw: Tensor, inputs: Tensor, x0: Tensor, samples: Tensor, times: Tensor, B: int, N: int
                 ) -> Tuple[Tensor, Tensor]:
         """``raw [F, 4D+1, H, W]``, ``inputs [F, 3+aux, H, W]``, ``x0 [B, N, H, W, 3]``, ``samples [B, N, N, H, W,
-        3]``, ``t_hat [B, N]`` -> ``ctrl_pts [B, N, D, H, W, 3]``, ``ctrl_conf [B, N, D, H, W]``."""
+        3]``, frame ``times [B, N]`` -> ``ctrl_pts [B, N, D, H, W, 3]``, ``ctrl_conf [B, N, D, H, W]``."""
         D = self.num_ctrl
         H, W = raw.shape[-2:]
         raw = raw + self.refine(torch.cat([raw, inputs.to(raw.dtype)], dim=1))
@@ -374,7 +374,7 @@ class GeometryHead(nn.Module):
         gate = torch.sigmoid(raw[:, 4 * D]).reshape(B, N, 1, H, W, 1)
         r = torch.stack([v[:, :, 0], v[:, :, 1], v[:, :, 2]], dim=-1)                 # [B, N, D, H, W, 3]
         x0 = x0.to(raw.dtype)
-        M = smooth_fit_matrix(t_hat.detach().to(torch.float32), D).to(raw.dtype)      # [B, D, N]
+        M = smooth_fit_matrix(times.to(torch.float32), D).to(raw.dtype)               # [B, D, N]
         base = torch.einsum("bdj,bijhwc->bidhwc", M, samples.to(raw.dtype))            # [B, N, D, H, W, 3]
         x0e = x0[:, :, None]                                                           # [B, N, 1, H, W, 3]
         z0 = x0e[..., 2:3].abs()

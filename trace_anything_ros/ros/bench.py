@@ -92,7 +92,8 @@ def bench_field(reps: int = 10, context=None, tune: bool = True) -> dict:
                     ex.spin_once(timeout_sec=0.01)
                 g = conv.cdr_to_field(box[0]) if path == "serialized" else conv.msg_to_field(box[0])
                 t2 = time.perf_counter()
-                assert g.ctrl_pts.shape == f.ctrl_pts.shape and g.ctrl_pts[-1, -1, -1, -1, 2] == f.ctrl_pts[-1, -1, -1, -1, 2]
+                assert g.ctrl_pts.shape == f.ctrl_pts.shape
+                assert g.ctrl_pts[-1, -1, -1, -1, 2] == f.ctrl_pts[-1, -1, -1, -1, 2]
                 r = res[path]
                 r["total"].append(t2 - t0)
                 r["build"].append(t1 - t0)
@@ -108,7 +109,8 @@ def bench_field(reps: int = 10, context=None, tune: bool = True) -> dict:
     for path, r in res.items():
         t = float(np.median(r["total"][2:]))
         pre = "field" if path == "serialized" else "field_msgpath"
-        out.update({f"{pre}_roundtrip_ms": t * 1e3, f"{pre}_roundtrip_ms_p90": float(np.percentile(r["total"][2:], 90)) * 1e3,
+        out.update({f"{pre}_roundtrip_ms": t * 1e3,
+                    f"{pre}_roundtrip_ms_p90": float(np.percentile(r["total"][2:], 90)) * 1e3,
                     f"{pre}_build_ms": float(np.median(r["build"][2:])) * 1e3,
                     f"{pre}_GBps_ctrl": nbytes / t / 1e9, f"{pre}_GBps_message": total / t / 1e9,
                     f"{pre}_page_faults": int(np.median(r["faults"][2:]))})
@@ -184,7 +186,8 @@ def bench_field_xproc(reps: int = 15, profile: Optional[str] = None, ctrl: int =
     env = node_env()
     if profile:
         env["FASTRTPS_DEFAULT_PROFILES_FILE"] = os.path.abspath(profile)
-    code = "import sys; from trace_anything_ros.ros.bench import _bench_field_child as c; c(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))"
+    code = ("import sys; from trace_anything_ros.ros.bench import _bench_field_child as c; "
+            "c(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))")
     sub = subprocess.Popen([sys.executable, "-c", code, "sub", str(reps), str(ctrl)], env=env, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True)
     time.sleep(1.0)
@@ -249,7 +252,8 @@ def bench_stream(duration: float, model_delay: float, factory: str, rate: float 
     env["TAR_ANALYTIC_DELAY"] = str(model_delay)
     cmd = [sys.executable, "-m", "trace_anything_ros.ros.trajectory_field_node", "--ros-args",
            "-p", f"estimator.factory:={factory}", "-p", "input_height:=128", "-p", "input_width:=160",
-           "-p", "window.length:=8", "-p", "diagnostics.period:=0.5", "-p", f"window.policy:={policy}", "-r", "image:=/bench/image"]
+           "-p", "window.length:=8", "-p", "diagnostics.period:=0.5", "-p", f"window.policy:={policy}",
+           "-r", "image:=/bench/image"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     ctx = context_or_default(context)
     node = rclpy.create_node("bench_stream", context=ctx)
@@ -326,8 +330,8 @@ def run(args) -> dict:
     out = {"enqueue": bench_enqueue(), "field": bench_field()}
     # the same field between two processes (not part of the target, which is the in-process figure): builtin
     # transports vs the opt-in large-message profile
-    out["field_xproc"] = {"default": bench_field_xproc(),
-                          "large_messages": bench_field_xproc(profile=str(REPO / "config" / "fastdds_large_messages.xml"))}
+    large = str(REPO / "config" / "fastdds_large_messages.xml")
+    out["field_xproc"] = {"default": bench_field_xproc(), "large_messages": bench_field_xproc(profile=large)}
     out["stream"] = bench_stream(args.duration, args.model_delay, args.factory, policy=args.policy)
     out["overhead_definition"] = OVERHEAD_DEFINITION
     out["pass"] = {

@@ -45,7 +45,7 @@ PERCEPTION: List[Spec] = [
     Spec("window.min_spacing", 0.0, "minimum seconds between consecutive frames of a window", range=(0.0, 10.0)),
     Spec("window.max_age", 2.0, "a window whose newest frame is older than this (s) when the worker is free is "
          "dropped as stale (0: never)", range=(0.0, 60.0)),
-    Spec("window.policy", "latency", "which window the free worker takes: latency (wait up to 1.5 frame periods for a "
+    Spec("window.policy", "latency", "which window the free worker takes: latency (wait up to 2.5 frame periods for a "
          "window whose newest frame has just arrived, when the pending one has already waited: lower latency, up to "
          "one frame period of idle worker per window) or throughput (the pending window at once)",
          choices=("latency", "throughput")),
