@@ -44,6 +44,8 @@ def test_waits_for_the_next_frame_when_the_pending_window_has_waited():
     assert time.monotonic() - win[-1].arrival < 0.05
     assert src.skipped == 1 and ing.drops["stale_window"] == before + 1
     assert ing.generation == ing.taken_generation  # the worker's reset bookkeeping still works through the wrapper
+    # the replaced window was never taken: only the processed window's frames count as used (exact accounting)
+    assert ing.stats()["used"] == len(win) and not any(f.used for f in ing.snapshot()[:-len(win)])
 
 
 def test_processes_the_waiting_window_when_no_newer_frame_comes():
