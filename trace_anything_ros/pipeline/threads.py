@@ -75,18 +75,20 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 LARGE_BUFFER_ENV = "TAR_MALLOC_TUNE"
 
 
-def tune_malloc(mmap_threshold: int = 64 << 20, trim_threshold: int = 256 << 20) -> Dict[str, object]:
-    """Keep large buffers (dense fields, serialized messages: ~21 MB each) in the malloc heap instead of fresh mmaps.
+def tune_malloc(mmap_threshold: int = 64 << 20, trim_threshold: int = 256 << 20, force: bool = False) -> Dict[str, object]:
+    """Opt-in (``TAR_MALLOC_TUNE=1`` in the environment, or ``force``): keep large buffers (dense fields, serialized
+    messages: ~21 MB each) in the malloc heap instead of fresh mmaps.
 
     glibc serves blocks above its mmap threshold (128 KiB, raised dynamically up to 32 MiB) with a new mapping and
-    unmaps it on free, so every 21 MB copy rclpy / rmw / numpy make lands on fresh pages: ~5000 page faults per
-    copy. On the reference VM that turned a 16 ms field publish+receive into 50-90 ms whenever the allocation
-    pattern defeated the dynamic threshold (measured: 21700 faults per round trip, 0 after this call). With the
-    thresholds set, freed blocks are reused; the cost is that up to ``trim_threshold`` bytes of free heap stay
-    mapped (RSS plateaus instead of going up and down). ``TAR_MALLOC_TUNE=0`` in the environment disables it.
-    Returns what was done (``{"applied": False, "reason": ...}`` when not glibc or disabled)."""
-    if os.environ.get(LARGE_BUFFER_ENV, "1").strip().lower() in ("0", "false", "no", "off"):
-        return {"applied": False, "reason": f"{LARGE_BUFFER_ENV}=0"}
+    unmaps it on free, and trims the heap top beyond twice that, so a 21 MB copy can land on fresh pages: ~5000
+    page faults per copy. In a process that builds, publishes and receives fields back to back this turned a 16 ms
+    round trip into 38-90 ms (5100-21700 faults per round trip measured; 0 with this call). The cost: freed blocks
+    stay mapped up to ``trim_threshold``, so RSS rises in steps to a plateau; in the node's 40 s stream benchmark it
+    stepped by one 20 MB field buffer (+8 % RSS, failing the flat-RSS check) while the field throughput did not
+    measurably change there, hence opt-in. Called by the perception node's ``main`` and by ``bench_field``.
+    Returns what was done (``{"applied": False, "reason": ...}`` when not asked or not glibc)."""
+    if not force and os.environ.get(LARGE_BUFFER_ENV, "0").strip().lower() not in ("1", "true", "yes", "on"):
+        return {"applied": False, "reason": f"{LARGE_BUFFER_ENV} not set"}
     try:
         libc = ctypes.CDLL("libc.so.6")
         mallopt = libc.mallopt

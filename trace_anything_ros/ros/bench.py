@@ -37,7 +37,7 @@ def bench_enqueue(n: int = 200, input_size=(96, 128)) -> dict:
             "input_size": list(input_size)}
 
 
-def bench_field(reps: int = 10, context=None, tune: bool = True) -> dict:
+def bench_field(reps: int = 10, context=None, tune: bool = False) -> dict:
     """Build + publish + receive + read back an 8x10x128x128 float32 field, in one process (rmw_fastrtps delivers
     intra-process: no transport copies; see bench_field_xproc for two processes).
 
@@ -45,7 +45,8 @@ def bench_field(reps: int = 10, context=None, tune: bool = True) -> dict:
     - ``serialized`` (what the node publishes): ``field_to_cdr`` -> ``Publisher.publish(bytes)`` ->
       ``raw=True`` subscription -> ``cdr_to_field`` (zero-copy views). Headline figures (``field_*``).
     - ``message`` (rclpy's message path): ``field_to_msg`` -> publish -> typed subscription -> ``msg_to_field``.
-    ``tune``: apply ``threads.tune_malloc`` first, as the node's ``main`` does. Minor page faults per round trip
+    ``tune``: force ``threads.tune_malloc`` (otherwise it applies only with TAR_MALLOC_TUNE=1, like in the node's
+    ``main``). Minor page faults per round trip
     are reported (0 when large buffers are reused)."""
     import resource
 
@@ -60,7 +61,7 @@ def bench_field(reps: int = 10, context=None, tune: bool = True) -> dict:
 
     from . import conversions as conv
     from .node_main import context_or_default
-    malloc = tune_malloc() if tune else {"applied": False, "reason": "not asked"}
+    malloc = tune_malloc(force=tune)
     rng = np.random.default_rng(0)
     f = TrajectoryField(rng.random((8, 10, 128, 128, 3), dtype=np.float32),
                         rng.random((8, 10, 128, 128), dtype=np.float32), np.linspace(0, 1, 8), np.arange(8) * 0.1)

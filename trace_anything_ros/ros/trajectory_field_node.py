@@ -571,8 +571,8 @@ def main(args=None) -> int:
     # BLAS / OpenCV (small matrices; BLAS threads also spin after each call), a 1 ms GIL switch interval (a thread
     # waiting for the GIL gets it within 1 ms instead of 5 ms: the executor needs it several times per message)
     # and a multi-threaded executor where the input callbacks have their own group (node.input_group).
-    # Large buffers (the dense field and its serialized copies) stay in the malloc heap (threads.tune_malloc:
-    # without it each 21 MB copy may land on fresh pages, ~5000 page faults each).
+    # TAR_MALLOC_TUNE=1: large buffers (the dense field and its serialized copies) stay in the malloc heap
+    # (threads.tune_malloc, opt-in: fewer page faults per 21 MB copy, RSS rises in steps to a plateau).
     limit_threads(blas=1, cv=1)
     tune_malloc()
     sys.setswitchinterval(0.001)
