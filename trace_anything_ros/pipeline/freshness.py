@@ -8,8 +8,9 @@ under load), which counts as node overhead in the end-to-end latency.
 ``latency``: ``LatencyFirstWindows`` wraps the ingest. When a window is pending and its newest frame has waited
 longer than ``fresh_age``, it does not take it: it waits for the next frame (which replaces the pending window; the
 ingest counts the replaced one as ``stale_window``, like every window superseded while the worker is busy, and its
-frames stay unused unless a later window holds them, so the frame accounting is unchanged) for up to ``periods``
-(2.5) frame periods (median spacing of the ring's arrivals, capped at ``max_wait``), then takes the newest window.
+frames stay unused unless a later window holds them, so the frame accounting is unchanged) until ``periods`` (2.5)
+frame periods (median spacing of the ring's arrivals, capped at ``max_wait``) after the pending window's newest frame
+arrived, then takes the newest window.
 Output latency then starts when the newest frame arrives; the price is up to one frame period of idle worker per
 window (about 6 % fewer windows per second for a 250 ms model at 30 Hz). 2.5 periods, not 1: a frame lost on the
 way (best-effort camera QoS, a loaded machine) does not make the worker give up on the one after it. If no newer
@@ -58,7 +59,9 @@ class LatencyFirstWindows:
             if ring and t - ring[-1].arrival > self.fresh_age:
                 offered = st["windows_offered"]
                 t0 = time.monotonic()
-                deadline = t0 + min(self.max_wait, self.periods * self._period(ring))
+                # counted from the newest frame's arrival: a window is never held more than ``periods`` frame
+                # periods (or ``max_wait``) after its newest frame arrived, whatever happens to the stream
+                deadline = ring[-1].arrival + min(self.max_wait, self.periods * self._period(ring))
                 while self.ingest.windows_offered == offered and time.monotonic() < deadline:
                     time.sleep(self.poll)
                 if self.ingest.windows_offered != offered:
