@@ -10,7 +10,6 @@ Subscribes: image, camera_info, depth (when use_depth). Publishes: ~/trajectory_
 """
 from __future__ import annotations
 
-import os
 import sys
 import threading
 import time
@@ -24,7 +23,7 @@ from geometry_msgs.msg import Vector3
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import MultiThreadedExecutor, SingleThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import (HistoryPolicy, QoSProfile, ReliabilityPolicy, DurabilityPolicy, qos_profile_sensor_data)
 from sensor_msgs.msg import CameraInfo, Image, RegionOfInterest
@@ -567,56 +566,17 @@ class TrajectoryFieldNode(LifecycleNode):
             self.get_logger().warn(f"diagnostics failed: {e}", throttle_duration_sec=10.0)
 
 
-class DispatchWaitingExecutor(MultiThreadedExecutor):
-    """MultiThreadedExecutor whose spin thread, after handing a callback to the pool, waits until a pool thread has
-    started it (or ``max_wait`` passed) before waiting for more work.
-
-    rclpy 7.1's MultiThreadedExecutor re-yields every submitted callback task that has not started yet and then
-    does not block in the wait set, so while a callback sits in the pool's queue the spin thread loops, holding the
-    GIL the pool threads need to start it (ros2/rclpy#1452, fixed upstream by #1547, not in the Jazzy wheels).
-    Measured with the 40 s stream benchmark, training paused: with rclpy's executor the node burnt ~0.75 core
-    (244 ms CPU per window) and received 53 % of the 30 Hz frames; with this one 61 ms CPU per window and 70 %
-    (a compiler was running beside it in that run). The pool's ``submit`` is wrapped (``_executor``: rclpy's
-    ThreadPoolExecutor attribute); everything else is rclpy's. ``TAR_NODE_EXECUTOR=rclpy_multi`` (rclpy's own) or
-    ``single`` (SingleThreadedExecutor) select another executor for comparisons."""
-
-    def __init__(self, *args, max_wait: float = 0.05, **kwargs):
-        super().__init__(*args, **kwargs)
-        pool = self._executor
-        real_submit = pool.submit
-
-        def submit(fn, *a, **kw):
-            fut = real_submit(fn, *a, **kw)
-            started = getattr(fn, "executing", None)
-            if started is not None:  # an rclpy Task: wait until it runs (or is done) so it is not re-yielded
-                end = time.monotonic() + max_wait
-                while not (fn.executing() or fn.done()) and time.monotonic() < end:
-                    time.sleep(0.0002)
-            return fut
-        pool.submit = submit
-
-
-def _executor_factory():
-    kind = os.environ.get("TAR_NODE_EXECUTOR", "multi")
-    if kind == "single":
-        return SingleThreadedExecutor()
-    if kind == "rclpy_multi":
-        return MultiThreadedExecutor(num_threads=2)
-    return DispatchWaitingExecutor(num_threads=2)
-
-
 def main(args=None) -> int:
     # The worker's post-processing must not starve the thread that receives the camera stream: single-threaded
     # BLAS / OpenCV (small matrices; BLAS threads also spin after each call), a 1 ms GIL switch interval (a thread
     # waiting for the GIL gets it within 1 ms instead of 5 ms: the executor needs it several times per message)
-    # and a multi-threaded executor where the input callbacks have their own group (node.input_group), minus
-    # rclpy 7.1's dispatch busy-loop (DispatchWaitingExecutor).
+    # and a multi-threaded executor where the input callbacks have their own group (node.input_group).
     # TAR_MALLOC_TUNE=1: large buffers (the dense field and its serialized copies) stay in the malloc heap
     # (threads.tune_malloc, opt-in: fewer page faults per 21 MB copy, RSS rises in steps to a plateau).
     limit_threads(blas=1, cv=1)
     tune_malloc()
     sys.setswitchinterval(0.001)
-    return spin_node(TrajectoryFieldNode, args, executor=_executor_factory,
+    return spin_node(TrajectoryFieldNode, args, executor=lambda: MultiThreadedExecutor(num_threads=2),
                      cleanup=lambda node: node._release())
 
 
