@@ -65,6 +65,7 @@ class TrajectoryFieldNode(LifecycleNode):
         self.queue_wait, self.processing_overhead = diag.Stat(), diag.Stat()
         # processing overhead split: pipeline post-processing (motion, tracks) and building + publishing messages
         self.post_time, self.publish_stat = diag.Stat(), diag.Stat()
+        self._malloc_tuned = False
         self.model_state = "unloaded"
         self.model_error = ""
         self.qos_events = 0
@@ -406,6 +407,9 @@ class TrajectoryFieldNode(LifecycleNode):
         if pubs["objects"].get_subscription_count() > 0 and pr.mask is not None:
             pubs["objects"].publish(self._objects_msg(pr, header))
         if pubs["field"].get_subscription_count() > 0:
+            if not self._malloc_tuned:  # 21 MB buffers from now on: keep them in the heap (threads.tune_malloc)
+                self._malloc_tuned = True
+                tune_malloc(force=True)
             # serialized here (numpy -> CDR bytes, one copy): rclpy's message path would copy each 21 MB blob
             # twice more (array.array, C struct) before serializing; subscribers get an ordinary message
             pubs["field"].publish(conv.field_to_cdr(pr.field, header, float16=v["field.float16"], scale=pr.scale,
@@ -571,8 +575,8 @@ def main(args=None) -> int:
     # BLAS / OpenCV (small matrices; BLAS threads also spin after each call), a 1 ms GIL switch interval (a thread
     # waiting for the GIL gets it within 1 ms instead of 5 ms: the executor needs it several times per message)
     # and a multi-threaded executor where the input callbacks have their own group (node.input_group).
-    # TAR_MALLOC_TUNE=1: large buffers (the dense field and its serialized copies) stay in the malloc heap
-    # (threads.tune_malloc, opt-in: fewer page faults per 21 MB copy, RSS rises in steps to a plateau).
+    # TAR_MALLOC_TUNE=1: large buffers stay in the malloc heap from the start (threads.tune_malloc; otherwise from
+    # the first published field on; TAR_MALLOC_TUNE=0: never).
     limit_threads(blas=1, cv=1)
     tune_malloc()
     sys.setswitchinterval(0.001)
