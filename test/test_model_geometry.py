@@ -84,6 +84,7 @@ def _tiny_geo_model(gate_bias: float):
     from trace_anything_ros.train.loop import model_config
     torch.manual_seed(0)
     m = TraceAnythingNet(model_config("tiny-rgbd", (H, W), 4)).eval()
+    m.geometry_head.gate_threshold = None      # the soft gate, as trained
     D = m.cfg.num_ctrl
     last = m.ds_head_track.dpt.head[-1]
     with torch.no_grad():
@@ -148,3 +149,17 @@ def test_config_round_trips_and_rejects_inconsistent_channels():
         replace(cfg, encoder=replace(cfg.encoder, in_chans=3))
     with pytest.raises(ValueError, match="geometry"):
         replace(cfg, geometry="lidar")
+
+
+def test_hard_gate_at_inference_is_exact_for_static_points_and_soft_in_training():
+    frames = _moving_square()
+    depth = np.full((4, H, W), 1.3, np.float32)
+    images, geo, g = _geo(frames, depth, default_intrinsics(H, W))
+    m = _tiny_geo_model(2.0)                                   # sigmoid(2) = 0.88: below a 0.98 threshold
+    m.geometry_head.gate_threshold = 0.98
+    with torch.no_grad():
+        pts, _, _ = m(images, default_times(1, 4), geo)
+    assert torch.equal(pts[0], torch.from_numpy(g.x0)[:, None].expand_as(pts[0]))
+    m.train()                                                  # training ignores the threshold: soft gate
+    pts_t, _, _ = m(images, default_times(1, 4), geo)
+    assert not torch.allclose(pts_t[0], torch.from_numpy(g.x0)[:, None].expand_as(pts_t[0]))

@@ -80,8 +80,9 @@ def mask_function(kind: str) -> Callable:
 
     if kind == "displacement":
         return displacement_mask
-    from trace_anything_ros.motion import analyze as _an
+    import importlib
 
+    _an = importlib.import_module("trace_anything_ros.motion.analyze")   # the module (the package exports a function)
     return lambda field: _an.analyze(field).labels
 
 

@@ -348,6 +348,12 @@ class GeometryHead(nn.Module):
     """
 
     RESIDUAL_SCALE = 0.1
+    # inference: None = the soft gate (sigmoid, as trained); a probability p = hard gate: a point is moving iff its
+    # gate exceeds p (it follows its full curve), else it is exactly its measured position. Training: always soft.
+    # 0.98 was chosen on the training run's validation scenes (never the held-out ones): at 0.5 -> 0.98 the
+    # all-pixel EPE fell 0.99 -> 0.78 mm and the gate-mask IoU rose 0.70 -> 0.84 while the moving pixels' EPE
+    # went 23.0 -> 23.8 mm (the soft gate leaks flow noise into static points; a missed mover is no worse than static)
+    gate_threshold = 0.98
 
     def __init__(self, num_ctrl: int, in_chans: int, hidden: int = 32):
         super().__init__()
@@ -371,7 +377,11 @@ class GeometryHead(nn.Module):
         # supervises it with the ground-truth dynamic mask (``train.losses``: a sigmoid gate trained only
         # through the curves saturates closed)
         self.gate_logits = raw[:, 4 * D].reshape(B, N, H, W)
-        gate = torch.sigmoid(raw[:, 4 * D]).reshape(B, N, 1, H, W, 1)
+        logit = raw[:, 4 * D]
+        gate = torch.sigmoid(logit)
+        if not self.training and self.gate_threshold is not None:
+            gate = (gate > self.gate_threshold).to(gate.dtype)
+        gate = gate.reshape(B, N, 1, H, W, 1)
         r = torch.stack([v[:, :, 0], v[:, :, 1], v[:, :, 2]], dim=-1)                 # [B, N, D, H, W, 3]
         x0 = x0.to(raw.dtype)
         M = smooth_fit_matrix(times.to(torch.float32), D).to(raw.dtype)               # [B, D, N]

@@ -111,6 +111,19 @@ def _train_command(tc: dict) -> str:
     return " \\\n    ".join(parts)
 
 
+INIT_HISTORY = {"compact_sim": "f70dc2d"}   # commit whose compact_sim.safetensors was this one's --init
+
+
+def _init_note(tc: dict, name: str) -> str:
+    init = tc.get("init") or ""
+    if os.path.basename(init) != f"{name}.safetensors" or name not in INIT_HISTORY:
+        return ""
+    c = INIT_HISTORY[name]
+    return (f"`--init` was the previous shipped `{name}` (RGB-only), replaced by this one: restore it with "
+            f"`git show {c}:trace_anything_ros/model/weights/{name}.safetensors > build/{name}_rgb.safetensors` and "
+            f"pass that path.\n")
+
+
 def _architecture(record: dict, s: dict) -> str:
     c = record["config"]
     base = (f"encoder {c['encoder']['embed_dim']} wide x {c['encoder']['depth']} blocks ({c['encoder']['num_heads']} "
@@ -190,6 +203,7 @@ trace-anything-ros train --cache-only --scenes {tc.get('num_scenes')} --windows-
 {_train_command(tc) if tc else '?'}
 python -m trace_anything_ros.train.ship {tc.get('out_dir', 'build/train_run')}/best.safetensors --name {name}
 ```
+{_init_note(tc, name)}
 Losses (`train.losses`, scale-normalised by each side's mean frame-0 distance): confidence-weighted trajectory
 error at the GT frame times (conf * (err + {tc.get('weights', {}).get('conf_eps', 0)}) - 0.2 log conf, GT-dynamic pixels x4), class-balanced motion error relative
 to each pixel's own-time position (weight 2), static-pixel curve collapse (0.5), correspondence agreement (0.5),
@@ -231,9 +245,10 @@ GT points moving more than 2 % of their depth): pooled IoU **{s['mask_iou']:.3f}
 {s['mask_iou_official']:.3f}). Frame times: MAE {s['time_mae']:.4f} vs {s['time_mae_uniform']:.4f} for uniform times.
 
 Against the targets: 3D EPE <= 0.7x the everything-static baseline -- {met(ratio_e <= 0.7)} (dynamic pixels:
-{ratio_e:.2f}x the static baseline with GT depth; the static baseline with GT depth is an oracle whose error is
-only the true motion, {s['static_gt_epe_dyn'] * mm:.0f} mm, while this model's depth error alone is
-{s['static_model_epe_dyn'] * mm:.0f} mm; on motion alone the model is at {ratio_m:.2f}x the static baseline);
+{ratio_e:.2f}x the static baseline with GT depth, all pixels {s['epe'] / max(s['static_gt_epe'], 1e-12):.2f}x; the static
+baseline is an oracle whose error is only the true motion, {s['static_gt_epe_dyn'] * mm:.0f} mm on moving pixels; the
+model's own points held still give {s['static_model_epe_dyn'] * mm:.0f} mm; on motion alone the model is at
+{ratio_m:.2f}x the static baseline);
 mask IoU >= 0.6 -- {met(s['mask_iou'] >= 0.6)} ({s['mask_iou']:.3f}).
 Reading: on moving pixels the model's tracks are {s['epe_dyn'] * mm:.1f} mm from the truth where holding every point
 still costs {s['static_gt_epe_dyn'] * mm:.1f} mm (same measured depth) -- {(1 - ratio_e) * 100:.0f} % of the motion
