@@ -90,3 +90,12 @@ def test_cli_writes_reports(tmp_path, monkeypatch):
     assert set(data["summary"]) == {"ground_truth", "static"}
     assert "| ground_truth |" in (tmp_path / "results.md").read_text()
     assert (tmp_path / "epe.png").stat().st_size > 1000 and (tmp_path / "forecast.png").exists()
+
+
+def test_motion_mask_function_runs_the_nodes_segmentation():
+    """``--mask motion`` scores ``motion.analyze``'s labels (it once imported the function instead of the module)."""
+    from trace_anything_ros.eval.runner import mask_function
+    from trace_anything_ros.field.synthetic import random_case
+    field, truth, kind = random_case(3)
+    labels = mask_function("motion")(field)
+    assert labels.shape == (field.height, field.width) and np.issubdtype(labels.dtype, np.integer)
