@@ -42,6 +42,11 @@ def spin_node(node_factory: Callable[[], "rclpy.node.Node"], args: Optional[Sequ
                 ex.spin_once(timeout_sec=spin_period)
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
+    except Exception as e:
+        # SIGINT's handler shut the context down while an executor thread was building its wait set: rclpy raises
+        # RCLError ("the given context is not valid") instead of ExternalShutdownException -- a clean shutdown too
+        if rclpy.ok() or type(e).__name__ != "RCLError":
+            raise
     finally:
         if node is not None and cleanup is not None:
             cleanup(node)
