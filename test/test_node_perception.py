@@ -264,7 +264,8 @@ def test_reconfigure_with_depth_and_reliable_qos(env):
     h.got.clear()
     assert h.wait(lambda: h.pub_depth.get_subscription_count() > 0, 30), "subscription never matched"
     h.stream(31_000_000_000, 8, pub=h.pub_img_rel, depth=depth)
-    assert h.wait(lambda: h.got.get("trajectory_field"), 15), h.diag_values()
+    # field and tracks of a window are separate messages: wait for both (tracks may land just after the field)
+    assert h.wait(lambda: h.got.get("trajectory_field") and h.got.get("tracks"), 15), h.diag_values()
     f = h.got["trajectory_field"][-1]
     assert f.metric and f.scale == pytest.approx(1.5, rel=1e-3)
     assert h.got["tracks"][-1].metric
