@@ -106,8 +106,17 @@ def bench_field(reps: int = 10, context=None, tune: bool = True) -> dict:
         node.destroy_node()
     nbytes = f.ctrl_pts.nbytes
     total = nbytes + f.ctrl_conf.nbytes
+    # baseline in the same process: one memcpy of the message's payload (this machine's copy bandwidth); the round
+    # trip in units of it says how many payload copies the path costs
+    src, dst = np.ones(total, np.uint8), np.empty(total, np.uint8)
+    cp = []
+    for _ in range(reps + 2):
+        t0 = time.perf_counter()
+        np.copyto(dst, src)
+        cp.append(time.perf_counter() - t0)
+    t_copy = float(np.median(cp[2:]))
     out = {"field_ctrl_MB": nbytes / 1e6, "field_message_MB": total / 1e6, "malloc_tuned": bool(malloc["applied"]),
-           "reps": reps}
+           "reps": reps, "memcpy_GBps": total / t_copy / 1e9}
     for path, r in res.items():
         t = float(np.median(r["total"][2:]))
         pre = "field" if path == "serialized" else "field_msgpath"
@@ -115,7 +124,8 @@ def bench_field(reps: int = 10, context=None, tune: bool = True) -> dict:
                     f"{pre}_roundtrip_ms_p90": float(np.percentile(r["total"][2:], 90)) * 1e3,
                     f"{pre}_build_ms": float(np.median(r["build"][2:])) * 1e3,
                     f"{pre}_GBps_ctrl": nbytes / t / 1e9, f"{pre}_GBps_message": total / t / 1e9,
-                    f"{pre}_page_faults": int(np.median(r["faults"][2:]))})
+                    f"{pre}_page_faults": int(np.median(r["faults"][2:])),
+                    f"{pre}_memcpy_equivalents": t / t_copy})
     return out
 
 
@@ -299,7 +309,8 @@ def bench_stream(duration: float, model_delay: float, factory: str, rate: float 
         rss_first, rss_last = (warm[0], warm[-1]) if warm else (0, 0)
         lat = float(v.get("latency_s_mean", "nan"))
         mt = float(v.get("model_time_s_mean", "nan"))
-        return {"window_policy": policy, "frames_sent": i, "windows_out": int(v.get("windows_out", 0)), "input_rate_hz": float(v.get(
+        return {"window_policy": policy, "transport": os.environ.get("FASTRTPS_DEFAULT_PROFILES_FILE") or "builtin",
+                "frames_sent": i, "windows_out": int(v.get("windows_out", 0)), "input_rate_hz": float(v.get(
                 "input_rate_hz", 0)), "output_rate_hz": float(v.get("output_rate_hz", 0)),
                 "latency_ms_mean": lat * 1e3, "model_ms_mean": mt * 1e3, "overhead_ms_mean": (lat - mt) * 1e3,
                 "queue_wait_ms_mean": float(v.get("queue_wait_s_mean", "nan")) * 1e3,

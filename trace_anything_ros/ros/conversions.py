@@ -272,7 +272,7 @@ def field_to_cdr(field, header, float16: bool = False, scale: float = 1.0, stamp
 
 def field_cdr_parts(field, header, float16: bool = False, scale: float = 1.0, stamps_ns=None) -> list:
     """The serialized message as a list of bytes-like parts (the blobs are views of the field's arrays when they are
-    C-contiguous in the wire dtype: nothing is copied here), for ``serialized.SerializedPublisher``."""
+    C-contiguous in the wire dtype: nothing is copied here); ``field_to_cdr`` joins them."""
     n = field.num_frames
     stamps = stamps_ns if stamps_ns is not None else [int(round(s * 1e9)) for s in field.stamps]
     if len(stamps) != n:

@@ -22,8 +22,6 @@ from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import Vector3
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.event_handler import SubscriptionEventCallbacks
-from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
-from rclpy.executors import MultiThreadedExecutor
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import (HistoryPolicy, QoSProfile, ReliabilityPolicy, DurabilityPolicy, qos_profile_sensor_data)
 from sensor_msgs.msg import CameraInfo, Image, RegionOfInterest
@@ -82,9 +80,6 @@ class TrajectoryFieldNode(LifecycleNode):
         self._pending = deque(maxlen=10)
         self._last_info_warn = False
         self._cfg = {}
-        # image / depth / camera_info callbacks (convert + enqueue only) run in their own group: with the
-        # MultiThreadedExecutor of main() they never wait behind diagnostics, parameter or lifecycle services
-        self.input_group = MutuallyExclusiveCallbackGroup()
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diag_timer = self.create_timer(float(self.get_parameter("diagnostics.period").value),
                                              self._publish_diagnostics)
@@ -153,14 +148,10 @@ class TrajectoryFieldNode(LifecycleNode):
         }
         qos = self._qos(v)
         ev = SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos)
-        g = self.input_group
-        self._subs = [self.create_subscription(Image, "image", self._on_image, qos, event_callbacks=ev,
-                                               callback_group=g),
-                      self.create_subscription(CameraInfo, "camera_info", self._on_info, qos, event_callbacks=ev,
-                                               callback_group=g)]
+        self._subs = [self.create_subscription(Image, "image", self._on_image, qos, event_callbacks=ev),
+                      self.create_subscription(CameraInfo, "camera_info", self._on_info, qos, event_callbacks=ev)]
         if v["use_depth"]:
-            self._subs.append(self.create_subscription(Image, "depth", self._on_depth, qos, event_callbacks=ev,
-                                                       callback_group=g))
+            self._subs.append(self.create_subscription(Image, "depth", self._on_depth, qos, event_callbacks=ev))
         self.model_error = ""
         self.lc_state = "inactive"
         self.get_logger().info(
@@ -182,6 +173,7 @@ class TrajectoryFieldNode(LifecycleNode):
         if v["input_height"] > 0:
             params["input_size"] = [v["input_height"], v["input_width"]]
         self.model_state = "loading"
+        self._publish_diagnostics()  # the executor is single-threaded: the periodic ones pause while the model loads
         t0 = time.perf_counter()
         try:
             est = load_estimator(v["estimator.factory"], params)
@@ -574,14 +566,16 @@ def main(args=None) -> int:
     # The worker's post-processing must not starve the thread that receives the camera stream: single-threaded
     # BLAS / OpenCV (small matrices; BLAS threads also spin after each call), a 1 ms GIL switch interval (a thread
     # waiting for the GIL gets it within 1 ms instead of 5 ms: the executor needs it several times per message)
-    # and a multi-threaded executor where the input callbacks have their own group (node.input_group).
+    # and a single-threaded executor: the callbacks only convert and enqueue (the model and post-processing run in
+    # the worker thread), and rclpy's MultiThreadedExecutor(2) cost 3.3x the node CPU per window with fewer frames
+    # received (`trace-anything-ros bench node --duration 20`: 137 vs 41 ms CPU/window, input fraction 0.47 vs
+    # 0.57, overhead median 20.7 vs 9.8 ms).
     # TAR_MALLOC_TUNE=1: large buffers stay in the malloc heap from the start (threads.tune_malloc; otherwise from
     # the first published field on; TAR_MALLOC_TUNE=0: never).
     limit_threads(blas=1, cv=1)
     tune_malloc()
     sys.setswitchinterval(0.001)
-    return spin_node(TrajectoryFieldNode, args, executor=lambda: MultiThreadedExecutor(num_threads=2),
-                     cleanup=lambda node: node._release())
+    return spin_node(TrajectoryFieldNode, args, cleanup=lambda node: node._release())
 
 
 if __name__ == "__main__":
