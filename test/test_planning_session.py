@@ -90,3 +90,37 @@ def test_unknown_object_and_bad_target():
     assert p.status == PlanStatus.REFUSED and "no tracks" in p.reason
     with pytest.raises(ValueError):
         s.set_pose_goal(np.full((4, 4), np.nan))
+
+
+def _relabel(w: TrackedObjects, old: int, new: int) -> TrackedObjects:
+    ids = np.where(np.asarray(w.track_object_ids) == old, new, w.track_object_ids)
+    return TrackedObjects(w.stamps_ns, w.positions, ids, w.track_confidence,
+                          [new if i == old else i for i in w.object_ids], w.object_rois, w.object_pixels)
+
+
+def test_goal_follows_the_object_when_perception_changes_its_id():
+    """Perception's tracker loses object 5 and finds it again as 12: the goal re-binds to 12 (nearest to where 5
+    should be), keeps the orientation history, and says so; an id change to a far object is not followed."""
+    s = PlannerSession(ManipulationPlanner(PlannerParams(min_points=10)), rebind_radius=0.05)
+    target = se3.make_pose(Rotation.from_rotvec([0, 0, 1.2]).as_matrix(), [0.3, -0.2, 0.0])
+    s.set_pose_goal(target, object_id=5, now=0.0)
+    p1 = s.plan_window(_window(0), BASE_T_CAM, now=1.0)
+    assert p1.status == PlanStatus.OK and p1.object_id == 5
+    p2 = s.plan_window(_relabel(_window(2, seed=1), 5, 12), BASE_T_CAM, now=1.1)
+    assert p2.status == PlanStatus.OK, p2.reason
+    assert p2.object_id == 12 and p2.diagnostics["rebound_from"] == 5
+    assert not p2.diagnostics["orientation_gap"]  # same physical object: the history carried over
+    assert se3.rotation_angle(p2.object_poses[0][:3, :3]) == pytest.approx(0.5, abs=np.radians(1.5))
+    p3 = s.plan_window(_relabel(_window(4, seed=2), 5, 12), BASE_T_CAM, now=1.2)
+    assert p3.object_id == 12 and "rebound_from" not in p3.diagnostics
+    # object 12 vanishes; only the static object 9 (about 0.6 m away) remains: not a candidate
+    w = _window(6, seed=3)
+    keep = np.asarray(w.track_object_ids) == 9
+    only9 = TrackedObjects(w.stamps_ns, w.positions[keep], w.track_object_ids[keep], w.track_confidence[keep],
+                           [9], w.object_rois[1:], w.object_pixels[1:])
+    p4 = s.plan_window(only9, BASE_T_CAM, now=1.3)
+    assert p4.status == PlanStatus.REFUSED and "rebind_radius" in p4.reason and p4.object_id == 12
+    # re-binding disabled: an id change is a lost object
+    s.rebind_radius = 0.0
+    p5 = s.plan_window(_relabel(_window(8, seed=4), 5, 13), BASE_T_CAM, now=1.4)
+    assert p5.status == PlanStatus.REFUSED and "no tracks" in p5.reason

@@ -17,6 +17,7 @@ COMMANDS = {
     "check-weights": ("trace_anything_ros.model.cli_weights", "inspect a checkpoint: what loads, what is missing"),
     "export-onnx": ("trace_anything_ros.model.cli_export", "export a model to ONNX for a fixed window and size"),
     "eval": ("trace_anything_ros.eval.runner", "benchmark field estimators on generated scenes with ground truth"),
+    "eval-ids": ("trace_anything_ros.eval.tracking", "object-id stability over a simulated stream (node code path)"),
     "train": ("trace_anything_ros.train.cli", "train / fine-tune a model on simulated windows"),
     "bench": ("trace_anything_ros.eval.bench", "performance benchmarks (node, model, motion, planner, soak)"),
 }

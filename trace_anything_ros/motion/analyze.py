@@ -220,7 +220,7 @@ def analyze(field: TrajectoryField, depth=None, params: Optional[MotionParams] =
         objects.append(_summarise(label, sel, X, ctrl_f, conf_own, mr.score, mr.threshold, tm, ref, p,
                                   seg.parts[label], seg.models[label], metric))
     if tracker is not None:
-        tracker.update(seg.labels, objects)
+        tracker.update(seg.labels, objects, stamp=float(field.stamps[ref]))
     timings["objects"] = (time.perf_counter() - t3) * 1e3
     timings["total"] = (time.perf_counter() - tic) * 1e3
     return MotionResult(mask=seg.labels > 0, labels=seg.labels, objects=objects, score=mr.score,

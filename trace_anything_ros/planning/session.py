@@ -10,6 +10,14 @@ windows through the stamps the windows share (a window starting at a stamp seen 
 recorded for that stamp; otherwise the newest known orientation is assumed for the window's first frame and
 ``diagnostics['orientation_gap']`` is set).
 
+Goal object re-binding: perception's object ids are stable only as long as its tracker associates the object from
+window to window. When the goal's object id has no tracks in a window, the session predicts where the object is now
+(its centroid at the newest stamp it was seen, moved at the velocity it had over that window) and re-binds the goal
+to the object whose centroid is nearest to that prediction, within ``rebind_radius`` (units of the tracks: metres
+for a metric field; 0 disables). The orientation history carries over (same physical object);
+``diagnostics['rebound_from']`` names the old id. Nothing within the radius: REFUSED for that window (the goal
+stays; a later window may bring the object back).
+
 Image goals (``set_image_goal``): the node runs the model on (current frame, goal image) and calls
 ``plan_image`` with the resulting 2-frame field.
 """
@@ -49,14 +57,16 @@ class TrackedObjects:
 
 
 class PlannerSession:
-    def __init__(self, planner: ManipulationPlanner, stale_timeout: float = 1.0):
+    def __init__(self, planner: ManipulationPlanner, stale_timeout: float = 1.0, rebind_radius: float = 0.1):
         self.planner = planner
         self.stale_timeout = float(stale_timeout)
+        self.rebind_radius = float(rebind_radius)
         self.goal: Optional[Goal] = None
         self.last_perception: Optional[float] = None   # arrival time (node clock, seconds)
         self.halted = False
         self._orientation: Dict[int, np.ndarray] = {}  # stamp_ns -> 3x3 object orientation (base frame)
         self._resolved_id: Optional[int] = None
+        self._last_seen: Optional[Tuple[int, np.ndarray, np.ndarray]] = None  # (stamp_ns, centroid, velocity /s)
 
     # ------------------------------------------------------------------ goals
     def set_pose_goal(self, target_base, object_id: int = -1, pixel=None, now: float = 0.0) -> None:
@@ -67,6 +77,7 @@ class PlannerSession:
                          set_at=now)
         self._orientation.clear()
         self._resolved_id = None
+        self._last_seen = None
         self.halted = False
 
     def set_image_goal(self, image: np.ndarray, now: float = 0.0) -> None:
@@ -77,6 +88,7 @@ class PlannerSession:
         self.goal = None
         self._orientation.clear()
         self._resolved_id = None
+        self._last_seen = None
         self.halted = False
         return Plan(PlanStatus.IDLE, "goal cancelled")
 
@@ -104,12 +116,47 @@ class PlannerSession:
         return None
 
     # ------------------------------------------------------------------ replanning
+    @staticmethod
+    def _centroids(w: TrackedObjects) -> Dict[int, np.ndarray]:
+        """Object id -> [T, 3] mean track position per frame (tracks with an object id >= 0)."""
+        ids = np.asarray(w.track_object_ids)
+        pos = np.asarray(w.positions, dtype=np.float64)
+        return {int(i): np.nanmean(pos[ids == i], axis=0) for i in np.unique(ids[ids >= 0])}
+
+    def _remember(self, w: TrackedObjects, oid: int) -> None:
+        c = self._centroids(w).get(int(oid))
+        if c is None or not np.all(np.isfinite(c)):
+            return
+        st = np.asarray(w.stamps_ns, dtype=np.int64)
+        dt = (st[-1] - st[0]) * 1e-9
+        vel = (c[-1] - c[0]) / dt if dt > 0 else np.zeros(3)
+        self._last_seen = (int(st[-1]), c[-1].copy(), vel)
+
+    def _rebind(self, w: TrackedObjects, lost: int) -> Tuple[Optional[int], str]:
+        """The object nearest to where the lost goal object should be now (see the module doc)."""
+        if self._last_seen is None or self.rebind_radius <= 0:
+            return None, f"object {lost} has no tracks in this window"
+        t_ns, c, vel = self._last_seen
+        dt = max(0.0, (int(w.stamps_ns[-1]) - t_ns) * 1e-9)
+        pred = c + vel * dt
+        cand = {i: float(np.linalg.norm(cw[-1] - pred)) for i, cw in self._centroids(w).items()
+                if np.all(np.isfinite(cw[-1]))}
+        if not cand:
+            return None, f"object {lost} has no tracks in this window (no tracked object to re-bind to)"
+        best = min(cand, key=cand.get)
+        if cand[best] > self.rebind_radius:
+            return None, (f"object {lost} has no tracks in this window; the nearest object ({best}) is "
+                          f"{cand[best]:.3f} from its predicted position (> rebind_radius {self.rebind_radius:g})")
+        return best, ""
+
     def _resolve_object(self, w: TrackedObjects) -> Tuple[Optional[int], str]:
         g = self.goal
+        if self._resolved_id is not None:  # the goal's object, as followed so far
+            if self._resolved_id in set(np.asarray(w.track_object_ids).tolist()):
+                return self._resolved_id, ""
+            return self._rebind(w, self._resolved_id)
         if g.object_id >= 0:
             return g.object_id, ""
-        if self._resolved_id is not None and self._resolved_id in list(w.object_ids):
-            return self._resolved_id, ""
         if g.pixel is not None:
             u, v = g.pixel
             hits = [(oid, px) for oid, (x, y, wd, ht), px in zip(w.object_ids, w.object_rois, w.object_pixels)
@@ -130,13 +177,14 @@ class PlannerSession:
             raise ValueError("plan_window is for pose goals; image goals use plan_image")
         oid, why = self._resolve_object(w)
         if oid is None:
-            return Plan(PlanStatus.REFUSED, why, stamp=now)
-        if self._resolved_id is not None and oid != self._resolved_id:
-            self._orientation.clear()
+            return Plan(PlanStatus.REFUSED, why, object_id=-1 if self._resolved_id is None else self._resolved_id,
+                        stamp=now)
+        rebound = self._resolved_id if self._resolved_id is not None and oid != self._resolved_id else None
         self._resolved_id = oid
         sel = np.asarray(w.track_object_ids) == oid
         if not sel.any():
             return Plan(PlanStatus.REFUSED, f"object {oid} has no tracks in this window", object_id=oid, stamp=now)
+        self._remember(w, oid)
         pts = np.transpose(np.asarray(w.positions, dtype=np.float64)[sel], (1, 0, 2))  # [T, M, 3]
         conf = np.asarray(w.track_confidence, dtype=np.float64)[sel]
         weights = np.broadcast_to(np.clip(conf, 1e-6, None), pts.shape[:2])
@@ -155,6 +203,8 @@ class PlannerSession:
         if hist is not None:
             self._orientation = {s: P[:3, :3].copy() for s, P in zip(stamps, hist)}
         plan.diagnostics["orientation_gap"] = gap
+        if rebound is not None:
+            plan.diagnostics["rebound_from"] = rebound
         if plan.status == PlanStatus.DONE:
             self.goal = None
         return plan

@@ -97,6 +97,9 @@ PARAMS = [
     Spec("stale_timeout", 1.0, "HALTED when no perception window arrived for this long (s) with an active goal",
          range=(0.01, 3600.0), dynamic=True),
     Spec("check_period", 0.1, "period (s) of the staleness check", range=(0.01, 10.0)),
+    Spec("rebind_radius", 0.1, "when the goal object's id vanishes (perception's tracker lost it), re-bind the goal "
+         "to the object nearest its predicted position within this distance (track units: m for a metric field; "
+         "0: never)", range=(0.0, 10.0), dynamic=True),
     Spec("goal_image.enabled", True, "accept goal images (loads a field estimator on the first one)"),
     Spec("goal_image.estimator.factory", "", "FieldEstimator factory 'module:function' (empty: the project's "
          "default engine)"),
@@ -249,6 +252,7 @@ class ManipulationPlannerNode(LifecycleNode):
             with self._lock:
                 self._session.planner = ManipulationPlanner(planner_params_from(v))
                 self._session.stale_timeout = float(v["stale_timeout"])
+                self._session.rebind_radius = float(v["rebind_radius"])
         self._cfg_dynamic = v
         return SetParametersResult(successful=True)
 
@@ -264,7 +268,8 @@ class ManipulationPlannerNode(LifecycleNode):
                 self.get_logger().error(f"configure rejected: {e}")
             return TransitionCallbackReturn.FAILURE
         self._cfg_dynamic = v
-        self._session = PlannerSession(ManipulationPlanner(planner_params_from(v)), v["stale_timeout"])
+        self._session = PlannerSession(ManipulationPlanner(planner_params_from(v)), v["stale_timeout"],
+                                      rebind_radius=v["rebind_radius"])
         out_q = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
         self._pubs = {"plan": self.create_lifecycle_publisher(ManipulationPlan, "~/plan", out_q),
                       "path": self.create_lifecycle_publisher(Path, "~/ee_path", out_q)}
@@ -541,6 +546,9 @@ class ManipulationPlannerNode(LifecycleNode):
             base_T_cam = self._base_T_camera(self._v()["camera_frame"] or msg.header.frame_id)
             with self._lock:
                 plan = self._session.plan_window(w, base_T_cam, now)
+            if "rebound_from" in plan.diagnostics:
+                self.get_logger().warn(f"goal object {plan.diagnostics['rebound_from']} lost by perception's tracker:"
+                                       f" goal re-bound to object {plan.object_id} (nearest to its predicted position)")
         except Exception as e:  # noqa: BLE001
             self.get_logger().error(f"planning failed: {e}\n{traceback.format_exc(limit=3)}")
             plan = Plan(PlanStatus.REFUSED, f"planning failed: {type(e).__name__}: {e}", stamp=now)
