@@ -154,7 +154,8 @@ def test_outputs_have_stamps_frame_ids_shapes_and_encodings(env):
     assert field.intrinsics[0, 0] == pytest.approx(100.0 * IN_W / SRC_W)  # camera_info scaled to the model grid
     tr = h.got["tracks"][-1]
     assert tr.header.frame_id == "cam_optical" and [stamp_to_ns(s) for s in tr.frame_stamps] == fs
-    assert len(tr.trajectories) == (IN_H // 8) * (IN_W // 8)
+    # the 8-pixel grid plus samples on the moving object (tracks.per_object: 16 tracks on it in all)
+    assert len(tr.trajectories) > (IN_H // 8) * (IN_W // 8)
     t0 = tr.trajectories[0]
     assert len(t0.positions) == 4 and len(t0.control_points) == 10 and len(t0.forecast) == 3
     assert all(stamp_to_ns(s) > fs[-1] for s in t0.forecast_stamps) and 0 <= t0.u < SRC_W and 0 <= t0.v < SRC_H
@@ -165,6 +166,10 @@ def test_outputs_have_stamps_frame_ids_shapes_and_encodings(env):
     ob = h.got["dynamic_objects"][-1]
     assert ob.header.frame_id == "cam_optical" and len(ob.objects) == 1
     o = ob.objects[0]
+    same = [m for m in h.got["tracks"] if m.header.stamp == ob.header.stamp]  # the tracks of the same window
+    assert same, "no tracks message for the objects' window"
+    ob_tr = [t for t in same[-1].trajectories if t.object_id == o.id]
+    assert len(ob_tr) == 16 and all(t.dynamic for t in ob_tr)  # tracks name the objects' ids
     assert o.velocity.x > 0 and abs(o.velocity.y) < 1e-3 and len(o.trajectory) == 4
     assert 0 <= o.roi.x_offset < SRC_W and o.roi.width > 0 and len(o.forecast) == len(o.forecast_stamps) > 0
     ma = h.got["markers"][-1]

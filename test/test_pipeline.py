@@ -130,9 +130,13 @@ def test_pipeline_products_shapes_stamps_and_motion():
     np.testing.assert_allclose(o.velocity, VELOCITY / span, rtol=0.05, atol=1e-3)
     assert len(o.forecast) == 4 and len(o.forecast_stamps_ns) == 4
     assert all(s > win[-1].stamp_ns for s in o.forecast_stamps_ns)
-    # tracks on an 8-pixel grid of the newest frame, uv in source pixel coordinates (640x480)
+    # tracks on an 8-pixel grid of the newest frame, uv in source pixel coordinates (640x480), plus the moving
+    # object's own pixels up to tracks_per_object (16) tracks on it
     tr = pr.tracks
-    assert len(tr) == (H // 8) * (W // 8) and tr.positions.shape == (len(tr), n, 3)
+    grid = (H // 8) * (W // 8)
+    assert len(tr) > grid and tr.positions.shape == (len(tr), n, 3)
+    assert set(tr.object_id.tolist()) == {-1, o.id} and (tr.object_id == o.id).sum() == 16
+    assert len(set(map(tuple, tr.uv.tolist()))) == len(tr)  # no pixel tracked twice
     assert tr.forecast.shape == (len(tr), 4, 3) and tr.uv[:, 0].max() < 640 and tr.uv[:, 1].max() < 480
     assert tr.dynamic.any() and not tr.dynamic.all()
     # a static track stays at depth Z
@@ -231,3 +235,23 @@ def test_depth_aware_model_gets_intrinsics_depth_and_stamp_times():
     np.testing.assert_allclose(seen["times"], want, atol=1e-6)
     np.testing.assert_allclose(pr.field.frame_times, want, atol=1e-6)
     assert pr.field.metric and np.isfinite(pr.field.ctrl_pts).all()
+
+
+def test_track_object_ids_are_the_published_object_ids():
+    """Tracks carry the (tracked) object ids of ~/dynamic_objects, not the window's instance labels: with the
+    tracker's next id at 7 the one object is object 7 (label 1) and so are its tracks. Without per-object
+    samples only the grid points on it are tracks."""
+    est = AnalyticEstimator(input_size=(H, W), num_ctrl=7)
+    for per_object, expect in ((16, 16), (0, None)):
+        pp = PerceptionPipeline(est, PipelineParams(track_stride=8, forecast_samples=0, min_object_pixels=20,
+                                                    tracks_per_object=per_object))
+        pp._tracker._next_id = 7
+        win = _window()
+        for i, f in enumerate(win):
+            f.key = i
+        pr = pp.process(win)
+        assert [o.id for o in pr.objects] == [7]
+        on = pr.tracks.object_id == 7
+        assert set(pr.tracks.object_id.tolist()) == {-1, 7}
+        assert on.sum() == (expect if expect is not None else (pr.labels[4::8, 4::8] == 7).sum())
+        assert np.all(pr.tracks.dynamic[on])

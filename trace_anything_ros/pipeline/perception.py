@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 class PipelineParams:
     track_stride: int = 16           # grid spacing (model pixels) of the sparse tracks; 0 disables tracks
     track_source_frame: int = -1     # window frame whose pixels are tracked (-1: newest)
+    tracks_per_object: int = 16      # extra tracks on each moving object's pixels (up to this many with the grid's)
     forecast_horizon: float = 1.0    # seconds past the newest frame
     forecast_samples: int = 5        # forecast samples over the horizon (0 disables forecasts)
     forecast_tau: float = 0.5        # seconds; forecast confidence decays as exp(-lead / tau)
@@ -97,6 +98,23 @@ def load_estimator(factory: str = "", params: Optional[dict] = None):
     mod_name, fn_name = spec.split(":", 1)
     fn = getattr(importlib.import_module(mod_name), fn_name)
     return fn(dict(params or {}))
+
+
+def _object_samples(labels: np.ndarray, object_labels, rows: np.ndarray, cols: np.ndarray, per_object: int):
+    """The track grid (``rows``, ``cols``) plus, for each object label, pixels of the object not on the grid, evenly
+    spaced in raster order, until the object has ``per_object`` tracks (or all its pixels)."""
+    on_grid = np.zeros(labels.shape, bool)
+    on_grid[rows, cols] = True
+    extra_r, extra_c = [rows], [cols]
+    for lab in object_labels:
+        obj = labels == lab
+        rr, cc = np.nonzero(obj & ~on_grid)
+        k = min(per_object - int((obj & on_grid).sum()), rr.size)
+        if k > 0:
+            idx = np.unique(np.linspace(0, rr.size - 1, k).round().astype(np.int64))
+            extra_r.append(rr[idx])
+            extra_c.append(cc[idx])
+    return np.concatenate(extra_r), np.concatenate(extra_c)
 
 
 def _grid_to_src(to_src: np.ndarray, u, v):
@@ -218,6 +236,9 @@ class PerceptionPipeline:
             st = p.track_stride
             rows, cols = np.meshgrid(np.arange(st // 2, h, st), np.arange(st // 2, w, st), indexing="ij")
             rows, cols = rows.ravel(), cols.ravel()
+            if motion is not None and src == n - 1 and p.tracks_per_object > 0 and motion.objects:
+                rows, cols = _object_samples(motion.labels, [o.label for o in motion.objects], rows, cols,
+                                             p.tracks_per_object)
             c = fld.ctrl_pts[src][:, rows, cols, :].transpose(1, 0, 2)   # [M, D, 3]
             cc = fld.ctrl_conf[src][:, rows, cols].T                     # [M, D]
             if (motion is not None and motion.positions is not None and motion.frame_index == src
@@ -237,7 +258,7 @@ class PerceptionPipeline:
                 f_conf = np.zeros((rows.size, 0), np.float32)
             if motion is not None and src == n - 1:
                 dyn = motion.mask[rows, cols]
-                oid = motion.labels[rows, cols].astype(np.int32)
+                oid = out.labels[rows, cols].astype(np.int32)  # the objects' (tracked) ids, as in ~/dynamic_objects
                 oid[oid == 0] = -1
             else:
                 dyn = np.zeros(rows.size, bool)

@@ -66,6 +66,9 @@ PERCEPTION: List[Spec] = [
          dynamic=True),
     Spec("tracks.source_frame", -1, "window frame whose pixels are tracked (-1: newest)", range=(-64, 63),
          dynamic=True),
+    Spec("tracks.per_object", 16, "extra tracks on each moving object's pixels, up to this many per object with "
+         "the grid's (small objects get few grid points; a planner needs several; 0: grid only)", range=(0, 4096),
+         dynamic=True),
     Spec("forecast.horizon", 1.0, "seconds to forecast past the newest frame", range=(0.0, 30.0), dynamic=True),
     Spec("forecast.samples", 5, "forecast samples over the horizon (0: no forecast)", range=(0, 100),
          dynamic=True),

@@ -108,6 +108,7 @@ class TrajectoryFieldNode(LifecycleNode):
 
     def _pipeline_params(self, v: dict) -> PipelineParams:
         return PipelineParams(track_stride=v["tracks.stride"], track_source_frame=v["tracks.source_frame"],
+                              tracks_per_object=v["tracks.per_object"],
                               forecast_horizon=v["forecast.horizon"], forecast_samples=v["forecast.samples"],
                               forecast_tau=v["forecast.decay"], metric_from_depth=v["use_depth"],
                               motion_threshold=v["motion.threshold"],
