@@ -18,6 +18,8 @@ COMMANDS = {
     "export-onnx": ("trace_anything_ros.model.cli_export", "export a model to ONNX for a fixed window and size"),
     "eval": ("trace_anything_ros.eval.runner", "benchmark field estimators on generated scenes with ground truth"),
     "eval-ids": ("trace_anything_ros.eval.tracking", "object-id stability over a simulated stream (node code path)"),
+    "eval-video": ("trace_anything_ros.eval.video_reference",
+                   "agreement of `process` masks with background subtraction on a static-camera video"),
     "train": ("trace_anything_ros.train.cli", "train / fine-tune a model on simulated windows"),
     "bench": ("trace_anything_ros.eval.bench", "performance benchmarks (node, model, motion, planner, soak)"),
 }

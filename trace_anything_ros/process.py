@@ -38,14 +38,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "sensor_msgs/Image topic that is not depth / mask)")
     parser.add_argument("--out", default="", help="output directory (default out/process/<input name>)")
     parser.add_argument("--max-frames", type=int, default=0, help="read at most this many frames (0: all)")
-    parser.add_argument("--window", type=int, default=8, help="frames per window (node: window.length)")
+    parser.add_argument("--window", type=int, default=4, help="frames per window (node: window.length, default 4)")
     parser.add_argument("--stride", type=int, default=1, help="take every stride-th frame into a window "
                         "(node: window.stride)")
     parser.add_argument("--hop", type=int, default=1, help="run a window every HOP frames (1: every frame, "
                         "as a node with enough compute would)")
-    parser.add_argument("--weights", default="", help="checkpoint (official trace_anything.pt or ours); default: "
-                        "the node's default model")
-    parser.add_argument("--preset", default="compact", help="architecture preset when no weights are given")
+    parser.add_argument("--weights", default="embedded", help="checkpoint (official trace_anything.pt or ours); "
+                        "default 'embedded': the node's default model (the shipped compact model); '' = random "
+                        "weights of --preset (plumbing only)")
+    parser.add_argument("--preset", default="compact", help="architecture preset when --weights is ''")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--fps", type=float, default=0.0, help="video frame rate for stamps (default: the file's)")
     parser.add_argument("--field-every", type=int, default=10, help="write the dense field every N windows "
@@ -190,7 +191,7 @@ def _json_products(pr, with_field: bool) -> dict:
     return out
 
 
-def make_estimator(weights: str = "", preset: str = "compact", device: str = "cpu", window: int = 8):
+def make_estimator(weights: str = "embedded", preset: str = "compact", device: str = "cpu", window: int = 4):
     from trace_anything_ros.pipeline import load_estimator
 
     params = {"device": device, "window": window, "preset": preset}
