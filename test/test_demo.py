@@ -30,6 +30,9 @@ def demo_run(tmp_path_factory):
     domain = str((int(os.environ["ROS_DOMAIN_ID"]) - 100 + 50) % 100 + 100)
     cmd = [sys.executable, "-m", "trace_anything_ros.cli", "demo", "--reduced", "--out", str(out), "--no-progress",
            "--domain-id", domain, "--wall-timeout", "75"]
+    from trace_anything_ros.io.video import find_vtest
+    if find_vtest():  # the real-video part too (a short piece of it)
+        cmd += ["--video", find_vtest(), "--video-frames", "40"]
     r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=150)
     logs = ""
     for f in ("nodes.log", "recorder.log"):
@@ -109,3 +112,17 @@ def test_demo_overlays_and_summary(demo_run):
         up = cv2.resize(raw, (im.shape[1], im.shape[0]))
         assert (np.abs(im.astype(int) - up).sum(-1) > 60).mean() > 0.002  # something was drawn
     assert "demo" in r.stderr and "done in" in r.stderr  # progress / result lines
+
+
+def test_demo_real_video_part(demo_run):
+    from trace_anything_ros.io.video import find_vtest
+    if not find_vtest():
+        pytest.skip("vtest.avi not found (make bootstrap extracts opencv-doc): the demo runs without its video part")
+    out, _ = demo_run
+    v = json.load(open(out / "summary.json"))["video"]
+    assert "error" not in v, v
+    assert v["frames"] == 40 and v["windows"] == 11 and v["rc"] == 0  # 4 frames 3 apart, a window every 3
+    assert v["reference"]["windows"] >= 5 and v["reference"]["precision"] > 0.5, v  # measured 0.95-0.97
+    for p in v["pngs"]:
+        assert (out / p).is_file()
+    assert "## Real video" in (out / "summary.md").read_text()

@@ -12,8 +12,9 @@ recorded for that stamp; otherwise the newest known orientation is assumed for t
 
 Goal object re-binding: perception's object ids are stable only as long as its tracker associates the object from
 window to window. When the goal's object id has no tracks in a window, the session predicts where the object is now
-(its centroid at the newest stamp it was seen, moved at the velocity it had over that window) and re-binds the goal
-to the object whose centroid is nearest to that prediction, within ``rebind_radius`` (units of the tracks: metres
+(its centroid at the newest stamp it was seen, moved at the velocity it had over that window for at most
+``max_extrapolation`` s) and re-binds the goal to the object whose centroid is nearest to that prediction or to the
+place it was last seen, within ``rebind_radius`` (units of the tracks: metres
 for a metric field; 0 disables). The orientation history carries over (same physical object);
 ``diagnostics['rebound_from']`` names the old id. Nothing within the radius: REFUSED for that window (the goal
 stays; a later window may bring the object back).
@@ -61,6 +62,7 @@ class PlannerSession:
         self.planner = planner
         self.stale_timeout = float(stale_timeout)
         self.rebind_radius = float(rebind_radius)
+        self.max_extrapolation = 0.5  # s
         self.goal: Optional[Goal] = None
         self.last_perception: Optional[float] = None   # arrival time (node clock, seconds)
         self.halted = False
@@ -137,10 +139,12 @@ class PlannerSession:
         if self._last_seen is None or self.rebind_radius <= 0:
             return None, f"object {lost} has no tracks in this window"
         t_ns, c, vel = self._last_seen
-        dt = max(0.0, (int(w.stamps_ns[-1]) - t_ns) * 1e-9)
+        # extrapolated at most ``max_extrapolation`` s (a window's velocity is no forecast for longer: the demo's
+        # objects move and pause), and the place it was last seen counts too (it may have stopped there)
+        dt = min(max(0.0, (int(w.stamps_ns[-1]) - t_ns) * 1e-9), self.max_extrapolation)
         pred = c + vel * dt
-        cand = {i: float(np.linalg.norm(cw[-1] - pred)) for i, cw in self._centroids(w).items()
-                if np.all(np.isfinite(cw[-1]))}
+        cand = {i: float(min(np.linalg.norm(cw[-1] - pred), np.linalg.norm(cw[-1] - c)))
+                for i, cw in self._centroids(w).items() if np.all(np.isfinite(cw[-1]))}
         if not cand:
             return None, f"object {lost} has no tracks in this window (no tracked object to re-bind to)"
         best = min(cand, key=cand.get)
