@@ -364,7 +364,8 @@ def main(args) -> int:
     env = demo_env(domain)
     os.environ.update({k: env[k] for k in ("ROS_DOMAIN_ID", "ROS_AUTOMATIC_DISCOVERY_RANGE")})  # our own node
     wall_timeout = args.wall_timeout or (120.0 + 4.0 * args.duration)
-    params = ["use_depth:=true", "mask.encoding:=16UC1", "field.float16:=true", "stale_timeout:=5.0"]
+    params = ["use_depth:=true", "camera_pose.enabled:=true", "mask.encoding:=16UC1", "field.float16:=true",
+              "stale_timeout:=5.0"]
     if args.weights:
         params.append(f"model.weights:={os.path.abspath(args.weights)}")
     if args.reduced:

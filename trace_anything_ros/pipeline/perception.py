@@ -20,6 +20,7 @@ from trace_anything_ros.model.preprocess import pixel_transform
 
 from . import fieldops
 from .frames import STALE_RESET, DropCounter, Frame, FrameIngest
+from .poses import relative_to_first
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,7 @@ class PipelineParams:
     motion_threshold: float = 0.02   # floor of the relative displacement over the window that counts as moving
     min_object_pixels: int = 20      # smallest object (model-grid pixels)
     compute_motion: bool = True
+    pose_max_gap: float = 0.05       # s: camera poses farther than this from a frame stamp do not count (poses.py)
 
 
 @dataclass
@@ -86,6 +88,7 @@ class Products:
     motion_source: str = ""
     window_keys: List[int] = dc_field(default_factory=list)
     arrival: float = 0.0                # monotonic arrival time of the newest frame
+    camera_motion: str = ""             # "" (not asked), "poses" (camera poses given to the model) or why not
 
 
 def load_estimator(factory: str = "", params: Optional[dict] = None):
@@ -131,9 +134,12 @@ def _stamps_ns(stamps_s, newest_ns: int, newest_s: float) -> List[int]:
 class PerceptionPipeline:
     """Turns one window (list of Frames, oldest first) into Products by calling the estimator and field/motion."""
 
-    def __init__(self, estimator, params: Optional[PipelineParams] = None):
+    def __init__(self, estimator, params: Optional[PipelineParams] = None, poses=None):
+        """``poses``: a ``poses.PoseBuffer`` of the camera (moving cameras); a depth-aware model then gets each
+        window's camera motion."""
         self.estimator = estimator
         self.params = params or PipelineParams()
+        self.poses = poses
         self._tracker = fieldops.object_tracker()  # stable object ids across consecutive windows
 
     def reset(self) -> None:
@@ -158,6 +164,7 @@ class PerceptionPipeline:
         want_motion = p.compute_motion and bool(want & {"mask", "objects", "markers", "tracks"})
         want_tracks = p.track_stride > 0 and bool(want & {"tracks", "markers"})
         start_mono = time.monotonic()  # the worker took the window: arrival -> here is queue wait
+        camera_motion = ""
         t_start = time.perf_counter()
         n = len(frames)
         rgb = np.stack([f.rgb for f in frames])
@@ -172,6 +179,11 @@ class PerceptionPipeline:
             extra["intrinsics"] = None if frames[0].intrinsics is None else np.asarray(frames[0].intrinsics)
             extra["times"] = stamp_time_map(np.asarray([f.stamp_ns for f in frames], np.float64) * 1e-9
                                             ).frame_times.astype(np.float32)      # and the frames' measured times
+            if self.poses is not None:  # and the camera's motion, when poses cover every frame
+                P, why = self.poses.lookup([f.stamp_ns for f in frames], p.pose_max_gap, wait=p.pose_max_gap)
+                camera_motion = "poses" if P is not None else why
+                if P is not None:
+                    extra["cam_poses"] = relative_to_first(P)
         pred = self.estimator.predict(rgb, frame_keys=[f.key for f in frames], depth=depth, **extra)
         t_model = time.perf_counter() - t0
 
@@ -193,7 +205,7 @@ class PerceptionPipeline:
         frame_t = np.asarray(tmap.frame_times, np.float64)
         out = Products(field=fld, scale=scale, frame_ids=[f.frame_id for f in frames], stamps_ns=stamps_ns,
                        source_size=tuple(frames[-1].source_size), window_keys=[f.key for f in frames],
-                       arrival=frames[-1].arrival)
+                       arrival=frames[-1].arrival, camera_motion=camera_motion)
         do_forecast = p.forecast_samples > 0 and p.forecast_horizon > 0
 
         def _forecast(c, d_axis):

@@ -24,6 +24,7 @@ CAMERA_REMAPS = {
     "image": "/camera/image_raw",
     "camera_info": "/camera/camera_info",
     "depth": "/camera/depth/image_raw",
+    "camera_pose": "/camera/pose",
 }
 
 PERCEPTION_NODE = NodeSpec(

@@ -51,6 +51,13 @@ PERCEPTION: List[Spec] = [
          choices=("latency", "throughput")),
     Spec("buffer.capacity", 0, "frames in the ring (0: just enough for one window with stride)", range=(0, 10000)),
     Spec("use_depth", False, "subscribe to 'depth' and recover metric scale from it"),
+    Spec("camera_pose.enabled", False, "subscribe to 'camera_pose' (geometry_msgs/PoseStamped: the camera optical "
+         "frame in a fixed frame, e.g. from odometry / TF) and give a depth-aware model each window's camera motion; "
+         "needed for a moving camera"),
+    Spec("camera_pose.max_gap", 0.05, "a frame without a camera pose within this many seconds (interpolated "
+         "between the two around it) runs its window as if the camera were static, and is counted; the worker "
+         "waits up to this long for the newest frame's pose",
+         range=(0.0, 1.0), dynamic=True),
     Spec("sync.slop", 0.02, "approximate-time sync: max stamp difference (s) image<->depth/camera_info",
          range=(0.0, 1.0)),
     Spec("sync.queue_size", 10, "images / depth images kept while waiting for a partner", range=(1, 1000)),

@@ -5,8 +5,8 @@ through the estimator factory, warm it up, start the worker), deactivate (stop t
 cleanup, shutdown. Callbacks only convert + resize + enqueue (pipeline.FrameIngest); the worker thread
 (pipeline.WindowWorker) runs the model and publishes.
 
-Subscribes: image, camera_info, depth (when use_depth). Publishes: ~/trajectory_field, ~/tracks, ~/dynamic_mask,
-~/dynamic_objects, ~/markers (each only when subscribed), /diagnostics.
+Subscribes: image, camera_info, depth (when use_depth), camera_pose (when camera_pose.enabled). Publishes:
+~/trajectory_field, ~/tracks, ~/dynamic_mask, ~/dynamic_objects, ~/markers (each only when subscribed), /diagnostics.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from typing import Optional
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import Vector3
+from geometry_msgs.msg import PoseStamped, Vector3
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
@@ -35,6 +35,7 @@ from trace_anything_ros.pipeline import (DropCounter, Frame, FrameIngest, Percep
                                          preprocess_depth, preprocess_rgb)
 from trace_anything_ros.pipeline import frames as F
 from trace_anything_ros.pipeline.freshness import LatencyFirstWindows
+from trace_anything_ros.pipeline.poses import PoseBuffer, pose_matrix
 from trace_anything_ros.pipeline.threads import default_model_threads, limit_threads, tune_malloc
 
 from . import conversions as conv
@@ -79,6 +80,9 @@ class TrajectoryFieldNode(LifecycleNode):
         self._depths = deque(maxlen=10)
         self._pending = deque(maxlen=10)
         self._last_info_warn = False
+        self._poses: Optional[PoseBuffer] = None  # camera poses (camera_pose.enabled)
+        self.windows_without_pose = 0
+        self.camera_motion = ""
         self._cfg = {}
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diag_timer = self.create_timer(float(self.get_parameter("diagnostics.period").value),
@@ -112,7 +116,8 @@ class TrajectoryFieldNode(LifecycleNode):
                               forecast_horizon=v["forecast.horizon"], forecast_samples=v["forecast.samples"],
                               forecast_tau=v["forecast.decay"], metric_from_depth=v["use_depth"],
                               motion_threshold=v["motion.threshold"],
-                              min_object_pixels=v["motion.min_object_pixels"], compute_motion=v["motion.enabled"])
+                              min_object_pixels=v["motion.min_object_pixels"], compute_motion=v["motion.enabled"],
+                              pose_max_gap=v["camera_pose.max_gap"])
 
     def _qos(self, v: dict) -> QoSProfile:
         if v["qos.reliability"] == "sensor_data":
@@ -153,6 +158,10 @@ class TrajectoryFieldNode(LifecycleNode):
                       self.create_subscription(CameraInfo, "camera_info", self._on_info, qos, event_callbacks=ev)]
         if v["use_depth"]:
             self._subs.append(self.create_subscription(Image, "depth", self._on_depth, qos, event_callbacks=ev))
+        self._poses = PoseBuffer() if v["camera_pose.enabled"] else None
+        if self._poses is not None:  # sensor-data QoS: matches best-effort and reliable publishers
+            self._subs.append(self.create_subscription(PoseStamped, "camera_pose", self._on_camera_pose,
+                                                       qos_profile_sensor_data, event_callbacks=ev))
         self.model_error = ""
         self.lc_state = "inactive"
         self.get_logger().info(
@@ -178,7 +187,7 @@ class TrajectoryFieldNode(LifecycleNode):
         t0 = time.perf_counter()
         try:
             est = load_estimator(v["estimator.factory"], params)
-            pipeline = PerceptionPipeline(est, self._pipeline_params(v))
+            pipeline = PerceptionPipeline(est, self._pipeline_params(v), poses=self._poses)
             warm = pipeline.warmup(self._spec.length) if v["model.warmup"] else 0.0
         except Exception as e:  # noqa: BLE001 - any load failure is reported, the node stays up
             self.model_state = "failed"
@@ -328,6 +337,17 @@ class TrajectoryFieldNode(LifecycleNode):
             self._depths.append(item)
             self._match_depth(ingest)
 
+    def _on_camera_pose(self, msg: PoseStamped):
+        if self._poses is None:
+            return
+        p, q = msg.pose.position, msg.pose.orientation
+        try:
+            T = pose_matrix((p.x, p.y, p.z), (q.x, q.y, q.z, q.w))
+        except ValueError as e:
+            self._drop("invalid_camera_pose", f"camera_pose: {e}")
+            return
+        self._poses.add(conv.stamp_to_ns(msg.header.stamp), T, msg.header.frame_id)
+
     def _match_depth(self, ingest: FrameIngest):
         """Pair pending images with depth images (called with ``self._lock`` held)."""
         slop = int(self._cfg["sync.slop"] * 1e9)
@@ -371,6 +391,19 @@ class TrajectoryFieldNode(LifecycleNode):
         pubs = self._pubs
         return {k for k, p in pubs.items() if p.get_subscription_count() > 0}
 
+    def _note_camera_motion(self, status: str):
+        """Per window: were the camera poses there (camera_pose.enabled)? Missing ones are a warning."""
+        self.camera_motion = status
+        if self._poses is None:
+            return
+        if status != "poses":
+            self.windows_without_pose += 1
+            why = status or "the model does not take camera poses (not depth-aware)"
+            self.warnings["camera_pose"] = f"window run as if the camera were static: {why}"
+            self.get_logger().warn(self.warnings["camera_pose"], throttle_duration_sec=5.0)
+        else:
+            self.warnings.pop("camera_pose", None)
+
     def _publish_products(self, pr: Products):
         t_pub0 = time.perf_counter()
         v = self._values() if getattr(self, "_apply_dynamic_later", False) else self._cfg
@@ -379,6 +412,7 @@ class TrajectoryFieldNode(LifecycleNode):
             self._cfg = v
             if self._worker is not None:
                 self._worker.pipeline.params = self._pipeline_params(v)
+        self._note_camera_motion(pr.camera_motion)
         frame_id = v["frame_id"] or pr.frame_ids[0]
         header = Header(stamp=conv.ns_to_time(pr.stamps_ns[-1]), frame_id=frame_id)
         pubs = self._pubs
@@ -533,6 +567,9 @@ class TrajectoryFieldNode(LifecycleNode):
                            "queue.window_pending": st["window_pending"], "frames_accepted": st["accepted"],
                            "frames_used": st["used"], "frames_unused": st["unused_dropped"],
                            "frames_unused_in_ring": st["unused_in_ring"], "windows_offered": st["windows_offered"]})
+        if self._poses is not None:
+            values.update({"camera_motion": self.camera_motion, "windows_without_camera_pose": self.windows_without_pose,
+                           "queue.camera_poses": len(self._poses)})
         values.update({"queue.sync_images": len(self._pending), "queue.sync_depth": len(self._depths),
                        "queue.camera_info": len(self._infos), "queue.sync_capacity": self._pending.maxlen or 0})
         if self.model_error:
