@@ -322,7 +322,10 @@ class ObjectTracker:
     and the centre's image velocity (pixels / s, from the last two windows that saw it, smoothed). For a new window
     every track is first moved to the new stamp at that velocity (mask shifted, centre moved), then the window's
     objects are matched to the moved tracks by mask overlap (IoU >= ``min_iou``), with the distance of the centres
-    as a fallback (within ``center_gate_px``, widened by ``center_gate_px`` for each window the track was missed);
+    as a fallback (within ``center_gate_px``, widened by ``center_gate_px`` for each window the track was missed).
+    Where the objects have 3D centroids, the track's centroid is moved at the object's own velocity over its last
+    window too: within ``rel_gate_3d`` (relative to depth) it is a fallback match as well, and a pair farther apart
+    than 3x that is never matched, however much the masks overlap (objects crossing at different depths).
     Hungarian assignment (scipy). Unmatched objects get new ids; a track unseen for more than ``max_age`` windows is
     forgotten. Without stamps (``update(..., stamp=None)``) no motion is predicted.
 
@@ -431,7 +434,7 @@ class ObjectTracker:
                 if stamp is not None and old["stamp"] is not None and stamp > old["stamp"]:
                     dt = float(stamp) - old["stamp"]
                     v = ((cur_cent[i][0] - old["center"][0]) / dt, (cur_cent[i][1] - old["center"][1]) / dt)
-                    a = self.velocity_smoothing if old["vel"] is not None else 0.0
+                    a = self.velocity_smoothing
                     vel = v if old["vel"] is None else (a * old["vel"][0] + (1 - a) * v[0],
                                                         a * old["vel"][1] + (1 - a) * v[1])
                 else:
