@@ -27,7 +27,8 @@ class MotionParams:
     depth_power        [1.0]    in [0, 2]; displacement is divided by z ** depth_power (noise grows with depth)
     min_z              [1e-3]   > 0; pixels closer than this (or behind) are invalid
     noise_k            [6.0]    in [1, 50]; threshold = median + k * 1.4826 * MAD of the static majority
-    min_rel_motion     [0.02]   in [0, 1]; threshold floor (relative displacement over the window)
+    min_rel_motion     [0.01]   in [0, 1]; threshold floor (relative displacement over the window; 0.01 chosen on the
+                                compact model's validation scenes: mask IoU 0.634 at 0.02 -> 0.652)
     open_radius        [1]      in [0, 10]; morphological opening radius (pixels)
     close_radius       [1]      in [0, 10]; morphological closing radius (pixels)
     min_area           [20]     >= 1; smallest moving region / object in pixels
@@ -54,7 +55,7 @@ class MotionParams:
     depth_power: float = 1.0
     min_z: float = 1e-3
     noise_k: float = 6.0
-    min_rel_motion: float = 0.02
+    min_rel_motion: float = 0.01
     open_radius: int = 1
     close_radius: int = 1
     min_area: int = 20

@@ -134,7 +134,7 @@ def clean_mask(raw: np.ndarray, open_radius: int = 1, close_radius: int = 1, min
 
 def dynamic_mask(positions: np.ndarray, ref_index: int, conf=None, *, min_confidence: float = 0.0,
                  depth_power: float = 1.0, min_z: float = 1e-3, noise_k: float = 6.0,
-                 min_rel_motion: float = 0.02, open_radius: int = 1, close_radius: int = 1,
+                 min_rel_motion: float = 0.01, open_radius: int = 1, close_radius: int = 1,
                  min_area: int = 20) -> MaskResult:
     """The robust dynamic mask of one frame (see the module docstring). Returns :class:`MaskResult`."""
     score, valid, _ = motion_score(positions, ref_index, conf, min_confidence, depth_power, min_z)

@@ -34,7 +34,7 @@ class PipelineParams:
     forecast_samples: int = 5        # forecast samples over the horizon (0 disables forecasts)
     forecast_tau: float = 0.5        # seconds; forecast confidence decays as exp(-lead / tau)
     metric_from_depth: bool = True   # scale the field to metres when depth is given
-    motion_threshold: float = 0.02   # floor of the relative displacement over the window that counts as moving
+    motion_threshold: float = 0.01   # floor of the relative displacement over the window that counts as moving
     min_object_pixels: int = 20      # smallest object (model-grid pixels)
     compute_motion: bool = True
     pose_max_gap: float = 0.05       # s: camera poses farther than this from a frame stamp do not count (poses.py)

@@ -82,7 +82,7 @@ PERCEPTION: List[Spec] = [
     Spec("forecast.decay", 0.5, "forecast confidence decays as exp(-lead/decay) (s)", range=(0.001, 60.0),
          dynamic=True),
     Spec("motion.enabled", True, "run motion analysis (dynamic mask, objects)", dynamic=True),
-    Spec("motion.threshold", 0.02, "floor of the relative displacement over the window that counts as moving",
+    Spec("motion.threshold", 0.01, "floor of the relative displacement over the window that counts as moving",
          range=(0.0, 10.0), dynamic=True),
     Spec("motion.min_object_pixels", 20, "smallest object in model-grid pixels", range=(1, 1 << 24), dynamic=True),
     Spec("field.float16", False, "publish ~/trajectory_field blobs as float16 (half the bytes)", dynamic=True),

@@ -20,7 +20,9 @@ Metrics per window (all 3D figures in metres after a per-window scale alignment;
   largest displacement in the window exceeds ``GT_MASK_REL_MOTION`` = 2 % of their depth, the rule's own floor);
   IoU pooled over all frames (``mask_iou``), the mean per-frame IoU over frames with a non-empty GT mask
   (``mask_iou_mean``), and the pooled IoU against a looser GT (1 %, ``mask_iou_gt1pct``); the same for the
-  official variance rule (``motion.mask.official_variance_mask`` on the control points, ``mask_iou_official``);
+  official variance rule (``motion.mask.official_variance_mask`` on the control points, ``mask_iou_official``)
+  and for the node's segmentation (``motion.analyze`` on the scale-aligned field: what ``~/dynamic_mask``
+  publishes, ``mask_iou_node``);
 * ``time_mae``: mean |predicted - GT| normalised frame time; baseline ``time_mae_uniform`` (i / (N-1)).
 """
 from __future__ import annotations
@@ -35,7 +37,7 @@ import numpy as np
 from . import dataset as ds
 
 HELD_OUT_FIRST_SEED = 100000
-GT_MASK_REL_MOTION = 0.02      # = motion.mask.dynamic_mask's default min_rel_motion (what the robot calls moving)
+GT_MASK_REL_MOTION = 0.02      # what the ground truth calls moving (2 % of depth over the window)
 GT_MASK_REL_MOTION_LOOSE = 0.01
 
 
@@ -105,9 +107,19 @@ def window_metrics(pred_ctrl: np.ndarray, pred_conf: np.ndarray, pred_times: np.
                    static_gt_epe_cv_subset=mean(e_st, sub), static_gt_epe_dyn_cv_subset=mean(e_st, subd),
                    n_cv=int(sub.sum()), n_cv_dyn=int(subd.sum()))
     # masks
+    from ..field.types import TrajectoryField
+    from ..motion import MotionParams, analyze
     from ..motion.mask import official_variance_mask
-    inter = union = inter1 = union1 = inter_o = union_o = 0
+    inter = union = inter1 = union1 = inter_o = union_o = inter_n = union_n = 0
     ious = []
+    # the node's segmentation (motion.analyze: what ~/dynamic_mask publishes) on the scale-aligned field
+    fld = TrajectoryField(np.asarray(pred_ctrl, np.float32) * np.float32(s), np.asarray(pred_conf, np.float32),
+                          np.asarray(pred_times, np.float32), np.asarray(sample["stamps"], np.float64), metric=True)
+    for i in range(n):
+        nm = analyze(fld, params=MotionParams(frame=i)).mask & valid[i]
+        gt_mask = valid[i] & (_motion_score_gt(G[i], i) > GT_MASK_REL_MOTION)
+        inter_n += int((gt_mask & nm).sum())
+        union_n += int((gt_mask | nm).sum())
     for i in range(n):
         score = _motion_score_gt(G[i], i)
         gt_mask = valid[i] & (score > GT_MASK_REL_MOTION)
@@ -124,7 +136,8 @@ def window_metrics(pred_ctrl: np.ndarray, pred_conf: np.ndarray, pred_times: np.
         if gt_mask.any():
             ious.append(a / max(b, 1))
     out.update(mask_inter=inter, mask_union=union, mask_iou_frames=ious, mask_inter_gt1=inter1,
-               mask_union_gt1=union1, mask_inter_official=inter_o, mask_union_official=union_o)
+               mask_union_gt1=union1, mask_inter_official=inter_o, mask_union_official=union_o,
+               mask_inter_node=inter_n, mask_union_node=union_n)
     out["time_mae"] = float(np.abs(np.asarray(pred_times, np.float64) - times).mean())
     out["time_mae_uniform"] = float(np.abs(np.linspace(0, 1, n) - times).mean())
     return out
@@ -147,9 +160,9 @@ def aggregate(per_window: Sequence[Dict]) -> Dict[str, float]:
     inter = sum(w["mask_inter"] for w in per_window)
     union = sum(w["mask_union"] for w in per_window)
     res["mask_iou"] = float(inter / union) if union else float("nan")
-    for suffix, key in (("_gt1", "mask_iou_gt1pct"), ("_official", "mask_iou_official")):
-        i_ = sum(w["mask_inter" + suffix] for w in per_window)
-        u_ = sum(w["mask_union" + suffix] for w in per_window)
+    for suffix, key in (("_gt1", "mask_iou_gt1pct"), ("_official", "mask_iou_official"), ("_node", "mask_iou_node")):
+        i_ = sum(w.get("mask_inter" + suffix, 0) for w in per_window)
+        u_ = sum(w.get("mask_union" + suffix, 0) for w in per_window)
         res[key] = float(i_ / u_) if u_ else float("nan")
     frames = [x for w in per_window for x in w["mask_iou_frames"]]
     res["mask_iou_mean"] = float(np.mean(frames)) if frames else float("nan")
@@ -226,7 +239,8 @@ def format_summary(s: Dict) -> str:
         f"{s['constvel_gt_epe_dyn_cv_subset'] * mm:.1f} mm | static (GT) {s['static_gt_epe_dyn_cv_subset'] * mm:.1f} mm"
         f" (dynamic pixels of frame 0 at frames 2..)",
         f"mask IoU           : pooled {s['mask_iou']:.3f}, mean per frame {s['mask_iou_mean']:.3f}, "
-        f"vs 1% GT {s['mask_iou_gt1pct']:.3f}; official variance rule {s['mask_iou_official']:.3f}",
+        f"vs 1% GT {s['mask_iou_gt1pct']:.3f}; official variance rule {s['mask_iou_official']:.3f}; node "
+        f"(motion.analyze) {s.get('mask_iou_node', float('nan')):.3f}",
         f"time MAE           : model {s['time_mae']:.4f} vs uniform {s['time_mae_uniform']:.4f}",
     ]
     return "\n".join(lines)
