@@ -8,8 +8,9 @@ def test_ids_stay_with_their_bodies_over_six_seconds():
     from trace_anything_ros.eval.tracking import id_stability
     r = id_stability(seed=0, duration=6.0)  # 60 frames, a window every 4: 15 windows
     assert r["windows"] == 15
-    # measured: 4 moving bodies matched, 0 switches, 1.0 id per body, detected 0.58, 0.33 spurious objects/window
+    # measured: 4 moving bodies matched, 2 switches, 1.5 ids per body, detected 0.69, 0.33 spurious objects/window
+    # (motion.threshold 0.01; at 0.02: 0 switches, detected 0.58)
     assert r["bodies_matched"] >= 3, r
-    assert r["detected"] >= 0.4, r
-    assert r["id_switches"] <= 2 and r["ids_per_body"] <= 1.5, r
+    assert r["detected"] >= 0.5, r
+    assert r["id_switches"] <= 4 and r["ids_per_body"] <= 2.0, r
     assert r["spurious_per_window"] <= 1.0, r
