@@ -43,15 +43,15 @@ def test_bad_poses_frame_changes_and_time_resets():
 @pytest.mark.slow
 def test_moving_camera_masks_improve_with_camera_poses():
     """moving_camera scene, 3 windows: dynamic-mask IoU against the ground truth with the camera poses given vs the
-    same windows as if the camera were static. Measured (seed 0): 0.39/0.61/0.68 vs 0.14/0.36/0.68; seeds 0-2,
-    9 windows: mean 0.50 vs 0.26."""
+    same windows as if the camera were static. Measured (seed 1): 0.44/0.76/0.81 vs 0.35/0.00/0.00; seeds 0-2,
+    9 windows: mean 0.63 vs 0.33."""
     from trace_anything_ros.pipeline import (Frame, PerceptionPipeline, PipelineParams, frame_intrinsics,
                                              load_estimator, preprocess_depth, preprocess_rgb)
     from trace_anything_ros.sim.scene import Scene, SceneConfig
 
     est = load_estimator("", {"weights": "embedded", "window": 4})
     hw = tuple(est.input_size)
-    scene = Scene(SceneConfig.from_preset("moving_camera", seed=0, width=320, height=240))
+    scene = Scene(SceneConfig.from_preset("moving_camera", seed=1, width=320, height=240))
     iou = {"poses": [], "static": []}
     try:
         for start in (1.0, 3.0, 5.0):
@@ -74,7 +74,7 @@ def test_moving_camera_masks_improve_with_camera_poses():
     finally:
         scene.close()
         est.close()
-    assert np.mean(iou["poses"]) >= np.mean(iou["static"]) + 0.1, iou
+    assert np.mean(iou["poses"]) >= np.mean(iou["static"]) + 0.2, iou
     assert min(iou["poses"]) > 0.3, iou
 
 
@@ -91,3 +91,28 @@ def test_lookup_waits_briefly_for_the_newest_frames_pose():
     assert why == "" and P[1, 0, 3] == pytest.approx(0.1) and time.monotonic() - t0 < 0.5
     t0 = time.monotonic()
     assert b.lookup([5 * S], max_gap=0.01, wait=0.1)[0] is None and time.monotonic() - t0 >= 0.09  # bounded wait
+
+
+def test_a_pose_source_fills_the_gaps():
+    """``fetch`` (the node's tf2 lookup with camera_pose.source: tf) is asked for stamps the buffer lacks, again
+    until ``wait`` runs out; its failures are missing poses, not errors."""
+    import threading
+    import time
+    ready = threading.Event()
+    asked = []
+
+    def fetch(s):
+        asked.append(s)
+        if s == 3 * S and not ready.is_set():
+            raise LookupError("extrapolation into the future")  # tf2's way of saying "not yet"
+        return pose_matrix([s / S, 0, 0], [0, 0, 0, 1])
+
+    b = PoseBuffer(fetch=fetch)
+    b.add(S, np.eye(4))
+    threading.Timer(0.05, ready.set).start()
+    t0 = time.monotonic()
+    P, why = b.lookup([S, 2 * S, 3 * S], max_gap=0.01, wait=1.0)
+    assert why == "" and P[2, 0, 3] == pytest.approx(3.0) and time.monotonic() - t0 < 0.5
+    assert S not in asked and asked.count(3 * S) >= 2  # the buffer's own pose is not fetched; 3 s asked again
+    b.fetch = lambda s: None
+    assert b.lookup([9 * S], max_gap=0.01, wait=0.02)[0] is None

@@ -68,3 +68,51 @@ def test_windows_with_and_without_camera_poses(env):
     assert h.wait_diag(lambda s, v: v.get("camera_motion") == "poses" and "as if the camera" not in s.message, 30), \
         h.diag_values()
     assert proc.poll() is None
+
+
+def _tf2_available():
+    try:
+        import tf2_ros  # noqa: F401
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+@pytest.mark.skipif(_tf2_available(), reason="tf2_ros is importable here: the tf source is tested below instead")
+def test_tf_source_without_tf2_is_refused_at_configure(env):
+    h, proc = env
+    assert h.lc.change_state("deactivate") and h.lc.change_state("cleanup")
+    rs = h.set_params(camera_pose__source="tf")
+    assert all(r.successful for r in rs), [r.reason for r in rs]
+    assert not h.lc.change_state("configure")
+    assert h.wait_diag(lambda s, v: "tf2_ros" in s.message and s.level == b"\x02", 15), h.diag_values()
+    rs = h.set_params(camera_pose__source="topic")
+    assert h.lc.change_state("configure") and h.lc.change_state("activate")
+    assert proc.poll() is None
+
+
+@pytest.mark.skipif(not _tf2_available(), reason="tf2_ros is not installed here (no wheel); the same pose handling "
+                    "is covered by test_windows_with_and_without_camera_poses (topic source) and "
+                    "test_camera_poses.py::test_a_pose_source_fills_the_gaps (the lookup the tf source plugs into)")
+def test_tf_source_gives_the_model_camera_motion(env):
+    h, proc = env
+    from geometry_msgs.msg import TransformStamped
+    from tf2_msgs.msg import TFMessage
+    from trace_anything_ros.ros import conversions as conv
+    assert h.lc.change_state("deactivate") and h.lc.change_state("cleanup")
+    assert all(r.successful for r in h.set_params(camera_pose__source="tf", camera_pose__fixed_frame="odom"))
+    assert h.lc.change_state("configure") and h.lc.change_state("activate")
+    pub_tf = h.node.create_publisher(TFMessage, "/tf", 100)
+    start, period = 50_000_000_000, 50_000_000
+    msg = TFMessage()
+    for i in range(10):
+        t = TransformStamped()
+        t.header.stamp = conv.ns_to_time(start + i * period)
+        t.header.frame_id, t.child_frame_id = "odom", "cam_optical"
+        t.transform.translation.x = 0.01 * i
+        t.transform.rotation.w = 1.0
+        msg.transforms.append(t)
+    h.spin(0.5)
+    pub_tf.publish(msg)
+    h.stream(start, 10, pub=h.pub_img_rel, depth=np.full((SRC_H, SRC_W), 2.0, np.float32))
+    assert h.wait_diag(lambda s, v: v.get("camera_motion") == "poses", 30), h.diag_values()

@@ -34,8 +34,11 @@ def pose_matrix(xyz, quat_xyzw) -> np.ndarray:
 class PoseBuffer:
     """Stamped camera poses ``fixed_T_camera`` (the camera's optical frame in a fixed frame), oldest first."""
 
-    def __init__(self, capacity: int = 200, reset_after: float = 1.0):
+    def __init__(self, capacity: int = 200, reset_after: float = 1.0, fetch=None):
+        """``fetch(stamp_ns) -> 4x4 or None``: asked by ``lookup`` for stamps the buffer cannot answer (e.g. a tf2
+        lookup; called from the worker thread, so it must be thread-safe)."""
         self.capacity = int(capacity)
+        self.fetch = fetch
         self.reset_ns = int(reset_after * 1e9)  # a stamp this far behind the newest one is a time reset
         self._stamps = []  # int ns, sorted
         self._poses = []
@@ -89,12 +92,33 @@ class PoseBuffer:
             return self._poses[min(near, key=lambda j: abs(self._stamps[j] - s))]
         return None
 
+    def _fetch_missing(self, stamps_ns, gap: int, wait: float) -> None:
+        """Ask ``fetch`` for the stamps without a pose, again every 5 ms for up to ``wait`` s."""
+        import time
+        deadline = time.monotonic() + wait
+        while True:
+            with self._lock:
+                missing = [int(s) for s in stamps_ns if self._at(int(s), gap) is None]
+            for s in missing:
+                try:
+                    T = self.fetch(s)
+                except Exception:  # noqa: BLE001 - a failing source is a missing pose, not a crash
+                    T = None
+                if T is not None:
+                    self.add(s, T)
+            if not missing or time.monotonic() >= deadline:
+                return
+            time.sleep(0.005)
+
     def lookup(self, stamps_ns: Sequence[int], max_gap: float = 0.05, wait: float = 0.0
                ) -> Tuple[Optional[np.ndarray], str]:
         """(``[N, 4, 4]`` fixed_T_camera at the stamps, "") or (None, why). ``wait``: seconds to wait for poses
         newer than the newest stamp (a camera driver usually publishes the pose just after the image)."""
         gap = int(round(max_gap * 1e9))
         newest = max(int(s) for s in stamps_ns)
+        if self.fetch is not None:
+            self._fetch_missing(stamps_ns, gap, wait)
+            wait = 0.0
         with self._lock:
             if wait > 0:
                 self._added.wait_for(lambda: self._stamps and self._stamps[-1] >= newest, timeout=wait)

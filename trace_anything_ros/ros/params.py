@@ -54,6 +54,9 @@ PERCEPTION: List[Spec] = [
     Spec("camera_pose.enabled", False, "subscribe to 'camera_pose' (geometry_msgs/PoseStamped: the camera optical "
          "frame in a fixed frame, e.g. from odometry / TF) and give a depth-aware model each window's camera motion; "
          "needed for a moving camera"),
+    Spec("camera_pose.source", "topic", "where camera poses come from: topic ('camera_pose') or tf (camera_pose."
+         "fixed_frame <- the image's frame_id at each image stamp; needs tf2_ros)", choices=("topic", "tf")),
+    Spec("camera_pose.fixed_frame", "odom", "fixed frame of the tf lookups (camera_pose.source: tf)"),
     Spec("camera_pose.max_gap", 0.05, "a frame without a camera pose within this many seconds (interpolated "
          "between the two around it) runs its window as if the camera were static, and is counted; the worker "
          "waits up to this long for the newest frame's pose",

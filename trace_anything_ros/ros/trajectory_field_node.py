@@ -39,6 +39,11 @@ from trace_anything_ros.pipeline.poses import PoseBuffer, pose_matrix
 from trace_anything_ros.pipeline.threads import default_model_threads, limit_threads, tune_malloc
 
 from . import conversions as conv
+
+try:  # tf2 is not available as wheels; on a ROS install it is.
+    import tf2_ros  # type: ignore
+except Exception:  # noqa: BLE001
+    tf2_ros = None
 from . import diagnostics as diag
 from .node_main import spin_node
 from .params import BY_NAME, PERCEPTION, check, check_all, declare_parameters
@@ -81,6 +86,8 @@ class TrajectoryFieldNode(LifecycleNode):
         self._pending = deque(maxlen=10)
         self._last_info_warn = False
         self._poses: Optional[PoseBuffer] = None  # camera poses (camera_pose.enabled)
+        self._tf_buffer = self._tf_listener = None  # camera_pose.source: tf
+        self._camera_frame = ""
         self.windows_without_pose = 0
         self.camera_motion = ""
         self._cfg = {}
@@ -134,6 +141,9 @@ class TrajectoryFieldNode(LifecycleNode):
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         v = self._values()
         errors = list(self._override_errors) + check_all(v)
+        if v["camera_pose.enabled"] and v["camera_pose.source"] == "tf" and tf2_ros is None:
+            errors.append("camera_pose.source: tf needs tf2_ros, which is not importable here (use 'topic' with a "
+                          "PoseStamped source)")
         if errors:
             for e in errors:
                 self.get_logger().error(f"configure rejected: {e}")
@@ -159,7 +169,12 @@ class TrajectoryFieldNode(LifecycleNode):
         if v["use_depth"]:
             self._subs.append(self.create_subscription(Image, "depth", self._on_depth, qos, event_callbacks=ev))
         self._poses = PoseBuffer() if v["camera_pose.enabled"] else None
-        if self._poses is not None:  # sensor-data QoS: matches best-effort and reliable publishers
+        self._tf_buffer = self._tf_listener = None
+        if self._poses is not None and v["camera_pose.source"] == "tf":
+            self._tf_buffer = tf2_ros.Buffer()
+            self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self)
+            self._poses.fetch = self._tf_pose_at  # looked up by the worker at each window's stamps
+        elif self._poses is not None:  # sensor-data QoS: matches best-effort and reliable publishers
             self._subs.append(self.create_subscription(PoseStamped, "camera_pose", self._on_camera_pose,
                                                        qos_profile_sensor_data, event_callbacks=ev))
         self.model_error = ""
@@ -245,6 +260,10 @@ class TrajectoryFieldNode(LifecycleNode):
             self.destroy_lifecycle_publisher(p)
         self._pubs = {}
         self._infos.clear()
+        if self._tf_listener is not None:
+            self._tf_listener.unregister()
+        self._tf_buffer = self._tf_listener = None
+        self._poses = None
         self.lc_state = "unconfigured"
         return TransitionCallbackReturn.SUCCESS
 
@@ -308,6 +327,7 @@ class TrajectoryFieldNode(LifecycleNode):
         except conv.ImageError as e:
             self._drop(e.reason, str(e))
             return
+        self._camera_frame = msg.header.frame_id
         frame = Frame(stamp_ns=stamp_ns, rgb=preprocess_rgb(rgb, self.input_size), frame_id=msg.header.frame_id,
                       intrinsics=self._intrinsics_for(stamp_ns, rgb.shape[:2]),
                       source_size=(int(msg.height), int(msg.width)))
@@ -347,6 +367,14 @@ class TrajectoryFieldNode(LifecycleNode):
             self._drop("invalid_camera_pose", f"camera_pose: {e}")
             return
         self._poses.add(conv.stamp_to_ns(msg.header.stamp), T, msg.header.frame_id)
+
+    def _tf_pose_at(self, stamp_ns: int):
+        """camera_pose.source tf: fixed_frame <- the camera's frame at ``stamp_ns`` (None while tf2 has none)."""
+        import rclpy.time
+        tr = self._tf_buffer.lookup_transform(self._cfg["camera_pose.fixed_frame"], self._camera_frame,
+                                              rclpy.time.Time(nanoseconds=int(stamp_ns)))
+        t, q = tr.transform.translation, tr.transform.rotation
+        return pose_matrix((t.x, t.y, t.z), (q.x, q.y, q.z, q.w))
 
     def _match_depth(self, ingest: FrameIngest):
         """Pair pending images with depth images (called with ``self._lock`` held)."""
