@@ -124,3 +124,19 @@ def test_goal_follows_the_object_when_perception_changes_its_id():
     s.rebind_radius = 0.0
     p5 = s.plan_window(_relabel(_window(8, seed=4), 5, 13), BASE_T_CAM, now=1.4)
     assert p5.status == PlanStatus.REFUSED and "no tracks" in p5.reason
+
+
+def test_goal_object_gone_from_the_first_window_is_found_from_its_reported_position():
+    """The goal names object 5 as perception last reported it (its DynamicObject centroid/velocity); the first window
+    after the goal already calls it 12: re-bound from the reported position. Without ``seen``: refused."""
+    w = _relabel(_window(0), 5, 12)
+    c = w.positions[np.asarray(w.track_object_ids) == 12][:, 0].mean(axis=0)  # where it was at the first frame
+    seen = (w.stamps_ns[0], c, np.zeros(3))
+    for seen_arg, ok in ((seen, True), (None, False)):
+        s = PlannerSession(ManipulationPlanner(PlannerParams(min_points=10)), rebind_radius=0.05)
+        s.set_pose_goal(se3.make_pose(np.eye(3), [0.3, -0.2, 0.0]), object_id=5, now=0.0, seen=seen_arg)
+        p = s.plan_window(w, BASE_T_CAM, now=0.1)
+        if ok:
+            assert p.status == PlanStatus.OK and p.object_id == 12 and p.diagnostics["rebound_from"] == 5, p.reason
+        else:
+            assert p.status == PlanStatus.REFUSED and "no tracks" in p.reason

@@ -138,6 +138,9 @@ class MotionResult:
     # [N, H, W, 3] the analysed frame's curves at the window's frame times (time_map.frame_times), scaled by
     # ``scale``: callers that need the same evaluations (sparse tracks) reuse them instead of recomputing
     positions: Optional[np.ndarray] = None
+    # tracked objects that stopped moving (not in ``objects``/``labels``): id -> bool [H, W] where they are now
+    # (``ObjectTracker.resting``; empty without a tracker)
+    resting: dict = dc_field(default_factory=dict)
 
 
 def _summarise(label, sel, X, ctrl_f, conf_own, score, thr, tm: TimeMap, ref, params, nparts, model, metric):
@@ -220,11 +223,17 @@ def analyze(field: TrajectoryField, depth=None, params: Optional[MotionParams] =
         sel = seg.labels == label
         objects.append(_summarise(label, sel, X, ctrl_f, conf_own, mr.score, mr.threshold, tm, ref, p,
                                   seg.parts[label], seg.models[label], metric))
+    resting = {}
     if tracker is not None:
+        for o in objects:  # the object's 3D extent, for recognising it at rest later
+            d = np.linalg.norm(X[ref][seg.labels == o.label] - o.centroid, axis=-1)
+            d = d[np.isfinite(d)]
+            o.extras["radius"] = float(np.percentile(d, 90)) if d.size else None
         tracker.update(seg.labels, objects, stamp=float(field.stamps[ref]))
+        resting = tracker.resting(seg.labels > 0, X[ref], stamp=float(field.stamps[ref]))
     timings["objects"] = (time.perf_counter() - t3) * 1e3
     timings["total"] = (time.perf_counter() - tic) * 1e3
     return MotionResult(mask=seg.labels > 0, labels=seg.labels, objects=objects, score=mr.score,
                         threshold=mr.threshold, noise_scale=mr.noise_scale, frame_index=ref,
                         stamp=float(field.stamps[ref]), time_map=tm, scale=scale, metric=metric, valid=mr.valid,
-                        timings_ms=timings, positions=X)
+                        timings_ms=timings, positions=X, resting=resting)

@@ -447,9 +447,39 @@ class ObjectTracker:
             new_tracks[tid] = dict(mask=cur_masks[i], center=cur_cent[i], vel=vel,
                                    stamp=None if stamp is None else float(stamp), age=0,
                                    c3=c3 if c3 is not None and np.all(np.isfinite(c3)) else None,
-                                   v3=v3 if v3 is not None and np.all(np.isfinite(v3)) else None)
+                                   v3=v3 if v3 is not None and np.all(np.isfinite(v3)) else None,
+                                   radius=o.extras.get("radius"), resting=False)
         for tid, tr in self._tracks.items():
             if tid not in new_tracks and tr["age"] + 1 <= self.max_age:
                 new_tracks[tid] = dict(tr, age=tr["age"] + 1)
         self._tracks = new_tracks
         return objects
+
+    def resting(self, dynamic: np.ndarray, positions: np.ndarray, stamp: Optional[float] = None,
+                min_pixels: int = 12, keep_fraction: float = 0.6) -> dict:
+        """Objects that stopped: id -> bool mask [H, W] of this window's pixels where a track missed in this window
+        (not moving any more, so not detected) still is. A track qualifies when at least ``keep_fraction`` of its
+        last mask is static now and has its 3D points (``positions [H, W, 3]``, the analysed frame) within the
+        object's extent (``radius``, from its last sighting) of where it was; those pixels are its mask now, and the
+        track stays alive (resting) instead of ageing out. An object that left shows the background there instead:
+        farther than its extent (depth jump), so it is not kept. Call after :meth:`update` with the same window."""
+        out = {}
+        for tid, tr in self._tracks.items():
+            if tr["age"] == 0 and not tr["resting"]:
+                continue  # seen moving in this window
+            if tr["c3"] is None or not tr["radius"] or tr["mask"].shape != dynamic.shape:
+                continue
+            cand = tr["mask"] & ~dynamic
+            n_last = int(tr["mask"].sum())
+            if n_last == 0 or cand.sum() < keep_fraction * n_last:
+                continue
+            P = positions[cand]
+            ok = np.all(np.isfinite(P), axis=1) & (np.linalg.norm(P - tr["c3"], axis=1) <= 1.2 * tr["radius"])
+            if ok.sum() < max(min_pixels, keep_fraction * n_last):
+                continue
+            m = np.zeros_like(cand)
+            m[np.nonzero(cand)[0][ok], np.nonzero(cand)[1][ok]] = True
+            tr.update(mask=m, age=0, resting=True, vel=(0.0, 0.0), v3=np.zeros(3),
+                      stamp=None if stamp is None else float(stamp))
+            out[tid] = m
+        return out

@@ -103,14 +103,15 @@ def load_estimator(factory: str = "", params: Optional[dict] = None):
     return fn(dict(params or {}))
 
 
-def _object_samples(labels: np.ndarray, object_labels, rows: np.ndarray, cols: np.ndarray, per_object: int):
-    """The track grid (``rows``, ``cols``) plus, for each object label, pixels of the object not on the grid, evenly
-    spaced in raster order, until the object has ``per_object`` tracks (or all its pixels)."""
-    on_grid = np.zeros(labels.shape, bool)
-    on_grid[rows, cols] = True
+def _object_samples(masks, rows: np.ndarray, cols: np.ndarray, per_object: int):
+    """The track grid (``rows``, ``cols``) plus, for each object mask ``[H, W]``, pixels of the object not on the grid,
+    evenly spaced in raster order, until the object has ``per_object`` tracks (or all its pixels)."""
     extra_r, extra_c = [rows], [cols]
-    for lab in object_labels:
-        obj = labels == lab
+    if not masks:
+        return rows, cols
+    on_grid = np.zeros(masks[0].shape, bool)
+    on_grid[rows, cols] = True
+    for obj in masks:
         rr, cc = np.nonzero(obj & ~on_grid)
         k = min(per_object - int((obj & on_grid).sum()), rr.size)
         if k > 0:
@@ -248,9 +249,9 @@ class PerceptionPipeline:
             st = p.track_stride
             rows, cols = np.meshgrid(np.arange(st // 2, h, st), np.arange(st // 2, w, st), indexing="ij")
             rows, cols = rows.ravel(), cols.ravel()
-            if motion is not None and src == n - 1 and p.tracks_per_object > 0 and motion.objects:
-                rows, cols = _object_samples(motion.labels, [o.label for o in motion.objects], rows, cols,
-                                             p.tracks_per_object)
+            if motion is not None and src == n - 1 and p.tracks_per_object > 0:
+                rows, cols = _object_samples([motion.labels == o.label for o in motion.objects]
+                                             + list(motion.resting.values()), rows, cols, p.tracks_per_object)
             c = fld.ctrl_pts[src][:, rows, cols, :].transpose(1, 0, 2)   # [M, D, 3]
             cc = fld.ctrl_conf[src][:, rows, cols].T                     # [M, D]
             if (motion is not None and motion.positions is not None and motion.frame_index == src
@@ -272,6 +273,8 @@ class PerceptionPipeline:
                 dyn = motion.mask[rows, cols]
                 oid = out.labels[rows, cols].astype(np.int32)  # the objects' (tracked) ids, as in ~/dynamic_objects
                 oid[oid == 0] = -1
+                for rid, m in motion.resting.items():  # objects that stopped: their id, not dynamic
+                    oid[m[rows, cols] & (oid < 0)] = rid
             else:
                 dyn = np.zeros(rows.size, bool)
                 oid = np.full(rows.size, -1, np.int32)

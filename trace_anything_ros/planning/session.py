@@ -71,7 +71,10 @@ class PlannerSession:
         self._last_seen: Optional[Tuple[int, np.ndarray, np.ndarray]] = None  # (stamp_ns, centroid, velocity /s)
 
     # ------------------------------------------------------------------ goals
-    def set_pose_goal(self, target_base, object_id: int = -1, pixel=None, now: float = 0.0) -> None:
+    def set_pose_goal(self, target_base, object_id: int = -1, pixel=None, now: float = 0.0, seen=None) -> None:
+        """``seen``: ``(stamp_ns, centroid [3], velocity [3] per s)`` of the object ``object_id`` as perception
+        last reported it (its DynamicObject): a goal whose object is gone from the very next window can still be
+        re-bound to it."""
         T = np.asarray(target_base, dtype=np.float64)
         if T.shape != (4, 4) or not np.all(np.isfinite(T)):
             raise ValueError("target must be a finite 4x4 pose")
@@ -80,6 +83,11 @@ class PlannerSession:
         self._orientation.clear()
         self._resolved_id = None
         self._last_seen = None
+        if seen is not None and object_id >= 0:
+            c, v = np.asarray(seen[1], np.float64), np.asarray(seen[2], np.float64)
+            if np.all(np.isfinite(c)) and np.all(np.isfinite(v)):
+                self._resolved_id = int(object_id)
+                self._last_seen = (int(seen[0]), c.reshape(3), v.reshape(3))
         self.halted = False
 
     def set_image_goal(self, image: np.ndarray, now: float = 0.0) -> None:

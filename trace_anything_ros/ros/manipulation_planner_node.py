@@ -418,7 +418,8 @@ class ManipulationPlannerNode(LifecycleNode):
         try:
             T = self._goal_in_base(msg)
             with self._lock:
-                self._session.set_pose_goal(T, object_id=int(self._v()["object_id"]), now=self._now())
+                self._session.set_pose_goal(T, object_id=int(self._v()["object_id"]), now=self._now(),
+                                            seen=self._object_seen(int(self._v()["object_id"])))
             self.get_logger().info(f"pose goal for object {self._v()['object_id']} at {T[:3, 3].round(3).tolist()}")
         except ValueError as e:
             self._publish(Plan(PlanStatus.REFUSED, f"goal_pose rejected: {e}", stamp=self._now()))
@@ -431,12 +432,24 @@ class ManipulationPlannerNode(LifecycleNode):
             T = self._goal_in_base(req.target)
             pixel = (req.u, req.v) if req.object_id < 0 else None
             with self._lock:
-                self._session.set_pose_goal(T, object_id=int(req.object_id), pixel=pixel, now=self._now())
+                self._session.set_pose_goal(T, object_id=int(req.object_id), pixel=pixel, now=self._now(),
+                                            seen=self._object_seen(int(req.object_id)))
             what = f"object {req.object_id}" if req.object_id >= 0 else f"object at pixel ({req.u:.0f}, {req.v:.0f})"
             res.accepted, res.message = True, f"goal accepted for {what}"
         except ValueError as e:
             res.accepted, res.message = False, str(e)
         return res
+
+    def _object_seen(self, object_id: int):
+        """(stamp_ns, centroid, velocity) of ``object_id`` in the newest dynamic_objects message, or None."""
+        objs = self._objects
+        if objs is None or object_id < 0:
+            return None
+        for o in objs.objects:
+            if int(o.id) == object_id:
+                return (conv.stamp_to_ns(objs.header.stamp), (o.centroid.x, o.centroid.y, o.centroid.z),
+                        (o.velocity.x, o.velocity.y, o.velocity.z))
+        return None
 
     def _on_cancel(self, req, res):
         with self._lock:
