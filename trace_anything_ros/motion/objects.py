@@ -327,7 +327,9 @@ class ObjectTracker:
     window too: within ``rel_gate_3d`` (relative to depth) it is a fallback match as well, and a pair farther apart
     than 3x that is never matched, however much the masks overlap (objects crossing at different depths).
     Hungarian assignment (scipy). Unmatched objects get new ids; a track unseen for more than ``max_age`` windows is
-    forgotten. Without stamps (``update(..., stamp=None)``) no motion is predicted.
+    forgotten, unless :meth:`resting` finds it where it was (an object that stopped moving is not detected, but its
+    pixels are still at its 3D place): then it stays, with its id, for as long as it rests. Without stamps
+    (``update(..., stamp=None)``) no motion is predicted.
 
     Figures (`trace-anything-ros eval-ids --seeds 0,1,2`: tabletop, 20 s at 10 Hz, a window every
     4 frames, shipped model; before -> with motion prediction): distinct ids 16/18/15 -> 10/8/11, id switches
