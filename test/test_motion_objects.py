@@ -175,8 +175,8 @@ def test_degenerate_predicted_times_fall_back_and_analysis_still_works():
 
 def test_an_object_that_stops_keeps_its_id_while_it_rests_and_one_that_left_does_not():
     """Moving in window 0; in windows 1-3 it is not detected (static now) but its pixels are still at its 3D place:
-    resting, same id (a planner's goal keeps its points); moving again in window 4: still the same id. A second
-    object whose pixels show the background 1 m farther after it left is not kept."""
+    resting, same id (a planner's goal keeps its points); moving again in window 4: still the same id. A second,
+    2 cm thick object whose pixels show the table under it after it left (inside its own extent) is not kept."""
     H, W = 80, 120
     pos = np.zeros((H, W, 3))
     pos[..., 2] = 2.0  # background 2 m away
@@ -188,9 +188,9 @@ def test_an_object_that_stops_keeps_its_id_while_it_rests_and_one_that_left_does
         o.extras["radius"] = 0.05
     pos[35:46, 25:36] = (0.0, 0.0, 1.0)  # A's pixels: at A
     pos[35:46, 85:96] = (0.5, 0.0, 1.0)  # B's pixels: at B
-    tr.update(labels, [a, b], stamp=10.0)
+    tr.update(labels, [a, b], stamp=10.0, positions=pos.copy())
     ida, idb = a.id, b.id
-    pos[35:46, 85:96] = (0.5, 0.0, 2.0)  # B left: the background shows there now
+    pos[35:46, 85:96] = (0.5, 0.0, 1.02)  # B (2 cm thick) left: the table under it shows there now
     for k in (1, 2, 3):
         none = np.zeros((H, W), np.int32)
         tr.update(none, [], stamp=10.0 + 0.4 * k)
@@ -199,7 +199,7 @@ def test_an_object_that_stops_keeps_its_id_while_it_rests_and_one_that_left_does
         assert rest[ida].sum() == 121 and rest[ida][40, 30]
     labels = np.zeros((H, W), np.int32)
     a2 = _square_object(labels, 1, 33, 40, 5, (0.03, 0.0, 1.0), (0.2, 0, 0))
-    tr.update(labels, [a2], stamp=11.6)
+    tr.update(labels, [a2], stamp=11.6, positions=pos)
     assert a2.id == ida  # the resting track picks the object up again
     for k in range(6):  # B never comes back: forgotten after max_age windows, never resting
         assert idb not in tr.resting(np.zeros((H, W), bool), pos)

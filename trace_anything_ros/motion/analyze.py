@@ -229,7 +229,7 @@ def analyze(field: TrajectoryField, depth=None, params: Optional[MotionParams] =
             d = np.linalg.norm(X[ref][seg.labels == o.label] - o.centroid, axis=-1)
             d = d[np.isfinite(d)]
             o.extras["radius"] = float(np.percentile(d, 90)) if d.size else None
-        tracker.update(seg.labels, objects, stamp=float(field.stamps[ref]))
+        tracker.update(seg.labels, objects, stamp=float(field.stamps[ref]), positions=X[ref])
         resting = tracker.resting(seg.labels > 0, X[ref], stamp=float(field.stamps[ref]))
     timings["objects"] = (time.perf_counter() - t3) * 1e3
     timings["total"] = (time.perf_counter() - tic) * 1e3

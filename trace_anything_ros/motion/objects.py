@@ -394,9 +394,10 @@ class ObjectTracker:
             return None
         return float(np.linalg.norm(c - pred) / pred[2])
 
-    def update(self, labels: np.ndarray, objects: List[DynamicObject], stamp: Optional[float] = None
-               ) -> List[DynamicObject]:
-        """Set ``o.id`` of this window's objects; ``stamp``: the analysed frame's time (s)."""
+    def update(self, labels: np.ndarray, objects: List[DynamicObject], stamp: Optional[float] = None,
+               positions: Optional[np.ndarray] = None) -> List[DynamicObject]:
+        """Set ``o.id`` of this window's objects; ``stamp``: the analysed frame's time (s); ``positions [H, W, 3]``:
+        the analysed frame's 3D points (kept per object, for :meth:`resting`)."""
         ids = list(self._tracks)
         cur_masks = [labels == o.label for o in objects]
         cur_cent = [((o.box[0] + o.box[2]) / 2.0, (o.box[1] + o.box[3]) / 2.0) for o in objects]
@@ -450,7 +451,9 @@ class ObjectTracker:
                                    stamp=None if stamp is None else float(stamp), age=0,
                                    c3=c3 if c3 is not None and np.all(np.isfinite(c3)) else None,
                                    v3=v3 if v3 is not None and np.all(np.isfinite(v3)) else None,
-                                   radius=o.extras.get("radius"), resting=False)
+                                   radius=o.extras.get("radius"), resting=False,
+                                   points=None if positions is None else
+                                   np.where(cur_masks[i][..., None], positions, np.nan))
         for tid, tr in self._tracks.items():
             if tid not in new_tracks and tr["age"] + 1 <= self.max_age:
                 new_tracks[tid] = dict(tr, age=tr["age"] + 1)
@@ -458,25 +461,33 @@ class ObjectTracker:
         return objects
 
     def resting(self, dynamic: np.ndarray, positions: np.ndarray, stamp: Optional[float] = None,
-                min_pixels: int = 12, keep_fraction: float = 0.6) -> dict:
+                min_pixels: int = 12, keep_fraction: float = 0.6, abs_tol: float = 0.005,
+                rel_tol: float = 0.005) -> dict:
         """Objects that stopped: id -> bool mask [H, W] of this window's pixels where a track missed in this window
         (not moving any more, so not detected) still is. A track qualifies when at least ``keep_fraction`` of its
-        last mask is static now and has its 3D points (``positions [H, W, 3]``, the analysed frame) within the
-        object's extent (``radius``, from its last sighting) of where it was; those pixels are its mask now, and the
-        track stays alive (resting) instead of ageing out. An object that left shows the background there instead:
-        farther than its extent (depth jump), so it is not kept. Call after :meth:`update` with the same window."""
+        last mask is static now and shows, pixel by pixel, the 3D points it showed when last seen (``positions
+        [H, W, 3]``, the analysed frame; within ``abs_tol + rel_tol * z``, and within the object's extent of its
+        centroid); those pixels are its mask now, and the track stays alive (resting) instead of ageing out. An
+        object that left shows the background there instead -- farther by at least its thickness -- and is not
+        kept: a flat object thinner than the tolerance (1 cm at 1 m) would be. An object that moved on after its
+        last sighting before stopping is not recognised either. Call after :meth:`update` with the same window,
+        whose ``positions`` were given to it too."""
         out = {}
         for tid, tr in self._tracks.items():
             if tr["age"] == 0 and not tr["resting"]:
                 continue  # seen moving in this window
-            if tr["c3"] is None or not tr["radius"] or tr["mask"].shape != dynamic.shape:
+            if tr["c3"] is None or not tr["radius"] or tr.get("points") is None or tr["mask"].shape != dynamic.shape:
                 continue
             cand = tr["mask"] & ~dynamic
             n_last = int(tr["mask"].sum())
             if n_last == 0 or cand.sum() < keep_fraction * n_last:
                 continue
-            P = positions[cand]
-            ok = np.all(np.isfinite(P), axis=1) & (np.linalg.norm(P - tr["c3"], axis=1) <= 1.2 * tr["radius"])
+            P, Q = positions[cand], tr["points"][cand]
+            tol = abs_tol + rel_tol * np.abs(Q[:, 2])
+            with np.errstate(invalid="ignore"):
+                ok = (np.all(np.isfinite(P), axis=1) & np.all(np.isfinite(Q), axis=1)
+                      & (np.linalg.norm(P - Q, axis=1) <= tol)
+                      & (np.linalg.norm(P - tr["c3"], axis=1) <= 1.2 * tr["radius"]))
             if ok.sum() < max(min_pixels, keep_fraction * n_last):
                 continue
             m = np.zeros_like(cand)
