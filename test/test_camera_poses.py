@@ -47,6 +47,7 @@ def test_moving_camera_masks_improve_with_camera_poses():
     9 windows: mean 0.63 vs 0.33."""
     from trace_anything_ros.pipeline import (Frame, PerceptionPipeline, PipelineParams, frame_intrinsics,
                                              load_estimator, preprocess_depth, preprocess_rgb)
+    from trace_anything_ros.model.preprocess import prepare_labels
     from trace_anything_ros.sim.scene import Scene, SceneConfig
 
     est = load_estimator("", {"weights": "embedded", "window": 4})
@@ -64,9 +65,7 @@ def test_moving_camera_masks_improve_with_camera_poses():
                                     depth=preprocess_depth(fr["depth"], hw), key=i, source_size=fr["rgb"].shape[:2],
                                     intrinsics=frame_intrinsics(fr["K"], fr["rgb"].shape[:2], hw)))
                 pb.add(int(t * S), fr["world_T_cam"], "world")
-            seg = fr["seg_body"]
-            r, c = np.arange(hw[0]) * seg.shape[0] // hw[0], np.arange(hw[1]) * seg.shape[1] // hw[1]
-            gt = np.isin(seg[r][:, c], scene.moving_bodies(start, start + 0.3))
+            gt = np.isin(prepare_labels(fr["seg_body"], hw), scene.moving_bodies(start, start + 0.3))
             for name, poses in (("poses", pb), ("static", None)):
                 pr = PerceptionPipeline(est, PipelineParams(), poses=poses).process(frames)
                 assert pr.camera_motion == ("poses" if poses is not None else "")

@@ -92,8 +92,7 @@ def private_domain_id() -> int:
 class _Live:
     """The demo's own node: progress, goal, a few live statistics (spun in a background thread)."""
 
-    def __init__(self, use_planner: bool, duration: float, base_T_cam=None, workspace=((-0.8, -0.8, 0.0),
-                                                                                     (0.8, 0.8, 1.0))):
+    def __init__(self, use_planner: bool, duration: float, base_T_cam, workspace):
         self.base_T_cam, self.workspace = base_T_cam, workspace
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
@@ -267,25 +266,22 @@ class _Live:
                 self.rclpy.shutdown()
 
 
-def _planner_frame(params: List[str]):
-    """(base_T_cam 4x4 or None, (workspace_min, workspace_max)) as the planner node will use them."""
+def _planner_workspace(params: List[str]):
+    """(workspace_min, workspace_max) as the planner node will use them: config/planner.yaml, then ``params``."""
     import yaml
 
-    from trace_anything_ros.planning import se3
-    kv = dict(p.split(":=", 1) for p in params if ":=" in p)
-    T = None
-    if "camera_to_base.xyz" in kv:
-        T = se3.pose_from_xyz_quat(json.loads(kv["camera_to_base.xyz"]), json.loads(kv["camera_to_base.quat"]))
     from trace_anything_ros.ros.graph import config_dir  # rclpy-free: the one home of the config location
     with open(os.path.join(config_dir(), "planner.yaml")) as f:
         y = yaml.safe_load(f)["manipulation_planner_node"]["ros__parameters"]
-    return T, (y["planner.workspace_min"], y["planner.workspace_max"])
+    kv = dict(p.split(":=", 1) for p in params if ":=" in p)
+    return tuple(json.loads(kv[k]) if k in kv else y[k] for k in ("planner.workspace_min", "planner.workspace_max"))
 
 
-def planner_extrinsics(params: List[str]) -> List[str]:
+def planner_extrinsics(params: List[str]):
     """Planner parameters placing the robot base at the sim's world frame: ``base_frame:=world`` and
     ``camera_to_base.*`` = the sim camera's pose in the world (static camera scenes; the scene is rebuilt here from
-    the same seed/preset/size parameters the sim camera gets). Nothing for moving-camera scenes."""
+    the same seed/preset/size parameters the sim camera gets), and that pose (base_T_cam). ([], None) for
+    moving-camera scenes."""
     from trace_anything_ros.sim.scene import Scene, SceneConfig
 
     kv = dict(p.split(":=", 1) for p in params if ":=" in p)
@@ -295,9 +291,9 @@ def planner_extrinsics(params: List[str]) -> List[str]:
                                       fovy=float(kv.get("fovy", 55.0)))
     except (ValueError, TypeError) as e:
         _log(f"planner extrinsics left at their defaults ({e})")
-        return []
+        return [], None
     if cfg.moving_camera:
-        return []
+        return [], None
     scene = Scene(cfg)
     try:
         T = scene.camera_pose_at(float(kv.get("start_time", 0.0)))
@@ -308,7 +304,7 @@ def planner_extrinsics(params: List[str]) -> List[str]:
     xyz, q = pose_to_xyz_quat(T)
     fmt = lambda v: "[" + ",".join(f"{float(x):.6f}" for x in v) + "]"  # noqa: E731
     return ["base_frame:=world", "use_tf:=false", f"camera_to_base.xyz:={fmt(xyz)}",
-            f"camera_to_base.quat:={fmt(q)}"]
+            f"camera_to_base.quat:={fmt(q)}"], T
 
 
 # ---------------------------------------------------------------------------------------------- processes
@@ -371,8 +367,10 @@ def main(args) -> int:
     if args.reduced:
         params += ["window.length:=4"]
     params += args.param
+    base_T_cam = None
     if not args.no_planner:
-        params += planner_extrinsics(params)
+        extrinsics, base_T_cam = planner_extrinsics(params)
+        params += extrinsics
     run_cmd = [sys.executable, "-m", "trace_anything_ros.cli", "run", "--graph", "manipulation", "--use-sim-time"]
     if args.no_planner:
         run_cmd += ["--only", "sim_camera_node", "--only", "trajectory_field_node"]
@@ -393,7 +391,7 @@ def main(args) -> int:
         _log("recorder: " + " ".join(rec_cmd[1:]))
         runner = _start(run_cmd, env, os.path.join(out, "logs", "nodes.log"))
         _log("nodes: " + " ".join(run_cmd[1:]))
-        live = _Live(not args.no_planner, args.duration, *_planner_frame(params))
+        live = _Live(not args.no_planner, args.duration, base_T_cam, _planner_workspace(params))
         status = _wait(args, live, runner, rec, t_start, wall_timeout, timings, out)
     except KeyboardInterrupt:
         status = "interrupted"

@@ -24,20 +24,13 @@ from typing import Optional
 import numpy as np
 
 
-def _resize_nearest(a: np.ndarray, hw) -> np.ndarray:
-    H, W = a.shape
-    r = (np.arange(hw[0]) * H // hw[0]).clip(0, H - 1)
-    c = (np.arange(hw[1]) * W // hw[1]).clip(0, W - 1)
-    return a[r][:, c]
-
-
 def id_stability(estimator=None, preset: str = "tabletop", seed: int = 0, duration: float = 20.0,
                  rate: float = 10.0, width: int = 320, height: int = 240, window: int = 4, hop: int = 4,
-                 use_depth: bool = True, min_iou: float = 0.2, min_body_px: int = 20, tracker=None,
+                 use_depth: bool = True, min_iou: float = 0.2, min_body_px: int = 20,
                  progress: bool = False) -> dict:
     """Run the pipeline over ``duration`` s of scene ``preset``/``seed`` rendered at ``rate`` Hz, a window every
-    ``hop`` frames (the node at about the demo's window rate). ``tracker``: an ObjectTracker to use instead of
-    the pipeline's default one."""
+    ``hop`` frames (the node at about the demo's window rate)."""
+    from trace_anything_ros.model.preprocess import prepare_labels
     from trace_anything_ros.pipeline import (Frame, FrameIngest, PerceptionPipeline, PipelineParams, WindowSpec,
                                              frame_intrinsics, preprocess_depth, preprocess_rgb)
     from trace_anything_ros.sim.scene import Scene, SceneConfig
@@ -50,8 +43,6 @@ def id_stability(estimator=None, preset: str = "tabletop", seed: int = 0, durati
     spec = WindowSpec(length=window, stride=1)
     ingest = FrameIngest(spec.ring_capacity(), window=spec)
     pipeline = PerceptionPipeline(estimator, PipelineParams())
-    if tracker is not None:
-        pipeline._tracker = tracker
     scene = Scene(SceneConfig.from_preset(preset, seed=seed, width=width, height=height))
     n_frames = int(round(duration * rate))
     seg_of = {}
@@ -69,7 +60,7 @@ def id_stability(estimator=None, preset: str = "tabletop", seed: int = 0, durati
                       depth=preprocess_depth(fr["depth"], hw) if use_depth else None, intrinsics=K,
                       source_size=fr["rgb"].shape[:2])
             ingest.push(f)
-            seg_of[f.key] = (_resize_nearest(fr["seg_body"], hw), t)
+            seg_of[f.key] = (prepare_labels(fr["seg_body"], hw), t)
             if (i + 1) % hop or i + 1 < window:
                 continue
             win = ingest.take_window(timeout=0.0)

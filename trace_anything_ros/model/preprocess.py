@@ -148,6 +148,15 @@ def prepare_depth(depth: np.ndarray, input_size: Tuple[int, int]) -> np.ndarray:
     return _apply(d, input_size, _nearest_resize)
 
 
+def prepare_labels(labels: np.ndarray, input_size: Tuple[int, int]) -> np.ndarray:
+    """An integer map ``[h, w]`` (instance / body ids, masks) through the same geometry as ``prepare_frame``
+    (nearest neighbour) -> int32 ``[H, W]``."""
+    lab = np.asarray(labels)
+    if lab.ndim != 2:
+        raise ValueError(f"expected labels [h, w], got {lab.shape}")
+    return _apply(lab.astype(np.int32), input_size, _nearest_resize)
+
+
 def pixel_transform(src_hw: Tuple[int, int], input_size: Tuple[int, int]) -> np.ndarray:
     """3x3 map of source pixel coordinates (u, v, 1) (pixel-centre convention) to model-grid pixel coordinates,
     following ``prepare_frame`` (rotations, resize by the factor of each axis, top-left crop = no shift)."""

@@ -49,10 +49,9 @@ class PoseBuffer:
     def __len__(self) -> int:
         return len(self._stamps)
 
-    def clear(self) -> None:
-        with self._lock:
-            self._stamps.clear()
-            self._poses.clear()
+    def _forget(self) -> None:  # with the lock held
+        self._stamps.clear()
+        self._poses.clear()
 
     def add(self, stamp_ns: int, T: np.ndarray, fixed_frame: str = "") -> None:
         T = np.asarray(T, np.float64)
@@ -60,13 +59,10 @@ class PoseBuffer:
             raise ValueError("pose must be a finite 4x4")
         with self._lock:
             if fixed_frame and self.fixed_frame and fixed_frame != self.fixed_frame:
-                # another fixed frame: the old poses are not comparable with the new ones
-                self._stamps.clear()
-                self._poses.clear()
+                self._forget()  # another fixed frame: the old poses are not comparable with the new ones
             self.fixed_frame = fixed_frame or self.fixed_frame
             if self._stamps and int(stamp_ns) < self._stamps[-1] - self.reset_ns:  # time reset (bag loop, sim)
-                self._stamps.clear()
-                self._poses.clear()
+                self._forget()
             i = bisect.bisect_left(self._stamps, int(stamp_ns))
             if i < len(self._stamps) and self._stamps[i] == int(stamp_ns):
                 self._poses[i] = T

@@ -74,7 +74,7 @@ class TrajectoryFieldNode(LifecycleNode):
         self.model_error = ""
         self.qos_events = 0
         self.qos_event_text = ""
-        self.warnings = {}          # once-only warnings shown in diagnostics
+        self.warnings = {}          # current warnings shown in diagnostics (the worker sets "camera_pose")
         self._lock = threading.Lock()  # depth/image sync queues: input callbacks vs lifecycle transitions
         self._estimator = None
         self._worker: Optional[WindowWorker] = None
@@ -613,7 +613,7 @@ class TrajectoryFieldNode(LifecycleNode):
         if self.qos_events:
             level = max(level, diag.WARN)
             msgs.append(self.qos_event_text)
-        for w in self.warnings.values():
+        for w in list(self.warnings.values()):  # a snapshot: the worker thread may change it meanwhile
             level = max(level, diag.WARN)
             msgs.append(w)
         if not msgs:
