@@ -1,52 +1,72 @@
 """Shared by perception.launch.py and manipulation.launch.py: turn a graph of trace_anything_ros.ros.graph into
-launch_ros actions (needs launch + launch_ros, i.e. a ROS 2 install; not importable in the pip venv)."""
-import os
+launch_ros actions (needs launch + launch_ros: a ROS 2 install, or the venv with the vendored tools).
 
+The nodes' parameters come from ``graph.node_parameters``, the same function the runner
+(`trace-anything-ros run --graph NAME`) uses: the graph's files, the graph's own overrides, then only what the
+user gave. A launch argument left out (empty) overrides nothing -- in particular not the YAML's
+``model.weights: embedded`` -- so `ros2 launch` and the runner start nodes with identical parameters.
+"""
 from ament_index_python.packages import get_package_share_directory
 from launch import LaunchDescription
-from launch.actions import DeclareLaunchArgument, EmitEvent, RegisterEventHandler
+from launch.actions import DeclareLaunchArgument, EmitEvent, OpaqueFunction, RegisterEventHandler
 from launch.events import matches_action
-from launch.substitutions import LaunchConfiguration
 from launch_ros.actions import LifecycleNode, Node
 from launch_ros.event_handlers import OnStateTransition
 from launch_ros.events.lifecycle import ChangeState
 from lifecycle_msgs.msg import Transition
 
-from trace_anything_ros.ros.graph import CAMERA_REMAPS, graph, param_files
+from trace_anything_ros.ros.graph import CAMERA_REMAPS, LAUNCH_PARAM_ARGS, MODEL_LAUNCH_ARGS, graph, node_parameters
+
+ARGS = {
+    "namespace": "namespace of every node",
+    "params_file": "parameter file applied to every node after the graph's own files and overrides",
+    "use_sim_time": "use_sim_time of every node: true / false (empty: the graph's choice)",
+    "device": "model.device of the perception node, e.g. cuda (empty: the parameter file's)",
+    "weights": "model.weights of the perception node: a checkpoint path, or 'embedded' (empty: the parameter file's)",
+}
+
+
+def _given(context, name: str) -> str:
+    return context.launch_configurations.get(name, "").strip()
+
+
+def _value(name: str, text: str):
+    if name == "use_sim_time":
+        if text.lower() not in ("true", "false"):
+            raise ValueError(f"use_sim_time:={text!r}: expected true or false")
+        return text.lower() == "true"
+    return text
+
+
+def _nodes(context, graph_name: str):
+    share = get_package_share_directory("trace_anything_ros")
+    ns = _given(context, "namespace")
+    user_files = [_given(context, "params_file")]
+    actions = []
+    for spec in graph(graph_name):
+        user = {param: _value(arg, _given(context, arg)) for arg, param in LAUNCH_PARAM_ARGS.items()
+                if _given(context, arg) and (spec.model or arg not in MODEL_LAUNCH_ARGS)}
+        params = node_parameters(spec, share, user_files=user_files, user_params=user)
+        remaps = [(k, _given(context, f"{k}_topic") or v if k in CAMERA_REMAPS else v)
+                  for k, v in spec.remaps.items()]
+        kw = dict(package="trace_anything_ros", executable=spec.executable, name=spec.name, namespace=ns,
+                  parameters=params, remappings=remaps, output="screen")
+        if not spec.lifecycle:
+            actions.append(Node(**kw))
+            continue
+        node = LifecycleNode(**kw)
+        configure = EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(node),
+                                                transition_id=Transition.TRANSITION_CONFIGURE))
+        activate = RegisterEventHandler(OnStateTransition(
+            target_lifecycle_node=node, start_state="configuring", goal_state="inactive",
+            entities=[EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(node),
+                                                  transition_id=Transition.TRANSITION_ACTIVATE))]))
+        actions += [node, activate, configure]
+    return actions
 
 
 def generate(graph_name: str) -> LaunchDescription:
-    share = get_package_share_directory("trace_anything_ros")
-    args = [
-        DeclareLaunchArgument("namespace", default_value="", description="namespace of every node"),
-        DeclareLaunchArgument("params_file", default_value=os.path.join(share, "config", "perception.yaml"),
-                              description="parameter file applied to every node after the graph's own files"),
-        DeclareLaunchArgument("use_sim_time", default_value="false", description="use /clock"),
-        DeclareLaunchArgument("device", default_value="cpu", description="model.device of the perception node"),
-        DeclareLaunchArgument("weights", default_value="", description="model.weights of the perception node"),
-    ] + [DeclareLaunchArgument(f"{k}_topic", default_value=v, description=f"remap of '{k}'")
-         for k, v in CAMERA_REMAPS.items()]
-    actions = list(args)
-    for spec in graph(graph_name):
-        params = param_files(spec, share) + [LaunchConfiguration("params_file"),
-                                             {"use_sim_time": LaunchConfiguration("use_sim_time")}]
-        remaps = [(k, LaunchConfiguration(f"{k}_topic") if k in CAMERA_REMAPS else v) for k, v in spec.remaps.items()]
-        if spec.lifecycle:
-            params.append({"model.device": LaunchConfiguration("device"),
-                           "model.weights": LaunchConfiguration("weights")})
-            node = LifecycleNode(package="trace_anything_ros", executable=spec.executable, name=spec.name,
-                                 namespace=LaunchConfiguration("namespace"), parameters=params, remappings=remaps,
-                                 output="screen")
-            actions.append(node)
-            configure = EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(node),
-                                                    transition_id=Transition.TRANSITION_CONFIGURE))
-            activate = RegisterEventHandler(OnStateTransition(
-                target_lifecycle_node=node, start_state="configuring", goal_state="inactive",
-                entities=[EmitEvent(event=ChangeState(lifecycle_node_matcher=matches_action(node),
-                                                      transition_id=Transition.TRANSITION_ACTIVATE))]))
-            actions += [activate, configure]
-        else:
-            actions.append(Node(package="trace_anything_ros", executable=spec.executable, name=spec.name,
-                                namespace=LaunchConfiguration("namespace"), parameters=params, remappings=remaps,
-                                output="screen"))
-    return LaunchDescription(actions)
+    args = [DeclareLaunchArgument(name, default_value="", description=desc) for name, desc in ARGS.items()]
+    args += [DeclareLaunchArgument(f"{k}_topic", default_value="", description=f"remap of '{k}' (empty: {v})")
+             for k, v in CAMERA_REMAPS.items()]
+    return LaunchDescription(args + [OpaqueFunction(function=_nodes, args=[graph_name])])

@@ -9,7 +9,11 @@
 #      -DTAR_INSTALL_PYTHON_PACKAGE=OFF; the venv imports our Python package from this checkout).
 #   5. A .pth in the venv: checkout first, generated site-packages second, and LD_LIBRARY_PATH for the
 #      generated typesupport libraries; `pip install -e . --no-deps` for the `trace-anything-ros` command.
-#   6. A smoke check: our modules and the generated messages import from the venv.
+#   6. The ROS 2 tools that have no wheels (launch, launch_ros, launch_testing, ros2cli + verbs,
+#      rosidl_runtime_py, composition_interfaces) from ../shared/vendor/ros2-jazzy-python-tools via its install.sh,
+#      when that directory exists (CI and the team's machines; a robot has them from its ROS 2 install); skipped
+#      with the reason logged otherwise. TRACE_ANYTHING_SHARED overrides ../shared; BOOTSTRAP_SKIP_ROS_TOOLS=1 skips.
+#   7. A smoke check: our modules and the generated messages import from the venv.
 #
 # Idempotent. Each layer has a stamp (hash of its inputs) under build/bootstrap/; a second run with nothing
 # changed only re-checks and finishes in seconds. Environment: PYTHON (default python3.11), BOOTSTRAP_FORCE=1
@@ -52,7 +56,9 @@ as_root() {
 }
 
 # ---------------------------------------------------------------------------------------------- 1. Debian
-APT_PKGS=(ca-certificates cmake make g++ git libegl1 libegl-mesa0 libgl1-mesa-dri)
+# libsdformat-dev: the SDFormat parser Gazebo uses (Debian 12: SDFormat 12; Gazebo Harmonic: 14), for
+# test/test_sdformat.py, which loads worlds/*.sdf with it.
+APT_PKGS=(ca-certificates cmake make g++ git libegl1 libegl-mesa0 libgl1-mesa-dri libsdformat-dev)
 if ! command -v "$PYTHON" >/dev/null; then
   APT_PKGS+=(python3.11 python3.11-venv python3.11-dev)
 fi
@@ -213,7 +219,22 @@ if [[ ! -x "$VENV/bin/trace-anything-ros" ]] || ! stamp_ok editable "$(hash_of s
   stamp_set editable "$(hash_of setup.py pyproject.toml)-$REQ_HASH"
 fi
 
-# ------------------------------------------------------------------------------------------- 6. check
+# ------------------------------------------------------------------------------------ 6. ROS 2 tools
+SHARED="${TRACE_ANYTHING_SHARED:-$ROOT/../shared}"
+ROS_TOOLS="$SHARED/vendor/ros2-jazzy-python-tools"
+if [[ "${BOOTSTRAP_SKIP_ROS_TOOLS:-0}" == 1 ]]; then
+  log "ROS 2 tools (launch, launch_testing, ros2cli): skipped (BOOTSTRAP_SKIP_ROS_TOOLS=1)"
+elif [[ -x "$ROS_TOOLS/install.sh" ]]; then
+  # idempotent (<1 s when done); needs pytest < 9 (requirements/dev.txt pins it)
+  if ! "$ROS_TOOLS/install.sh" "$VENV" "$ROOT/build/ros2-tools" 2>&1 \
+      | { grep -v 'is ignored: it is neither a file nor a directory' || true; } | sed 's/^/[bootstrap] /'; then
+    die "installing the ROS 2 tools from $ROS_TOOLS failed"
+  fi
+else
+  log "ROS 2 tools (launch, launch_testing, ros2cli): skipped, $ROS_TOOLS not found (launch tests will skip)"
+fi
+
+# ------------------------------------------------------------------------------------------- 7. check
 "$VPY" - "$ROOT" <<'EOF'
 import os, sys
 import trace_anything_ros

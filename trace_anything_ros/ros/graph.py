@@ -1,13 +1,22 @@
 """The node graphs: one description read by both the launch files (launch/*.launch.py) and the runner
-(`trace-anything-ros run --graph NAME`), so both start the same nodes with the same parameter files and remaps.
+(`trace-anything-ros run --graph NAME`), so both start the same nodes with the same parameters and remaps.
+
+A node's parameters, in the order both apply them (a later source overrides an earlier one):
+  1. the node's parameter files (config/, NodeSpec.params),
+  2. the graph's own overrides (NodeSpec.overrides: what this graph needs that differs from the files' defaults,
+     e.g. the manipulation graph's camera is RGB-D with known poses and publishes /clock),
+  3. the user's parameter files (launch ``params_file:=``, runner ``--params``),
+  4. the user's single parameters (launch ``use_sim_time:=``, ``device:=``, ``weights:=``; runner
+     ``--use-sim-time``, ``--param``).
+Only what the user gives is applied: a launch argument left out overrides nothing (``node_parameters``).
 
 Kept free of rclpy and launch imports (the launch files import it inside a ROS 2 install, the runner here).
 """
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from dataclasses import dataclass, field, replace
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 
 @dataclass(frozen=True)
@@ -18,6 +27,8 @@ class NodeSpec:
     params: List[str] = field(default_factory=list)   # parameter files, relative to the package's config/
     remaps: Dict[str, str] = field(default_factory=dict)
     lifecycle: bool = False        # managed node: the runner / launch file drive configure -> activate
+    overrides: Dict[str, Any] = field(default_factory=dict)  # this graph's parameters, applied after the files
+    model: bool = False            # takes the model launch arguments (device:=, weights:=)
 
 
 CAMERA_REMAPS = {
@@ -30,7 +41,7 @@ CAMERA_REMAPS = {
 PERCEPTION_NODE = NodeSpec(
     name="trajectory_field_node", executable="trajectory_field_node",
     module="trace_anything_ros.ros.trajectory_field_node", params=["perception.yaml"],
-    remaps=dict(CAMERA_REMAPS), lifecycle=True)
+    remaps=dict(CAMERA_REMAPS), lifecycle=True, model=True)
 
 SIM_CAMERA_NODE = NodeSpec(
     name="sim_camera_node", executable="sim_camera_node", module="trace_anything_ros.ros.sim_camera_node",
@@ -44,12 +55,25 @@ PLANNER_NODE = NodeSpec(
             "image": CAMERA_REMAPS["image"]},
     lifecycle=True)
 
+# The manipulation graph's camera (sim_camera_node) is RGB-D, publishes its optical frame's pose on /camera/pose
+# (the graph's 'camera_pose' remap) and drives /clock with scene time (its messages carry scene-time stamps), so
+# every node runs on sim time, and the perception node uses depth (metric) and the camera poses -- as the demo.
+SIM_TIME = {"use_sim_time": True}
+
 GRAPHS: Dict[str, List[NodeSpec]] = {
     # perception only: a camera (driver, bag, sim) publishes /camera/{image_raw,camera_info,depth/image_raw}
     "perception": [PERCEPTION_NODE],
     # the manipulation stack: simulated RGB-D camera + perception + goal-conditioned planner
-    "manipulation": [SIM_CAMERA_NODE, PERCEPTION_NODE, PLANNER_NODE],
+    "manipulation": [
+        replace(SIM_CAMERA_NODE, overrides=dict(SIM_TIME)),
+        replace(PERCEPTION_NODE, overrides={**SIM_TIME, "use_depth": True, "camera_pose.enabled": True}),
+        replace(PLANNER_NODE, overrides=dict(SIM_TIME)),
+    ],
 }
+
+# launch argument -> the parameter it sets (on the nodes with NodeSpec.model for the model ones)
+LAUNCH_PARAM_ARGS = {"use_sim_time": "use_sim_time", "device": "model.device", "weights": "model.weights"}
+MODEL_LAUNCH_ARGS = ("device", "weights")
 
 
 def graph(name: str) -> List[NodeSpec]:
@@ -68,3 +92,39 @@ def config_dir(share_dir: Optional[str] = None) -> str:
 def param_files(spec: NodeSpec, share_dir: Optional[str] = None) -> List[str]:
     d = config_dir(share_dir)
     return [os.path.join(d, p) for p in spec.params if os.path.exists(os.path.join(d, p))]
+
+
+def unique_param_files(files: Sequence[str]) -> List[str]:
+    """Each file once, at its last position (later files override earlier ones, so keeping the last occurrence
+    of a repeated file gives the same parameters)."""
+    real = [os.path.realpath(f) for f in files]
+    return [f for i, (f, r) in enumerate(zip(files, real)) if r not in real[i + 1:]]
+
+
+def node_parameters(spec: NodeSpec, share_dir: Optional[str] = None, user_files: Sequence[str] = (),
+                    user_params: Optional[Dict[str, Any]] = None) -> List[Union[str, Dict[str, Any]]]:
+    """The node's parameter sources in the order they apply (see the module doc): parameter file paths (str) and
+    dicts of single parameters. The graph's own file passed again as a user file is applied once, at the user's
+    position. ``user_params``: only what the user gave (an empty launch argument is not a value)."""
+    user = unique_param_files([os.path.abspath(f) for f in user_files if f])
+    again = {os.path.realpath(f) for f in user}
+    out: List[Union[str, Dict[str, Any]]] = [f for f in param_files(spec, share_dir)
+                                            if os.path.realpath(f) not in again]
+    if spec.overrides:
+        out.append(dict(spec.overrides))
+    out += user
+    if user_params:
+        out.append(dict(user_params))
+    return out
+
+
+def param_value_text(value: Any) -> str:
+    """A parameter value as the YAML text of ``-p name:=value`` (what the runner passes)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        import json
+        return json.dumps(value)  # a YAML double-quoted string: '' and 'true' stay strings
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(param_value_text(v) for v in value) + "]"
+    return repr(value)

@@ -6,6 +6,8 @@ No node outlives the runner: every child runs in its own process group (stopped 
 SIGTERM, then SIGKILL) on every exit path (normal end, SIGINT/SIGTERM, an exception), and asks the kernel for
 SIGTERM when the runner dies without cleaning up (SIGKILL, crash): ``prctl(PR_SET_PDEATHSIG)`` in the child
 before it execs. A parameter file given twice (the graph's own file passed again with --params) is passed once.
+Parameters: the sources and order of ``graph.node_parameters`` (graph files, graph overrides, --params files,
+--use-sim-time and --param), the same as the launch files'.
 """
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ import sys
 import time
 from typing import List
 
-from .graph import GRAPHS, config_dir, graph, param_files
+from .graph import GRAPHS, config_dir, graph, node_parameters, param_value_text, unique_param_files  # noqa: F401
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,18 +45,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def node_command(spec, args) -> List[str]:
+    """``python -m <module> --ros-args ...`` with the parameter sources of ``graph.node_parameters`` in their
+    order (files as --params-file, single parameters as -p) -- what the launch files pass, source for source."""
     cmd = [sys.executable, "-m", spec.module, "--ros-args", "-r", f"__node:={spec.name}"]
     if args.namespace:
         cmd += ["-r", f"__ns:={'/' + args.namespace.strip('/')}"]
-    for f in unique_param_files(param_files(spec) + [os.path.abspath(p) for p in args.params]):
-        cmd += ["--params-file", f]
+    user_params = {"use_sim_time": True} if args.use_sim_time else None
+    for src in node_parameters(spec, user_files=args.params, user_params=user_params):
+        if isinstance(src, str):
+            cmd += ["--params-file", src]
+        else:
+            for k, v in src.items():
+                cmd += ["-p", f"{k}:={param_value_text(v)}"]
+    for p in args.param:
+        cmd += ["-p", p]
     # the first matching remap rule wins in ROS 2: the user's remaps go before the graph's
     for a, b in [tuple(r.split(":=", 1)) for r in args.remap] + list(spec.remaps.items()):
         cmd += ["-r", f"{a}:={b}"]
-    if args.use_sim_time:
-        cmd += ["-p", "use_sim_time:=true"]
-    for p in args.param:
-        cmd += ["-p", p]
     return cmd
 
 
@@ -68,13 +75,6 @@ def node_env(args) -> dict:
     if getattr(args, "large_messages", False) and not env.get("FASTRTPS_DEFAULT_PROFILES_FILE"):
         env["FASTRTPS_DEFAULT_PROFILES_FILE"] = LARGE_MESSAGES_PROFILE
     return env
-
-
-def unique_param_files(files: List[str]) -> List[str]:
-    """Each file once, at its last position (later files override earlier ones, so keeping the last occurrence
-    of a repeated file gives the same parameters)."""
-    real = [os.path.realpath(f) for f in files]
-    return [f for i, (f, r) in enumerate(zip(files, real)) if r not in real[i + 1:]]
 
 
 PR_SET_PDEATHSIG = 1
