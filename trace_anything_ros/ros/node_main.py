@@ -48,6 +48,8 @@ def spin_node(node_factory: Callable[[], "rclpy.node.Node"], args: Optional[Sequ
         if rclpy.ok() or type(e).__name__ != "RCLError":
             raise
     finally:
+        if signal_handlers:
+            _ignore_further_sigint()
         if node is not None and cleanup is not None:
             cleanup(node)
         if ex is not None:
@@ -57,6 +59,17 @@ def spin_node(node_factory: Callable[[], "rclpy.node.Node"], args: Optional[Sequ
         if rclpy.ok():
             rclpy.shutdown()
     return 0
+
+
+def _ignore_further_sigint() -> None:
+    """Shutting down: a terminal's Ctrl-C reaches a launched node twice (the terminal's SIGINT to the foreground
+    process group, then the one ``ros2 launch`` forwards). The second must not interrupt the clean-up
+    (KeyboardInterrupt: exit code -2, launch reports "process has died"); the context is already shut down.
+    ros2 launch still escalates to SIGTERM / SIGKILL if the clean-up hangs."""
+    import signal
+    import threading
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def context_or_default(context=None):

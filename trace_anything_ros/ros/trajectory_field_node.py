@@ -34,6 +34,8 @@ from trace_anything_ros.pipeline import (DropCounter, Frame, FrameIngest, Percep
                                          Products, WindowSpec, WindowWorker, frame_intrinsics, load_estimator,
                                          preprocess_depth, preprocess_rgb)
 from trace_anything_ros.pipeline import frames as F
+from trace_anything_ros.pipeline import gates
+from trace_anything_ros.model.preprocess import PreprocessBudgetError, check_cost
 from trace_anything_ros.pipeline.freshness import LatencyFirstWindows
 from trace_anything_ros.pipeline.poses import PoseBuffer, pose_matrix
 from trace_anything_ros.pipeline.threads import default_model_threads, limit_threads, tune_malloc
@@ -63,6 +65,12 @@ class TrajectoryFieldNode(LifecycleNode):
 
         self.lc_state = "unconfigured"
         self.drops = DropCounter()
+        self.warned = DropCounter()  # named warnings (input used, but adapted): camera_info_rescaled, depth_rescaled ...
+        self._drop_lock = threading.Lock()
+        self._drop_seen = {}        # reason -> monotonic time it was last seen (diagnostics WARN window)
+        self._drop_logged = {}      # reason -> monotonic time of its last log line (one throttle per reason)
+        self._drop_quiet = {}       # reason -> lines suppressed since
+        self._last_drop = ("", "", None)  # (reason, text, monotonic time)
         self.in_rate, self.out_rate = diag.RateMeter(), diag.RateMeter()
         self.latency, self.model_time, self.overhead = diag.Stat(), diag.Stat(), diag.Stat()
         # overhead = queue wait (newest frame arrived while the worker was busy) + processing (post + publish)
@@ -164,10 +172,14 @@ class TrajectoryFieldNode(LifecycleNode):
         }
         qos = self._qos(v)
         ev = SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos)
-        self._subs = [self.create_subscription(Image, "image", self._on_image, qos, event_callbacks=ev),
-                      self.create_subscription(CameraInfo, "camera_info", self._on_info, qos, event_callbacks=ev)]
+        # every input callback runs through _guarded: no exception leaves it (counted + logged as callback_error)
+        self._subs = [self.create_subscription(Image, "image", self._guarded(self._on_image, "image"), qos,
+                                               event_callbacks=ev),
+                      self.create_subscription(CameraInfo, "camera_info", self._guarded(self._on_info, "camera_info"),
+                                               qos, event_callbacks=ev)]
         if v["use_depth"]:
-            self._subs.append(self.create_subscription(Image, "depth", self._on_depth, qos, event_callbacks=ev))
+            self._subs.append(self.create_subscription(Image, "depth", self._guarded(self._on_depth, "depth"), qos,
+                                                       event_callbacks=ev))
         self._poses = PoseBuffer() if v["camera_pose.enabled"] else None
         self._tf_buffer = self._tf_listener = None
         if self._poses is not None and v["camera_pose.source"] == "tf":
@@ -175,7 +187,8 @@ class TrajectoryFieldNode(LifecycleNode):
             self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self)
             self._poses.fetch = self._tf_pose_at  # looked up by the worker at each window's stamps
         elif self._poses is not None:  # sensor-data QoS: matches best-effort and reliable publishers
-            self._subs.append(self.create_subscription(PoseStamped, "camera_pose", self._on_camera_pose,
+            self._subs.append(self.create_subscription(PoseStamped, "camera_pose",
+                                                       self._guarded(self._on_camera_pose, "camera_pose"),
                                                        qos_profile_sensor_data, event_callbacks=ev))
         self.model_error = ""
         self.lc_state = "inactive"
@@ -215,7 +228,8 @@ class TrajectoryFieldNode(LifecycleNode):
         cap = v["buffer.capacity"] or self._spec.ring_capacity()
         cap = max(cap, self._spec.length)
         self._ingest = FrameIngest(cap, time_reset_threshold=v["time_reset_threshold"], drops=self.drops,
-                                   on_event=lambda kind, msg: self.get_logger().warn(msg), window=self._spec)
+                                   on_event=lambda kind, msg: self.get_logger().warn(msg), window=self._spec,
+                                   switch_frames=v["stream.switch_frames"], max_future=v["stamp.max_future"])
         source = LatencyFirstWindows(self._ingest) if v["window.policy"] == "latency" else self._ingest
         self._worker = WindowWorker(source, pipeline, self._publish_products, self._on_worker_error,
                                     products=self._wanted_products).start()
@@ -278,9 +292,58 @@ class TrajectoryFieldNode(LifecycleNode):
         return TransitionCallbackReturn.SUCCESS
 
     # ------------------------------------------------------------------------------------------- callbacks
+    # Hostile input (issue 14): every callback bounds its cost from the message's declared fields before converting
+    # anything, every rejection is a counted drop with one log throttle per reason, and no exception leaves a
+    # callback (_guarded). Policies (drop = the message is not used; warning = used, adapted, and named):
+    #   image    invalid_frame_id, zero/duplicate/non_monotonic/future_stamp, size_change/time_reset/time_jump (until
+    #            stream.switch_frames consistent frames confirm it), extreme_aspect (resize budget), the
+    #            conversion's reasons (unsupported_encoding, too_large, wrong_step, truncated, oversized_data)
+    #   depth    the same message checks, future_stamp, invalid_depth (no pixel within depth.min/max_range),
+    #            depth_size_mismatch (another aspect ratio than its image); warning depth_rescaled (same aspect)
+    #   camera_info  invalid_frame_id, invalid_camera_info (gates.intrinsics_problem); warnings
+    #            camera_info_rescaled (same aspect, other size) and camera_info_size_mismatch (no camera_info of
+    #            the image's aspect: the image runs without intrinsics)
+    #   outputs  implausible_output: a window with a non-finite number or a point beyond 2 x depth.max_range
+    DROP_LOG_PERIOD = 5.0  # s between two log lines of one drop reason
+
+    def _guarded(self, fn, what: str):
+        def cb(msg):
+            try:
+                fn(msg)
+            except Exception as e:  # noqa: BLE001 - a callback never lets an exception reach the executor
+                self._drop("callback_error", f"{what} callback failed: {type(e).__name__}: "
+                                             f"{gates.clip(str(e), 200)}")
+        return cb
+
     def _drop(self, reason: str, message: str):
         self.drops.add(reason)
-        self.get_logger().warn(f"dropped input ({reason}): {message}", throttle_duration_sec=5.0)
+        self._note_drop(reason, message)
+
+    def _note_drop(self, reason: str, message: str):
+        """Log a drop already counted: at most one line per reason every DROP_LOG_PERIOD s (with the number of
+        lines suppressed since), remembered for /diagnostics (last reason and text, WARN window)."""
+        now = time.monotonic()
+        with self._drop_lock:
+            self._drop_seen[reason] = now
+            self._last_drop = (reason, message[:300], now)
+            t = self._drop_logged.get(reason)
+            if t is not None and now - t < self.DROP_LOG_PERIOD:
+                self._drop_quiet[reason] = self._drop_quiet.get(reason, 0) + 1
+                return
+            self._drop_logged[reason] = now
+            quiet = self._drop_quiet.pop(reason, 0)
+        more = f" [{quiet} more since the last such line]" if quiet else ""
+        self.get_logger().warn(f"dropped input ({reason}): {message}{more}")
+
+    def _warn_input(self, key: str, message: str):
+        """A named warning: the input is used, adapted; counted and shown in /diagnostics until it stops."""
+        self.warned.add(key)
+        if key not in self.warnings:
+            self.get_logger().warn(message)
+        self.warnings[key] = message
+
+    def _now_ns(self) -> int:
+        return int(self.get_clock().now().nanoseconds)
 
     def _on_incompatible_qos(self, event):
         self.qos_events = int(event.total_count)
@@ -291,11 +354,14 @@ class TrajectoryFieldNode(LifecycleNode):
     def _on_info(self, msg: CameraInfo):
         if self._ingest is None:
             return
-        k = np.asarray(msg.k, np.float64).reshape(3, 3)
-        if not np.isfinite(k).all() or k[0, 0] <= 0 or k[1, 1] <= 0 or msg.width == 0 or msg.height == 0:
-            self._drop("invalid_camera_info", f"camera_info with K={list(msg.k)} {msg.width}x{msg.height}")
+        bad = conv.header_problem(msg.header, self._cfg["max_frame_id_length"])
+        hw = (int(msg.height), int(msg.width))
+        if bad is None:
+            bad = gates.intrinsics_problem(msg.k, hw)
+        if bad is not None:
+            self._drop(bad[0], f"camera_info: {bad[1]}")
             return
-        self._infos.append((conv.stamp_to_ns(msg.header.stamp), k, (int(msg.height), int(msg.width))))
+        self._infos.append((conv.stamp_to_ns(msg.header.stamp), np.asarray(msg.k, np.float64).reshape(3, 3), hw))
 
     def _intrinsics_for(self, stamp_ns: int, image_hw):
         if not self._infos:
@@ -304,23 +370,59 @@ class TrajectoryFieldNode(LifecycleNode):
                 self.warnings["camera_info"] = "no camera_info: running without intrinsics (up to scale)"
                 self.get_logger().warn(self.warnings["camera_info"])
             return None
-        slop = int(self._cfg["sync.slop"] * 1e9)
-        best = min(self._infos, key=lambda it: abs(it[0] - stamp_ns))
-        if abs(best[0] - stamp_ns) > slop:
-            best = self._infos[-1]  # intrinsics rarely change: the latest is the best guess
         self.warnings.pop("camera_info", None)
         self._last_info_warn = False
-        return frame_intrinsics(best[1], image_hw, self.input_size, info_hw=best[2])
+        image_hw = tuple(image_hw)
+        # only camera_info that can describe this image: its size, or the same aspect ratio (binning / resize)
+        infos = [it for it in self._infos if it[2] == image_hw] or [
+            it for it in self._infos if gates.same_aspect(it[2], image_hw)]
+        if not infos:
+            got = self._infos[-1][2]
+            self._warn_input("camera_info_size_mismatch",
+                             f"camera_info is {got[1]}x{got[0]}, another aspect ratio than the {image_hw[1]}x"
+                             f"{image_hw[0]} image: running without intrinsics (up to scale)")
+            return None
+        self.warnings.pop("camera_info_size_mismatch", None)
+        slop = int(self._cfg["sync.slop"] * 1e9)
+        best = min(infos, key=lambda it: abs(it[0] - stamp_ns))
+        if abs(best[0] - stamp_ns) > slop:
+            best = infos[-1]  # intrinsics rarely change: the latest is the best guess
+        if best[2] != image_hw:
+            self._warn_input("camera_info_rescaled", f"camera_info is {best[2][1]}x{best[2][0]}, the image "
+                             f"{image_hw[1]}x{image_hw[0]} (same aspect): intrinsics rescaled")
+        else:
+            self.warnings.pop("camera_info_rescaled", None)
+        k = frame_intrinsics(best[1], image_hw, self.input_size, info_hw=best[2])
+        return k if np.isfinite(k).all() else None
+
+    def _admit(self, msg, what: str):
+        """Checks of a message's declared fields, before any conversion: (stamp_ns, (h, w)) or None (dropped)."""
+        bad = conv.header_problem(msg.header, self._cfg["max_frame_id_length"])
+        if bad is not None:
+            self._drop(bad[0], f"{what}: {bad[1]}")
+            return None
+        hw = (int(msg.height), int(msg.width))
+        try:
+            check_cost(hw, self.input_size)  # the resize to the model grid stays within budget for this shape
+        except PreprocessBudgetError as e:
+            self._drop(e.reason, f"{what}: {e}")
+            return None
+        return conv.stamp_to_ns(msg.header.stamp), hw
 
     def _on_image(self, msg: Image):
         ingest = self._ingest
         if ingest is None:
             return
         self.in_rate.tick()
-        stamp_ns = conv.stamp_to_ns(msg.header.stamp)
-        reason = ingest.check_stamp(stamp_ns)
-        if reason is not None:  # cheap check before any conversion work (push re-checks under its lock)
-            self._drop(reason, f"image stamp {stamp_ns * 1e-9:.9f}")
+        got = self._admit(msg, "image")
+        if got is None:
+            return
+        stamp_ns, hw = got
+        now_ns = self._now_ns()
+        reason = ingest.admit(stamp_ns, hw, now_ns)  # stamps / size against the stream: counted there
+        if reason is not None:  # before any conversion work (push decides again under its lock)
+            self._note_drop(reason, f"image stamp {stamp_ns * 1e-9:.9f} s, {hw[1]}x{hw[0]}"
+                            + (f" (node clock {now_ns * 1e-9:.3f} s)" if reason == F.FUTURE_STAMP else ""))
             return
         try:
             rgb = conv.image_to_rgb(msg, self._cfg["max_image_pixels"])
@@ -329,27 +431,42 @@ class TrajectoryFieldNode(LifecycleNode):
             return
         self._camera_frame = msg.header.frame_id
         frame = Frame(stamp_ns=stamp_ns, rgb=preprocess_rgb(rgb, self.input_size), frame_id=msg.header.frame_id,
-                      intrinsics=self._intrinsics_for(stamp_ns, rgb.shape[:2]),
-                      source_size=(int(msg.height), int(msg.width)))
+                      intrinsics=self._intrinsics_for(stamp_ns, rgb.shape[:2]), source_size=hw)
         if self._cfg["use_depth"]:
             with self._lock:
                 self._pending.append(frame)
                 self._match_depth(ingest)
         else:
-            ingest.push(frame)
+            self._push(ingest, frame, now_ns)
+
+    def _push(self, ingest: FrameIngest, frame: Frame, now_ns=None):
+        reason = ingest.push(frame, now_ns)
+        if reason is not None:  # counted by the ingest
+            self._note_drop(reason, f"image stamp {frame.stamp_ns * 1e-9:.9f} s")
 
     def _on_depth(self, msg: Image):
         if self._ingest is None:
             return
+        got = self._admit(msg, "depth")
+        if got is None:
+            return
+        stamp_ns, hw = got
+        now_ns, fut = self._now_ns(), self._cfg["stamp.max_future"]
+        if now_ns > 0 and stamp_ns - now_ns > fut * 1e9:
+            self._drop(F.FUTURE_STAMP, f"depth stamp {stamp_ns * 1e-9:.9f} s is ahead of the node clock "
+                                       f"{now_ns * 1e-9:.3f} s")
+            return
         try:
-            d, valid = conv.depth_to_metres(msg, self._cfg["max_image_pixels"])
+            d, valid = conv.depth_to_metres(msg, self._cfg["max_image_pixels"], self._cfg["depth.min_range"],
+                                            self._cfg["depth.max_range"])
         except conv.ImageError as e:
             self._drop(e.reason, f"depth: {e}")
             return
         if not valid.any():
-            self._drop(F.BAD_DEPTH, "depth image has no valid pixel (all zero / NaN / inf)")
+            self._drop(F.BAD_DEPTH, f"depth image has no valid pixel (zero / NaN / inf / outside "
+                                    f"[{self._cfg['depth.min_range']}, {self._cfg['depth.max_range']}] m)")
             return
-        item = (conv.stamp_to_ns(msg.header.stamp), preprocess_depth(d, self.input_size))
+        item = (stamp_ns, preprocess_depth(d, self.input_size), hw)
         with self._lock:
             ingest = self._ingest
             if ingest is None:
@@ -382,16 +499,27 @@ class TrajectoryFieldNode(LifecycleNode):
         while self._pending:
             fr = self._pending[0]
             match = None
-            for i, (s, d) in enumerate(self._depths):
+            for i, (s, d, dhw) in enumerate(self._depths):
                 if abs(s - fr.stamp_ns) <= slop:
+                    if dhw != tuple(fr.source_size) and not gates.same_aspect(dhw, fr.source_size):
+                        continue  # cannot be this image's depth: dropped below when older ones are
                     match = i
                     break
             if match is not None:
                 fr.depth = self._depths[match][1]
+                dhw = self._depths[match][2]
                 for _ in range(match + 1):  # older depth images can no longer match newer frames
-                    self._depths.popleft()
+                    s_old, _, hw_old = self._depths.popleft()
+                    if hw_old != tuple(fr.source_size) and not gates.same_aspect(hw_old, fr.source_size):
+                        self._drop("depth_size_mismatch", f"depth {hw_old[1]}x{hw_old[0]} cannot belong to the "
+                                   f"{fr.source_size[1]}x{fr.source_size[0]} image (another aspect ratio)")
+                if dhw != tuple(fr.source_size):
+                    self._warn_input("depth_rescaled", f"depth is {dhw[1]}x{dhw[0]}, the image {fr.source_size[1]}x"
+                                     f"{fr.source_size[0]} (same aspect): resampled to the model grid")
+                else:
+                    self.warnings.pop("depth_rescaled", None)
                 self._pending.popleft()
-                ingest.push(fr)
+                self._push(ingest, fr)
                 continue
             newest_depth = self._depths[-1][0] if self._depths else None
             if newest_depth is not None and newest_depth > fr.stamp_ns + slop:
@@ -404,6 +532,10 @@ class TrajectoryFieldNode(LifecycleNode):
             self._drop(F.NO_SYNC, "image waited too long for depth")
 
     def _on_worker_error(self, exc: BaseException):
+        if not self.context.ok():
+            # shutdown (Ctrl-C) while a window was in flight: its publish failed on the invalid context -- not a
+            # model failure, and rosout cannot take a log line any more
+            return
         self.drops.add("model_error")
         self.model_error = f"{type(exc).__name__}: {exc}"
         win = self._worker.last_window if self._worker is not None else None
@@ -433,6 +565,8 @@ class TrajectoryFieldNode(LifecycleNode):
             self.warnings.pop("camera_pose", None)
 
     def _publish_products(self, pr: Products):
+        if not self.context.ok():  # shutting down: the publishers' context is gone (a failure is caught above)
+            return
         t_pub0 = time.perf_counter()
         v = self._values() if getattr(self, "_apply_dynamic_later", False) else self._cfg
         if getattr(self, "_apply_dynamic_later", False):
@@ -441,6 +575,11 @@ class TrajectoryFieldNode(LifecycleNode):
             if self._worker is not None:
                 self._worker.pipeline.params = self._pipeline_params(v)
         self._note_camera_motion(pr.camera_motion)
+        bad = gates.products_problem(pr, 2.0 * v["depth.max_range"])  # nothing non-finite / absurd is published
+        if bad is not None:
+            self._drop(bad[0], f"window {pr.stamps_ns[0] * 1e-9:.3f}..{pr.stamps_ns[-1] * 1e-9:.3f} s withheld: "
+                               f"{bad[1]}")
+            return
         frame_id = v["frame_id"] or pr.frame_ids[0]
         header = Header(stamp=conv.ns_to_time(pr.stamps_ns[-1]), frame_id=frame_id)
         pubs = self._pubs
@@ -586,6 +725,16 @@ class TrajectoryFieldNode(LifecycleNode):
                 values[f"{k}_{kk}"] = vv
         for r, n in sorted(drops.items()):
             values[f"dropped.{r}"] = n
+        for r, n in sorted(self.warned.snapshot().items()):
+            values[f"warned.{r}"] = n
+        with self._drop_lock:
+            last_reason, last_text, last_t = self._last_drop
+            recent = sorted(r for r, t in self._drop_seen.items()
+                            if now - t <= self._cfg.get("diagnostics.drop_warn_window", 5.0))
+        if last_t is not None:
+            values.update({"last_drop_reason": last_reason, "last_drop": last_text, "last_drop_age_s": now - last_t})
+        if self._ingest is not None:
+            values["stream_switches"] = self._ingest.switches
         # bounded queues and frame accounting: frames_in == rejected (input drops) + frames_accepted;
         # frames_accepted == frames_used + frames_unused + frames_unused_in_ring
         ingest = self._ingest
@@ -613,6 +762,11 @@ class TrajectoryFieldNode(LifecycleNode):
         if self.qos_events:
             level = max(level, diag.WARN)
             msgs.append(self.qos_event_text)
+        if recent:
+            level = max(level, diag.WARN)
+            win = self._cfg.get("diagnostics.drop_warn_window", 5.0)
+            msgs.append(f"input rejected in the last {win:g} s: " + ", ".join(f"{r} ({drops.get(r, 0)})"
+                                                                          for r in recent))
         for w in list(self.warnings.values()):  # a snapshot: the worker thread may change it meanwhile
             level = max(level, diag.WARN)
             msgs.append(w)
