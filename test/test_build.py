@@ -36,7 +36,8 @@ def test_package_xml_is_a_valid_format3_interface_package():
     assert {"ament_cmake", "rosidl_default_generators"} <= build
     assert {"builtin_interfaces", "std_msgs", "geometry_msgs", "sensor_msgs", "nav_msgs"} <= build & run
     assert {"rosidl_default_runtime", "rclpy", "visualization_msgs", "diagnostic_msgs", "std_srvs",
-            "lifecycle_msgs", "launch", "launch_ros", "tf2_ros", "python3-numpy", "python3-opencv"} <= run
+            "lifecycle_msgs", "launch", "launch_ros", "tf2_ros_py", "python3-numpy", "python3-opencv",
+            "rcl_interfaces", "rosgraph_msgs", "ament_index_python"} <= run
     assert {"ament_cmake_pytest", "launch_testing"} <= names(pkg.test_depends)
     # every message package a .msg/.srv refers to is declared
     used = set()

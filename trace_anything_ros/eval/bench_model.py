@@ -249,10 +249,14 @@ def _compact_sub(args) -> Dict:
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m trace_anything_ros.eval.bench_model", description=__doc__.splitlines()[0])
-    add_arguments(p)
-    args = p.parse_args(argv)
+def main(args=None) -> int:
+    """``args``: parsed arguments (``trace-anything-ros bench model`` parses them) or a command line (``python -m``;
+    None: sys.argv)."""
+    if not isinstance(args, argparse.Namespace):
+        p = argparse.ArgumentParser(prog="python -m trace_anything_ros.eval.bench_model",
+                                    description=__doc__.splitlines()[0])
+        add_arguments(p)
+        args = p.parse_args(args)
     res = run(args)
     print(json.dumps(res) if args.worker else json.dumps(res, indent=2))
     return 0
