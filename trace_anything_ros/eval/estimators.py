@@ -124,6 +124,7 @@ def as_field(estimator, frames: np.ndarray, depth: Optional[np.ndarray], context
         kwargs["cam_poses"] = inv_T(cam[0])[None] @ cam
         kwargs["times"] = np.asarray(context["frame_times"], np.float32)
     pred = fn(inp, **kwargs)
+    extras = dict(getattr(pred, "extras", None) or {})  # what the estimator measured (regime, noise floor)
     if isinstance(pred, TrajectoryField):
         ctrl, conf, times, metric = pred.ctrl_pts, pred.ctrl_conf, pred.frame_times, pred.metric
     elif isinstance(pred, tuple):
@@ -139,4 +140,28 @@ def as_field(estimator, frames: np.ndarray, depth: Optional[np.ndarray], context
         xs = np.minimum((np.arange(w) + 0.5) * ctrl.shape[3] / w, ctrl.shape[3] - 1).astype(int)
         ctrl = ctrl[:, :, ys][:, :, :, xs]
         conf = conf[:, :, ys][:, :, :, xs]
-    return TrajectoryField(ctrl, conf, np.asarray(times, np.float32), context["stamps"], context["K"], metric)
+    return TrajectoryField(ctrl, conf, np.asarray(times, np.float32), context["stamps"], context["K"], metric,
+                           extras=extras)
+
+
+class ContextEstimator:
+    """A benchmark estimator behind the ``FieldEstimator`` face, so that ``pipeline.PerceptionPipeline`` (the node's
+    code path: depth scale, motion analysis, object tracking across windows, forecasts) can run it on a stream.
+    ``contexts(frame_keys) -> context`` gives each window's context (K, camera poses, stamps, ground truth), which
+    ``as_field`` hands to the wrapped estimator exactly as in a single-window evaluation. ``last_predict_s``: the
+    duration of the last call."""
+
+    def __init__(self, estimator, input_size, contexts):
+        self.estimator = estimator
+        self.input_size = tuple(int(x) for x in input_size)
+        self.contexts = contexts
+        self.last_predict_s = float("nan")
+
+    def predict(self, frames, frame_keys=None, depth=None, **_):
+        import time
+
+        ctx = self.contexts(list(frame_keys))
+        tic = time.perf_counter()
+        field = as_field(self.estimator, np.asarray(frames), depth, ctx)
+        self.last_predict_s = time.perf_counter() - tic
+        return field

@@ -155,29 +155,69 @@ def displacement_mask(field: TrajectoryField, rel_threshold: float = 0.02) -> np
 
 
 def forecast_error(field: TrajectoryField, gt: GroundTruthWindow, future_poses: Dict[float, np.ndarray],
-                   scale: float) -> Dict[str, float]:
-    """Error of the newest frame's extrapolated curves at +h seconds (``field.forecast`` explicit constant-velocity
-    extension past the window) vs the exact future positions (``future_poses[h]`` = world_T_bodies at that time)."""
+                   scale: float, forecaster: Optional[Callable] = None, tolerance: float = 0.05) -> Dict[str, float]:
+    """Error of the newest frame's pixels forecast +h seconds vs their exact future positions (``future_poses[h]``
+    = world_T_bodies at that time). ``forecaster(h) -> (positions [H, W, 3], sigma [H, W], confidence [H, W])`` in
+    the field's units (the pipeline's forecasts, ``Products.forecast_pixels``); without one, the newest frame's
+    curves are extrapolated (``field.forecast`` explicit constant-velocity extension past the window).
+
+    With a forecaster, calibration on the moving pixels too: ``conf`` (mean published confidence), ``hit``
+    (fraction within ``tolerance`` x depth, what ``conf`` predicts), ``cover90`` (fraction within the predicted
+    sigma's 90 % radius, 1.443 sigma for an isotropic Gaussian: 0.9 when calibrated), ``sigma`` (mean, metres)."""
     from trace_anything_ros.field.forecast import forecast_field
     from trace_anything_ros.field.timemap import build_time_map
 
     out = {}
     tm = build_time_map(field.stamps, field.frame_times, "auto")
+    last = gt.valid.shape[0] - 1
     m = gt.valid[-1]
     dyn = gt.dynamic_mask[-1] & m
     for h, poses in sorted(future_poses.items()):
-        fc = forecast_field(field, tm, horizon_s=h, num_samples=1, max_horizon_s=h)
-        pred = fc.positions[0, 0] * scale                                     # [H, W, 3]
-        true = gt.positions_at(poses, frames=[gt.valid.shape[0] - 1])[0]
-        e = np.linalg.norm(pred - true, axis=-1)
-        out[f"{h:g}s"] = dict(all=_mean(e[m]), dynamic=_mean(e[dyn]))
+        true = gt.positions_at(poses, frames=[last])[0]
+        if forecaster is None:
+            fc = forecast_field(field, tm, horizon_s=h, num_samples=1, max_horizon_s=h)
+            pred = fc.positions[0, 0] * scale                                     # [H, W, 3]
+            e = np.linalg.norm(pred - true, axis=-1)
+            out[f"{h:g}s"] = dict(all=_mean(e[m]), dynamic=_mean(e[dyn]))
+            continue
+        pred, sigma, conf = forecaster(h)
+        e = np.linalg.norm(np.asarray(pred, np.float64) * scale - true, axis=-1)
+        sig = np.asarray(sigma, np.float64) * scale
+        z = np.abs(gt.positions[last, last, ..., 2])
+        ok_e = np.isfinite(e)
+        d = dyn & ok_e
+        out[f"{h:g}s"] = dict(all=_mean(e[m & ok_e]), dynamic=_mean(e[d]), conf=_mean(np.asarray(conf)[d]),
+                              hit=_mean((e < tolerance * z)[d]), cover90=_mean((e <= 1.443 * sig)[d]),
+                              sigma=_mean(sig[d]), cover90_all=_mean((e <= 1.443 * sig)[m & ok_e]))
     return out
 
 
+def forecast_references(gt: GroundTruthWindow, now_poses: np.ndarray, past_poses: np.ndarray, delta: float,
+                        future_poses: Dict[float, np.ndarray]) -> Dict[str, Dict]:
+    """Reference forecasts of the newest frame's pixels from the ground truth: ``hold_still`` (every point stays
+    where it is) and ``oracle_const_velocity`` (every point's exact trajectory extrapolated at its exact velocity
+    at the newest frame, from the body poses ``delta`` s before: ``past_poses``). Same keys as
+    :func:`forecast_error` (``{"forecast": {"0.5s": {"all", "dynamic"}}}``)."""
+    last = gt.valid.shape[0] - 1
+    now = gt.positions_at(now_poses, frames=[last])[0].astype(np.float64)
+    vel = (now - gt.positions_at(past_poses, frames=[last])[0]) / delta
+    m = gt.valid[-1]
+    dyn = gt.dynamic_mask[-1] & m
+    out = {"hold_still": {}, "oracle_const_velocity": {}}
+    for h, poses in sorted(future_poses.items()):
+        true = gt.positions_at(poses, frames=[last])[0]
+        for name, pred in (("hold_still", now), ("oracle_const_velocity", now + vel * h)):
+            e = np.linalg.norm(pred - true, axis=-1)
+            out[name][f"{h:g}s"] = dict(all=_mean(e[m]), dynamic=_mean(e[dyn]))
+    return {k: {"forecast": v} for k, v in out.items()}
+
+
 def evaluate(field: TrajectoryField, gt: GroundTruthWindow, mask_fn: Optional[Callable] = None,
-             future_poses: Optional[Dict[float, np.ndarray]] = None) -> Dict:
+             future_poses: Optional[Dict[float, np.ndarray]] = None, forecaster: Optional[Callable] = None,
+             tolerance: float = 0.05) -> Dict:
     """Every metric of one window. ``mask_fn(field) -> [N,H,W] (or [H,W]) mask/labels`` (default
-    :func:`displacement_mask`); ``future_poses``: {seconds after the newest frame: world_T_bodies}."""
+    :func:`displacement_mask`); ``future_poses``: {seconds after the newest frame: world_T_bodies};
+    ``forecaster``: see :func:`forecast_error`."""
     S = samples_at_frame_times(field)
     m = np.broadcast_to(gt.valid[:, None], S.shape[:4])
     s = median_scale(S, gt.positions, m)
@@ -191,5 +231,5 @@ def evaluate(field: TrajectoryField, gt: GroundTruthWindow, mask_fn: Optional[Ca
         masks = masks.labels if getattr(masks, "labels", None) is not None else masks.mask
     res["mask"] = mask_metrics(masks, gt)
     if future_poses:
-        res["forecast"] = forecast_error(field, gt, future_poses, s)
+        res["forecast"] = forecast_error(field, gt, future_poses, s, forecaster, tolerance)
     return res

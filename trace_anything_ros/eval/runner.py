@@ -22,10 +22,12 @@ import numpy as np
 PRESETS = {
     # < 3 min on 2 cores: 3 scenes x 1 window of 6 frames at 128 x 96
     "ci": dict(scenes=["tabletop", "moving_camera", "pick_place"], seeds=[1001], windows=1, frames=6, dt=0.12,
-               width=128, height=96, num_ctrl=10, horizons=[0.5, 1.0]),
+               width=128, height=96, num_ctrl=10, horizons=[0.5, 1.0], history_s=1.0),
     "full": dict(scenes=["tabletop", "moving_camera", "pick_place", "static_scene", "busy"],
                  seeds=[2001, 2002, 2003], windows=2, frames=8, dt=0.1, width=320, height=240, num_ctrl=10,
-                 horizons=[0.5, 1.0]),
+                 horizons=[0.5, 1.0], history_s=1.0),
+    # history_s: seconds of the stream before each evaluated window, run through the pipeline first (a window
+    # every ``hop`` frames, default half a window), so object tracks and their motion histories exist as on a node
 }
 DEFAULT_ESTIMATORS = ["ground_truth", "static", "const_velocity"]
 
@@ -87,10 +89,15 @@ def mask_function(kind: str) -> Callable:
 
 
 def generate_windows(cfg: dict):
-    """Yield (scene_name, seed, start, frames, gt, future_poses) for the preset's held-out scenes."""
+    """Yield one dict per evaluated window of the preset's held-out scenes, while its scene is open: ``preset``,
+    ``seed``, ``start`` (the window's first stamp), ``frames`` (rendered, oldest first: ``history`` frames of the
+    stream before the window, then the window's ``cfg['frames']``), ``history``, ``gt`` (the window's ground truth),
+    ``future`` ({h: world_T_bodies at +h}), ``past`` (body poses ``delta`` s before the newest frame, for the oracle
+    velocity), ``delta``, ``pose_fn`` (scene.poses_at)."""
     from trace_anything_ros.sim.ground_truth import compute_window
     from trace_anything_ros.sim.scene import Scene, SceneConfig
 
+    dt = cfg["dt"]
     for preset in cfg["scenes"]:
         for seed in cfg["seeds"]:
             scene = Scene(SceneConfig.from_preset(preset, seed=seed, width=cfg["width"], height=cfg["height"]))
@@ -98,31 +105,95 @@ def generate_windows(cfg: dict):
             try:
                 for _ in range(cfg["windows"]):
                     start = float(rng.uniform(0.8, 4.0))
-                    frames = scene.record(cfg["frames"], cfg["dt"], start=start)
-                    gt = compute_window(frames, num_ctrl=cfg["num_ctrl"], pose_fn=scene.poses_at)
-                    t_last = frames[-1]["stamp"]
-                    future = {h: scene.poses_at(t_last + h) for h in cfg["horizons"]}
-                    yield preset, seed, start, frames, gt, future
+                    n_hist = int(min(round(cfg.get("history_s", 0.0) / dt), np.floor(start / dt + 1e-9)))
+                    frames = scene.record(n_hist + cfg["frames"], dt, start=start - n_hist * dt)
+                    win = frames[n_hist:]
+                    gt = compute_window(win, num_ctrl=cfg["num_ctrl"], pose_fn=scene.poses_at)
+                    t_last = win[-1]["stamp"]
+                    delta = 1e-3
+                    yield dict(preset=preset, seed=seed, start=start, frames=frames, history=n_hist, gt=gt,
+                               future={h: scene.poses_at(t_last + h) for h in cfg["horizons"]},
+                               past=scene.poses_at(t_last - delta), delta=delta, pose_fn=scene.poses_at)
             finally:
                 scene.close()
 
 
+def stream_products(estimator, w: dict, cfg: dict, products=frozenset({"mask", "objects"})):
+    """Run ``estimator`` on the stream of window ``w`` (``generate_windows``) through ``PerceptionPipeline``, as the
+    node does: windows of ``cfg['frames']`` frames, a new one every ``hop`` frames (default half a window), ending
+    with the evaluated window; the pipeline's tracker keeps the objects (and their histories) across windows.
+    Returns ``(Products of the evaluated window, predict seconds of that window)``."""
+    from trace_anything_ros.eval.estimators import ContextEstimator, GroundTruthEstimator
+    from trace_anything_ros.pipeline import Frame, PerceptionPipeline, PipelineParams
+    from trace_anything_ros.sim.ground_truth import compute_window, normalised_times
+
+    frames, nf, n_hist = w["frames"], cfg["frames"], w["history"]
+    h, wd = frames[0]["rgb"].shape[:2]
+    K = np.asarray(frames[0]["K"], np.float64)
+    needs_gt = isinstance(estimator, GroundTruthEstimator)
+
+    def context(keys):
+        sub = [frames[k] for k in keys]
+        stamps = np.array([f["stamp"] for f in sub], np.float64)
+        gt = w["gt"] if keys[0] == n_hist else (
+            compute_window(sub, num_ctrl=cfg["num_ctrl"], pose_fn=w["pose_fn"], with_visibility=False)
+            if needs_gt else None)
+        return dict(K=K, cam_poses=np.stack([np.asarray(f["world_T_cam"], np.float64) for f in sub]),
+                    stamps=stamps, frame_times=normalised_times(stamps).astype(np.float32), gt=gt)
+
+    adapter = ContextEstimator(estimator, (h, wd), context)
+    pp = PerceptionPipeline(adapter, PipelineParams(track_stride=0, forecast_horizon=max(cfg["horizons"])))
+    pf = [Frame(stamp_ns=int(round(f["stamp"] * 1e9)), rgb=f["rgb"], frame_id="cam",
+                depth=np.asarray(f["depth"], np.float32), intrinsics=K, key=i)
+          for i, f in enumerate(frames)]
+    hop = int(cfg.get("hop") or max(1, nf // 2))
+    last = len(frames) - 1
+    ends = sorted(range(last, nf - 2, -hop))
+    out = None
+    for e in ends:
+        out = pp.process(pf[e - nf + 1:e + 1], products=set(products))
+    return out, adapter.last_predict_s
+
+
+def pipeline_forecaster(products):
+    """``forecaster(h)`` for ``metrics.forecast_error``: every pixel of the newest frame (at its position now, the
+    products' field) forecast by the pipeline's object motion models (``Products.forecast_pixels``)."""
+    from trace_anything_ros.field.evaluate import evaluate_curves
+    from trace_anything_ros.field.timemap import build_time_map
+
+    fld = products.field
+    tm = build_time_map(fld.stamps, fld.frame_times)
+    now = evaluate_curves(fld.ctrl_pts[-1], [tm.frame_times[-1]], d_axis=0)[0]            # [H, W, 3]
+    H, W = now.shape[:2]
+    labels = products.labels if products.labels is not None else np.zeros((H, W), np.uint16)
+    ids = np.where(labels > 0, labels.astype(np.int64), -1).reshape(-1)
+
+    def forecaster(lead):
+        pos, sig, conf = products.forecast_pixels(now.reshape(-1, 3), ids, [lead])
+        return pos[:, 0].reshape(H, W, 3), sig[:, 0].reshape(H, W), conf[:, 0].reshape(H, W)
+
+    return forecaster
+
+
 def run(cfg: dict, estimators: Dict[str, object], mask_fn: Callable) -> dict:
-    from trace_anything_ros.eval.estimators import as_field
-    from trace_anything_ros.eval.metrics import evaluate
+    """Score every estimator on every window; each runs on the window's stream through the node's pipeline (see
+    ``stream_products``): the field, masks and forecasts measured are the ones the node would publish. Reference
+    rows ``hold_still`` and ``oracle_const_velocity`` (ground truth, forecasts only) come with every window."""
+    from trace_anything_ros.eval.metrics import evaluate, forecast_references
 
     rows: List[dict] = []
     t0 = time.perf_counter()
-    for preset, seed, start, frames, gt, future in generate_windows(cfg):
-        rgb = np.stack([f["rgb"] for f in frames])
-        depth = np.stack([f["depth"] for f in frames]).astype(np.float32)
-        ctx = dict(K=gt.K, cam_poses=gt.cam_poses, stamps=gt.field.stamps, frame_times=gt.field.frame_times, gt=gt)
+    for w in generate_windows(cfg):
+        meta = dict(scene=w["preset"], seed=w["seed"], start=w["start"])
+        refs = forecast_references(w["gt"], w["frames"][-1]["body_poses"], w["past"], w["delta"], w["future"])
+        for name, res in refs.items():
+            rows.append(dict(res, estimator=name, **meta))
         for name, est in estimators.items():
-            tic = time.perf_counter()
-            field = as_field(est, rgb, depth, ctx)
-            pred_s = time.perf_counter() - tic
-            res = evaluate(field, gt, mask_fn=mask_fn, future_poses=future)
-            res.update(estimator=name, scene=preset, seed=seed, start=start, predict_s=pred_s)
+            prods, pred_s = stream_products(est, w, cfg)
+            fp = prods.forecast_params
+            res = evaluate(prods.field, w["gt"], mask_fn=mask_fn, future_poses=w["future"],
+                           forecaster=pipeline_forecaster(prods), tolerance=fp.tolerance if fp else 0.05)
+            res.update(estimator=name, predict_s=pred_s, objects=len(prods.objects), **meta)
             rows.append(res)
     return dict(rows=rows, summary=summarize(rows), config=cfg, wall_s=time.perf_counter() - t0)
 
@@ -157,7 +228,9 @@ TABLE = [  # (column title, summary key, scale, format)
     ("static spread (mm)", "static_spread", 1e3, ".1f"), ("consistency (mm)", "consistency.all", 1e3, ".1f"),
     ("mask IoU", "mask.iou", 1, ".3f"), ("J&F", "mask.JF", 1, ".3f"),
     ("forecast +0.5 s dyn (mm)", "forecast.0.5s.dynamic", 1e3, ".1f"),
-    ("forecast +1 s dyn (mm)", "forecast.1s.dynamic", 1e3, ".1f"), ("predict (s)", "predict_s", 1, ".3f"),
+    ("forecast +1 s dyn (mm)", "forecast.1s.dynamic", 1e3, ".1f"),
+    ("+0.5 s cover90", "forecast.0.5s.cover90", 1, ".2f"), ("+1 s cover90", "forecast.1s.cover90", 1, ".2f"),
+    ("+1 s conf / hit", ("forecast.1s.conf", "forecast.1s.hit"), 1, ".2f"), ("predict (s)", "predict_s", 1, ".3f"),
 ]
 
 
@@ -167,13 +240,17 @@ def markdown(result: dict) -> str:
              f"{len(cfg['scenes'])} scene presets x {len(cfg['seeds'])} seeds x {cfg['windows']} windows of "
              f"{cfg['frames']} frames ({cfg['dt']} s apart) at {cfg['width']}x{cfg['height']}; errors after median "
              "scale alignment unless 'raw'; consistency = same scene point from different frames; forecast = "
-             "newest frame's curves extrapolated past the window.", "",
+             "newest frame's pixels forecast by the node's pipeline (each object's motion model fitted over the stream's history, "
+             "the other pixels held still), on moving pixels; references from the ground truth: hold_still and "
+             "oracle_const_velocity (each point's exact trajectory extrapolated at its exact velocity); cover90 = "
+             "fraction of moving pixels within the predicted 90 % error radius (0.90 when calibrated); conf / hit = "
+             "mean published confidence / fraction within its tolerance.", "",
              "| estimator | " + " | ".join(c[0] for c in TABLE) + " |", "|---" * (len(TABLE) + 1) + "|"]
     for name, s in result["summary"].items():
         cells = []
         for _, key, sc, fmt in TABLE:
-            v = s.get(key, float("nan"))
-            cells.append("n/a" if not np.isfinite(v) else format(v * sc, fmt))
+            vals = [s.get(k, float("nan")) for k in (key if isinstance(key, tuple) else (key,))]
+            cells.append(" / ".join("n/a" if not np.isfinite(v) else format(v * sc, fmt) for v in vals))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     lines += ["", f"Wall time {result['wall_s']:.1f} s."]
     return "\n".join(lines) + "\n"

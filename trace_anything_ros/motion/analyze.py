@@ -9,6 +9,7 @@ import numpy as np
 
 from ..field.evaluate import evaluate_curves
 from ..field.forecast import forecast_curves
+from .forecast import ForecastParams, confidence, fit_motion, window_omega
 from ..field.scale import metric_scale_from_depth
 from ..field.timemap import TimeMap, build_time_map
 from ..field.types import TrajectoryField
@@ -41,7 +42,9 @@ class MotionParams:
     grow_iters         [4]      in [0, 50]; rings an object may grow into pixels its rigid motion explains
     depth_jump         [0.05]   in (0, 1]; relative depth step that stops that growth (object/background edge)
     forecast_horizon_s [0.5]    > 0; forecast length (clamped to max_forecast_s)
-    max_forecast_s     [None]   > 0 or None (= 2 x window duration)
+    max_forecast_s     [None]   > 0 or None (= 2 x the longer of the window and forecast_model.history_s)
+    forecast_model     [None]   motion.forecast.ForecastParams (or its dict) of the object motion models fitted
+                                over the tracker's history (None: its defaults)
     forecast_mode      ["velocity"] velocity | acceleration
     forecast_samples   [5]      in [1, 100]
     use_depth_scale    [True]   scale a non-metric field from the depth image when depth is given
@@ -71,6 +74,7 @@ class MotionParams:
     max_forecast_s: Optional[float] = None
     forecast_mode: str = "velocity"
     forecast_samples: int = 5
+    forecast_model: Optional[ForecastParams] = None
     use_depth_scale: bool = True
     seed: int = 0
 
@@ -103,6 +107,10 @@ class MotionParams:
             rng("max_forecast_s", 0.0, np.inf, lo_open=True)
         if self.time_map_mode not in ("auto", "pwl", "affine", "stamps"):
             raise ValueError(f"MotionParams.time_map_mode={self.time_map_mode!r}")
+        if isinstance(self.forecast_model, dict):
+            self.forecast_model = ForecastParams(**self.forecast_model)
+        if self.forecast_model is not None:
+            self.forecast_model.validate()
         if self.forecast_mode not in ("velocity", "acceleration"):
             raise ValueError(f"MotionParams.forecast_mode={self.forecast_mode!r}")
         for name in ("open_radius", "close_radius", "min_area", "min_part_area", "ransac_iters", "ransac_sample",
@@ -141,6 +149,8 @@ class MotionResult:
     # tracked objects that stopped moving (not in ``objects``/``labels``): id -> bool [H, W] where they are now
     # (``ObjectTracker.resting``; empty without a tracker)
     resting: dict = dc_field(default_factory=dict)
+    # object id -> motion.forecast.ObjectMotion fitted over the object's history (the forecasts' model)
+    motion_models: dict = dc_field(default_factory=dict)
 
 
 def _summarise(label, sel, X, ctrl_f, conf_own, score, thr, tm: TimeMap, ref, params, nparts, model, metric):
@@ -157,7 +167,7 @@ def _summarise(label, sel, X, ctrl_f, conf_own, score, thr, tm: TimeMap, ref, pa
     t_ref = tm.frame_times[ref]
     vel = evaluate_curves(c_ctrl, [t_ref], d_axis=0, deriv=1)[0] * float(tm.rate(s_ref))
     fc = forecast_curves(c_ctrl, tm, params.forecast_horizon_s, d_axis=0, mode=params.forecast_mode,
-                         num_samples=params.forecast_samples, max_horizon_s=params.max_forecast_s)
+                         num_samples=params.forecast_samples, max_horizon_s=max_forecast_s(tm, params))
     med = float(np.median(score[sel]))
     conf = float(np.clip(1.0 - np.exp(-(med / max(thr, 1e-12) - 1.0)), 0.0, 1.0))
     R, t = model
@@ -171,6 +181,41 @@ def _summarise(label, sel, X, ctrl_f, conf_own, score, thr, tm: TimeMap, ref, pa
                          forecast_confidence=fc.decay * conf, confidence=conf, num_parts=int(nparts),
                          rotations=R, translations=t, rigid_rms=rms, metric=metric,
                          extras={"forecast_clamped": fc.clamped, "forecast_horizon_s": fc.horizon_s})
+
+
+def max_forecast_s(tm: TimeMap, params: MotionParams) -> float:
+    """The forecast horizon's clamp: ``max_forecast_s`` or 2 x the longer of the window and the fitted history."""
+    if params.max_forecast_s is not None:
+        return float(params.max_forecast_s)
+    hist = (params.forecast_model or ForecastParams()).history_s
+    return 2.0 * max(tm.duration, hist)
+
+
+def object_motions(objects: List[DynamicObject], stamp: float, params: MotionParams,
+                   tracker: Optional[ObjectTracker] = None) -> dict:
+    """Fit each object's motion model (``motion.forecast.fit_motion``) over its tracked history (or, without a
+    tracker, its window) and replace its forecast (centroid moved by the model) and forecast confidence (calibrated,
+    ``motion.forecast.confidence``). Returns id -> ObjectMotion."""
+    fp = params.forecast_model or ForecastParams()
+    out = {}
+    for o in objects:
+        hist = tracker.history(o.id) if tracker is not None else None
+        if hist is None:
+            st = np.asarray(o.trajectory_stamps, np.float64)
+            om = (window_omega(o.rotations, st, int(np.argmin(np.abs(st - stamp))))[None]
+                  if o.rotations is not None and len(o.rotations) == st.size else None)
+            hist = (st, o.trajectory, None, om)
+        hs, hc, hws, hw = hist
+        if hw is not None and hws is not None:
+            hw = np.asarray(hw)[np.asarray(hws) >= stamp - fp.history_s - 1e-6]
+        m = fit_motion(hs, hc, stamp, centroid=o.centroid, omegas=hw, params=fp)
+        lead = np.asarray(o.forecast_stamps, np.float64) - stamp
+        sig = m.sigma(lead)
+        o.forecast = np.asarray(o.centroid, np.float64)[None] + m.displacement(lead)
+        o.forecast_confidence = confidence(sig, o.centroid[2], fp.tolerance)
+        o.extras.update(motion=m, forecast_sigma=sig)
+        out[o.id] = m
+    return out
 
 
 def analyze(field: TrajectoryField, depth=None, params: Optional[MotionParams] = None,
@@ -206,8 +251,14 @@ def analyze(field: TrajectoryField, depth=None, params: Optional[MotionParams] =
             min_conf = max(min_conf, float(np.quantile(cvals, p.conf_quantile)))
     timings["evaluate"] = (time.perf_counter() - tic) * 1e3
     t1 = time.perf_counter()
+    # the threshold floor: the field's own measured noise floor where its estimator states one (a geometric
+    # field: what its flow noise reaches over the window), else min_rel_motion (the network's, chosen on validation)
+    floor = p.min_rel_motion
+    mf = field.extras.get("motion_floor") if isinstance(field.extras, dict) else None
+    if mf is not None and np.isfinite(mf) and mf > 0:
+        floor = float(mf)
     mr = dynamic_mask(X, ref, conf_own, min_confidence=min_conf, depth_power=p.depth_power, min_z=p.min_z,
-                      noise_k=p.noise_k, min_rel_motion=p.min_rel_motion, open_radius=p.open_radius,
+                      noise_k=p.noise_k, min_rel_motion=floor, open_radius=p.open_radius,
                       close_radius=p.close_radius, min_area=p.min_area)
     timings["mask"] = (time.perf_counter() - t1) * 1e3
     t2 = time.perf_counter()
@@ -229,11 +280,16 @@ def analyze(field: TrajectoryField, depth=None, params: Optional[MotionParams] =
             d = np.linalg.norm(X[ref][seg.labels == o.label] - o.centroid, axis=-1)
             d = d[np.isfinite(d)]
             o.extras["radius"] = float(np.percentile(d, 90)) if d.size else None
+        j = tracker.shared_frame(field.stamps)  # the image analysed last time: align the tracks' histories on it
+        if j is not None:
+            tracker.align_history(X[ref] if j == ref else evaluate_curves(
+                field.ctrl_pts[j] * np.float32(scale), [times[j]], d_axis=0)[0])
         tracker.update(seg.labels, objects, stamp=float(field.stamps[ref]), positions=X[ref])
         resting = tracker.resting(seg.labels > 0, X[ref], stamp=float(field.stamps[ref]))
+    models = object_motions(objects, float(field.stamps[ref]), p, tracker)
     timings["objects"] = (time.perf_counter() - t3) * 1e3
     timings["total"] = (time.perf_counter() - tic) * 1e3
     return MotionResult(mask=seg.labels > 0, labels=seg.labels, objects=objects, score=mr.score,
                         threshold=mr.threshold, noise_scale=mr.noise_scale, frame_index=ref,
                         stamp=float(field.stamps[ref]), time_map=tm, scale=scale, metric=metric, valid=mr.valid,
-                        timings_ms=timings, positions=X, resting=resting)
+                        timings_ms=timings, positions=X, resting=resting, motion_models=models)

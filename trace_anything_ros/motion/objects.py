@@ -342,7 +342,9 @@ class ObjectTracker:
     """
 
     def __init__(self, min_iou: float = 0.1, center_gate_px: float = 12.0, max_age: int = 4,
-                 velocity_smoothing: float = 0.5, rel_gate_3d: float = 0.1):
+                 velocity_smoothing: float = 0.5, rel_gate_3d: float = 0.1, history_keep_s: float = 3.0):
+        self.history_keep_s = history_keep_s  # centroid history kept per track (motion.forecast fits over it)
+        self._last_frame = None  # (stamp, points [H, W, 3], dynamic [H, W]) of the last analysed frame
         self.min_iou = min_iou
         self.center_gate_px = center_gate_px
         self.rel_gate_3d = rel_gate_3d
@@ -354,6 +356,70 @@ class ObjectTracker:
     def reset(self):
         self._tracks.clear()
         self._next_id = 1
+        self._last_frame = None
+
+    # ------------------------------------------------------------------------------------- history (forecasts)
+    def shared_frame(self, stamps) -> Optional[int]:
+        """Index in ``stamps`` of the frame analysed last time (its image is in the new window too), or None."""
+        if self._last_frame is None:
+            return None
+        d = np.abs(np.asarray(stamps, np.float64) - self._last_frame[0])
+        j = int(np.argmin(d))
+        return j if d[j] < 1e-6 else None
+
+    def align_history(self, new_points: np.ndarray) -> Optional[tuple]:
+        """Move every track's centroid history into the new window's frame. ``new_points [H, W, 3]``: the new
+        window's points of the image analysed last time (see :meth:`shared_frame`), at its stamp; the similarity
+        between the two views of its static pixels (``motion.forecast.frame_alignment``) is applied. Without a
+        shared image (``new_points`` None) the frames are taken as equal (a static camera). Returns (s, R, t)."""
+        from .forecast import frame_alignment
+
+        if new_points is None or self._last_frame is None:
+            return None
+        S = frame_alignment(self._last_frame[1], self._last_frame[2], new_points)
+        if S is None:
+            return None
+        s, R, t = S
+        for tr in self._tracks.values():
+            if tr.get("hist_c") is not None and len(tr["hist_c"]):
+                tr["hist_c"] = s * tr["hist_c"] @ R.T + t
+            if tr.get("hist_w") is not None and len(tr["hist_w"]):
+                tr["hist_w"] = tr["hist_w"] @ R.T
+        return S
+
+    def history(self, tid: int):
+        """``(stamps [S], centroids [S, 3], omega_stamps [W], omegas [W, 3])`` of track ``tid`` (None if unknown)."""
+        tr = self._tracks.get(tid)
+        if tr is None or tr.get("hist_s") is None:
+            return None
+        return tr["hist_s"], tr["hist_c"], tr["hist_ws"], tr["hist_w"]
+
+    def _merged_history(self, old: Optional[dict], o: DynamicObject, stamp: Optional[float]):
+        """The track's history with this window's samples of object ``o`` appended (trimmed to history_keep_s)."""
+        from .forecast import window_omega
+
+        st = np.asarray(o.trajectory_stamps, np.float64).reshape(-1) if o.trajectory_stamps is not None else None
+        tj = np.asarray(o.trajectory, np.float64).reshape(-1, 3) if o.trajectory is not None else None
+        if st is None or tj is None or st.size != len(tj):
+            st, tj = np.zeros(0), np.zeros((0, 3))
+        om = np.zeros((0, 3))
+        oms = np.zeros(0)
+        if o.rotations is not None and st.size == len(o.rotations) and stamp is not None:
+            ref = int(np.argmin(np.abs(st - stamp)))
+            om = window_omega(o.rotations, st, ref)[None]
+            oms = np.array([float(stamp)])
+        hs, hc, hws, hw = st, tj, oms, om
+        if old is not None and old.get("hist_s") is not None:
+            hs = np.concatenate([old["hist_s"], st])
+            hc = np.concatenate([old["hist_c"], tj])
+            hws = np.concatenate([old["hist_ws"], oms])
+            hw = np.concatenate([old["hist_w"], om])
+        if stamp is not None and hs.size:
+            keep = hs >= float(stamp) - self.history_keep_s
+            hs, hc = hs[keep], hc[keep]
+            keep = hws >= float(stamp) - self.history_keep_s
+            hws, hw = hws[keep], hw[keep]
+        return dict(hist_s=hs, hist_c=hc, hist_ws=hws, hist_w=hw)
 
     @staticmethod
     def _shift(mask: np.ndarray, du: float, dv: float) -> np.ndarray:
@@ -431,6 +497,7 @@ class ObjectTracker:
         for i, o in enumerate(objects):
             tid = assigned.get(i)
             vel = None
+            old = None if tid is None else self._tracks[tid]
             if tid is None:
                 tid = self._next_id
                 self._next_id += 1
@@ -453,11 +520,14 @@ class ObjectTracker:
                                    v3=v3 if v3 is not None and np.all(np.isfinite(v3)) else None,
                                    radius=o.extras.get("radius"), resting=False,
                                    points=None if positions is None else
-                                   np.where(cur_masks[i][..., None], positions, np.nan))
+                                   np.where(cur_masks[i][..., None], positions, np.nan),
+                                   **self._merged_history(old, o, stamp))
         for tid, tr in self._tracks.items():
             if tid not in new_tracks and tr["age"] + 1 <= self.max_age:
                 new_tracks[tid] = dict(tr, age=tr["age"] + 1)
         self._tracks = new_tracks
+        if positions is not None and stamp is not None:
+            self._last_frame = (float(stamp), positions, labels > 0)
         return objects
 
     def resting(self, dynamic: np.ndarray, positions: np.ndarray, stamp: Optional[float] = None,

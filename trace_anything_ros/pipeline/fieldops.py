@@ -42,15 +42,40 @@ def forecast(ctrl: np.ndarray, tmap: TimeMap, horizon_s: float, num_samples: int
                            num_samples=num_samples, decay_s=decay_s)
 
 
+def forecast_params(history_s: float, tolerance: float, threshold: float):
+    """``motion.forecast.ForecastParams`` from the node's parameters (the motion threshold bounds static pixels)."""
+    from trace_anything_ros.motion.forecast import ForecastParams
+
+    return ForecastParams(history_s=float(history_s), tolerance=float(tolerance),
+                          static_rel=float(threshold)).validate()
+
+
+def forecast_stamps(tmap: TimeMap, horizon_s: float, num_samples: int, max_horizon_s: float) -> np.ndarray:
+    """Forecast sample stamps (s) after the newest frame (``field.forecast.forecast_stamps``)."""
+    from trace_anything_ros.field.forecast import forecast_stamps as _fs
+
+    return _fs(tmap, horizon_s, num_samples=num_samples, max_horizon_s=max_horizon_s)[0]
+
+
+def forecast_points(points, object_ids, models: dict, lead, window_s: float, params):
+    """Points moved by their objects' motion models, others held still: ``(positions [M, K, 3], sigma [M, K],
+    confidence [M, K])`` (``motion.forecast.forecast_points``)."""
+    from trace_anything_ros.motion.forecast import forecast_points as _fp
+
+    return _fp(points, object_ids, models, lead, window_s, params)
+
+
 # ------------------------------------------------------------------------------------------------- motion
-def motion_params(threshold: float, min_area: int, horizon_s: float, samples: int, decay_s: float):
-    """``motion.MotionParams`` from the node's parameters."""
+def motion_params(threshold: float, min_area: int, horizon_s: float, samples: int, decay_s: float = 0.0,
+                  forecast=None):
+    """``motion.MotionParams`` from the node's parameters (``forecast``: ``ForecastParams`` of the object motion
+    models, see :func:`forecast_params`; ``decay_s`` is unused since forecasts carry a calibrated confidence)."""
     from trace_anything_ros.motion import MotionParams
 
     return MotionParams(frame=-1, min_rel_motion=float(threshold), min_area=int(min_area),
                         min_part_area=max(3, min(12, int(min_area))),
                         forecast_horizon_s=float(horizon_s) if horizon_s > 0 else 0.5,
-                        forecast_samples=max(1, int(samples)), use_depth_scale=True)
+                        forecast_samples=max(1, int(samples)), use_depth_scale=True, forecast_model=forecast)
 
 
 def object_tracker():

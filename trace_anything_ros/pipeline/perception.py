@@ -32,7 +32,9 @@ class PipelineParams:
     tracks_per_object: int = 16      # extra tracks on each moving object's pixels (up to this many with the grid's)
     forecast_horizon: float = 1.0    # seconds past the newest frame
     forecast_samples: int = 5        # forecast samples over the horizon (0 disables forecasts)
-    forecast_tau: float = 0.5        # seconds; forecast confidence decays as exp(-lead / tau)
+    forecast_tau: float = 0.5        # unused (forecast confidence is calibrated: see forecast_tolerance)
+    forecast_history: float = 0.5    # s of each object's tracked centroid history its motion model is fitted on
+    forecast_tolerance: float = 0.05  # forecast confidence = P(error < forecast_tolerance x depth) (motion.forecast)
     metric_from_depth: bool = True   # scale the field to metres when depth is given
     motion_threshold: float = 0.01   # floor of the relative displacement over the window that counts as moving
     min_object_pixels: int = 20      # smallest object (model-grid pixels)
@@ -89,6 +91,19 @@ class Products:
     window_keys: List[int] = dc_field(default_factory=list)
     arrival: float = 0.0                # monotonic arrival time of the newest frame
     camera_motion: str = ""             # "" (not asked), "poses" (camera poses given to the model) or why not
+    regime: str = ""                    # the estimator's input regime for this window (model.regimes), "" if none
+    estimator_warnings: List[str] = dc_field(default_factory=list)  # inputs the estimator missed (named)
+    # forecasts: object id -> motion.forecast.ObjectMotion (fitted over the tracked history), their parameters and
+    # the window's duration (s); ``forecast_pixels`` applies them to any points of the newest frame
+    motion_models: dict = dc_field(default_factory=dict)
+    forecast_params: object = None
+    window_s: float = 0.0
+
+    def forecast_pixels(self, points, object_ids, lead):
+        """Points ``[M, 3]`` of the newest frame (this window's frame, ``object_ids [M]`` as in ``labels``)
+        ``lead [K]`` s ahead, as the tracks are: ``(positions [M, K, 3], sigma [M, K], confidence [M, K])``."""
+        return fieldops.forecast_points(points, object_ids, self.motion_models, lead, self.window_s,
+                                        self.forecast_params)
 
 
 def load_estimator(factory: str = "", params: Optional[dict] = None):
@@ -151,7 +166,10 @@ class PerceptionPipeline:
         """One predict on black frames (allocations, JIT, caches). Returns its duration in seconds."""
         h, w = self.estimator.input_size
         t0 = time.perf_counter()
-        self.estimator.predict(np.zeros((num_frames, h, w, 3), np.uint8))
+        if hasattr(self.estimator, "warmup"):  # a regime estimator warms every estimator it may run
+            self.estimator.warmup(num_frames)
+        else:
+            self.estimator.predict(np.zeros((num_frames, h, w, 3), np.uint8))
         return time.perf_counter() - t0
 
     # products a caller may ask for (``process(..., products=...)``); the field is always made
@@ -192,12 +210,13 @@ class PerceptionPipeline:
         stamps = np.asarray(stamps_ns, dtype=np.float64) * 1e-9
         ref = frames[0]
         ctrl = np.asarray(pred.ctrl_pts, dtype=np.float32)
+        extras = dict(getattr(pred, "extras", None) or {})  # what the estimator measured (regime, noise floor)
         fld = TrajectoryField(ctrl_pts=ctrl, ctrl_conf=np.asarray(pred.ctrl_conf, dtype=np.float32),
                               frame_times=np.asarray(pred.frame_times, dtype=np.float32), stamps=stamps - 0.0,
                               intrinsics=None if ref.intrinsics is None else np.asarray(ref.intrinsics, np.float64),
-                              metric=False, frame_id=ref.frame_id)
+                              metric=bool(getattr(pred, "metric", False)), frame_id=ref.frame_id, extras=extras)
         scale = 1.0
-        if p.metric_from_depth and depth is not None:
+        if p.metric_from_depth and depth is not None and not fld.metric:
             s = fieldops.depth_scale(fld, depth)
             if s is not None:
                 scale = s
@@ -206,11 +225,12 @@ class PerceptionPipeline:
         frame_t = np.asarray(tmap.frame_times, np.float64)
         out = Products(field=fld, scale=scale, frame_ids=[f.frame_id for f in frames], stamps_ns=stamps_ns,
                        source_size=tuple(frames[-1].source_size), window_keys=[f.key for f in frames],
-                       arrival=frames[-1].arrival, camera_motion=camera_motion)
+                       arrival=frames[-1].arrival, camera_motion=camera_motion,
+                       regime=str(extras.get("regime", "")),
+                       estimator_warnings=list(getattr(self.estimator, "last_warnings", None) or []))
         do_forecast = p.forecast_samples > 0 and p.forecast_horizon > 0
-
-        def _forecast(c, d_axis):
-            return fieldops.forecast(c, tmap, p.forecast_horizon, p.forecast_samples, p.forecast_tau, d_axis=d_axis)
+        out.forecast_params = fieldops.forecast_params(p.forecast_history, p.forecast_tolerance, p.motion_threshold)
+        out.window_s = float(stamps[-1] - stamps[0])
 
         src_h, src_w = out.source_size
         h, w = fld.height, fld.width
@@ -221,8 +241,9 @@ class PerceptionPipeline:
         motion = None
         if want_motion:
             mp = fieldops.motion_params(p.motion_threshold, p.min_object_pixels, p.forecast_horizon,
-                                        p.forecast_samples, p.forecast_tau)
+                                        p.forecast_samples, forecast=out.forecast_params)
             motion = fieldops.analyze_motion(fld, depth, mp, self._tracker)
+            out.motion_models = dict(motion.motion_models)
             lut = np.zeros(int(motion.labels.max()) + 1 if motion.labels.size else 1, np.uint16)
             for o in motion.objects:
                 lut[o.label] = o.id
@@ -260,15 +281,6 @@ class PerceptionPipeline:
                 positions = motion.positions[:, rows, cols, :].transpose(1, 0, 2)  # [M, N, 3]
             else:
                 positions = fieldops.evaluate(c, frame_t, d_axis=1)           # [M, N, 3]
-            if do_forecast:
-                fco = _forecast(c, 1)
-                forecast = fco.positions                                   # [M, K, 3]
-                f_conf = np.broadcast_to(np.asarray(fco.decay, np.float32)[None] * cc.mean(axis=1)[:, None] /
-                                         max(float(cc.max()), 1e-6), (rows.size, fco.decay.size))
-                out.forecast_stamps_ns = _stamps_ns(fco.stamps, stamps_ns[-1], stamps[-1])
-            else:
-                forecast = np.zeros((rows.size, 0, 3), np.float32)
-                f_conf = np.zeros((rows.size, 0), np.float32)
             if motion is not None and src == n - 1:
                 dyn = motion.mask[rows, cols]
                 oid = out.labels[rows, cols].astype(np.int32)  # the objects' (tracked) ids, as in ~/dynamic_objects
@@ -278,6 +290,17 @@ class PerceptionPipeline:
             else:
                 dyn = np.zeros(rows.size, bool)
                 oid = np.full(rows.size, -1, np.int32)
+            if do_forecast:
+                # each track moves with its object's motion model (fitted over the object's history), the others
+                # hold still; confidence = P(error < tolerance x depth) under the model's predicted error
+                fst = fieldops.forecast_stamps(tmap, p.forecast_horizon, p.forecast_samples,
+                                               max(2.0 * out.window_s, 2.0 * p.forecast_history))
+                forecast, _, f_conf = out.forecast_pixels(positions[:, -1], oid if src == n - 1 else
+                                                          np.full(rows.size, -1), fst - stamps[-1])
+                out.forecast_stamps_ns = _stamps_ns(fst, stamps_ns[-1], stamps[-1])
+            else:
+                forecast = np.zeros((rows.size, 0, 3), np.float32)
+                f_conf = np.zeros((rows.size, 0), np.float32)
             out.tracks = Tracks(
                 ids=np.arange(rows.size, dtype=np.uint32), source_frame=src,
                 uv=np.stack(_grid_to_src(to_src, cols, rows), axis=1).astype(np.float32),

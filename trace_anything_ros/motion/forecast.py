@@ -1,0 +1,295 @@
+"""Object-level forecasts fitted over a stream's history, with a predicted error that grows with lead time.
+
+One window's spline tail is a poor forecast (0.3 s of noisy curve extrapolated for 1 s). Here each tracked object
+(:class:`~trace_anything_ros.motion.objects.ObjectTracker`, stable ids across windows) keeps its centroid samples
+of the last windows (moved into the newest window's frame by :func:`similarity`, see
+``ObjectTracker.align_history``) and :func:`fit_motion` fits a motion model over the last ``history_s`` seconds:
+
+* a robust (Huber IRLS) constant-velocity line through the centroid samples; the velocity is shrunk toward zero by
+  its own standard error (``v * max(0, 1 - k se^2 / |v|^2)``), so a new or erratic object falls back toward
+  holding still; optionally damped (``damping_s``: displacement ``v tau (1 - exp(-h / tau))``);
+* the object's angular velocity from its rigid motion in the window(s) (``DynamicObject.rotations``), applied
+  about the centroid, so the pixels of a spinning object follow their arcs;
+* a predicted error ``sigma(h)`` (3D RMS, the field's units): fit residual, velocity standard error x h, the part of
+  the velocity the shrinkage dropped x h, unmodelled acceleration (the history's quadratic term, with a floor
+  relative to depth) x h^2 / 2, all scaled by ``sigma_scale`` (chosen on held-out scenes so that the predicted
+  sigma brackets the measured error);
+* a published confidence that is honest about lead time: the probability, under an isotropic Gaussian of that
+  sigma, that the true point lies within ``tolerance`` (relative to depth) of the forecast (:func:`confidence`).
+
+Pixels are forecast by applying their object's motion to their current position (:func:`forecast_points`);
+pixels of no object hold still, with a sigma from the motion-detection floor (a static pixel moved less than
+``threshold x depth`` over the window). Everything is ROS-free numpy.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Dict, Optional
+
+import numpy as np
+
+from ..field.rigid import so3_exp, so3_log
+
+
+@dataclass
+class ForecastParams:
+    """Parameters of the object motion model (defaults in brackets).
+
+    history_s     [0.5]   s; centroid samples older than this before the newest frame are not fitted
+    degree        [2]     1: a line through the samples; 2: a parabola (its slope at the newest frame is the velocity:
+                          less lag behind an accelerating object, more noise)
+    recency_s     [0.3]   s; sample weights exp(-age / recency_s) (inf: equal weights)
+    damping_s     [inf]   s; velocity e-folding time of the forecast (inf: constant velocity)
+    rotation      [True]  apply the object's angular velocity about its centroid to its pixels
+    shrink        [1.0]   velocity shrinkage strength (0: none): v * max(0, 1 - shrink * se^2 / |v|^2)
+    accel_floor   [0.3]   1/s^2; unmodelled acceleration at least this x depth
+    sigma_scale   [1.0]   multiplier of the predicted sigma (calibration)
+    tolerance     [0.05]  relative to depth; confidence = P(|error| < tolerance x depth)
+    static_rel    [0.01]  relative displacement over the window under which a pixel counts as static (the motion
+                          threshold): a static pixel's speed is at most static_rel x depth / window duration
+    """
+
+    history_s: float = 0.5
+    degree: int = 2
+    recency_s: float = 0.3
+    damping_s: float = math.inf
+    rotation: bool = True
+    shrink: float = 1.0
+    accel_floor: float = 0.3
+    sigma_scale: float = 1.0
+    tolerance: float = 0.05
+    static_rel: float = 0.01
+
+    def validate(self) -> "ForecastParams":
+        if self.degree not in (1, 2):
+            raise ValueError(f"ForecastParams.degree={self.degree!r} must be 1 or 2")
+        for name, lo in (("history_s", 0.0), ("recency_s", 0.0), ("damping_s", 0.0), ("sigma_scale", 0.0),
+                         ("tolerance", 0.0)):
+            v = getattr(self, name)
+            if not (v > lo):
+                raise ValueError(f"ForecastParams.{name}={v!r} must be > {lo}")
+        for name in ("shrink", "accel_floor", "static_rel"):
+            v = getattr(self, name)
+            if not (np.isfinite(v) and v >= 0):
+                raise ValueError(f"ForecastParams.{name}={v!r} must be >= 0")
+        return self
+
+
+@dataclass
+class ObjectMotion:
+    """A fitted object motion, anchored at the newest frame's stamp ``t_ref`` (coordinates of the newest window)."""
+
+    t_ref: float
+    centroid: np.ndarray          # [3] at t_ref (the window's measurement)
+    velocity: np.ndarray          # [3] units / s, after shrinkage (what the forecast uses)
+    velocity_raw: np.ndarray      # [3] the fitted velocity
+    omega: np.ndarray             # [3] rad / s (zeros when rotation is off or unknown)
+    sigma0: float                 # fit residual (3D RMS, units)
+    sigma_v: float                # velocity standard error (3D, units / s)
+    accel: float                  # unmodelled acceleration scale (units / s^2)
+    span_s: float                 # time span of the samples fitted
+    samples: int
+    damping_s: float = math.inf
+    sigma_scale: float = 1.0
+
+    def displacement(self, lead) -> np.ndarray:
+        """Centroid displacement ``[K, 3]`` after ``lead [K]`` seconds."""
+        h = np.maximum(np.asarray(lead, np.float64).reshape(-1), 0.0)
+        if np.isfinite(self.damping_s):
+            h = self.damping_s * (1.0 - np.exp(-h / self.damping_s))
+        return h[:, None] * self.velocity[None]
+
+    def sigma(self, lead) -> np.ndarray:
+        """Predicted 3D RMS error ``[K]`` of the centroid forecast after ``lead [K]`` seconds."""
+        h = np.maximum(np.asarray(lead, np.float64).reshape(-1), 0.0)
+        dropped = float(np.linalg.norm(self.velocity_raw - self.velocity))
+        var = (self.sigma0 ** 2 + (self.sigma_v * h) ** 2 + (dropped * h) ** 2 + (0.5 * self.accel * h * h) ** 2)
+        return self.sigma_scale * np.sqrt(var)
+
+    def apply(self, points, lead) -> np.ndarray:
+        """Points ``[M, 3]`` (the object's, now) moved by the forecast motion: ``[M, K, 3]``."""
+        X = np.asarray(points, np.float64)
+        d = self.displacement(lead)                                              # [K, 3]
+        out = X[:, None, :] + d[None]
+        if np.any(self.omega):
+            R = so3_exp(np.asarray(lead, np.float64).reshape(-1, 1) * self.omega[None])  # [K, 3, 3]
+            rel = X - self.centroid
+            out += np.einsum("kij,mj->mki", R - np.eye(3), rel)
+        return out
+
+    def point_sigma(self, points, lead) -> np.ndarray:
+        """Predicted error ``[M, K]`` of :meth:`apply`: the centroid's plus the rotation's (omega error taken as
+        half of |omega|, on the point's lever arm)."""
+        s = self.sigma(lead)[None]                                               # [1, K]
+        h = np.maximum(np.asarray(lead, np.float64).reshape(1, -1), 0.0)
+        arm = np.linalg.norm(np.asarray(points, np.float64) - self.centroid, axis=-1)[:, None]
+        rot = self.sigma_scale * 0.5 * float(np.linalg.norm(self.omega)) * arm * h
+        return np.sqrt(s ** 2 + rot ** 2)
+
+
+def _huber_weights(r: np.ndarray, k: float = 1.5) -> np.ndarray:
+    """IRLS weights of residual norms ``r`` (scale: 1.4826 MAD, floored)."""
+    s = 1.4826 * float(np.median(r)) if r.size else 0.0
+    s = max(s, 1e-9)
+    a = r / (k * s)
+    return np.where(a <= 1.0, 1.0, 1.0 / np.maximum(a, 1e-12))
+
+
+def fit_motion(stamps, centroids, t_ref: float, centroid=None, omegas=None,
+               params: Optional[ForecastParams] = None) -> ObjectMotion:
+    """Fit an :class:`ObjectMotion` to centroid samples ``centroids [S, 3]`` at ``stamps [S]`` (any order,
+    repeats allowed: overlapping windows see the same stamps) over the last ``params.history_s`` seconds before
+    ``t_ref``. ``centroid``: the object's measured centroid at ``t_ref`` (default: the fitted line there).
+    ``omegas [W, 3]``: angular-velocity estimates (rad/s, same frame) whose mean is used when ``params.rotation``.
+    """
+    p = (params or ForecastParams()).validate()
+    s = np.asarray(stamps, np.float64).reshape(-1)
+    C = np.asarray(centroids, np.float64).reshape(-1, 3)
+    ok = np.all(np.isfinite(C), axis=1) & np.isfinite(s) & (s >= t_ref - p.history_s - 1e-6) & (s <= t_ref + 1e-6)
+    s, C = s[ok], C[ok]
+    if centroid is None:
+        centroid = C[np.argmax(s)] if s.size else np.zeros(3)
+    centroid = np.asarray(centroid, np.float64)
+    z = max(abs(float(centroid[2])), 1e-3)
+    dt = s - t_ref
+    span = float(dt.max() - dt.min()) if dt.size else 0.0
+    a_floor = p.accel_floor * z
+    omega = np.zeros(3)
+    if p.rotation and omegas is not None:
+        om = np.asarray(omegas, np.float64).reshape(-1, 3)
+        om = om[np.all(np.isfinite(om), axis=1)]
+        if om.size:
+            omega = om.mean(axis=0)
+    if s.size < 2 or span < 1e-3:
+        # nothing to fit a velocity on: hold still, uncertain about the speed (the floor acceleration)
+        return ObjectMotion(t_ref, centroid, np.zeros(3), np.zeros(3), omega, 0.0, a_floor * 0.5, a_floor, span,
+                            int(s.size), p.damping_s, p.sigma_scale)
+    deg = 2 if (p.degree == 2 and s.size >= 4 and span >= 0.2) else 1
+    A = np.stack([dt ** k / math.factorial(k) for k in range(deg + 1)], axis=1)  # [S, deg + 1]
+    prior = np.exp(dt / p.recency_s) if np.isfinite(p.recency_s) else np.ones_like(dt)  # newer samples count more
+    w = prior.copy()
+    for _ in range(4):  # Huber IRLS on the 3D residual norms
+        Aw = A * w[:, None]
+        coef = np.linalg.lstsq(Aw.T @ A, Aw.T @ C, rcond=None)[0]              # [deg + 1, 3]
+        r = np.linalg.norm(C - A @ coef, axis=1)
+        w = prior * _huber_weights(r)
+    res = C - A @ coef
+    dof = max(s.size - deg - 1, 1)
+    n_eff = w.sum() ** 2 / max((w * w).sum(), 1e-12)
+    sigma0 = float(np.sqrt((w * (res ** 2).sum(1)).sum() / max(w.sum(), 1e-12) * s.size / dof))
+    cov = np.linalg.pinv((A * w[:, None]).T @ A) * float(w.sum()) / max(n_eff, 1.0)
+    sigma_v = sigma0 * math.sqrt(max(float(cov[1, 1]), 0.0))                  # 3D: sigma0 is already 3D RMS
+    v = coef[1]
+    # unmodelled acceleration: the history's quadratic term (when the span allows one), floored
+    acc = float(np.linalg.norm(coef[2])) if deg == 2 else 0.0
+    if deg == 1 and s.size >= 4 and span >= 0.2:
+        A2 = np.stack([np.ones_like(dt), dt, 0.5 * dt * dt], axis=1)
+        c2 = np.linalg.lstsq(A2 * w[:, None], C * w[:, None], rcond=None)[0]
+        acc = float(np.linalg.norm(c2[2]))
+    accel = math.sqrt(acc ** 2 + a_floor ** 2)
+    vn2 = float(v @ v)
+    k = max(0.0, 1.0 - p.shrink * sigma_v ** 2 / vn2) if vn2 > 0 else 0.0
+    return ObjectMotion(t_ref, centroid, v * k, v.copy(), omega, sigma0, sigma_v, accel, span, int(s.size),
+                        p.damping_s, p.sigma_scale)
+
+
+def window_omega(rotations, stamps, ref_index: int) -> np.ndarray:
+    """Angular velocity (rad/s, the window's frame) of a rigid motion ``rotations [N, 3, 3]`` (analysed frame ->
+    each frame stamp): the rotation to the frame farthest from the reference, over its time offset."""
+    R = np.asarray(rotations, np.float64)
+    s = np.asarray(stamps, np.float64)
+    ref = ref_index % len(s)
+    k = int(np.argmax(np.abs(s - s[ref])))
+    ds = s[k] - s[ref]
+    if k == ref or abs(ds) < 1e-6:
+        return np.zeros(3)
+    return so3_log(R[k]) / ds
+
+
+def maxwell_cdf(x) -> np.ndarray:
+    """P(|e| < x sigma_axis) for a 3D isotropic Gaussian error of per-axis std sigma_axis."""
+    from scipy.special import erf
+
+    x = np.asarray(x, np.float64)
+    return erf(x / math.sqrt(2.0)) - math.sqrt(2.0 / math.pi) * x * np.exp(-0.5 * x * x)
+
+
+def confidence(sigma, depth, tolerance: float) -> np.ndarray:
+    """Probability that the true point is within ``tolerance x depth`` of the forecast, for a predicted 3D RMS
+    error ``sigma`` (isotropic Gaussian: per-axis std sigma / sqrt(3))."""
+    sig = np.maximum(np.asarray(sigma, np.float64), 1e-12) / math.sqrt(3.0)
+    tol = tolerance * np.abs(np.asarray(depth, np.float64))
+    return maxwell_cdf(tol / sig)
+
+
+def static_sigma(depth, lead, window_s: float, params: ForecastParams) -> np.ndarray:
+    """Predicted error ``[M, K]`` of holding a pixel still that was not detected as moving."""
+    z = np.abs(np.asarray(depth, np.float64)).reshape(-1, 1)
+    h = np.maximum(np.asarray(lead, np.float64).reshape(1, -1), 0.0)
+    return params.sigma_scale * params.static_rel * z * h / max(window_s, 1e-3)
+
+
+def forecast_points(points, object_ids, models: Dict[int, ObjectMotion], lead, window_s: float,
+                    params: Optional[ForecastParams] = None):
+    """Forecast points ``[M, 3]`` (current positions, the newest window's frame) ``lead [K]`` seconds ahead:
+    points of an object in ``models`` (``object_ids [M]``) move with it, all others hold still. Returns
+    ``(positions [M, K, 3], sigma [M, K], confidence [M, K])``."""
+    p = (params or ForecastParams()).validate()
+    X = np.asarray(points, np.float64).reshape(-1, 3)
+    ids = np.asarray(object_ids).reshape(-1)
+    lead = np.asarray(lead, np.float64).reshape(-1)
+    pos = np.repeat(X[:, None, :], lead.size, axis=1)
+    sig = static_sigma(X[:, 2], lead, window_s, p)
+    for oid, m in models.items():
+        sel = ids == oid
+        if not sel.any():
+            continue
+        pos[sel] = m.apply(X[sel], lead)
+        sig[sel] = m.point_sigma(X[sel], lead)
+    bad = ~np.all(np.isfinite(X), axis=1)
+    pos[bad] = np.nan
+    conf = confidence(sig, X[:, 2:3], p.tolerance)
+    conf[bad] = 0.0
+    return pos, sig, conf
+
+
+def similarity(P, Q, w=None):
+    """Weighted similarity ``Q ~ s R P + t`` (Umeyama) of points ``P, Q [M, 3]``: ``(s, R [3, 3], t [3])``."""
+    P = np.asarray(P, np.float64)
+    Q = np.asarray(Q, np.float64)
+    w = np.ones(len(P)) if w is None else np.asarray(w, np.float64)
+    w = w / max(w.sum(), 1e-12)
+    cp, cq = w @ P, w @ Q
+    Pc, Qc = P - cp, Q - cq
+    H = (Pc * w[:, None]).T @ Qc
+    U, S, Vt = np.linalg.svd(H)
+    d = np.sign(np.linalg.det(Vt.T @ U.T)) or 1.0
+    D = np.diag([1.0, 1.0, d])
+    R = Vt.T @ D @ U.T
+    var = float((w * (Pc ** 2).sum(1)).sum())
+    s = float(np.trace(np.diag(S) @ D) / var) if var > 0 else 1.0
+    return s, R, cq - s * R @ cp
+
+
+def frame_alignment(prev_points, prev_dynamic, new_points, max_points: int = 4000, min_points: int = 50):
+    """The similarity taking the previous window's frame to the new one, from the same image's pixels seen in both
+    windows (``prev_points`` / ``new_points [H, W, 3]`` at that image's stamp; ``prev_dynamic [H, W]`` pixels that
+    moved are left out). Robust: refit on the pixels within 3x the median residual. None when too few pixels."""
+    P = np.asarray(prev_points, np.float64).reshape(-1, 3)
+    Q = np.asarray(new_points, np.float64).reshape(-1, 3)
+    ok = np.all(np.isfinite(P), 1) & np.all(np.isfinite(Q), 1) & (P[:, 2] > 0) & (Q[:, 2] > 0)
+    if prev_dynamic is not None:
+        ok &= ~np.asarray(prev_dynamic, bool).reshape(-1)
+    idx = np.flatnonzero(ok)
+    if idx.size < min_points:
+        return None
+    if idx.size > max_points:
+        idx = idx[np.linspace(0, idx.size - 1, max_points).round().astype(np.int64)]
+    P, Q = P[idx], Q[idx]
+    s, R, t = similarity(P, Q)
+    r = np.linalg.norm(s * P @ R.T + t - Q, axis=1)
+    keep = r <= 3 * max(float(np.median(r)), 1e-9)
+    if keep.sum() >= min_points:
+        s, R, t = similarity(P[keep], Q[keep])
+    return s, R, t
