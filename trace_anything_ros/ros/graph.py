@@ -69,6 +69,9 @@ GRAPHS: Dict[str, List[NodeSpec]] = {
         replace(PERCEPTION_NODE, overrides={**SIM_TIME, "use_depth": True, "camera_pose.enabled": True}),
         replace(PLANNER_NODE, overrides=dict(SIM_TIME)),
     ],
+    # perception behind Gazebo (launch/sim_gazebo.launch.py: gz sim + ros_gz_bridge publish /clock and the RGB-D
+    # camera of worlds/tabletop.sdf, a fixed camera): sim time, depth on
+    "gazebo": [replace(PERCEPTION_NODE, overrides={**SIM_TIME, "use_depth": True})],
 }
 
 # launch argument -> the parameter it sets (on the nodes with NodeSpec.model for the model ones)

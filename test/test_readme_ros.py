@@ -1,0 +1,129 @@
+"""The README's ROS commands, run verbatim: the block after ``<!-- test_readme_ros: verbatim -->`` in README.md
+("In a ROS 2 workspace"), line by line, in a shell that sourced what the block sources, so the README cannot drift
+from what works.
+
+  - a line that only sources a file (``. X``) applies to the lines after it (bash: ``. X && <line>``);
+  - a line ending in ``&`` runs in the background in its own process group (as a terminal job), and is stopped at
+    the end with SIGINT to the whole group, as a terminal's Ctrl-C does (the nodes get that SIGINT and the one
+    ``ros2 launch`` forwards): exit code 0, no ERROR line or traceback from start to Ctrl-C;
+  - ``ros2 lifecycle get`` / ``ros2 param get`` lines are retried until their ``# prints:`` text appears (at most
+    30 s after the launch started: the acceptance's "active within 30 s"); other lines must print it at once;
+  - ``ros2 topic hz`` runs 12 s, then Ctrl-C; the rate it prints must be >= 2 Hz.
+The ros2 daemon these commands start is stopped afterwards (``ros2 daemon stop``).
+"""
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+
+from launch_helpers import REPO, bad_lines, base_env, tools_missing
+
+MARK = "<!-- test_readme_ros: verbatim -->"
+MIN_HZ = 2.0
+ACTIVE_WITHIN_S = 30.0
+
+
+def readme_block():
+    text = (REPO / "README.md").read_text()
+    assert MARK in text, f"README.md lost its {MARK} block"
+    m = re.search(r"```bash\n(.*?)```", text[text.index(MARK):], flags=re.S)
+    assert m, "no bash block after the marker"
+    lines = []
+    for raw in m.group(1).splitlines():
+        cmd, _, comment = raw.partition("  #")
+        cmd = cmd.strip()
+        if cmd:
+            expect = comment.split("prints:", 1)[1].strip() if "prints:" in comment else None
+            lines.append((cmd, expect))
+    return lines
+
+
+def test_readme_block_has_the_lab_commands():
+    cmds = " ; ".join(c for c, _ in readme_block())
+    for need in ("make colcon", "install/setup.sh", "ros2 launch trace_anything_ros", "ros2 lifecycle get",
+                 "ros2 param get", "ros2 topic hz"):
+        assert need in cmds, need
+    # every launch file the README names exists, and every launch argument it uses is declared
+    text = (REPO / "README.md").read_text()
+    for name in set(re.findall(r"ros2 launch trace_anything_ros (\S+\.launch\.py)", text)):
+        assert (REPO / "launch" / name).is_file(), name
+
+
+def _sh(prefix: str, cmd: str) -> list:
+    return ["bash", "-c", f"{prefix}{cmd}"]
+
+
+@pytest.mark.launch_testing
+@pytest.mark.ros
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_readme_ros_commands_run_verbatim(tmp_path):
+    why = tools_missing()
+    if why:
+        pytest.skip(why)
+    env = base_env()
+    env["PYTHONUNBUFFERED"] = "1"
+    prefix = ""
+    background = []
+    t_launch = None
+    results = []
+    try:
+        for cmd, expect in readme_block():
+            if cmd.startswith(". ") and "&&" not in cmd and ";" not in cmd:
+                prefix += f"{cmd} && "
+                continue
+            if cmd.endswith("&"):
+                log = open(tmp_path / f"bg{len(background)}.log", "w+")
+                p = subprocess.Popen(_sh(prefix, cmd[:-1].strip()), cwd=REPO, env=env, stdout=log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+                background.append((cmd, p, log))
+                t_launch = time.monotonic()
+                continue
+            if cmd.startswith("ros2 topic hz"):
+                p = subprocess.Popen(_sh(prefix, cmd), cwd=REPO, env=env, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                time.sleep(12.0)
+                os.killpg(p.pid, signal.SIGINT)
+                out = p.communicate(timeout=30)[0]
+                rates = [float(r) for r in re.findall(r"average rate: ([0-9.]+)", out)]
+                results.append((cmd, rates))
+                assert rates and rates[-1] >= MIN_HZ, f"{cmd}:\n{out}"
+                if expect:
+                    assert expect in out, f"{cmd}:\n{out}"
+                continue
+            retry = cmd.startswith(("ros2 lifecycle get", "ros2 param get")) and t_launch is not None
+            while True:
+                out = subprocess.run(_sh(prefix, cmd), cwd=REPO, env=env, capture_output=True, text=True,
+                                     timeout=600)
+                text = out.stdout + out.stderr
+                ok = out.returncode == 0 and (expect is None or expect in text)
+                if ok or not retry or time.monotonic() - t_launch > ACTIVE_WITHIN_S:
+                    break
+                time.sleep(1.0)
+            results.append((cmd, text.strip().splitlines()[-1:] if text.strip() else ""))
+            assert ok, f"{cmd} (exit {out.returncode}, expected {expect!r}):\n{text[-3000:]}"
+            if retry:
+                results.append(("  after", f"{time.monotonic() - t_launch:.1f} s"))
+    finally:
+        for cmd, p, log in background:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGINT)  # a terminal's Ctrl-C: the whole foreground group
+            try:
+                p.wait(60)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+        subprocess.run(_sh(prefix, "ros2 daemon stop"), cwd=REPO, env=env, capture_output=True, timeout=60)
+        for r in results:
+            print(*r)
+    for cmd, p, log in background:
+        log.seek(0)
+        text = log.read()
+        assert p.returncode == 0, f"{cmd}: exit {p.returncode}\n{text[-5000:]}"
+        assert bad_lines(text) == [], f"{cmd}:\n{text[-5000:]}"
+        assert "process has died" not in text and "RANDOM" not in text, text[-5000:]
