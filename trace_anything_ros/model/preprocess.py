@@ -108,7 +108,45 @@ def plan(src_hw: Tuple[int, int], input_size: Tuple[int, int]):
     return rot_in, (None if size == (w, h) else size), (LH, LW), rot_out
 
 
+class PreprocessBudgetError(ValueError):
+    """A source shape whose preprocessing would cost far more than a plausible frame's (``reason`` for drop
+    counters). Raised by ``check_cost`` from the shape alone, before anything is allocated."""
+
+    reason = "extreme_aspect"
+
+
+# The resize output may hold at most this many times the pixels of the larger of the source and the target's
+# own cover bound (target pixels x its aspect ratio): every plausible camera stays far below (640x480 -> 96x128:
+# 0.03; a 32:9 panorama -> 96x128: 0.2), a 1 x 20000 strip (1.3e6 x 64 = 82 M pixels, ~550 MB) or a 1 x millions
+# row (tens of GB) is refused from its shape.
+RESIZE_BUDGET = 4.0
+
+
+def resize_pixels(src_hw: Tuple[int, int], input_size: Tuple[int, int]) -> int:
+    """Pixels of the intermediate resize of ``prepare_frame`` for a source of (h, w) (0: no resize)."""
+    _, size, _, _ = plan(src_hw, input_size)
+    return 0 if size is None else int(size[0]) * int(size[1])
+
+
+def check_cost(src_hw: Tuple[int, int], input_size: Tuple[int, int], budget: float = RESIZE_BUDGET) -> int:
+    """Refuse (``PreprocessBudgetError``) a source shape whose resize output would exceed ``budget`` x the larger of
+    the source pixels and the target's cover bound; returns the resize output's pixels. Pure arithmetic on the
+    declared shape: call it before converting a message."""
+    h, w = int(src_hw[0]), int(src_hw[1])
+    if h <= 0 or w <= 0:
+        raise PreprocessBudgetError(f"empty source {w}x{h}")
+    H, W = int(input_size[0]), int(input_size[1])
+    need = resize_pixels((h, w), input_size)
+    allowed = budget * max(h * w, H * W * max(W / H, H / W))
+    if need > allowed:
+        raise PreprocessBudgetError(
+            f"a {w}x{h} source (aspect {max(w / h, h / w):.3g}) needs a {need}-pixel resize to reach {W}x{H}, over "
+            f"{budget:g} x a plausible frame's ({int(allowed)})")
+    return need
+
+
 def _apply(img: np.ndarray, input_size: Tuple[int, int], resize) -> np.ndarray:
+    check_cost(img.shape[:2], input_size)  # every caller: nothing is allocated for an absurd shape
     rot_in, size, (LH, LW), rot_out = plan(img.shape[:2], input_size)
     if rot_in:
         img = np.rot90(img, k=1)

@@ -23,8 +23,10 @@ from .window import WindowSpec, select_window
 ZERO_STAMP = "zero_stamp"
 DUPLICATE_STAMP = "duplicate_stamp"
 NON_MONOTONIC_STAMP = "non_monotonic_stamp"
-TIME_RESET = "time_reset"            # frames cleared because the clock jumped backwards
-SIZE_CHANGE = "size_change"          # frames cleared because the image size changed
+TIME_RESET = "time_reset"            # frames cleared (or held back, unconfirmed) because the clock jumped backwards
+SIZE_CHANGE = "size_change"          # frames cleared (or held back, unconfirmed) because the image size changed
+TIME_JUMP = "time_jump"              # frames of an unconfirmed forward jump of the stamps (more than the arrival gap)
+FUTURE_STAMP = "future_stamp"        # stamps ahead of the node's clock beyond the tolerance
 STALE_WINDOW = "stale_window"        # windows superseded by a newer one while the model was busy
 STALE_AGE = "stale_age"              # windows older than max_window_age when the worker got to them
 STALE_RESET = "stale_reset"          # windows whose processing straddled a reset (time jump / size change): not published
@@ -110,12 +112,24 @@ class FrameIngest:
 
     Thread-safe: callbacks push, the worker reads snapshots. ``on_event(kind, message)`` is called (outside the
     lock) for events worth a log line (time reset, size change); drops are counted in ``drops``.
+
+    Stream consistency (``switch_frames`` = N): the stream has a size and a time base (the last accepted stamp and
+    its arrival). A frame that breaks them -- another size, a stamp at least ``time_reset_threshold`` behind, or a
+    stamp that jumps ahead by more than the arrival gap + ``time_reset_threshold`` -- is held as a candidate and
+    dropped (counted as ``size_change`` / ``time_reset`` / ``time_jump``); only N consecutive candidates
+    consistent among themselves (same size, increasing stamps, no frame of the current stream in between) switch
+    the stream (the ring is cleared for a size change or time reset, and the N-th frame is accepted). So a second
+    publisher interleaving frames of another size or time base never resets the buffer: the real stream goes on.
+    With N = 1 every change switches at once (the offline ``process`` command: a file has one source).
+    ``max_future`` (s): with ``push(frame, now_ns=...)`` a stamp more than this ahead of ``now_ns`` is refused
+    (``future_stamp``); it would otherwise make every real frame non-monotonic until the clock catches up.
     """
 
     def __init__(self, capacity: int, time_reset_threshold: float = 1.0,
                  drops: Optional[DropCounter] = None,
                  on_event: Optional[Callable[[str, str], None]] = None,
-                 window: Optional[WindowSpec] = None):
+                 window: Optional[WindowSpec] = None, switch_frames: int = 1,
+                 max_future: Optional[float] = None):
         if capacity < 1:
             raise ValueError("ring capacity must be >= 1")
         self.window = window
@@ -130,7 +144,13 @@ class FrameIngest:
         self._ring: Deque[Frame] = deque(maxlen=self.capacity)
         self._lock = threading.Condition()
         self._last_stamp_ns: Optional[int] = None
+        self._last_arrival: Optional[float] = None
         self._size: Optional[Tuple[int, int]] = None
+        self.switch_frames = max(1, int(switch_frames))
+        self.max_future_ns = None if max_future is None else int(round(float(max_future) * 1e9))
+        # the candidate stream (a size / time-base change not yet confirmed): [kind, size, last stamp, count]
+        self._cand: Optional[list] = None
+        self.switches = 0  # confirmed size / time-base changes
         self._next_key = 0
         self._closed = False
         self.accepted = 0
@@ -145,52 +165,85 @@ class FrameIngest:
     def _count_unused(self, frames) -> None:
         self.unused_dropped += sum(1 for f in frames if not f.used)
 
-    def check_stamp(self, stamp_ns: int) -> Optional[str]:
-        """Reason this stamp would be dropped, or None. (Read-only; push does the same under its lock.)"""
+    def check_stamp(self, stamp_ns: int, now_ns: Optional[int] = None, size=None) -> Optional[str]:
+        """Reason a frame with this stamp (and source ``size`` (h, w), when known) would be dropped now, or None.
+        Read-only (push decides again under its lock): the node calls it before converting a message, so frames
+        that are dropped anyway (bad stamps, unconfirmed size / time-base changes) cost no conversion."""
         with self._lock:
-            return self._stamp_verdict(stamp_ns)[0]
+            return self._decide(stamp_ns, size, time.monotonic(), now_ns)[0]
 
-    def _stamp_verdict(self, stamp_ns: int):
-        if stamp_ns <= 0:
-            return ZERO_STAMP, False
+    def admit(self, stamp_ns: int, size, now_ns: Optional[int] = None) -> Optional[str]:
+        """The node's check of a message's declared stamp and size before converting it: returns (and counts) the
+        reason when the frame is dropped whatever its content (zero, future, duplicate or non-monotonic stamp),
+        else None: convert the frame and ``push`` it (which also decides on size / time-base changes; those frames
+        go through the depth sync like any other, so that stage sees the stream as sent)."""
+        with self._lock:
+            reason = self._decide(stamp_ns, tuple(size), time.monotonic(), now_ns)[0]
+            if reason not in (ZERO_STAMP, FUTURE_STAMP, DUPLICATE_STAMP, NON_MONOTONIC_STAMP):
+                return None
+            self.drops.add(reason)
+            return reason
+
+    def _future(self, stamp_ns: int, now_ns: Optional[int]) -> bool:
+        # now_ns <= 0: the node's clock has no time yet (use_sim_time before the first /clock): no reference
+        return (self.max_future_ns is not None and now_ns is not None and now_ns > 0
+                and stamp_ns - now_ns > self.max_future_ns)
+
+    def _decide(self, s: int, size, arrival: float, now_ns: Optional[int]):
+        """(drop reason, change kind, new candidate) of a frame; read-only. ``size`` None: unknown (assumed the
+        current one). reason None and kind set: the frame confirms a change of kind ``kind``."""
+        if s <= 0:
+            return ZERO_STAMP, None, self._cand
+        if self._future(s, now_ns):
+            return FUTURE_STAMP, None, self._cand
         last = self._last_stamp_ns
         if last is None:
-            return None, False
-        if stamp_ns == last:
-            return DUPLICATE_STAMP, False
-        if stamp_ns < last:
-            if (last - stamp_ns) * 1e-9 >= self.time_reset_threshold:
-                return None, True  # accept the frame after clearing: the clock was reset (bag loop, sim restart)
-            return NON_MONOTONIC_STAMP, False
-        return None, False
+            return None, None, None
+        thr = self.time_reset_threshold
+        size = self._size if size is None else tuple(size)
+        kind = None
+        if self._size is not None and size != self._size:
+            kind = SIZE_CHANGE
+        elif s == last:
+            return DUPLICATE_STAMP, None, self._cand
+        elif s < last:
+            if (last - s) * 1e-9 < thr:
+                return NON_MONOTONIC_STAMP, None, self._cand
+            kind = TIME_RESET
+        else:
+            gap = (arrival - self._last_arrival) if self._last_arrival is not None else 0.0
+            if (s - last) * 1e-9 > max(gap, 0.0) + thr:  # ahead of the time that passed: a new time base
+                kind = TIME_JUMP
+        if kind is None:
+            return None, None, None  # continues the stream (a pending change was not consistent: forgotten)
+        c = self._cand
+        if c is not None and c[1] == size:
+            if s == c[2]:
+                return DUPLICATE_STAMP, None, c
+            if s < c[2] and (c[2] - s) * 1e-9 < thr:
+                return NON_MONOTONIC_STAMP, None, c
+            if s > c[2] and (s - c[2]) * 1e-9 < thr:
+                c = [c[0], size, s, c[3] + 1]
+                return (None, c[0], None) if c[3] >= self.switch_frames else (c[0], None, c)
+        c = [kind, size, s, 1]
+        return (None, kind, None) if self.switch_frames <= 1 else (kind, None, c)
 
-    def push(self, frame: Frame) -> Optional[str]:
-        """Add a frame. Returns the drop reason when the frame was dropped, else None."""
+    def push(self, frame: Frame, now_ns: Optional[int] = None) -> Optional[str]:
+        """Add a frame. Returns the drop reason when the frame was dropped, else None. ``now_ns``: the node's clock
+        (for the ``max_future`` check; None: no check)."""
         events = []
         with self._lock:
-            reason, reset = self._stamp_verdict(frame.stamp_ns)
+            size = tuple(frame.source_size)
+            reason, kind, self._cand = self._decide(frame.stamp_ns, size, frame.arrival, now_ns)
+            if reason is None and kind is not None:
+                self.switches += 1
+                self._switch(kind, frame, events)
             if reason is not None:
                 self.drops.add(reason)
                 return reason
-            if reset:
-                self.drops.add(TIME_RESET, len(self._ring))
-                self._count_unused(self._ring)
-                self._ring.clear()
-                self._pending = None
-                self.generation += 1
-                events.append((TIME_RESET, f"stamp jumped back by {(self._last_stamp_ns - frame.stamp_ns) * 1e-9:.3f} s:"
-                                           " time reset, frame buffer cleared"))
-            size = frame.source_size
-            if self._size is not None and size != self._size:
-                self.drops.add(SIZE_CHANGE, len(self._ring))
-                self._count_unused(self._ring)
-                self._ring.clear()
-                self._pending = None
-                self.generation += 1
-                events.append((SIZE_CHANGE, f"image size changed from {self._size[1]}x{self._size[0]} to "
-                                            f"{size[1]}x{size[0]}: frame buffer reset"))
             self._size = size
             self._last_stamp_ns = frame.stamp_ns
+            self._last_arrival = frame.arrival
             frame.key = self._next_key
             self._next_key += 1
             if len(self._ring) == self.capacity and not self._ring[0].used:
@@ -210,11 +263,35 @@ class FrameIngest:
                 self.on_event(kind, msg)
         return None
 
+    def _switch(self, kind: str, frame: Frame, events: list) -> None:
+        """Confirmed change of the stream (called under the lock): a new size or an earlier time base clears the
+        ring (its frames are counted under ``kind``); a forward time jump keeps it (older frames of one timeline)."""
+        n = self.switch_frames
+        note = f" (confirmed by {n} consistent frames)" if n > 1 else ""
+        if kind == TIME_JUMP:
+            gap = frame.arrival - self._last_arrival if self._last_arrival is not None else 0.0
+            events.append((TIME_JUMP, f"stamps jumped ahead by {(frame.stamp_ns - self._last_stamp_ns) * 1e-9:.3f} s "
+                                      f"in {gap:.3f} s: new time base{note}"))
+            return
+        self.drops.add(kind, len(self._ring))
+        self._count_unused(self._ring)
+        self._ring.clear()
+        self._pending = None
+        self.generation += 1
+        if kind == TIME_RESET:
+            events.append((TIME_RESET, f"stamp jumped back by {(self._last_stamp_ns - frame.stamp_ns) * 1e-9:.3f} s:"
+                                       f" time reset, frame buffer cleared{note}"))
+        else:
+            events.append((SIZE_CHANGE, f"image size changed from {self._size[1]}x{self._size[0]} to "
+                                        f"{frame.source_size[1]}x{frame.source_size[0]}: frame buffer reset{note}"))
+
     def clear(self) -> None:
         with self._lock:
             self._count_unused(self._ring)
             self._ring.clear()
             self._last_stamp_ns = None
+            self._last_arrival = None
+            self._cand = None
             self._size = None
             self._pending = None
             self.generation += 1

@@ -54,9 +54,9 @@ def image_to_array(msg, max_pixels: int = DEFAULT_MAX_PIXELS, encodings=None) ->
     ``imgmsg_to_cv2(msg, 'passthrough')``). Non-native byte order yields a view with a byte-swapped dtype."""
     enc = msg.encoding
     allowed = ENCODINGS if encodings is None else {k: ENCODINGS[k] for k in encodings if k in ENCODINGS}
-    if enc not in allowed:
+    if enc not in allowed:  # the name is clipped: a hostile 100 KB encoding string never reaches a log line
         raise ImageError("unsupported_encoding",
-                         f"unsupported encoding {enc!r} (supported: {', '.join(sorted(allowed))})")
+                         f"unsupported encoding {_clip(enc)} (supported: {', '.join(sorted(allowed))})")
     dtype, ch = allowed[enc]
     h, w, step = int(msg.height), int(msg.width), int(msg.step)
     if h <= 0 or w <= 0:
@@ -73,6 +73,9 @@ def image_to_array(msg, max_pixels: int = DEFAULT_MAX_PIXELS, encodings=None) ->
     need = step * (h - 1) + row
     if len(buf) < need:
         raise ImageError("truncated", f"data has {len(buf)} bytes, {w}x{h} {enc} with step {step} needs {need}")
+    if len(buf) > step * h:  # sensor_msgs/Image: data is step * height bytes; more is a malformed message
+        raise ImageError("oversized_data", f"data has {len(buf)} bytes, more than step*height = {step * h} "
+                                           f"({w}x{h} {enc})")
     dt = np.dtype(dtype)
     if itemsize > 1 and bool(msg.is_bigendian) != _HOST_BIG:
         dt = dt.newbyteorder(">" if msg.is_bigendian else "<")
@@ -100,18 +103,37 @@ def image_to_rgb(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     return cv2.cvtColor(np.ascontiguousarray(a), cv2.COLOR_GRAY2RGB)
 
 
-def depth_to_metres(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> Tuple[np.ndarray, np.ndarray]:
+def depth_to_metres(msg, max_pixels: int = DEFAULT_MAX_PIXELS, min_range: float = 0.0,
+                    max_range: float = float("inf")) -> Tuple[np.ndarray, np.ndarray]:
     """(depth float32 [H, W] in metres with NaN where invalid, valid mask). 16UC1/mono16 are millimetres
-    (REP 118), 32FC1 metres; zero, NaN, inf and negative values are invalid."""
+    (REP 118), 32FC1 metres; zero, NaN, inf, negative values and values outside [min_range, max_range] (the
+    sensor's range: no return) are invalid."""
+    from trace_anything_ros.pipeline.gates import depth_range_valid
+
     a = image_to_array(msg, max_pixels, DEPTH_ENCODINGS)
     if msg.encoding in ("16UC1", "mono16"):
-        valid = a != 0
         d = a.astype(np.float32) * np.float32(1e-3)
+        valid = (a != 0) & depth_range_valid(d, min_range, max_range)
     else:
         d = a.astype(np.float32)  # copy (also native byte order)
-        valid = np.isfinite(d) & (d > 0)
+        valid = depth_range_valid(d, max(min_range, np.nextafter(np.float32(0), np.float32(1))), max_range)
     d[~valid] = np.nan
     return d, valid
+
+
+def header_problem(header, max_frame_id: int) -> Optional[Tuple[str, str]]:
+    """``("invalid_frame_id", text)`` when the header's frame_id is longer than ``max_frame_id`` characters (a
+    frame id is copied into every output: a hostile 1 MiB one would be multiplied), else None."""
+    fid = header.frame_id
+    if len(fid) > max_frame_id:
+        return "invalid_frame_id", f"frame_id of {len(fid)} characters (limit {max_frame_id}): {_clip(fid, 32)}"
+    return None
+
+
+def _clip(s, n: int = 64) -> str:
+    from trace_anything_ros.pipeline.gates import clip
+
+    return clip(s, n)
 
 
 def _as_uint8_array(a: np.ndarray) -> array.array:
@@ -201,7 +223,7 @@ def msg_to_field(m):
     elif m.encoding == "16FC1":
         dt = np.dtype(np.float16)
     else:
-        raise ValueError(f"unsupported field encoding {m.encoding!r}")
+        raise ValueError(f"unsupported field encoding {_clip(m.encoding)}")
     if bool(m.is_bigendian) != _HOST_BIG:
         dt = dt.newbyteorder(">" if m.is_bigendian else "<")
     pts = np.frombuffer(_buffer(m.control_points), dtype=dt)
@@ -409,7 +431,7 @@ def cdr_to_field(data):
     elif enc == "16FC1":
         dt = np.dtype(np.float16)
     else:
-        raise ValueError(f"unsupported field encoding {enc!r}")
+        raise ValueError(f"unsupported field encoding {_clip(enc)}")
     if bool(big) != _HOST_BIG:
         dt = dt.newbyteorder(">" if big else "<")
     p_at, p_n = r.blob()

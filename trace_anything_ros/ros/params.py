@@ -70,6 +70,18 @@ PERCEPTION: List[Spec] = [
     Spec("qos.history", "keep_last", "input QoS history policy", choices=("keep_last", "keep_all")),
     Spec("max_image_pixels", 4096 * 4096, "images declaring more pixels are rejected before allocation",
          range=(1, 1 << 30)),
+    Spec("max_frame_id_length", 256, "images / depth / camera_info whose header.frame_id is longer are dropped "
+         "(invalid_frame_id): a frame id is copied into every output", range=(1, 65536)),
+    Spec("stamp.max_future", 0.25, "images / depth whose stamp is more than this many seconds ahead of the node's "
+         "clock are dropped (future_stamp; not checked while a sim clock has no time yet)", range=(0.0, 1e9)),
+    Spec("stream.switch_frames", 3, "a change of the image size or time base (a stamp time_reset_threshold behind, "
+         "or ahead by more than the time that passed) must hold for this many consecutive frames before the node "
+         "switches to it; until then those frames are dropped (size_change / time_reset / time_jump), so a second "
+         "publisher interleaving such frames cannot reset the buffer (1: switch at once)", range=(1, 100)),
+    Spec("depth.min_range", 0.05, "depth pixels nearer than this (m) are invalid (no return)", range=(0.0, 100.0)),
+    Spec("depth.max_range", 20.0, "depth pixels farther than this (m) are invalid; a depth image without a valid "
+         "pixel is dropped; outputs with a point farther than 2x this from the camera (or a non-finite number) are "
+         "withheld (implausible_output)", range=(0.01, 100000.0)),
     Spec("time_reset_threshold", 1.0, "a backwards stamp jump of at least this many seconds is a time reset "
          "(buffers cleared); smaller ones are dropped as non-monotonic", range=(0.0, 3600.0), dynamic=True),
     Spec("tracks.stride", 16, "grid spacing (model pixels) of ~/tracks (0: no tracks)", range=(0, 1024),
@@ -96,6 +108,8 @@ PERCEPTION: List[Spec] = [
     Spec("markers.max_tracks", 200, "most trajectories drawn in ~/markers (0: no track markers)",
          range=(0, 100000), dynamic=True),
     Spec("diagnostics.period", 1.0, "seconds between /diagnostics messages", range=(0.05, 60.0)),
+    Spec("diagnostics.drop_warn_window", 2.0, "/diagnostics is WARN, naming the reasons, while input was rejected "
+         "within the last this many seconds", range=(0.0, 3600.0), dynamic=True),
     Spec("diagnostics.stale_after", 2.0, "WARN when no input arrived for this many seconds", range=(0.01, 3600.0),
          dynamic=True),
     Spec("frame_id", "", "override the frame id of the outputs (empty: the images' frame_id)", dynamic=True),
@@ -169,4 +183,7 @@ def check_all(values: Dict[str, Any]) -> List[str]:
     h, w = values.get("input_height", 0), values.get("input_width", 0)
     if (h == 0) != (w == 0):
         errors.append("input_height and input_width must both be 0 (estimator default) or both be set")
+    lo, hi = values.get("depth.min_range", 0.0), values.get("depth.max_range", 1.0)
+    if lo >= hi:
+        errors.append(f"depth.min_range ({lo}) must be below depth.max_range ({hi})")
     return errors

@@ -228,7 +228,7 @@ class TrajectoryFieldNode(LifecycleNode):
         cap = v["buffer.capacity"] or self._spec.ring_capacity()
         cap = max(cap, self._spec.length)
         self._ingest = FrameIngest(cap, time_reset_threshold=v["time_reset_threshold"], drops=self.drops,
-                                   on_event=lambda kind, msg: self.get_logger().warn(msg), window=self._spec,
+                                   on_event=self._on_stream_event, window=self._spec,
                                    switch_frames=v["stream.switch_frames"], max_future=v["stamp.max_future"])
         source = LatencyFirstWindows(self._ingest) if v["window.policy"] == "latency" else self._ingest
         self._worker = WindowWorker(source, pipeline, self._publish_products, self._on_worker_error,
@@ -335,6 +335,13 @@ class TrajectoryFieldNode(LifecycleNode):
         more = f" [{quiet} more since the last such line]" if quiet else ""
         self.get_logger().warn(f"dropped input ({reason}): {message}{more}")
 
+    def _on_stream_event(self, kind: str, message: str):
+        """A confirmed size / time-base change of the image stream (FrameIngest): logged; the frames that announced
+        it were the camera's, not hostile input, so they no longer hold /diagnostics at WARN."""
+        with self._drop_lock:
+            self._drop_seen.pop(kind, None)
+        self.get_logger().warn(message)
+
     def _warn_input(self, key: str, message: str):
         """A named warning: the input is used, adapted; counted and shown in /diagnostics until it stops."""
         self.warned.add(key)
@@ -395,11 +402,17 @@ class TrajectoryFieldNode(LifecycleNode):
         k = frame_intrinsics(best[1], image_hw, self.input_size, info_hw=best[2])
         return k if np.isfinite(k).all() else None
 
-    def _admit(self, msg, what: str):
-        """Checks of a message's declared fields, before any conversion: (stamp_ns, (h, w)) or None (dropped)."""
+    def _admit(self, msg, what: str, encodings):
+        """Checks of a message's declared fields, before any conversion (a zero-copy view validates shape, step,
+        encoding and data length): (stamp_ns, (h, w)) or None (dropped)."""
         bad = conv.header_problem(msg.header, self._cfg["max_frame_id_length"])
         if bad is not None:
             self._drop(bad[0], f"{what}: {bad[1]}")
+            return None
+        try:
+            conv.image_to_array(msg, self._cfg["max_image_pixels"], encodings)
+        except conv.ImageError as e:
+            self._drop(e.reason, f"{what}: {e}")
             return None
         hw = (int(msg.height), int(msg.width))
         try:
@@ -414,7 +427,7 @@ class TrajectoryFieldNode(LifecycleNode):
         if ingest is None:
             return
         self.in_rate.tick()
-        got = self._admit(msg, "image")
+        got = self._admit(msg, "image", conv.COLOR_ENCODINGS)
         if got is None:
             return
         stamp_ns, hw = got
@@ -447,7 +460,7 @@ class TrajectoryFieldNode(LifecycleNode):
     def _on_depth(self, msg: Image):
         if self._ingest is None:
             return
-        got = self._admit(msg, "depth")
+        got = self._admit(msg, "depth", conv.DEPTH_ENCODINGS)
         if got is None:
             return
         stamp_ns, hw = got
@@ -730,7 +743,7 @@ class TrajectoryFieldNode(LifecycleNode):
         with self._drop_lock:
             last_reason, last_text, last_t = self._last_drop
             recent = sorted(r for r, t in self._drop_seen.items()
-                            if now - t <= self._cfg.get("diagnostics.drop_warn_window", 5.0))
+                            if now - t <= self._cfg.get("diagnostics.drop_warn_window", 2.0))
         if last_t is not None:
             values.update({"last_drop_reason": last_reason, "last_drop": last_text, "last_drop_age_s": now - last_t})
         if self._ingest is not None:
@@ -764,7 +777,7 @@ class TrajectoryFieldNode(LifecycleNode):
             msgs.append(self.qos_event_text)
         if recent:
             level = max(level, diag.WARN)
-            win = self._cfg.get("diagnostics.drop_warn_window", 5.0)
+            win = self._cfg.get("diagnostics.drop_warn_window", 2.0)
             msgs.append(f"input rejected in the last {win:g} s: " + ", ".join(f"{r} ({drops.get(r, 0)})"
                                                                           for r in recent))
         for w in list(self.warnings.values()):  # a snapshot: the worker thread may change it meanwhile

@@ -1,0 +1,125 @@
+"""Plausibility gates of the perception input and output (ROS-free; the node and the offline tools share them).
+
+Each gate returns ``None`` when its input is plausible, else ``(reason, text)``: ``reason`` is the key of a drop /
+warning counter, ``text`` a short human line that never echoes an unbounded string (``clip``). The decisions, one
+place (README "Hostile input" lists them):
+
+* camera matrix (``intrinsics_problem``): finite, fx, fy > 0, |skew| <= fx, fx / fy within [0.2, 5], a field of
+  view below ~170 degrees (fx >= width / 23) and above ~0.06 degrees (fx <= 1000 x width), principal point within
+  the image extended by half its size, bottom row [0 0 1] -> a camera_info that fails is dropped
+  (``invalid_camera_info``).
+* sizes (``same_aspect``): camera_info or depth of another size than the image but the same aspect ratio
+  (within 1 %) is rescaled with a named warning; another aspect ratio cannot describe the image: the depth is
+  dropped (``depth_size_mismatch``), the camera_info is not used for that image (``camera_info_size_mismatch``;
+  the image runs without intrinsics rather than being dropped, so a hostile camera_info cannot starve images).
+* outputs (``products_problem``): every published number finite and every 3D point within ``max_distance``
+  (the node: 2 x ``depth.max_range``) of the camera, else the window is withheld (``implausible_output``).
+"""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import numpy as np
+
+Problem = Optional[Tuple[str, str]]
+
+ASPECT_TOLERANCE = 0.01  # relative difference of w/h below which two sizes describe the same image
+MAX_TEXT = 64            # characters of an input string echoed into a log line or a diagnostics value
+
+
+def clip(s, n: int = MAX_TEXT) -> str:
+    """``repr`` of at most ``n`` characters of ``s`` (and its full length when cut): safe for one log line."""
+    s = str(s)
+    if len(s) <= n:
+        return repr(s)
+    return repr(s[:n]) + f"... ({len(s)} chars)"
+
+
+def aspect_ratio(hw) -> float:
+    h, w = int(hw[0]), int(hw[1])
+    return max(w / h, h / w) if h > 0 and w > 0 else float("inf")
+
+
+def same_aspect(a_hw, b_hw, tol: float = ASPECT_TOLERANCE) -> bool:
+    """True when (h, w) sizes ``a_hw`` and ``b_hw`` have the same w/h within ``tol`` (relative)."""
+    ah, aw, bh, bw = (int(x) for x in (*a_hw, *b_hw))
+    if min(ah, aw, bh, bw) <= 0:
+        return False
+    ra, rb = aw / ah, bw / bh
+    return abs(ra - rb) <= tol * max(ra, rb)
+
+
+def intrinsics_problem(k, hw) -> Problem:
+    """Plausibility of a 3x3 camera matrix for an image of (h, w) (the size the matrix describes)."""
+    k = np.asarray(k, np.float64).reshape(-1)
+    if k.size != 9:
+        return "invalid_camera_info", f"K has {k.size} elements, not 9"
+    k = k.reshape(3, 3)
+    h, w = int(hw[0]), int(hw[1])
+    if h <= 0 or w <= 0:
+        return "invalid_camera_info", f"camera_info size {w}x{h}"
+    if not np.isfinite(k).all():
+        return "invalid_camera_info", "K has non-finite entries"
+    if abs(k[2, 0]) > 1e-9 or abs(k[2, 1]) > 1e-9 or abs(k[2, 2] - 1.0) > 1e-9 or abs(k[1, 0]) > 1e-9:
+        return "invalid_camera_info", f"K is not upper triangular with K[2] = [0 0 1] (bottom row {k[2].tolist()})"
+    fx, fy, s, cx, cy = k[0, 0], k[1, 1], k[0, 1], k[0, 2], k[1, 2]
+    if not (fx > 0 and fy > 0):
+        return "invalid_camera_info", f"focal lengths fx={fx:.6g} fy={fy:.6g} must be positive"
+    if not (0.2 <= fx / fy <= 5.0) or abs(s) > fx:
+        return "invalid_camera_info", f"fx/fy = {fx / fy:.3g}, skew {s:.3g}: not a camera"
+    if fx < w / 23.0 or fy < h / 23.0 or fx > 1000.0 * w or fy > 1000.0 * h:
+        return "invalid_camera_info", f"fx={fx:.6g} fy={fy:.6g} for {w}x{h}: a field of view beyond 170 degrees " \
+                                      "or below 0.06 degrees"
+    if not (-0.5 * w <= cx <= 1.5 * w and -0.5 * h <= cy <= 1.5 * h):
+        return "invalid_camera_info", f"principal point ({cx:.6g}, {cy:.6g}) far outside the {w}x{h} image"
+    return None
+
+
+def depth_range_valid(d: np.ndarray, min_range: float, max_range: float) -> np.ndarray:
+    """Valid-pixel mask of metric depth: finite and within [min_range, max_range] (pixels outside are what a
+    sensor reports as no return; they become invalid, like zeros)."""
+    with np.errstate(invalid="ignore"):
+        return np.isfinite(d) & (d >= min_range) & (d <= max_range)
+
+
+def _bad(a, max_distance: float, points: bool) -> Optional[str]:
+    a = np.asarray(a)
+    if a.size == 0:
+        return None
+    if a.dtype.kind not in "fiu":
+        return None
+    if a.dtype.kind == "f" and not np.isfinite(a).all():
+        return "non-finite"
+    if points and max_distance > 0:
+        p = np.asarray(a, np.float64).reshape(-1, 3)
+        m = float(np.sqrt(np.einsum("ij,ij->i", p, p).max()))
+        if m > max_distance:
+            return f"a point {m:.3g} from the camera (limit {max_distance:g})"
+    return None
+
+
+def products_problem(products, max_distance: float) -> Problem:
+    """Scan what the node would publish from ``products`` (pipeline.perception.Products): field control points and
+    confidences, scale, tracks (control points, positions, forecasts, confidences, pixels), objects (centroid,
+    velocity, trajectory, forecast). One pass over each array (numpy), no copies of the dense field."""
+    pr = products
+    checks = [("scale", np.float64(pr.scale), False),
+              ("field.ctrl_pts", pr.field.ctrl_pts, True), ("field.ctrl_conf", pr.field.ctrl_conf, False),
+              ("field.frame_times", pr.field.frame_times, False)]
+    if pr.field.intrinsics is not None:
+        checks.append(("field.K", pr.field.intrinsics, False))
+    tr = pr.tracks
+    if tr is not None:
+        checks += [("tracks.ctrl", tr.ctrl, True), ("tracks.positions", tr.positions, True),
+                   ("tracks.forecast", tr.forecast, True), ("tracks.uv", tr.uv, False),
+                   ("tracks.confidence", tr.confidence, False), ("tracks.ctrl_conf", tr.ctrl_conf, False),
+                   ("tracks.forecast_conf", tr.forecast_conf, False)]
+    for o in pr.objects or ():
+        checks += [("object.centroid", o.centroid, True), ("object.velocity", o.velocity, False),
+                   ("object.trajectory", o.trajectory, True), ("object.forecast", o.forecast, True),
+                   ("object.confidence", np.float64(o.confidence), False)]
+    for name, arr, pts in checks:
+        why = _bad(arr, max_distance, pts)
+        if why:
+            return "implausible_output", f"{name}: {why}"
+    return None
