@@ -211,11 +211,17 @@ def motion_from_goal_field(fld: TrajectoryField, sel: ObjectSelection, base_T_ca
     scale0 = 1.0 if fld.metric else float(assumed_scale)
     mask, sel_note = select_pixels(fld, sel, motion_threshold, scale0)
     conf = fld.ctrl_conf[0].mean(0)
-    mask = mask & (conf >= min_confidence)
+    # usable: confident enough and a finite curve (an estimator marks curves it could not estimate with NaN)
+    finite = np.isfinite(fld.ctrl_pts[0]).all(axis=(0, -1))
+    n_sel = int(mask.sum())
+    mask = mask & (conf >= min_confidence) & finite
     empty.selection_note = sel_note
     empty.mask = mask
     if mask.sum() < min_points:
         empty.reason = f"object selection ({sel_note}) has {int(mask.sum())} usable pixels < {min_points}"
+        if n_sel > int(mask.sum()):
+            empty.reason += (f" ({n_sel - int(mask.sum())} of its {n_sel} pixels without a usable curve: "
+                             f"non-finite or confidence < {min_confidence:g})")
         return empty
     scale, scale_note = metric_scale(fld, mask, depth, assumed_scale)
     t0, t1 = float(fld.frame_times[0]), float(fld.frame_times[1])

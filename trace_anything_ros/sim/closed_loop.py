@@ -11,8 +11,11 @@ One episode (``run_episode(EpisodeSpec, perception)``):
    * ``"gt"``: the current frame is rendered; the goal image is rendered from a copy of the scene with the object at
      its goal pose; the ground-truth field of the pair (``sim.ground_truth.compute_window``, the object moving on
      the geodesic between the two poses) is the perception.
-   * ``"model"``: the project's model (``model.engine.create_estimator``) runs on (current frame, goal image) at its
-     input size; the field is non-metric and the planner scales it with the current frame's depth.
+   * ``"model"``: the project's default goal-image estimator (``ModelPerception``): the goal-pair estimator
+     (``planning.goal_pair``: current RGB-D frame + intrinsics + goal image -> the object's motion on its support
+     plane -> a metric 2-frame field) at its input size; ``goal_depth=True`` also hands it the goal image's depth
+     (the goal RGB-D row of the benchmark). ``estimator="network"`` runs the compact network on the RGB pair
+     instead (``model.engine.create_estimator``; non-metric, scaled by the current depth): it sees no motion.
 
    The object's pixels of the current frame are selected with the simulator's instance segmentation
    (``ObjectSelection(mask=...)``; a segmentation stand-in, the same for both perceptions).
@@ -190,30 +193,51 @@ def gt_goal_field(scene: Scene, spec: EpisodeSpec, cur: dict, goal: dict, num_ct
 
 
 class ModelPerception:
-    """The project's model on (current frame, goal image) at its input size -> non-metric 2-frame field."""
+    """The default goal-image estimator on (current frame, goal image) -> 2-frame field.
+
+    ``estimator``: ``"goal_pair"`` (default: ``planning.goal_pair``, gets the current depth + K, and the goal depth
+    when ``goal_depth``), ``"network"`` (the compact model of ``weights`` on the RGB pair) or a ``FieldEstimator``
+    instance (fed what it declares: ``needs_intrinsics`` -> K and depth). ``last`` is the estimator's own report
+    when it keeps one (goal pair: ``GoalMotion``)."""
 
     def __init__(self, weights: str = "trace_anything_ros/model/weights/compact_sim.safetensors",
-                 estimator=None, threads: Optional[int] = None):
-        if estimator is None:
+                 estimator=None, threads: Optional[int] = None, goal_depth: bool = False,
+                 params: Optional[dict] = None):
+        if estimator is None or estimator == "goal_pair":
+            from ..planning.goal_pair import create
+            estimator = create(dict(params or {}))
+        elif estimator == "network":
             from ..model.engine import create_estimator
-            params = {"weights": weights, "cache_size": 0}
+            p = {"weights": weights, "cache_size": 0}
             if threads:
-                params["threads"] = int(threads)
-            estimator = create_estimator(params)
+                p["threads"] = int(threads)
+            estimator = create_estimator(p)
         self.estimator = estimator
+        self.goal_depth = bool(goal_depth)
+
+    @property
+    def last(self):
+        return getattr(self.estimator, "last", None)
 
     def field(self, cur: dict, goal: dict):
         from ..field.types import TrajectoryField
-        from ..pipeline.frames import frame_intrinsics, preprocess_rgb
+        from ..pipeline.frames import frame_intrinsics, preprocess_depth, preprocess_rgb
 
         size = tuple(self.estimator.input_size)
         frames = np.stack([preprocess_rgb(cur["rgb"], size), preprocess_rgb(goal["rgb"], size)])
-        pred = self.estimator.predict(frames)
         K = frame_intrinsics(cur["K"], cur["rgb"].shape[:2], size)
+        kw = {}
+        if getattr(self.estimator, "needs_intrinsics", False):
+            d0 = preprocess_depth(cur["depth"], size)
+            d1 = preprocess_depth(goal["depth"], size) if self.goal_depth else np.full(size, np.nan, np.float32)
+            kw = dict(depth=np.stack([d0, d1]).astype(np.float32), intrinsics=K,
+                      times=np.array([0.0, 1.0], np.float32))
+        pred = self.estimator.predict(frames, **kw)
         return TrajectoryField(ctrl_pts=np.asarray(pred.ctrl_pts, np.float32),
                                ctrl_conf=np.asarray(pred.ctrl_conf, np.float32),
                                frame_times=np.asarray(pred.frame_times, np.float32), stamps=np.array([0.0, 1.0]),
-                               intrinsics=K, metric=False, frame_id="sim_camera_optical_frame")
+                               intrinsics=K, metric=bool(getattr(pred, "metric", False)),
+                               frame_id="sim_camera_optical_frame")
 
     def close(self):
         self.estimator.close()
@@ -417,6 +441,11 @@ def run_episode(spec: EpisodeSpec, perception: str = "gt", model: Optional[Model
                       commanded_translation_cm=spec.translation * 100, commanded_yaw_deg=float(np.degrees(spec.yaw)),
                       plan_confidence=float(plan.confidence), perception_s=t1 - t0, planning_s=t2 - t1)
         extras = {"scale_note": plan.diagnostics.get("scale_note", "")}
+        last = model.last if perception == "model" else None
+        if last is not None:  # the goal-pair estimator's own report
+            extras["goal_confidence"] = float(last.confidence)
+            if last.reason:
+                extras["goal_reason"] = last.reason
         if len(plan.object_poses) > 1:
             # the perceived motion applied to the true start pose vs the goal: the plan's error before execution
             from ..planning import se3

@@ -1,0 +1,631 @@
+"""Goal-pair estimator: current RGB-D frame + intrinsics + goal image -> the object's SE(3) motion -> a 2-frame field.
+
+The "current/goal image pair" input regime of the goal-image planner (issue 13). The learned compact network was
+trained on video windows and sees no motion between a current frame and a goal image; the motion a goal image
+asks for is instead recovered here by geometry on the pair, and returned as a Trace Anything field so that the
+planner downstream (``planning.object_motion.motion_from_goal_field``) is unchanged.
+
+Steps (``estimate_goal_motion``), all in the current camera's optical frame:
+
+1. **Change**: pixels whose colour differs between the current frame and the goal image (blurred, thresholded,
+   small specks removed). Nothing changed: the scene is at its goal (identity motion, full confidence).
+2. **Support plane**: RANSAC plane fit of the current depth around the changed region (the table the object rests
+   on); "up" is the side facing the camera. Heights above it are computed for every pixel.
+3. **Object** (current frame): changed pixels standing above the plane, grown over the above-plane pixels connected
+   to them and cut in 3D to the seed's neighbourhood. Its depth points and colours are the object model.
+4. **Goal evidence**: a map of where the object may lie in the goal image: changed pixels that were table in the
+   current frame (the object's new place) score 1, unchanged pixels 0, pixels of the current object 0.5 (there the
+   goal shows either the object again or the revealed table). With goal depth, the above-plane changed pixels of
+   the goal depth define it instead.
+5. **Alignment**: motions restricted to the plane (translation along it, yaw about its normal through the object
+   centre) move the object's points, which are projected into the goal image and scored: photometric error of
+   their colours (robust), the goal-evidence map under them, and (with goal depth) their depth error. Coarse-to-
+   fine search: translations from the lifted changed region (1 cm grid) x yaw every 6 deg, then two finer local
+   grids, then bilinear local refinement (Nelder-Mead).
+6. **Confidence**: the fraction of the object's points that, moved, land on goal evidence with a consistent colour
+   (and depth). Below ``min_confidence`` the estimate is rejected: the returned field marks the object's curves
+   unusable (NaN, confidence 0) so the planner refuses instead of moving wrongly; the reason is in
+   ``GoalPairEstimator.last``.
+
+Limits (measured in ``bench closed_loop``; see the README): rigid objects resting on a plane, moved on it (x, y,
+yaw; no tilting, no stacking); one object moved; a static camera between the two images; objects with a square
+footprint are ambiguous by 90 deg in yaw (the search covers +-``yaw_range_deg``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field as dc_field, fields
+from typing import Optional, Sequence
+
+import numpy as np
+from scipy import ndimage
+
+from ..field.basis import basis_matrix
+from ..field.camera import backproject
+from ..model.api import FieldPrediction
+
+
+@dataclass
+class GoalPairParams:
+    """Parameters of the goal-pair estimator (SI units)."""
+
+    diff_threshold: float = 20.0        # colour change (max over channels, 0..255, 3x3 blurred) marking change
+    min_change_pixels: int = 12         # fewer changed pixels: the scene is at its goal
+    min_height: float = 0.008           # m above the support plane: object, not table
+    depth_jump: float = 0.015           # m, depth step between neighbouring pixels that separates objects
+    plane_threshold: float = 0.004      # m, RANSAC inlier distance of the support plane
+    plane_margin_px: int = 40           # plane fitted within the changed region's box grown by this
+    max_points: int = 600               # object points used in the alignment (subsampled)
+    yaw_range_deg: float = 45.0         # yaw searched: +- this (a square footprint repeats every 90 deg)
+    yaw_prior: float = 0.03             # cost added per 90 deg of yaw: among equally good fits, the smaller turn
+    occlusion_margin: float = 0.01      # m: a moved point this far behind the static scene's depth is occluded
+    occluded_cost: float = 0.5          # cost of hiding the whole object behind the static scene
+    min_visible: float = 0.5            # fraction of the object's points that must be visible in the goal image
+    side_weight: float = 0.3            # photometric weight of surfaces perpendicular to the plane (top: 1)
+    coverage_weight: float = 1.0        # weight of the goal evidence left uncovered by the moved object
+    photo_sigma: float = 24.0           # colour error scale (0..255 units)
+    evidence_weight: float = 1.0        # weight of the goal-evidence term
+    depth_sigma: float = 0.01           # m, goal depth error scale (goal RGB-D only)
+    min_confidence: float = 0.5         # estimates below this are rejected
+    min_object_pixels: int = 20         # fewer object pixels: rejected
+    num_ctrl: int = 10                  # control points per curve of the returned field
+    seed: int = 0
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "GoalPairParams":
+        names = {f.name for f in fields(cls)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"unknown goal-pair parameters: {sorted(unknown)}")
+        return cls(**d)
+
+
+@dataclass
+class GoalMotion:
+    """The object's motion current -> goal in the current camera frame."""
+
+    ok: bool
+    reason: str
+    motion: np.ndarray = dc_field(default_factory=lambda: np.eye(4))   # cam_T: p_goal = motion @ p_current
+    center: np.ndarray = dc_field(default_factory=lambda: np.zeros(3))  # rotation centre (object centroid)
+    axis: np.ndarray = dc_field(default_factory=lambda: np.array([0.0, -1.0, 0.0]))  # plane normal ("up")
+    translation: np.ndarray = dc_field(default_factory=lambda: np.zeros(3))
+    yaw: float = 0.0                    # rad about ``axis``
+    confidence: float = 0.0
+    mask: Optional[np.ndarray] = dc_field(default=None, repr=False)   # object pixels of the current frame
+    changed: bool = True                # False: the images show no change (at the goal)
+    diagnostics: dict = dc_field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+def _blur3(img: np.ndarray) -> np.ndarray:
+    return ndimage.uniform_filter(img.astype(np.float32), size=(3, 3) + (1,) * (img.ndim - 2), mode="nearest")
+
+
+def change_mask(rgb0: np.ndarray, rgb1: np.ndarray, threshold: float) -> np.ndarray:
+    """Pixels whose (3x3 blurred) colour differs by more than ``threshold`` in some channel; specks removed."""
+    d = np.abs(_blur3(rgb0) - _blur3(rgb1)).max(-1)
+    m = d > threshold
+    m = ndimage.binary_opening(m, np.ones((2, 2), bool))
+    lab, n = ndimage.label(m, np.ones((3, 3), bool))
+    if n == 0:
+        return m
+    sizes = ndimage.sum(m, lab, np.arange(1, n + 1))
+    keep = np.zeros(n + 1, bool)
+    keep[1:] = sizes >= 6
+    return keep[lab]
+
+
+def fit_plane(points: np.ndarray, threshold: float, iterations: int = 200, seed: int = 0):
+    """RANSAC plane ``n . p + d = 0`` of points [M, 3] -> (n, d, inlier ratio); n faces the camera (origin)."""
+    rng = np.random.default_rng(seed)
+    M = len(points)
+    if M < 3:
+        raise ValueError("too few depth points for a support plane")
+    best, best_n = None, -1
+    for _ in range(iterations):
+        a, b, c = points[rng.choice(M, 3, replace=False)]
+        n = np.cross(b - a, c - a)
+        ln = np.linalg.norm(n)
+        if ln < 1e-12:
+            continue
+        n = n / ln
+        inl = np.abs(points @ n - n @ a) < threshold
+        k = int(inl.sum())
+        if k > best_n:
+            best, best_n = inl, k
+    P = points[best]
+    ctr = P.mean(0)
+    n = np.linalg.svd(P - ctr, full_matrices=False)[2][-1]
+    d = -float(n @ ctr)
+    if d < 0:  # the camera (origin) on the positive side: n . 0 + d > 0
+        n, d = -n, -d
+    return n, d, best_n / M
+
+
+def _rot_about(axis: np.ndarray, angles: np.ndarray) -> np.ndarray:
+    """Rotation matrices [B, 3, 3] about unit ``axis`` by ``angles`` [B]."""
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    s, c = np.sin(angles)[:, None, None], np.cos(angles)[:, None, None]
+    return np.eye(3) + s * k + (1 - c) * (k @ k)
+
+
+def _sample(img: np.ndarray, u: np.ndarray, v: np.ndarray, bilinear: bool):
+    """img [H, W, C] at float pixel coordinates -> (values [..., C], inside [...])."""
+    H, W = img.shape[:2]
+    inside = (u >= 0) & (v >= 0) & (u <= W - 1) & (v <= H - 1)
+    uc, vc = np.clip(u, 0, W - 1), np.clip(v, 0, H - 1)
+    if not bilinear:
+        return img[np.rint(vc).astype(np.int64), np.rint(uc).astype(np.int64)], inside
+    u0, v0 = np.minimum(np.floor(uc).astype(np.int64), W - 2), np.minimum(np.floor(vc).astype(np.int64), H - 2)
+    fu, fv = (uc - u0)[..., None], (vc - v0)[..., None]
+    a, b = img[v0, u0], img[v0, u0 + 1]
+    c, d = img[v0 + 1, u0], img[v0 + 1, u0 + 1]
+    return (a * (1 - fu) + b * fu) * (1 - fv) + (c * (1 - fu) + d * fu) * fv, inside
+
+
+# ------------------------------------------------------------------------------------------------ estimate
+class _Scorer:
+    """Cost of planar motions (a, b, yaw) of the object against the goal image.
+
+    Two point sets move together: ``X`` (the object's visible depth points, with colours ``C``: photometric term)
+    and ``S`` (``X`` plus ``X`` extruded down to the support plane: the object's volume as far as one view shows
+    it, so that faces hidden in the current frame and turned towards the camera by the motion still have a
+    silhouette: goal-evidence and coverage terms)."""
+
+    def __init__(self, X, C, S, center, n, e1, e2, K, goal_rgb, evidence, goal_depth, p: GoalPairParams,
+                 static_depth=None, photo_weight=None):
+        self.X, self.C, self.c, self.n, self.e1, self.e2, self.K = X, C, center, n, e1, e2, K
+        self.wp = np.ones(len(X), np.float32) if photo_weight is None else np.asarray(photo_weight, np.float32)
+        self.P = np.concatenate([X, S])
+        self.M = len(X)
+        self.p = p
+        self.cov = None
+        # one image holding colour (3), evidence (1), the static scene's depth (1: the current depth without the
+        # object, for occlusion by things in front) and goal depth (1, NaN -> large)
+        if static_depth is None:
+            static_depth = np.full(goal_rgb.shape[:2], 1e3)
+        chans = [goal_rgb.astype(np.float32), evidence[..., None].astype(np.float32),
+                 np.nan_to_num(static_depth, nan=1e3).astype(np.float32)[..., None]]
+        self.has_depth = goal_depth is not None
+        if self.has_depth:
+            chans.append(np.nan_to_num(goal_depth, nan=1e3).astype(np.float32)[..., None])
+        self.img = np.concatenate(chans, -1)
+
+    def moved(self, hyp: np.ndarray) -> np.ndarray:
+        hyp = np.atleast_2d(hyp)
+        R = _rot_about(self.n, hyp[:, 2])                                    # [B, 3, 3]
+        t = hyp[:, :1] * self.e1 + hyp[:, 1:2] * self.e2                     # [B, 3]
+        return np.einsum("bij,mj->bmi", R, self.P - self.c) + self.c + t[:, None]
+
+    def per_point(self, hyp: np.ndarray, bilinear: bool):
+        Y = self.moved(hyp)                                                  # [B, M + MS, 3]
+        z = Y[..., 2]
+        u = self.K[0, 0] * Y[..., 0] / z + self.K[0, 2]
+        v = self.K[1, 1] * Y[..., 1] / z + self.K[1, 2]
+        self._u, self._v = u, v
+        val, inside = _sample(self.img, u, v, bilinear)
+        photo = np.abs(val[:, :self.M, :3] - self.C).mean(-1) / self.p.photo_sigma
+        ev = val[..., 3]
+        occluded = val[..., 4] < z - self.p.occlusion_margin   # behind a static surface of the scene
+        dep = np.abs(val[:, :self.M, 5] - z[:, :self.M]) / self.p.depth_sigma if self.has_depth else None
+        return photo, ev, dep, inside, occluded
+
+    def set_coverage(self, target: np.ndarray):
+        """Goal-evidence pixels (bool [H, W]: where the goal shows something new) that the moved object should
+        cover; the cost adds the fraction it leaves uncovered (computed on the target's box, grown)."""
+        rr, cc = np.nonzero(target)
+        if len(rr) == 0:
+            self.cov = None
+            return
+        H, W = target.shape
+        g = 12
+        self.box = (max(rr.min() - g, 0), min(rr.max() + g + 1, H), max(cc.min() - g, 0), min(cc.max() + g + 1, W))
+        r0, r1, c0, c1 = self.box
+        self.cov = target[r0:r1, c0:c1].copy()
+        self.cov_n = float(self.cov.sum())
+
+    def missed(self, u: np.ndarray, v: np.ndarray, visible: np.ndarray) -> np.ndarray:
+        """Fraction [B] of the coverage target not hit by the (visible) projected points (3x3 splats)."""
+        r0, r1, c0, c1 = self.box
+        h, w = r1 - r0, c1 - c0
+        B = u.shape[0]
+        ui, vi = np.rint(u).astype(np.int64) - c0, np.rint(v).astype(np.int64) - r0
+        ok = visible & (ui >= 0) & (vi >= 0) & (ui < w) & (vi < h)
+        hit = np.zeros((B, h + 2, w + 2), bool)
+        b = np.broadcast_to(np.arange(B)[:, None], ui.shape)[ok]
+        for dv in (0, 1, 2):
+            for du in (0, 1, 2):
+                hit[b, vi[ok] + dv, ui[ok] + du] = True
+        hit = hit[:, 1:-1, 1:-1]
+        return (self.cov[None] & ~hit).sum((1, 2)) / max(self.cov_n, 1.0)
+
+    def cost(self, hyp: np.ndarray, bilinear: bool = False) -> np.ndarray:
+        hyp = np.atleast_2d(hyp)
+        photo, ev, dep, inside, occluded = self.per_point(hyp, bilinear)
+        M, p = self.M, self.p
+        vis = inside & ~occluded
+        c_ph = np.minimum(photo, 2.0)
+        if dep is not None:
+            c_ph = c_ph + np.minimum(dep, 2.0)
+        # occluded points (behind the static scene) carry no evidence: averages over the others, and a small
+        # penalty per occluded point so that hiding the object is not free
+        seen = ~occluded | ~inside
+        c_ph = np.where(inside[:, :M], c_ph, 4.0)
+        w = seen[:, :M] * self.wp
+        c_ph = (c_ph * w).sum(-1) / np.maximum(w.sum(-1), 1e-6) + 4.0 * (seen[:, :M].sum(-1) == 0)
+        c_ev = np.where(inside, 1.0 - ev, 2.0)
+        c_ev = (c_ev * seen).sum(-1) / np.maximum(seen.sum(-1), 1) + 2.0 * (seen.sum(-1) == 0)
+        c = c_ph + p.evidence_weight * 2.0 * c_ev + p.occluded_cost * (1.0 - seen.mean(-1))
+        if self.cov is not None and p.coverage_weight > 0:
+            c = c + p.coverage_weight * 2.0 * self.missed(self._u, self._v, vis)
+        # among equally good alignments (symmetric shapes), the smaller rotation
+        return c + p.yaw_prior * np.abs(hyp[:, 2]) / (np.pi / 2)
+
+    def inliers(self, hyp: np.ndarray):
+        """(inlier [M], visible [M]) of the coloured points at one hypothesis."""
+        photo, ev, dep, inside, occluded = self.per_point(np.atleast_2d(hyp), True)
+        M = self.M
+        vis = (inside & ~occluded)[:, :M]
+        ok = vis & (photo < 1.0) & (ev[:, :M] >= 0.5)
+        if dep is not None:
+            ok &= dep < 1.5
+        return ok[0], vis[0]
+
+
+def _bottom_strip(obj, P0, valid, height, n, p: GoalPairParams) -> np.ndarray:
+    """Pixels next to the object lower than ``min_height`` (the bottom of its sides) whose points lie inside the
+    object's footprint on the plane (table pixels beside it lie outside)."""
+    from scipy.spatial import Delaunay
+
+    e1 = np.cross(n, [0.0, 0.0, 1.0])
+    e1 /= max(np.linalg.norm(e1), 1e-12)
+    e2 = np.cross(n, e1)
+    ring = ndimage.binary_dilation(obj, np.ones((3, 3), bool), iterations=3) & ~obj & valid
+    ring &= np.nan_to_num(height, nan=-1.0) > -p.plane_threshold
+    ring &= np.nan_to_num(height, nan=1.0) <= p.min_height
+    if not ring.any():
+        return ring
+    Xo = P0[obj]
+    fo = np.stack([Xo @ e1, Xo @ e2], -1)
+    try:
+        tri = Delaunay(fo)
+    except Exception:  # noqa: BLE001 - degenerate footprint: nothing added
+        return np.zeros_like(ring)
+    Xr = P0[ring]
+    fr = np.stack([Xr @ e1, Xr @ e2], -1)
+    ctr = fo.mean(0)
+    fr_in = ctr + (fr - ctr) * 0.97    # a little slack inwards for points on the hull's edge
+    inside = tri.find_simplex(fr_in) >= 0
+    out = np.zeros_like(ring)
+    out[ring] = inside
+    return out
+
+
+def estimate_goal_motion(rgb0: np.ndarray, depth0: np.ndarray, K: np.ndarray, rgb1: np.ndarray,
+                         depth1: Optional[np.ndarray] = None, params: GoalPairParams = GoalPairParams()) -> GoalMotion:
+    """The moved object's motion current -> goal (see the module docstring). Images at one size, depth in metres
+    (NaN / <= 0 invalid), ``K`` 3x3 for that size."""
+    p = params
+    rgb0, rgb1 = np.asarray(rgb0), np.asarray(rgb1)
+    H, W = rgb0.shape[:2]
+    if rgb1.shape[:2] != (H, W) or np.asarray(depth0).shape != (H, W):
+        raise ValueError(f"current image {rgb0.shape[:2]}, goal image {rgb1.shape[:2]} and current depth "
+                         f"{np.asarray(depth0).shape} must have one size")
+    d0 = np.asarray(depth0, np.float64)
+    d0 = np.where(np.isfinite(d0) & (d0 > 0), d0, np.nan)
+    d1 = None
+    if depth1 is not None:
+        d1 = np.asarray(depth1, np.float64)
+        d1 = np.where(np.isfinite(d1) & (d1 > 0), d1, np.nan)
+        if not np.isfinite(d1).any():
+            d1 = None
+    diag = {}
+    changed = change_mask(rgb0, rgb1, p.diff_threshold)
+    diag["changed_pixels"] = int(changed.sum())
+    if changed.sum() < p.min_change_pixels:
+        return GoalMotion(True, "no change between the current frame and the goal image", confidence=1.0,
+                          mask=np.zeros((H, W), bool), changed=False, diagnostics=diag)
+    P0 = backproject(np.nan_to_num(d0, nan=0.0), K)
+    valid0 = np.isfinite(d0)
+    # support plane around the change
+    rr, cc = np.nonzero(changed)
+    m = p.plane_margin_px
+    box = np.zeros((H, W), bool)
+    box[max(rr.min() - m, 0):rr.max() + m + 1, max(cc.min() - m, 0):cc.max() + m + 1] = True
+    cand = box & valid0
+    pts = P0[cand]
+    if len(pts) > 4000:
+        pts = pts[np.random.default_rng(p.seed).choice(len(pts), 4000, replace=False)]
+    try:
+        n, dpl, ratio = fit_plane(pts, p.plane_threshold, seed=p.seed)
+    except ValueError as e:
+        return GoalMotion(False, f"support plane: {e}", mask=np.zeros((H, W), bool), diagnostics=diag)
+    diag["plane_inlier_ratio"] = float(ratio)
+    height = np.where(valid0, P0 @ n + dpl, np.nan)
+    above = np.nan_to_num(height, nan=0.0) > p.min_height
+    seeds = changed & above
+    if seeds.sum() < p.min_object_pixels:
+        return GoalMotion(False, f"no object above the support plane in the changed region ({int(seeds.sum())} "
+                          f"pixels < {p.min_object_pixels}): the current frame does not show the object the goal "
+                          "image moves", mask=seeds, diagnostics=diag)
+    # above-plane components, cut at depth discontinuities (an object standing in front of another one)
+    z = np.nan_to_num(d0, nan=np.inf)
+    jump = np.zeros((H, W), bool)
+    dz_v = np.abs(np.diff(z, axis=0)) > p.depth_jump
+    dz_h = np.abs(np.diff(z, axis=1)) > p.depth_jump
+    jump[:-1] |= dz_v
+    jump[1:] |= dz_v
+    jump[:, :-1] |= dz_h
+    jump[:, 1:] |= dz_h
+    lab, _ = ndimage.label(above & ~jump)
+    ids, cnt = np.unique(lab[seeds & ~jump], return_counts=True)
+    cnt, ids = cnt[ids > 0], ids[ids > 0]
+    if len(ids) == 0:
+        return GoalMotion(False, "no object region above the support plane in the changed region",
+                          mask=seeds, diagnostics=diag)
+    main = ids[np.argmax(cnt)]   # the above-plane component holding most of the changed pixels
+    obj = lab == main
+    # the silhouette's own edge pixels back (within the object's depth range)
+    zr = d0[obj]
+    ring = ndimage.binary_dilation(obj, np.ones((3, 3), bool)) & above & ~obj
+    obj |= ring & (d0 >= zr.min() - p.depth_jump) & (d0 <= zr.max() + p.depth_jump)
+    S = seeds & obj
+    sc = P0[S].mean(0)
+    ext = np.linalg.norm(P0[S] - sc, axis=-1).max()
+    obj &= np.linalg.norm(P0 - sc, axis=-1) <= ext + 0.02
+    if obj.sum() < p.min_object_pixels:
+        return GoalMotion(False, f"object has {int(obj.sum())} pixels < {p.min_object_pixels}", mask=obj,
+                          diagnostics=diag)
+    obj |= _bottom_strip(obj, P0, valid0, height, n, p)
+    X = P0[obj]
+    C = rgb0[obj].astype(np.float32)
+    # photometric weight: surfaces facing up keep their shading when the object turns about the plane normal,
+    # side faces do not (the light falls on them at another angle)
+    gu = np.gradient(P0, axis=1)
+    gv = np.gradient(P0, axis=0)
+    nrm = np.cross(gu, gv)
+    nrm /= np.maximum(np.linalg.norm(nrm, axis=-1, keepdims=True), 1e-12)
+    Wp = (p.side_weight + (1.0 - p.side_weight) * np.abs(nrm[obj] @ n) ** 2).astype(np.float32)
+    if len(X) > p.max_points:
+        idx = np.random.default_rng(p.seed).choice(len(X), p.max_points, replace=False)
+        X, C, Wp = X[idx], C[idx], Wp[idx]
+    center = X.mean(0)
+    e1 = np.cross(n, [0.0, 0.0, 1.0])
+    if np.linalg.norm(e1) < 1e-6:
+        e1 = np.cross(n, [1.0, 0.0, 0.0])
+    e1 /= np.linalg.norm(e1)
+    e2 = np.cross(n, e1)
+    # goal evidence
+    if d1 is not None:
+        P1 = backproject(np.nan_to_num(d1, nan=0.0), K)
+        h1 = np.where(np.isfinite(d1), P1 @ n + dpl, np.nan)
+        ev = (changed & (np.nan_to_num(h1, nan=0.0) > p.min_height)).astype(np.float32)
+        ev[~changed & obj] = 1.0          # unchanged object pixels: the object is there again
+    else:
+        # changed pixels, and the current object's own pixels (the goal shows there either the object again or
+        # the table it revealed: the colour decides, not the evidence map)
+        ev = (changed | ndimage.binary_dilation(obj, np.ones((3, 3), bool))).astype(np.float32)
+    ev = ndimage.maximum_filter(ev, size=3) * 0.5 + ev * 0.5  # a little tolerance at the silhouette's edge
+    static = np.where(obj, np.nan, d0)
+    # the object's volume below its visible surface (extruded to the plane): silhouette points
+    hX = np.maximum(X @ n + dpl, 0.0)
+    S = np.concatenate([X - n * (hX * f)[:, None] for f in (0.3, 0.6, 0.95)])
+    if len(S) > 2 * p.max_points:
+        S = S[np.random.default_rng(p.seed + 1).choice(len(S), 2 * p.max_points, replace=False)]
+    scorer = _Scorer(X, C, S, center, n, e1, e2, K, rgb1, ev, d1, p, static, Wp)
+    target = ev >= 1.0 if d1 is not None else (changed & ~ndimage.binary_dilation(obj, np.ones((3, 3), bool)))
+    scorer.set_coverage(target)
+
+    # translation candidates: the goal-evidence pixels lifted to the plane at the object centre's height
+    hc = float(center @ n + dpl)
+    gr, gc = np.nonzero(ev >= 0.5)
+    rays = np.stack([(gc - K[0, 2]) / K[0, 0], (gr - K[1, 2]) / K[1, 1], np.ones(len(gr))], -1)
+    denom = rays @ n
+    lam = (hc - dpl) / np.where(np.abs(denom) > 1e-9, denom, np.nan)
+    Q = rays * lam[:, None]
+    Q = Q[np.isfinite(Q).all(1) & (lam > 0)]
+    if len(Q) == 0:
+        return GoalMotion(False, "goal evidence does not reach the support plane", mask=obj, diagnostics=diag)
+    ab = np.stack([(Q - center) @ e1, (Q - center) @ e2], -1)
+    cells = np.unique(np.round(ab / 0.01).astype(np.int64), axis=0) * 0.01
+    yaw_max = np.deg2rad(p.yaw_range_deg)
+    yaws = np.arange(-yaw_max, yaw_max + 1e-9, np.deg2rad(6.0))
+    hyps = np.concatenate([np.column_stack([cells, np.full(len(cells), y)]) for y in yaws])
+    sub = np.random.default_rng(p.seed).choice(len(X), min(len(X), 200), replace=False)
+    sub_s = np.random.default_rng(p.seed).choice(len(S), min(len(S), 300), replace=False)
+    coarse = _Scorer(X[sub], C[sub], S[sub_s], center, n, e1, e2, K, rgb1, ev, d1, p, static, Wp[sub])
+    coarse.set_coverage(target)
+    costs = np.concatenate([coarse.cost(hyps[i:i + 2000]) for i in range(0, len(hyps), 2000)])
+    order = np.argsort(costs)
+    diag["coarse_hypotheses"] = int(len(hyps))
+    # refine the best few distinct coarse hypotheses
+    starts = []
+    for i in order:
+        h = hyps[i]
+        if all(np.hypot(*(h[:2] - s[:2])) > 0.015 or abs(h[2] - s[2]) > np.deg2rad(12) for s in starts):
+            starts.append(h)
+        if len(starts) >= 4:
+            break
+    results = []
+    for h in starts:
+        for step_t, step_r, k in ((0.004, np.deg2rad(3.0), 3), (0.001, np.deg2rad(1.0), 3)):
+            g = np.arange(-k, k + 1)
+            da, db, dy = np.meshgrid(g * step_t, g * step_t, g * step_r, indexing="ij")
+            cand_h = h + np.stack([da.ravel(), db.ravel(), dy.ravel()], -1)
+            cand_h[:, 2] = np.clip(cand_h[:, 2], -yaw_max, yaw_max)
+            cst = scorer.cost(cand_h)
+            h = cand_h[int(np.argmin(cst))]
+        results.append((float(scorer.cost(h, bilinear=True)[0]), h))
+    results.sort(key=lambda r: r[0])
+    best_cost, best = results[0]
+    try:
+        from scipy.optimize import minimize
+        scale = np.array([0.002, 0.002, np.deg2rad(1.0)])
+        def f(x):
+            h = best + x * scale
+            return float(scorer.cost(h, bilinear=True)[0]) + (1e3 if abs(h[2]) > yaw_max else 0.0)
+
+        r = minimize(f, np.zeros(3),
+                     method="Nelder-Mead", options=dict(xatol=0.05, fatol=1e-4, maxiter=200,
+                                                        initial_simplex=np.vstack([np.zeros(3), np.eye(3)])))
+        if r.fun < best_cost:
+            best_cost, best = float(r.fun), best + r.x * scale
+    except Exception:  # noqa: BLE001 - the grid result stands
+        pass
+    inl, vis = scorer.inliers(best)
+    visible = float(vis.mean())
+    # trusted: enough of the object visible in the goal image, and most of what is visible consistent
+    conf = float(inl.sum() / max(vis.sum(), 1)) * float(np.clip(visible / p.min_visible, 0.0, 1.0))
+    # ambiguity: a distinct hypothesis nearly as good lowers the confidence
+    alt = [c for c, h in results[1:] if np.hypot(*(h[:2] - best[:2])) > 0.015 or abs(h[2] - best[2]) > 0.2]
+    margin = (min(alt) - best_cost) / max(best_cost, 1e-6) if alt else 1.0
+    diag.update(cost=best_cost, inlier_ratio=float(inl.mean()), visible_ratio=visible, margin=float(margin), object_pixels=int(obj.sum()),
+                points=int(len(X)))
+    R = _rot_about(n, np.array([best[2]]))[0]
+    t = best[0] * e1 + best[1] * e2
+    T = np.eye(4)
+    T[:3, :3] = R
+    T[:3, 3] = center + t - R @ center
+    ok = conf >= p.min_confidence
+    reason = "" if ok else (f"goal alignment not trusted: confidence {conf:.2f} < {p.min_confidence} ("
+                            f"{visible:.2f} of the object's points visible in the goal image, "
+                            f"{inl.sum() / max(vis.sum(), 1):.2f} of those on goal evidence with a consistent colour)")
+    return GoalMotion(ok, reason, T, center, n, t, float(best[2]), conf, obj, True, diag)
+
+
+# ------------------------------------------------------------------------------------------------ field
+def _geodesic_ctrl(X: np.ndarray, gm: GoalMotion, num_ctrl: int, reverse: bool = False):
+    """Control points [D, M, 3] of the curves of points X moving on the geodesic of ``gm`` (rotation about its
+    centre, linear translation) from t=0 to t=1 (``reverse``: X are goal positions, moving back in time to 0)."""
+    s = np.linspace(0.0, 1.0, 4 * num_ctrl)
+    B = basis_matrix(s, num_ctrl)
+    pinv = np.linalg.pinv(B)                                         # [D, S]
+    yaw, tr = gm.yaw, gm.translation
+    if reverse:  # start from the goal: at time t the point is at motion(t) @ motion(1)^-1 @ X
+        Rf = _rot_about(gm.axis, np.array([-yaw]))[0]
+        X = (X - gm.center - tr) @ Rf.T + gm.center                 # back to current positions
+    R = _rot_about(gm.axis, s * yaw)                                 # [S, 3, 3]
+    # p(s) = R(s) (X - c) + c + s t  ->  ctrl_d = A_d (X - c) + (sum_s pinv_ds) c + (sum_s pinv_ds s) t
+    A = np.einsum("ds,sij->dij", pinv, R)                            # [D, 3, 3]
+    b = pinv.sum(1)[:, None] * gm.center + (pinv @ s)[:, None] * tr  # [D, 3]
+    return np.einsum("dij,mj->dmi", A, X - gm.center) + b[:, None]
+
+
+def goal_field(rgb_shape, depth0: np.ndarray, K: np.ndarray, gm: GoalMotion, num_ctrl: int = 10,
+               depth1: Optional[np.ndarray] = None) -> FieldPrediction:
+    """The 2-frame field of the pair: frame 0 = the current frame's depth points (static; the object's pixels move
+    along ``gm``), frame 1 = the goal (its depth when given, else the current geometry with the object moved in
+    by z-buffered splatting and the table where it was); frame times 0 and 1. Rejected motions mark the object's
+    curves unusable (NaN, confidence 0)."""
+    H, W = rgb_shape[:2]
+    D = int(num_ctrl)
+    d0 = np.asarray(depth0, np.float64)
+    valid0 = np.isfinite(d0) & (d0 > 0)
+    P0 = backproject(np.where(valid0, d0, 0.0), K)
+    ctrl = np.empty((2, D, H, W, 3), np.float32)
+    conf = np.zeros((2, D, H, W), np.float32)
+    P0n = np.where(valid0[..., None], P0, np.nan)
+    ctrl[0] = P0n[None]
+    conf[0] = valid0.astype(np.float32)[None]
+    obj = gm.mask if gm.mask is not None else np.zeros((H, W), bool)
+    obj = obj & valid0
+    if gm.changed and obj.any():
+        if gm.ok:
+            ctrl[0][:, obj] = _geodesic_ctrl(P0[obj], gm, D).astype(np.float32)
+            conf[0][:, obj] = gm.confidence
+        else:
+            ctrl[0][:, obj] = np.nan
+            conf[0][:, obj] = 0.0
+    # frame 1 (goal)
+    if depth1 is not None and np.isfinite(np.asarray(depth1, np.float64)).any():
+        d1 = np.asarray(depth1, np.float64)
+        valid1 = np.isfinite(d1) & (d1 > 0)
+        P1 = np.where(valid1[..., None], backproject(np.where(valid1, d1, 0.0), K), np.nan)
+        ctrl[1] = P1[None]
+        conf[1] = valid1.astype(np.float32)[None]
+    else:
+        ctrl[1] = P0n[None]
+        conf[1] = valid0.astype(np.float32)[None]
+        if gm.changed and gm.ok and obj.any():
+            # the table where the object was: not known from the current frame; marked unusable
+            ctrl[1][:, obj] = np.nan
+            conf[1][:, obj] = 0.0
+            Y = P0[obj] @ gm.motion[:3, :3].T + gm.motion[:3, 3]
+            u = np.rint(K[0, 0] * Y[:, 0] / Y[:, 2] + K[0, 2]).astype(np.int64)
+            v = np.rint(K[1, 1] * Y[:, 1] / Y[:, 2] + K[1, 2]).astype(np.int64)
+            ins = (u >= 0) & (v >= 0) & (u < W) & (v < H) & (Y[:, 2] > 0)
+            u, v, Y = u[ins], v[ins], Y[ins]
+            order = np.argsort(-Y[:, 2])          # far first: near points overwrite
+            u, v, Y = u[order], v[order], Y[order]
+            zbuf = np.full((H, W), np.inf)
+            zbuf[v, u] = Y[:, 2]
+            cur = ctrl[1, 0, :, :, 2]
+            hit = np.isfinite(zbuf) & ~(np.nan_to_num(cur, nan=np.inf) < zbuf - 0.01)
+            if hit.any():
+                vv, uu = np.nonzero(hit)
+                Pg = backproject(np.where(hit, zbuf, 0.0), K)[hit]
+                ctrl[1][:, hit] = _geodesic_ctrl(Pg, gm, D, reverse=True).astype(np.float32)
+                conf[1][:, hit] = gm.confidence
+    pred = FieldPrediction(ctrl, conf, np.array([0.0, 1.0], np.float32))
+    pred.metric = True  # set as attributes: also fine with a FieldPrediction without these fields
+    pred.extras = {"regime": "goal_pair", "goal_confidence": float(gm.confidence), "goal_ok": bool(gm.ok),
+                   "goal_reason": gm.reason}
+    return pred
+
+
+# ------------------------------------------------------------------------------------------------ estimator
+class GoalPairEstimator:
+    """``FieldEstimator`` for the current/goal image pair (``model.api``): ``predict(frames [2, H, W, 3], depth=
+    [2, H, W] (goal depth may be NaN), intrinsics=K)``. Declares ``needs_intrinsics`` and ``needs_depth``; a
+    missing input raises ``ValueError`` naming it (never replaced by a stand-in). ``last`` holds the newest
+    ``GoalMotion`` (reason, confidence, diagnostics). Output: metric (``metric = True``)."""
+
+    needs_intrinsics = True
+    needs_depth = True
+    needs_stamps = False
+    metric = True
+    regime = "goal_pair"
+
+    def __init__(self, params: Optional[GoalPairParams] = None, input_size: Sequence[int] = (240, 320)):
+        self.params = params or GoalPairParams()
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.num_ctrl = int(self.params.num_ctrl)
+        self.last: Optional[GoalMotion] = None
+        self.description = f"goal-pair geometry (support plane + silhouette/photometric alignment), " \
+                           f"{self.input_size[1]}x{self.input_size[0]}"
+
+    def predict(self, frames: np.ndarray, frame_keys=None, depth: Optional[np.ndarray] = None,
+                intrinsics: Optional[np.ndarray] = None, times=None, cam_poses=None, **_) -> FieldPrediction:
+        frames = np.asarray(frames)
+        if frames.ndim != 4 or frames.shape[0] != 2 or frames.shape[-1] != 3:
+            raise ValueError(f"the goal-pair estimator takes 2 RGB frames (current, goal) [2, H, W, 3], got "
+                             f"{frames.shape}")
+        missing = []
+        if depth is None or not np.isfinite(np.asarray(depth[0], np.float64)).any():
+            missing.append("depth of the current frame (depth[0], metres)")
+        if intrinsics is None:
+            missing.append("intrinsics (3x3 K of the input grid, from camera_info)")
+        if missing:
+            raise ValueError("goal-pair estimator: missing input: " + "; ".join(missing))
+        if cam_poses is not None and not np.allclose(np.asarray(cam_poses)[-1], np.eye(4), atol=1e-3):
+            raise ValueError("goal-pair estimator: the camera moved between the current frame and the goal image "
+                             "(static camera required)")
+        K = np.asarray(intrinsics, np.float64).reshape(3, 3)
+        d = np.asarray(depth, np.float64)
+        gm = estimate_goal_motion(frames[0], d[0], K, frames[1], d[1] if len(d) > 1 else None, self.params)
+        self.last = gm
+        return goal_field(frames.shape[1:], d[0], K, gm, self.num_ctrl, d[1] if len(d) > 1 else None)
+
+    def close(self) -> None:
+        pass
+
+
+def create(params: Optional[dict] = None) -> GoalPairEstimator:
+    """Factory ``trace_anything_ros.planning.goal_pair:create`` (``pipeline.load_estimator``): keys
+    ``input_size`` [H, W] (default 240 x 320) and any ``GoalPairParams`` field; the engine keys of
+    ``model.engine.create_estimator`` (weights, preset, device, window, ...) are ignored."""
+    p = dict(params or {})
+    size = p.pop("input_size", None) or (240, 320)
+    names = {f.name for f in fields(GoalPairParams)}
+    gp = GoalPairParams.from_dict({k: v for k, v in p.items() if k in names})
+    return GoalPairEstimator(gp, size)
