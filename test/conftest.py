@@ -60,7 +60,8 @@ def _reason(key: str) -> str | None:
         elif key == "launch_testing":
             reason = _probe(["launch", "launch_ros", "launch_testing"])
             if reason:
-                reason += " (launch/launch_testing are not on PyPI; they come with a ROS 2 install)"
+                reason += (" (launch/launch_testing are not on PyPI; they come with a ROS 2 install, and `make "
+                           "bootstrap` installs them from ../shared/vendor/ros2-jazzy-python-tools when it exists)")
         elif key == "sim":
             reason = _probe(["mujoco"])
         else:
