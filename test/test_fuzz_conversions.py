@@ -132,7 +132,7 @@ def test_camera_info_and_stamps_never_raise(k, h, w, sec, nsec):
     ci.k = k
     ci.header.stamp = Time(sec=sec, nanosec=nsec)
     dropped, kept = [], []
-    fake = types.SimpleNamespace(_ingest=object(), _drop=lambda r, msg: dropped.append(r),
+    fake = types.SimpleNamespace(_ingest=types.SimpleNamespace(size=None), _drop=lambda r, msg: dropped.append(r),
                                  _infos=types.SimpleNamespace(append=kept.append), _cfg={"max_frame_id_length": 256})
     TrajectoryFieldNode._on_info(fake, ci)
     kk = np.asarray(k).reshape(3, 3)

@@ -172,6 +172,11 @@ class FrameIngest:
         with self._lock:
             return self._decide(stamp_ns, size, time.monotonic(), now_ns)[0]
 
+    @property
+    def size(self) -> Optional[Tuple[int, int]]:
+        """(h, w) of the current stream's source images (None before the first frame)."""
+        return self._size
+
     def admit(self, stamp_ns: int, size, now_ns: Optional[int] = None) -> Optional[str]:
         """The node's check of a message's declared stamp and size before converting it: returns (and counts) the
         reason when the frame is dropped whatever its content (zero, future, duplicate or non-monotonic stamp),

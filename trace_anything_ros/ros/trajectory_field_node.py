@@ -365,6 +365,10 @@ class TrajectoryFieldNode(LifecycleNode):
         hw = (int(msg.height), int(msg.width))
         if bad is None:
             bad = gates.intrinsics_problem(msg.k, hw)
+        cur = self._ingest.size  # the image stream's size: camera_info of another aspect cannot describe it
+        if bad is None and cur is not None and not gates.same_aspect(cur, hw):
+            bad = ("camera_info_size_mismatch", f"{hw[1]}x{hw[0]}, another aspect ratio than the {cur[1]}x{cur[0]} "
+                                                "images")
         if bad is not None:
             self._drop(bad[0], f"camera_info: {bad[1]}")
             return
@@ -380,17 +384,21 @@ class TrajectoryFieldNode(LifecycleNode):
         self.warnings.pop("camera_info", None)
         self._last_info_warn = False
         image_hw = tuple(image_hw)
+        slop = int(self._cfg["sync.slop"] * 1e9)
+        nearest = min(self._infos, key=lambda it: abs(it[0] - stamp_ns))
         # only camera_info that can describe this image: its size, or the same aspect ratio (binning / resize)
         infos = [it for it in self._infos if it[2] == image_hw] or [
             it for it in self._infos if gates.same_aspect(it[2], image_hw)]
-        if not infos:
-            got = self._infos[-1][2]
+        if not infos or not gates.same_aspect(nearest[2], image_hw):
+            got = nearest[2]
             self._warn_input("camera_info_size_mismatch",
                              f"camera_info is {got[1]}x{got[0]}, another aspect ratio than the {image_hw[1]}x"
-                             f"{image_hw[0]} image: running without intrinsics (up to scale)")
-            return None
-        self.warnings.pop("camera_info_size_mismatch", None)
-        slop = int(self._cfg["sync.slop"] * 1e9)
+                             f"{image_hw[0]} image: not used" + ("" if infos else
+                                                                 ", running without intrinsics (up to scale)"))
+            if not infos:
+                return None
+        else:
+            self.warnings.pop("camera_info_size_mismatch", None)
         best = min(infos, key=lambda it: abs(it[0] - stamp_ns))
         if abs(best[0] - stamp_ns) > slop:
             best = infos[-1]  # intrinsics rarely change: the latest is the best guess
@@ -507,39 +515,45 @@ class TrajectoryFieldNode(LifecycleNode):
         return pose_matrix((t.x, t.y, t.z), (q.x, q.y, q.z, q.w))
 
     def _match_depth(self, ingest: FrameIngest):
-        """Pair pending images with depth images (called with ``self._lock`` held)."""
+        """Pair pending images with depth images (called with ``self._lock`` held). A pending image that cannot be
+        paired yet does not block later ones (a hostile image far ahead would hold the queue), and it is given up
+        (unsynchronised) once an image that arrived after it was paired with a stamp past it: the stream moved on.
+        A depth of another aspect ratio than the image cannot be its depth (depth_size_mismatch)."""
         slop = int(self._cfg["sync.slop"] * 1e9)
-        while self._pending:
-            fr = self._pending[0]
+        waiting = []
+        for fr in list(self._pending):
+            src = tuple(fr.source_size)
             match = None
             for i, (s, d, dhw) in enumerate(self._depths):
-                if abs(s - fr.stamp_ns) <= slop:
-                    if dhw != tuple(fr.source_size) and not gates.same_aspect(dhw, fr.source_size):
-                        continue  # cannot be this image's depth: dropped below when older ones are
+                if abs(s - fr.stamp_ns) <= slop and (dhw == src or gates.same_aspect(dhw, src)):
                     match = i
                     break
-            if match is not None:
-                fr.depth = self._depths[match][1]
-                dhw = self._depths[match][2]
-                for _ in range(match + 1):  # older depth images can no longer match newer frames
-                    s_old, _, hw_old = self._depths.popleft()
-                    if hw_old != tuple(fr.source_size) and not gates.same_aspect(hw_old, fr.source_size):
-                        self._drop("depth_size_mismatch", f"depth {hw_old[1]}x{hw_old[0]} cannot belong to the "
-                                   f"{fr.source_size[1]}x{fr.source_size[0]} image (another aspect ratio)")
-                if dhw != tuple(fr.source_size):
-                    self._warn_input("depth_rescaled", f"depth is {dhw[1]}x{dhw[0]}, the image {fr.source_size[1]}x"
-                                     f"{fr.source_size[0]} (same aspect): resampled to the model grid")
+            if match is None:
+                waiting.append(fr)
+                continue
+            fr.depth = self._depths[match][1]
+            dhw = self._depths[match][2]
+            for _ in range(match + 1):  # older depth images can no longer match newer frames
+                s_old, _, hw_old = self._depths.popleft()
+                if hw_old != src and not gates.same_aspect(hw_old, src):
+                    self._drop("depth_size_mismatch", f"depth {hw_old[1]}x{hw_old[0]} cannot belong to the "
+                               f"{src[1]}x{src[0]} image (another aspect ratio)")
+            if dhw != src:
+                self._warn_input("depth_rescaled", f"depth is {dhw[1]}x{dhw[0]}, the image {src[1]}x{src[0]} "
+                                 "(same aspect): resampled to the model grid")
+            else:
+                self.warnings.pop("depth_rescaled", None)
+            still = []
+            for old in waiting:
+                if old.stamp_ns + slop < fr.stamp_ns:
+                    self._drop(F.NO_SYNC, f"no depth within {self._cfg['sync.slop']} s of image "
+                                          f"{old.stamp_ns * 1e-9:.3f}")
                 else:
-                    self.warnings.pop("depth_rescaled", None)
-                self._pending.popleft()
-                self._push(ingest, fr)
-                continue
-            newest_depth = self._depths[-1][0] if self._depths else None
-            if newest_depth is not None and newest_depth > fr.stamp_ns + slop:
-                self._pending.popleft()
-                self._drop(F.NO_SYNC, f"no depth within {self._cfg['sync.slop']} s of image {fr.stamp_ns * 1e-9:.3f}")
-                continue
-            break
+                    still.append(old)
+            waiting = still
+            self._push(ingest, fr)
+        self._pending.clear()
+        self._pending.extend(waiting)
         while len(self._pending) == self._pending.maxlen:
             self._pending.popleft()
             self._drop(F.NO_SYNC, "image waited too long for depth")
