@@ -176,13 +176,16 @@ def fit_motion(stamps, centroids, t_ref: float, centroid=None, omegas=None,
         w = prior * _huber_weights(r)
     res = C - A @ coef
     dof = max(s.size - deg - 1, 1)
-    n_eff = w.sum() ** 2 / max((w * w).sum(), 1e-12)
     sigma0 = float(np.sqrt((w * (res ** 2).sum(1)).sum() / max(w.sum(), 1e-12) * s.size / dof))
-    cov = np.linalg.pinv((A * w[:, None]).T @ A) * float(w.sum()) / max(n_eff, 1.0)
+    # the coefficients' covariance for independent sample errors of equal variance (sandwich: the weights are
+    # recency / robustness weights, not inverse variances)
+    Ainv = np.linalg.pinv((A * w[:, None]).T @ A)
+    cov = Ainv @ ((A * (w * w)[:, None]).T @ A) @ Ainv
     sigma_v = sigma0 * math.sqrt(max(float(cov[1, 1]), 0.0))                  # 3D: sigma0 is already 3D RMS
     v = coef[1]
     # unmodelled acceleration: the history's quadratic term (when the span allows one), floored
-    acc = float(np.linalg.norm(coef[2])) if deg == 2 else 0.0
+    # (its noise debiased: |a|^2 - var(a), so a still object's jitter does not read as acceleration)
+    acc = math.sqrt(max(float(coef[2] @ coef[2]) - sigma0 ** 2 * float(cov[2, 2]), 0.0)) if deg == 2 else 0.0
     if deg == 1 and s.size >= 4 and span >= 0.2:
         A2 = np.stack([np.ones_like(dt), dt, 0.5 * dt * dt], axis=1)
         c2 = np.linalg.lstsq(A2 * w[:, None], C * w[:, None], rcond=None)[0]

@@ -1,0 +1,208 @@
+"""Object motion models fitted over a stream's history (motion/forecast.py): constant-velocity, accelerating and
+stopping objects, new objects, shrinkage, rotation, calibrated confidence, frame alignment, tracker histories."""
+import numpy as np
+import pytest
+
+from trace_anything_ros.field.rigid import so3_exp
+from trace_anything_ros.motion.forecast import (ForecastParams, confidence, fit_motion, forecast_points,
+                                                frame_alignment, maxwell_cdf, similarity)
+from trace_anything_ros.motion.objects import DynamicObject, ObjectTracker
+
+DT = 0.1  # 10 Hz, as the node's windows
+
+
+def _samples(pos_fn, t_end=2.0, span=1.0, noise=0.0, seed=0, windows=True):
+    """Centroid samples as the tracker collects them: overlapping windows of 4 frames, a window every 2 frames,
+    each window's samples with their own noise (repeated stamps)."""
+    rng = np.random.default_rng(seed)
+    stamps = np.round(np.arange(t_end - span, t_end + 1e-9, DT), 6)
+    S, C = [], []
+    ends = sorted(range(len(stamps) - 1, 2, -2)) if windows else [len(stamps) - 1]
+    for e in ends:
+        st = stamps[max(0, e - 3):e + 1]
+        S.append(st)
+        C.append(np.stack([pos_fn(t) for t in st]) + rng.normal(0, noise, (len(st), 3)))
+    return np.concatenate(S), np.concatenate(C), float(stamps[-1])
+
+
+def test_constant_velocity_object_is_forecast_exactly_and_confidence_falls_with_lead():
+    v = np.array([0.2, -0.1, 0.05])
+    p0 = np.array([0.1, 0.0, 1.0])
+    s, c, t = _samples(lambda t: p0 + v * t)
+    m = fit_motion(s, c, t, params=ForecastParams())
+    assert np.allclose(m.velocity, v, atol=1e-6) and m.sigma0 < 1e-6
+    lead = np.array([0.2, 0.5, 1.0])
+    fc = m.centroid + m.displacement(lead)
+    assert np.allclose(fc, p0 + v * (t + lead[:, None]), atol=1e-5)
+    sig = m.sigma(lead)
+    conf = confidence(sig, m.centroid[2], 0.05)
+    assert np.all(np.diff(sig) > 0) and np.all(np.diff(conf) < 0)          # honest: less sure further ahead
+    assert 0.0 < conf[-1] < conf[0] <= 1.0
+
+
+def test_predicted_sigma_brackets_the_error_on_noisy_constant_velocity_objects():
+    """Calibration (Monte Carlo over noise draws and velocities): the 90 % radius of the predicted sigma contains
+    the true error in about 90 % of cases, and the confidence matches the hit rate within its tolerance. (Here
+    without the acceleration floor, which covers the unmodelled acceleration of real objects: these have none.)"""
+    rng = np.random.default_rng(3)
+    errs, sigs, confs, hits = [], [], [], []
+    lead = np.array([0.5, 1.0])
+    for k in range(200):
+        v = rng.normal(0, 0.15, 3)
+        p0 = np.array([0.0, 0.0, 1.0]) + rng.normal(0, 0.1, 3)
+        s, c, t = _samples(lambda t: p0 + v * t, noise=0.004, seed=k)
+        now = p0 + v * t + rng.normal(0, 0.004, 3)
+        m = fit_motion(s, c, t, centroid=now, params=ForecastParams(accel_floor=0.0))
+        pred = now + m.displacement(lead)
+        true = p0 + v * (t + lead[:, None])
+        e = np.linalg.norm(pred - true, axis=1)
+        sg = m.sigma(lead)
+        errs.append(e), sigs.append(sg)
+        confs.append(confidence(sg, now[2], 0.02)), hits.append(e < 0.02 * now[2])
+    errs, sigs, confs, hits = map(np.array, (errs, sigs, confs, hits))
+    cover = (errs <= 1.443 * sigs).mean(axis=0)
+    assert np.all(cover > 0.85), cover                                        # brackets the error ...
+    ratio = np.median(errs / sigs, axis=0)
+    assert np.all((ratio > 0.6) & (ratio < 1.2)), ratio                      # ... without being vacuous (0.89 ideal)
+    assert np.all(np.abs(confs.mean(0) - hits.mean(0)) < 0.15), (confs.mean(0), hits.mean(0))
+
+
+def test_accelerating_object_quadratic_fit_lags_less_than_a_line():
+    a = np.array([0.0, 0.4, 0.0])
+    s, c, t = _samples(lambda t: 0.5 * a * t * t + np.array([0, 0, 1.0]))
+    v_true = a * t
+    lead = np.array([0.5])
+    true = 0.5 * a * (t + 0.5) ** 2 + np.array([0, 0, 1.0])
+    now = 0.5 * a * t * t + np.array([0, 0, 1.0])
+    errs = {}
+    for deg in (1, 2):
+        m = fit_motion(s, c, t, centroid=now, params=ForecastParams(degree=deg, recency_s=np.inf, history_s=1.0))
+        errs[deg] = float(np.linalg.norm(now + m.displacement(lead)[0] - true))
+        if deg == 2:
+            assert np.allclose(m.velocity, v_true, atol=1e-6)                 # the slope at the newest frame
+    hold = float(np.linalg.norm(now - true))
+    assert errs[2] < 0.5 * errs[1] < 0.5 * hold
+    # the unmodelled acceleration shows in the predicted error: larger than for a constant-velocity object
+    m2 = fit_motion(s, c, t, centroid=now)
+    s0, c0, _ = _samples(lambda t: np.array([0, 0, 1.0]) + np.array([0.0, 0.4, 0.0]) * t)
+    assert m2.sigma([1.0])[0] > fit_motion(s0, c0, t).sigma([1.0])[0]
+
+
+def test_stopping_object_forecast_falls_back_toward_holding_still():
+    v = np.array([0.25, 0.0, 0.0])
+    t_stop = 1.6
+
+    def pos(t):
+        return np.array([0, 0, 1.0]) + v * min(t, t_stop)
+
+    s, c, t = _samples(pos)                                                   # stopped for the last 0.4 s
+    now = pos(t)
+    m = fit_motion(s, c, t, centroid=now)
+    line = fit_motion(s, c, t, centroid=now, params=ForecastParams(degree=1, recency_s=np.inf, history_s=1.0))
+    err = np.linalg.norm(m.displacement([1.0])[0])                           # the truth holds still
+    assert err < 0.3 * np.linalg.norm(line.displacement([1.0])[0])
+    assert err < 0.05
+
+
+def test_new_and_noisy_objects_fall_back_toward_holding_still():
+    # one sample (a new object seen in one frame): no velocity, an uncertain forecast
+    m = fit_motion([1.0], [[0.0, 0.0, 1.0]], 1.0)
+    assert np.all(m.velocity == 0) and m.sigma([1.0])[0] > 0
+    # a still object whose centroid jitters: the fitted velocity is mostly noise and is shrunk
+    rng = np.random.default_rng(0)
+    s, c, t = _samples(lambda t: np.array([0.0, 0.0, 1.0]), noise=0.01, seed=5)
+    m = fit_motion(s, c, t, params=ForecastParams(shrink=1.0))
+    m0 = fit_motion(s, c, t, params=ForecastParams(shrink=0.0))
+    assert np.linalg.norm(m.velocity) < np.linalg.norm(m0.velocity)
+    assert np.linalg.norm(m.velocity_raw - m0.velocity_raw) < 1e-12          # same fit, only shrunk
+    # what shrinkage drops is added to the predicted error
+    assert m.sigma([1.0])[0] >= m0.sigma([1.0])[0] - 1e-12
+    del rng
+
+
+def test_forecast_points_moves_object_pixels_rotates_about_centroid_and_holds_the_rest():
+    omega = np.array([0.0, 0.0, 1.5])
+    v = np.array([0.1, 0.0, 0.0])
+    c0 = np.array([0.0, 0.0, 1.0])
+    pts = c0 + np.array([[0.03, 0.0, 0.0], [0.0, 0.03, 0.0], [-0.03, 0.0, 0.0]])
+    bg = np.array([[0.3, 0.2, 1.5], [np.nan, np.nan, np.nan]])
+    s, c, t = _samples(lambda t: c0 + v * (t - 2.0))
+    m = fit_motion(s, c, t, centroid=c0, omegas=[omega])
+    X = np.concatenate([pts, bg])
+    ids = np.array([7, 7, 7, -1, -1])
+    lead = np.array([0.5, 1.0])
+    pos, sig, conf = forecast_points(X, ids, {7: m}, lead, window_s=0.3)
+    for k, h in enumerate(lead):
+        R = so3_exp(omega * h)
+        assert np.allclose(pos[:3, k], c0 + v * h + (pts - c0) @ R.T, atol=1e-6)
+    assert np.allclose(pos[3], bg[0][None]) and np.all(np.isnan(pos[4])) and np.all(conf[4] == 0)
+    assert np.all(np.diff(sig[:4], axis=1) > 0) and np.all(np.diff(conf[:4], axis=1) <= 0)
+    # without rotation the pixels translate rigidly with the centroid
+    m_nr = fit_motion(s, c, t, centroid=c0, omegas=[omega], params=ForecastParams(rotation=False))
+    pos2, _, _ = forecast_points(pts, np.full(3, 7), {7: m_nr}, lead, 0.3)
+    assert np.allclose(pos2 - pts[:, None], (v * lead[:, None])[None], atol=1e-6)
+
+
+def test_confidence_is_the_probability_within_tolerance():
+    rng = np.random.default_rng(1)
+    sigma = 0.04                                                              # 3D RMS
+    e = np.linalg.norm(rng.normal(0, sigma / np.sqrt(3), (200000, 3)), axis=1)
+    assert abs(np.sqrt((e ** 2).mean()) - sigma) < 1e-3
+    for tol in (0.02, 0.04, 0.08):
+        assert abs(float(confidence(sigma, 1.0, tol)) - (e < tol).mean()) < 0.01
+    assert abs(float(maxwell_cdf(2.5)) - 0.9) < 0.01                          # the 90 % radius 1.443 sigma
+
+
+def test_frame_alignment_recovers_camera_motion_and_ignores_movers():
+    rng = np.random.default_rng(2)
+    P = rng.uniform([-0.5, -0.4, 0.8], [0.5, 0.4, 1.6], (30, 40, 3))
+    R = so3_exp(np.array([0.02, -0.05, 0.01]))
+    t = np.array([0.03, -0.01, 0.02])
+    Q = P @ R.T + t
+    dyn = np.zeros((30, 40), bool)
+    dyn[5:12, 5:15] = True
+    Q[dyn] += 0.2                                                             # a mover: not the camera's motion
+    s, R2, t2 = frame_alignment(P, dyn, Q)
+    assert abs(s - 1) < 1e-9 and np.allclose(R2, R, atol=1e-9) and np.allclose(t2, t, atol=1e-9)
+    # robust without the mask too (the movers are a minority), and a scale change is recovered
+    s3, R3, _ = frame_alignment(P, None, 1.1 * Q)
+    assert abs(s3 - 1.1) < 0.02 and np.allclose(R3, R, atol=0.02)
+    s4, R4, t4 = similarity(P.reshape(-1, 3), 2.0 * P.reshape(-1, 3))
+    assert abs(s4 - 2.0) < 1e-9 and np.allclose(R4, np.eye(3)) and np.allclose(t4, 0, atol=1e-9)
+
+
+def _obj(label, traj, stamps, box=(10, 10, 20, 20)):
+    return DynamicObject(id=label, label=label, pixel_count=100, box=box, centroid=traj[-1].copy(),
+                         velocity=np.zeros(3), speed=0.0, trajectory=traj, trajectory_stamps=stamps,
+                         forecast=np.zeros((0, 3)), forecast_stamps=np.zeros(0), forecast_confidence=np.zeros(0),
+                         confidence=1.0, rotations=np.broadcast_to(np.eye(3), (len(stamps), 3, 3)).copy())
+
+
+def test_tracker_keeps_each_objects_history_across_windows_and_aligns_it():
+    tr = ObjectTracker(history_keep_s=0.55)
+    labels = np.zeros((40, 40), np.int32)
+    labels[10:21, 10:21] = 1
+    v = np.array([0.2, 0.0, 0.0])
+    pts = np.random.default_rng(0).uniform([-0.5, -0.4, 0.8], [0.5, 0.4, 1.6], (40, 40, 3))  # the scene's points
+    for k in range(5):  # windows of 4 frames, a new one every 2 frames
+        st = 0.1 * np.arange(2 * k, 2 * k + 4)
+        traj = np.array([0.0, 0.0, 1.0]) + v * st[:, None]
+        objs = tr.update(labels, [_obj(1, traj, st)], stamp=float(st[-1]), positions=pts)
+        assert objs[0].id == 1
+    hs, hc, hws, hw = tr.history(1)
+    assert hs.min() >= st[-1] - 0.55 - 1e-9 and len(hs) >= 6 and len(hw) >= 2
+    assert np.allclose(hc, np.array([0.0, 0.0, 1.0]) + v * hs[:, None])
+    m = fit_motion(hs, hc, float(st[-1]))
+    assert np.allclose(m.velocity, v, atol=1e-6)
+    # the next window sees the same image (the shared frame) from a camera moved by 5 cm: histories follow
+    assert tr.shared_frame([0.9, 1.0, 1.1, 1.2]) == 2 and tr.shared_frame([1.05, 1.15]) is None
+    tr.align_history(pts + np.array([0.05, 0.0, 0.0]))
+    assert np.allclose(tr.history(1)[1], hc + np.array([0.05, 0.0, 0.0]), atol=1e-9)
+    tr.reset()
+    assert tr.history(1) is None and tr.shared_frame([0.9]) is None
+
+
+def test_params_are_validated():
+    for bad in (dict(degree=3), dict(history_s=0.0), dict(tolerance=-1.0), dict(shrink=-1.0)):
+        with pytest.raises(ValueError):
+            ForecastParams(**bad).validate()
