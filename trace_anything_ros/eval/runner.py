@@ -55,8 +55,8 @@ def resolve_estimator(spec: str):
     if not target:
         if name in BASELINES:
             return name, BASELINES[name]()
-        if name == "model":
-            target = "trace_anything_ros.model.engine:create_estimator"
+        if name == "model":  # the node's default estimator: input regimes (model.regimes), embedded weights
+            target = "trace_anything_ros.model.regimes:default_estimator"
         elif ":" in name:
             target, name = name, name.rsplit(":", 1)[1]
         else:
@@ -118,11 +118,12 @@ def generate_windows(cfg: dict):
                 scene.close()
 
 
-def stream_products(estimator, w: dict, cfg: dict, products=frozenset({"mask", "objects"})):
+def stream_products(estimator, w: dict, cfg: dict, products=frozenset({"mask", "objects"}), params=None):
     """Run ``estimator`` on the stream of window ``w`` (``generate_windows``) through ``PerceptionPipeline``, as the
     node does: windows of ``cfg['frames']`` frames, a new one every ``hop`` frames (default half a window), ending
     with the evaluated window; the pipeline's tracker keeps the objects (and their histories) across windows.
-    Returns ``(Products of the evaluated window, predict seconds of that window)``."""
+    ``params``: ``PipelineParams`` (default: the node's, without sparse tracks). Returns ``(Products of the
+    evaluated window, predict seconds of that window)``."""
     from trace_anything_ros.eval.estimators import ContextEstimator, GroundTruthEstimator
     from trace_anything_ros.pipeline import Frame, PerceptionPipeline, PipelineParams
     from trace_anything_ros.sim.ground_truth import compute_window, normalised_times
@@ -142,7 +143,7 @@ def stream_products(estimator, w: dict, cfg: dict, products=frozenset({"mask", "
                     stamps=stamps, frame_times=normalised_times(stamps).astype(np.float32), gt=gt)
 
     adapter = ContextEstimator(estimator, (h, wd), context)
-    pp = PerceptionPipeline(adapter, PipelineParams(track_stride=0, forecast_horizon=max(cfg["horizons"])))
+    pp = PerceptionPipeline(adapter, params or PipelineParams(track_stride=0, forecast_horizon=max(cfg["horizons"])))
     pf = [Frame(stamp_ns=int(round(f["stamp"] * 1e9)), rgb=f["rgb"], frame_id="cam",
                 depth=np.asarray(f["depth"], np.float32), intrinsics=K, key=i)
           for i, f in enumerate(frames)]
@@ -151,7 +152,7 @@ def stream_products(estimator, w: dict, cfg: dict, products=frozenset({"mask", "
     ends = sorted(range(last, nf - 2, -hop))
     out = None
     for e in ends:
-        out = pp.process(pf[e - nf + 1:e + 1], products=set(products))
+        out = pp.process(pf[e - nf + 1:e + 1], products=None if products is None else set(products))
     return out, adapter.last_predict_s
 
 
