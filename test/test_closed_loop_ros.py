@@ -2,11 +2,14 @@
 
 Separate processes over DDS:
   * ``manipulation_planner_node`` (lifecycle, driven from here with change_state), ``base_frame: world``, camera ->
-    base from ``camera_to_base.*`` = the episode camera's world pose, goal-image estimator = the ground-truth oracle
-    ``sim.oracle_goal`` (perfect perception: the result is the upper bound of the loop, not a model's score);
-  * ``sim_executor_node`` (one per episode): owns the MuJoCo episode, publishes the camera ``image`` the planner
-    pairs with the goal image, executes the published ``~/ee_path`` with the kinematic gripper (real grasp check) in
-    real time and reports the object's final pose error on ``~/result``.
+    base from ``camera_to_base.*`` = the episode camera's world pose, goal-image estimator either
+    - ``default``: the node's default (``goal_image.estimator.factory`` left at its default, the goal-pair estimator
+      ``planning.goal_pair``: the embedded default a user gets), fed the executor's ``depth`` + ``camera_info``
+      and the goal image (RGB only), or
+    - ``oracle``: the ground-truth oracle ``sim.oracle_goal`` (perfect perception: the upper bound of the loop);
+  * ``sim_executor_node`` (one per episode): owns the MuJoCo episode, publishes the camera ``image`` / ``depth`` /
+    ``camera_info`` the planner pairs with the goal image, executes the published ``~/ee_path`` with the kinematic
+    gripper (real grasp check) in real time and reports the object's final pose error on ``~/result``.
 This process publishes the goal image (rendered from the episode with the object at its goal pose) and checks:
 plan OK, path stamps increasing, the executed waypoints = the planned ones (poses and stamps), the object within
 2 cm / 10 deg of its goal. Episodes 0 and 1 succeed in the ROS-free loop (test_closed_loop.py).
@@ -37,12 +40,13 @@ def _cam_params(world_T_cam):
     return [float(v) for v in xyz], [float(v) for v in q]
 
 
-def start_planner():
+def start_planner(estimator: str):
     """camera_to_base.* are set per episode (dynamic parameters) by the test."""
     cmd = [sys.executable, "-m", "trace_anything_ros.ros.manipulation_planner_node", "--ros-args",
-           "-p", "base_frame:=world", "-p", "use_tf:=false", "-p", "stale_timeout:=10.0",  # the stand-in camera stalls under CI load
-           "-p", "goal_image.estimator.factory:=trace_anything_ros.sim.oracle_goal:create",
-           "-p", "goal_image.input_height:=240", "-p", "goal_image.input_width:=320"]
+           "-p", "base_frame:=world", "-p", "use_tf:=false", "-p", "stale_timeout:=10.0"]  # the stand-in camera stalls under CI load
+    if estimator == "oracle":
+        cmd += ["-p", "goal_image.estimator.factory:=trace_anything_ros.sim.oracle_goal:create",
+                "-p", "goal_image.input_height:=240", "-p", "goal_image.input_width:=320"]
     env = node_env(TAR_ORACLE_GOAL_SEEDS=",".join(map(str, SEEDS)))
     return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
@@ -89,9 +93,9 @@ def episodes():
     return {s: episode_images(s) for s in SEEDS}
 
 
-@pytest.fixture(scope="module")
-def planner(ros_context):
-    proc = start_planner()
+@pytest.fixture(scope="module", params=["default", "oracle"])
+def planner(ros_context, request):
+    proc = start_planner(request.param)
     h = Harness(ros_context)
     try:
         assert h.lc.wait_for_service(60), "planner node did not come up"
@@ -100,7 +104,7 @@ def planner(ros_context):
         h.close()
         out = stop_process(proc, 15)
         if out:
-            print("---- planner node ----\n" + out[-6000:])
+            print(f"---- planner node ({request.param}) ----\n" + out[-6000:])
 
 
 def _quat_close(a, b, tol):

@@ -42,6 +42,7 @@ class Goal:
     pixel: Optional[Tuple[float, float]] = None  # (u, v) in the newest frame's source image
     image: Optional[np.ndarray] = None          # goal image (image goals)
     set_at: float = 0.0
+    stamp_ns: Optional[int] = None              # the goal image's header stamp (pairs a goal depth with it)
 
 
 @dataclass
@@ -90,8 +91,8 @@ class PlannerSession:
                 self._last_seen = (int(seen[0]), c.reshape(3), v.reshape(3))
         self.halted = False
 
-    def set_image_goal(self, image: np.ndarray, now: float = 0.0) -> None:
-        self.goal = Goal("image", image=np.asarray(image), set_at=now)
+    def set_image_goal(self, image: np.ndarray, now: float = 0.0, stamp_ns: Optional[int] = None) -> None:
+        self.goal = Goal("image", image=np.asarray(image), set_at=now, stamp_ns=stamp_ns)
         self.halted = False
 
     def cancel(self) -> Plan:

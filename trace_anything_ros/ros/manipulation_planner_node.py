@@ -5,14 +5,19 @@ Goals
     largest tracked object). Frame: ``base_frame``, the camera frame, or any frame tf2 knows (when tf2 is present).
   * ``~/set_object_goal`` (trace_anything_ros/srv/SetObjectGoal): the same with an object id or a pixel (u, v) of
     the newest frame (the tracked object whose box contains it).
-  * ``goal_image`` (sensor_msgs/Image): an image of the scene as it should be. The model (loaded lazily on the first
-    goal image, from the ``goal_image.*`` parameters) runs on the pair (newest ``image``, goal image); the largest
-    region that moves between them is the object, its rigid motion current -> goal is the object motion.
+  * ``goal_image`` (sensor_msgs/Image): an image of the scene as it should be. The goal-image estimator (loaded
+    lazily on the first goal image, from the ``goal_image.*`` parameters; default the goal-pair estimator
+    ``planning.goal_pair``) runs on the pair (newest ``image``, goal image); the largest region that moves between
+    them is the object, its rigid motion current -> goal is the object motion. An estimator that declares
+    ``needs_intrinsics`` (the goal-pair one) also gets the current frame's ``depth`` (the newest depth image within
+    ``goal_image.depth_max_skew`` of the image's stamp) and K from ``camera_info``; a missing one is named in a
+    REFUSED plan. ``goal_depth`` (sensor_msgs/Image, optional): the goal image's depth, used when its stamp equals
+    the goal image's. An estimate the estimator does not trust is REFUSED with its reason.
   * ``~/cancel`` (std_srvs/Trigger): drop the goal (publishes STATUS_IDLE).
 
 Inputs: ``tracks`` (TrajectoryArray) and ``dynamic_objects`` (DynamicObjectArray) of trajectory_field_node; each
-``tracks`` message (one perception window) triggers a replan while a goal is active. ``image`` (only used for goal
-images).
+``tracks`` message (one perception window) triggers a replan while a goal is active. ``image``, ``depth``,
+``camera_info`` (only used for goal images).
 
 Outputs: ``~/plan`` (ManipulationPlan; status IDLE / OK / REFUSED / HALTED / DONE with a reason) and ``~/ee_path``
 (nav_msgs/Path: timed end-effector waypoints pre-grasp, grasp, carry..., release, retreat, in ``base_frame``; pose
@@ -59,7 +64,7 @@ from nav_msgs.msg import Path
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from sensor_msgs.msg import Image
+from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header
 from std_srvs.srv import Trigger
 
@@ -101,8 +106,11 @@ PARAMS = [
          "to the object nearest its predicted position within this distance (track units: m for a metric field; "
          "0: never)", range=(0.0, 10.0), dynamic=True),
     Spec("goal_image.enabled", True, "accept goal images (loads a field estimator on the first one)"),
-    Spec("goal_image.estimator.factory", "", "FieldEstimator factory 'module:function' (empty: the project's "
-         "default engine)"),
+    Spec("goal_image.estimator.factory", "trace_anything_ros.planning.goal_pair:create",
+         "FieldEstimator factory 'module:function' (default: the goal-pair estimator, needs depth + camera_info; "
+         "empty: the compact network engine, RGB only)"),
+    Spec("goal_image.depth_max_skew", 0.05, "the current depth image is paired with the image when their stamps "
+         "differ by at most this (s)", range=(0.0, 10.0)),
     Spec("goal_image.model.preset", "compact", "architecture preset when no weights are given"),
     Spec("goal_image.model.weights", "embedded", "checkpoint path ('embedded': the shipped compact model; "
          "empty: random weights, meaningless plans)"),
@@ -206,6 +214,9 @@ class ManipulationPlannerNode(LifecycleNode):
         self._camera_frame = ""
         self._latest_image = None
         self._latest_image_time = None
+        self._depths = []             # the newest few depth images (goal-image estimators that need one)
+        self._latest_info = None      # newest camera_info
+        self._goal_depth = None       # newest goal_depth image
         self._estimator = None
         self._img_thread: Optional[threading.Thread] = None
         self._img_busy = False
@@ -284,7 +295,11 @@ class ManipulationPlannerNode(LifecycleNode):
         ]
         if v["goal_image.enabled"]:
             self._subs += [self.create_subscription(Image, "goal_image", self._on_goal_image, in_q),
-                           self.create_subscription(Image, "image", self._on_image, qos_profile_sensor_data)]
+                           self.create_subscription(Image, "goal_depth", self._on_goal_depth, in_q),
+                           self.create_subscription(Image, "image", self._on_image, qos_profile_sensor_data),
+                           self.create_subscription(Image, "depth", self._on_depth, qos_profile_sensor_data),
+                           self.create_subscription(CameraInfo, "camera_info", self._on_info,
+                                                    qos_profile_sensor_data)]
         self._srvs = [self.create_service(SetObjectGoal, "~/set_object_goal", self._on_set_goal),
                       self.create_service(Trigger, "~/cancel", self._on_cancel)]
         if tf2_ros is not None and v["use_tf"]:
@@ -467,6 +482,42 @@ class ManipulationPlannerNode(LifecycleNode):
         if s is not None and s.goal is not None and s.goal.kind == "image":
             s.perception_arrived(self._latest_image_time)  # an image goal lives on the camera stream
 
+    def _on_depth(self, msg: Image):
+        self._depths = self._depths[-4:] + [msg]
+
+    def _on_info(self, msg: CameraInfo):
+        self._latest_info = msg
+
+    def _on_goal_depth(self, msg: Image):
+        self._goal_depth = msg
+
+    def _pair_inputs(self, cur: Image, goal, size):
+        """Depth [2, H, W] (current; goal where a goal_depth with the goal image's stamp arrived, else NaN) and K on
+        the estimator's grid, for an estimator declaring ``needs_intrinsics``; None where missing (the estimator
+        names what it lacks)."""
+        from trace_anything_ros.pipeline.frames import frame_intrinsics, preprocess_depth
+
+        v = self._v()
+        h, w = size
+        img_hw = (int(cur.height), int(cur.width))
+        K = None
+        info = self._latest_info
+        if info is not None and float(info.k[0]) > 0:
+            K = frame_intrinsics(np.asarray(info.k, np.float64).reshape(3, 3), img_hw, (h, w),
+                                 (int(info.height), int(info.width)))
+        depth = None
+        t_img = conv.stamp_to_ns(cur.header.stamp)
+        dms = [m for m in list(self._depths) if (int(m.height), int(m.width)) == img_hw]
+        dm = min(dms, key=lambda m: abs(conv.stamp_to_ns(m.header.stamp) - t_img)) if dms else None
+        if dm is not None and abs(conv.stamp_to_ns(dm.header.stamp) - t_img) <= float(v["goal_image.depth_max_skew"]) * 1e9:
+            d0 = preprocess_depth(conv.depth_to_metres(dm)[0], (h, w))
+            d1 = np.full((h, w), np.nan, np.float32)
+            gd = self._goal_depth
+            if gd is not None and goal.stamp_ns is not None and conv.stamp_to_ns(gd.header.stamp) == goal.stamp_ns:
+                d1 = preprocess_depth(conv.depth_to_metres(gd)[0], (h, w))
+            depth = np.stack([d0, d1]).astype(np.float32)
+        return depth, K
+
     def _on_goal_image(self, msg: Image):
         if self.lc_state != "active":
             return
@@ -476,7 +527,7 @@ class ManipulationPlannerNode(LifecycleNode):
             self._publish(Plan(PlanStatus.REFUSED, f"goal image rejected: {e}", stamp=self._now()))
             return
         with self._lock:
-            self._session.set_image_goal(goal, now=self._now())
+            self._session.set_image_goal(goal, now=self._now(), stamp_ns=conv.stamp_to_ns(msg.header.stamp))
             if self._latest_image_time is not None:
                 self._session.perception_arrived(self._latest_image_time)
         self.get_logger().info(f"image goal {goal.shape[1]}x{goal.shape[0]} accepted")
@@ -506,10 +557,25 @@ class ManipulationPlannerNode(LifecycleNode):
             from trace_anything_ros.pipeline import preprocess_rgb
 
             frames = np.stack([preprocess_rgb(conv.image_to_rgb(cur), (h, w)), preprocess_rgb(goal.image, (h, w))])
-            pred = est.predict(frames)
+            kw, K = {}, None
+            if getattr(est, "needs_intrinsics", False):
+                depth, K = self._pair_inputs(cur, goal, (h, w))
+                kw = dict(depth=depth, intrinsics=K, times=np.array([0.0, 1.0], np.float32))
+            try:
+                pred = est.predict(frames, **kw)
+            except ValueError as e:  # a missing input, named by the estimator, + where it comes from
+                self._publish(Plan(PlanStatus.REFUSED, f"image goal: {e} (topics 'depth' with the image's stamp, "
+                                   "'camera_info')", stamp=self._now()))
+                return
             now = self._now()
+            last = getattr(est, "last", None)
+            if last is not None and not last.ok and getattr(last, "changed", True):
+                self._publish(Plan(PlanStatus.REFUSED, f"image goal: {last.reason}", float(last.confidence),
+                                   stamp=now))
+                return
             fld = TrajectoryField(np.asarray(pred.ctrl_pts), np.asarray(pred.ctrl_conf), pred.frame_times,
-                                  [now, now], metric=False, frame_id=cur.header.frame_id)
+                                  [now, now], intrinsics=K, metric=bool(getattr(pred, "metric", False)),
+                                  frame_id=cur.header.frame_id)
             base_T_cam = self._base_T_camera(self._v()["camera_frame"] or cur.header.frame_id)
             with self._lock:
                 if self._session is None or self._session.goal is not goal:

@@ -3,8 +3,9 @@
 It owns one closed-loop episode of ``trace_anything_ros.sim.closed_loop`` (``sample_episode(seed)``: a
 ``pick_place`` scene, the graspable object ``obj0`` and its goal pose), and
 
-* publishes the scene as the camera sees it now: ``image`` (sensor_msgs/Image rgb8) and ``camera_info`` at
-  ``rate_hz`` (wall time), frame ``frame_id``; the planner's ``image`` input (for goal images);
+* publishes the scene as the camera sees it now: ``image`` (sensor_msgs/Image rgb8), ``depth`` (32FC1 metres, NaN
+  where nothing is hit; same stamp) and ``camera_info`` at ``rate_hz`` (wall time), frame ``frame_id``; the
+  planner's ``image`` / ``depth`` / ``camera_info`` inputs (for goal images);
 * subscribes ``ee_path`` (nav_msgs/Path; remap it to ``/manipulation_planner_node/ee_path``) and ``plan``
   (ManipulationPlan; remap to ``.../plan``). A path is executed once the plan with the same header stamp has
   arrived and is STATUS_OK and not ``dry_run``; its ``grasp_pose`` must be the path's grasp waypoint (the path's
@@ -96,6 +97,7 @@ class SimExecutorNode(Node):
         rel = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
         self.pub_image = self.create_publisher(Image, "image", rel)
         self.pub_info = self.create_publisher(CameraInfo, "camera_info", rel)
+        self.pub_depth = self.create_publisher(Image, "depth", rel)
         latched = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self.pub_result = self.create_publisher(String, "~/result", latched)
@@ -128,6 +130,7 @@ class SimExecutorNode(Node):
         fr = self._frame if self._frame is not None else self._render()
         stamp = self.get_clock().now().to_msg()
         self.pub_image.publish(image_msg(fr["rgb"], "rgb8", stamp, self.v["frame_id"]))
+        self.pub_depth.publish(image_msg(np.asarray(fr["depth"], np.float32), "32FC1", stamp, self.v["frame_id"]))
         self.pub_info.publish(camera_info_msg(self.scene.K, fr["rgb"].shape[1], fr["rgb"].shape[0], stamp,
                                               self.v["frame_id"]))
 
