@@ -32,7 +32,6 @@ class PipelineParams:
     tracks_per_object: int = 16      # extra tracks on each moving object's pixels (up to this many with the grid's)
     forecast_horizon: float = 1.0    # seconds past the newest frame
     forecast_samples: int = 5        # forecast samples over the horizon (0 disables forecasts)
-    forecast_tau: float = 0.5        # unused (forecast confidence is calibrated: see forecast_tolerance)
     forecast_history: float = 0.5    # s of each object's tracked centroid history its motion model is fitted on
     forecast_tolerance: float = 0.05  # forecast confidence = P(error < forecast_tolerance x depth) (motion.forecast)
     metric_from_depth: bool = True   # scale the field to metres when depth is given

@@ -94,8 +94,10 @@ PERCEPTION: List[Spec] = [
     Spec("forecast.horizon", 1.0, "seconds to forecast past the newest frame", range=(0.0, 30.0), dynamic=True),
     Spec("forecast.samples", 5, "forecast samples over the horizon (0: no forecast)", range=(0, 100),
          dynamic=True),
-    Spec("forecast.decay", 0.5, "forecast confidence decays as exp(-lead/decay) (s)", range=(0.001, 60.0),
-         dynamic=True),
+    Spec("forecast.history", 0.5, "seconds of each tracked object's centroid history its motion model is fitted on "
+         "(motion.forecast)", range=(0.05, 10.0), dynamic=True),
+    Spec("forecast.tolerance", 0.05, "forecast confidence = probability that the error is below this x depth "
+         "(under the motion model's predicted error, which grows with lead time)", range=(0.001, 1.0), dynamic=True),
     Spec("motion.enabled", True, "run motion analysis (dynamic mask, objects)", dynamic=True),
     Spec("motion.threshold", 0.01, "floor of the relative displacement over the window that counts as moving",
          range=(0.0, 10.0), dynamic=True),

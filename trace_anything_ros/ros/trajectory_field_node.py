@@ -129,7 +129,8 @@ class TrajectoryFieldNode(LifecycleNode):
         return PipelineParams(track_stride=v["tracks.stride"], track_source_frame=v["tracks.source_frame"],
                               tracks_per_object=v["tracks.per_object"],
                               forecast_horizon=v["forecast.horizon"], forecast_samples=v["forecast.samples"],
-                              forecast_tau=v["forecast.decay"], metric_from_depth=v["use_depth"],
+                              forecast_history=v["forecast.history"],
+                              forecast_tolerance=v["forecast.tolerance"], metric_from_depth=v["use_depth"],
                               motion_threshold=v["motion.threshold"],
                               min_object_pixels=v["motion.min_object_pixels"], compute_motion=v["motion.enabled"],
                               pose_max_gap=v["camera_pose.max_gap"])
