@@ -71,9 +71,23 @@ def test_check_grasp_geometry():
     assert not cl.check_grasp(diag, obj, (0.03, 0.03, 0.035), tol)[0]
 
 
-def test_model_perception_episode_runs_end_to_end():
-    """The compact model on (current, goal image): the outcome is recorded, not asserted (no threshold yet)."""
-    model = cl.ModelPerception(WEIGHTS, threads=1)
+def test_model_perception_default_moves_the_object_to_its_goal():
+    """The default goal-image perception (the goal-pair estimator on current RGB-D + goal RGB) in the loop."""
+    model = cl.ModelPerception()
+    try:
+        r = cl.run_episode(cl.sample_episode(1), "model", model=model)
+    finally:
+        model.close()
+    assert r.plan_status == "OK", r.plan_reason
+    assert r.grasped, r.grasp_note
+    assert r.translation_error_cm <= 2.0 and r.rotation_error_deg <= 10.0, r
+    assert r.extras["goal_confidence"] >= 0.5
+
+
+def test_network_perception_episode_runs_end_to_end():
+    """The compact network on the RGB pair (``estimator="network"``): the outcome is recorded, not asserted (it
+    sees no motion between a current frame and a goal image; the goal-pair estimator is the default)."""
+    model = cl.ModelPerception(WEIGHTS, estimator="network", threads=1)
     try:
         r = cl.run_episode(cl.sample_episode(0), "model", model=model)
     finally:
