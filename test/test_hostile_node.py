@@ -38,11 +38,15 @@ def node(ros_context):
     from trace_anything_ros.ros.trajectory_field_node import TrajectoryFieldNode
     params = {"estimator.factory": "analytic_estimator:create", "input_height": GRID[0], "input_width": GRID[1],
               "window.length": 4, "model.warmup": False, "max_image_pixels": CAP, "stream.switch_frames": 3}
-    n = TrajectoryFieldNode(context=ros_context,
+    # another node name: the ROS tests after this module drive a /trajectory_field_node process in the same domain
+    n = TrajectoryFieldNode(context=ros_context, cli_args=["--ros-args", "-r", "__node:=hostile_fuzz_node"],
                             parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
     n.trigger_configure()
     n.trigger_activate()
     assert n.lc_state == "active"
+    # callbacks only: tracemalloc traces every thread, and the worker's windows are not a message's cost (the
+    # worker under hostile input runs in test_hostile_publisher.py)
+    n._worker.stop()
     yield n
     n._release()
     n.destroy_node()
@@ -155,7 +159,7 @@ def test_fuzz_images_through_the_node(node, valid_peak):
     run()
     print("image outcomes", counts, "drops", node.drops.snapshot(), "valid frame peak", valid_peak)
     assert counts["dropped"] > 0 and counts["accepted"] > 0 and node.drops["callback_error"] == 0
-    assert node.lc_state == "active" and node._worker.alive
+    assert node.lc_state == "active"
 
 
 @st.composite

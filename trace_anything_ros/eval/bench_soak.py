@@ -24,6 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--planner-duration", type=float, default=None,
                         help="seconds of the planner flood (default: duration / 4, at least 10)")
     parser.add_argument("--planner-rate", type=float, default=100.0, help="tracks messages per second")
+    parser.add_argument("--hostile-fraction", type=float, default=0.0,
+                        help="share of the camera messages replaced by hostile ones (issue 14; e.g. 0.1)")
     parser.add_argument("--skip-planner", action="store_true")
     parser.add_argument("--json", default="", help="also write the result to this file")
 
@@ -31,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args) -> dict:
     from trace_anything_ros.ros.soak import soak_perception, soak_planner
     warm = args.warmup if args.warmup is not None else min(20.0, args.duration / 4)
-    out = {"perception": soak_perception(args.duration, args.rate, args.model_delay, warmup=warm)}
+    out = {"perception": soak_perception(args.duration, args.rate, args.model_delay, warmup=warm,
+                                         hostile_fraction=args.hostile_fraction)}
     if not args.skip_planner:
         pd = args.planner_duration if args.planner_duration is not None else max(10.0, args.duration / 4)
         out["planner"] = soak_planner(pd, args.planner_rate, warmup=min(5.0, pd / 3))

@@ -177,15 +177,21 @@ class FrameIngest:
         """(h, w) of the current stream's source images (None before the first frame)."""
         return self._size
 
-    def admit(self, stamp_ns: int, size, now_ns: Optional[int] = None) -> Optional[str]:
+    def admit(self, stamp_ns: int, size, now_ns: Optional[int] = None, candidates: bool = True) -> Optional[str]:
         """The node's check of a message's declared stamp and size before converting it: returns (and counts) the
-        reason when the frame is dropped whatever its content (zero, future, duplicate or non-monotonic stamp),
-        else None: convert the frame and ``push`` it (which also decides on size / time-base changes; those frames
-        go through the depth sync like any other, so that stage sees the stream as sent)."""
+        reason when the frame is dropped whatever its content (zero, future, duplicate or non-monotonic stamp)
+        and, with ``candidates``, when it is an unconfirmed size / time-base change (recorded as a candidate, so
+        an interleaving second publisher's frames cost no conversion; the frame that confirms a change is let
+        through); else None: convert the frame and ``push`` it. ``candidates=False`` (images that wait for depth
+        first): changes are left to ``push``, so the depth sync sees the stream as sent."""
         with self._lock:
-            reason = self._decide(stamp_ns, tuple(size), time.monotonic(), now_ns)[0]
-            if reason not in (ZERO_STAMP, FUTURE_STAMP, DUPLICATE_STAMP, NON_MONOTONIC_STAMP):
+            reason, _, cand = self._decide(stamp_ns, tuple(size), time.monotonic(), now_ns)
+            if reason is None:
                 return None
+            if reason in (SIZE_CHANGE, TIME_RESET, TIME_JUMP):
+                if not candidates:
+                    return None
+                self._cand = cand
             self.drops.add(reason)
             return reason
 

@@ -339,6 +339,129 @@ def bench_stream(duration: float, model_delay: float, factory: str, rate: float 
             proc.kill()
 
 
+# ------------------------------------------------------------------------------------------------ hostile input
+def _hostile_messages(now_ns: int, src=(480, 640)):
+    """(class, topic, message factory(i) -> message) of the hostile classes of issue 14 (and a valid frame)."""
+    from sensor_msgs.msg import CameraInfo, Image
+
+    from . import conversions as conv
+    h, w = src
+    valid = np.random.default_rng(0).integers(0, 255, (h, w, 3), dtype=np.uint8)
+    data = conv.array_to_image(valid, "rgb8").data
+
+    def img(i, hh=h, ww=w, enc="rgb8", step=None, payload=None, stamp=None, frame_id="cam"):
+        m = Image(height=hh, width=ww, encoding=enc, step=step if step is not None else ww * 3)
+        m.data = payload if payload is not None else data
+        m.header.stamp = conv.ns_to_time(stamp if stamp is not None else now_ns - 10**9 + i * 10**6)
+        m.header.frame_id = frame_id
+        return m
+
+    strip_big = bytes(3 * 4_000_000)
+    strip_20k = bytes(3 * 20_000)
+    half = conv.array_to_image(valid[: h // 2, : w // 2], "rgb8").data
+    longer = bytes(h * w * 3 + 4096)
+    absurd = conv.array_to_image(np.full(src, 1e37, np.float32), "32FC1").data
+    big_id, big_enc = "f" * (1 << 20), "x" * 100_000
+
+    def depth(i):
+        m = Image(height=h, width=w, encoding="32FC1", step=w * 4)
+        m.data = absurd
+        m.header.stamp = conv.ns_to_time(now_ns - 10**9 + i * 10**6)
+        return m
+
+    def info(i):
+        ci = CameraInfo(height=h, width=w)
+        ci.k = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0]
+        ci.header.stamp = conv.ns_to_time(now_ns)
+        return ci
+
+    return [
+        ("valid_640x480_rgb8", "image", lambda i: img(i)),
+        ("strip_1x4000000_rgb8", "image", lambda i: img(i, 1, 4_000_000, payload=strip_big)),
+        ("strip_20000x1_rgb8", "image", lambda i: img(i, 20_000, 1, step=3, payload=strip_20k)),
+        ("data_longer_than_step_height", "image", lambda i: img(i, payload=longer)),
+        ("frame_id_1MiB", "image", lambda i: img(i, frame_id=big_id)),
+        ("encoding_100KB", "image", lambda i: img(i, enc=big_enc)),
+        ("future_stamp_1s", "image", lambda i: img(i, stamp=time.time_ns() + 10**9 + i)),
+        ("stamp_30s_back", "image", lambda i: img(i, stamp=now_ns - 30 * 10**9 - i)),
+        ("other_size_320x240", "image", lambda i: img(i, h // 2, w // 2, payload=half,
+                                                      stamp=now_ns - 10**9 + i * 10**6 + 1)),
+        ("absurd_depth_1e37", "depth", depth),
+        ("degenerate_camera_matrix", "camera_info", info),
+    ]
+
+
+def bench_hostile(n: int = 30, input_size=(96, 128), context=None) -> dict:
+    """Per-message cost (wall time) and tracemalloc peak of each hostile class through the real callbacks of an
+    in-process trajectory_field_node (analytic estimator, default limits), vs a valid 640x480 rgb8 frame. The
+    valid frames are interleaved (as a camera would send them) so the stream checks see a live stream."""
+    import gc
+    import tracemalloc
+
+    from rclpy.parameter import Parameter
+
+    from .node_main import context_or_default
+    from .trajectory_field_node import TrajectoryFieldNode
+    if str(REPO / "test") not in sys.path:
+        sys.path.insert(0, str(REPO / "test"))  # analytic_estimator (the test/bench stand-in model)
+    ctx = context_or_default(context)
+    params = {"estimator.factory": "analytic_estimator:create", "input_height": input_size[0],
+              "input_width": input_size[1], "model.warmup": False}
+    node = TrajectoryFieldNode(context=ctx, cli_args=["--ros-args", "-r", "__node:=bench_hostile_node"],
+                               parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
+    node.trigger_configure()
+    node.trigger_activate()
+    node._worker.stop()  # callbacks only: tracemalloc sees every thread, and the worker's windows are not the cost
+    depth_cb = node._guarded(node._on_depth, "depth")  # use_depth is off here: the callback it would subscribe
+    cbs = {s.topic_name.rsplit("/", 1)[-1]: s.callback for s in node._subs}
+    cbs["depth"] = depth_cb
+    res = {"input_size": list(input_size), "messages_per_class": n, "classes": {}}
+    try:
+        now = node._now_ns()
+        classes = _hostile_messages(now)
+        valid_cb = cbs["image"]
+        k = 0
+        for name, topic, make in classes:
+            times, peaks, reasons = [], [], set()
+            for i in range(n):
+                k += 1
+                valid_cb(classes[0][2](k * 3))  # a valid frame of the stream before each message
+                msg = make(k * 3 + 1)
+                gc.collect()
+                before = node._last_drop
+                tracemalloc.start()
+                t0 = time.perf_counter()
+                cbs[topic](msg)
+                dt = time.perf_counter() - t0
+                _, peak = tracemalloc.get_traced_memory()
+                tracemalloc.stop()
+                times.append(dt)
+                peaks.append(peak)
+                if node._last_drop is not before:
+                    reasons.add(node._last_drop[0])
+            t = np.array(times) * 1e3
+            res["classes"][name] = {"ms_median": float(np.median(t)), "ms_p95": float(np.percentile(t, 95)),
+                                    "ms_max": float(t.max()), "peak_alloc_kB": max(peaks) / 1024.0,
+                                    "outcome": sorted(reasons) or ["accepted"]}
+        res["callback_errors"] = node.drops["callback_error"]
+    finally:
+        node._release()
+        node.destroy_node()
+    valid = res["classes"]["valid_640x480_rgb8"]
+    hostile = {k: v for k, v in res["classes"].items() if k != "valid_640x480_rgb8"}
+    res["pass"] = {
+        "rejected_le_5ms_median": all(v["ms_median"] <= 5.0 for v in hostile.values()),
+        "alloc_le_4x_valid": all(v["peak_alloc_kB"] <= 4 * valid["peak_alloc_kB"] for v in hostile.values()),
+        "all_rejected": all(v["outcome"] != ["accepted"] for v in hostile.values()),
+        "no_callback_error": res["callback_errors"] == 0,
+    }
+    from trace_anything_ros.model.preprocess import resize_pixels
+    res["without_the_budget_MB"] = {  # what the resize to the model grid would have allocated (uint8 RGB)
+        "strip_1x4000000_rgb8": resize_pixels((1, 4_000_000), input_size) * 3 / 1e6,
+        "strip_20000x1_rgb8": resize_pixels((20_000, 1), input_size) * 3 / 1e6}
+    return res
+
+
 def run(args) -> dict:
     out = {"enqueue": bench_enqueue(), "field": bench_field()}
     # the same field between two processes (not part of the target, which is the in-process figure): builtin

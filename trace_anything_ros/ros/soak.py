@@ -95,9 +95,46 @@ def _spin_until(ex, t_monotonic: float) -> None:
         ex.spin_once(timeout_sec=left)
 
 
+def hostile_images(src=(480, 640)):
+    """Hostile image messages of issue 14 for the soak (``hostile_fraction``): factories ``(stamp_ns) -> Image``
+    cycled through: 1 x 300000 and 20000 x 1 strips, data longer than step*height, a 1 MiB frame_id, a 100 KB
+    encoding, a stamp 1 s ahead of the clock, one 30 s back, a frame of another size, a zero stamp."""
+    from sensor_msgs.msg import Image
+
+    from . import conversions as conv
+    h, w = src
+    base = conv.array_to_image(np.zeros((h, w, 3), np.uint8), "rgb8").data
+    half = conv.array_to_image(np.zeros((h // 2, w // 2, 3), np.uint8), "rgb8").data
+    payloads = {"strip": bytes(3 * 300_000), "tall": bytes(3 * 20_000), "longer": bytes(h * w * 3 + 4096)}
+
+    def img(stamp_ns, hh=h, ww=w, step=None, data=None, enc="rgb8", frame_id="soak_cam"):
+        m = Image(height=hh, width=ww, step=step if step is not None else ww * 3, encoding=enc)
+        m.data = data if data is not None else base
+        m.header.stamp = conv.ns_to_time(max(0, stamp_ns))
+        m.header.frame_id = frame_id
+        return m
+
+    big_id, big_enc = "f" * (1 << 20), "x" * 100_000
+    return [
+        ("extreme_aspect", lambda s: img(s, 1, 300_000, data=payloads["strip"])),
+        ("extreme_aspect", lambda s: img(s, 20_000, 1, step=3, data=payloads["tall"])),
+        ("oversized_data", lambda s: img(s, data=payloads["longer"])),
+        ("invalid_frame_id", lambda s: img(s, frame_id=big_id)),
+        ("unsupported_encoding", lambda s: img(s, enc=big_enc)),
+        ("future_stamp", lambda s: img(s + 1_000_000_000)),
+        ("time_reset", lambda s: img(s - 30_000_000_000)),
+        ("size_change", lambda s: img(s, h // 2, w // 2, data=half)),
+        ("zero_stamp", lambda s: img(0)),
+    ]
+
+
 def soak_perception(duration: float = 60.0, rate: float = 60.0, model_delay: float = 0.2, warmup: float = 10.0,
                     window: int = 4, flat_pct: float = 5.0, latency_bound: Optional[float] = None,
-                    input_size=(96, 128), sample_period: float = 1.0, log=print, context=None) -> dict:
+                    input_size=(96, 128), sample_period: float = 1.0, log=print, context=None,
+                    hostile_fraction: float = 0.0) -> dict:
+    """``hostile_fraction``: that share of the messages (every 1/fraction-th) is a hostile one (``hostile_images``,
+    cycled) instead of a camera frame; checks then also: every hostile message rejected under its reason, no
+    stream switch, outputs keep coming."""
     import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.executors import SingleThreadedExecutor
@@ -135,7 +172,10 @@ def soak_perception(duration: float = 60.0, rate: float = 60.0, model_delay: flo
     lc = LifecycleClient(node, PERCEPTION_NODE, executor=ex)
     samples: List[tuple] = []
     res: dict = {"duration_s": duration, "rate_hz": rate, "model_delay_s": model_delay, "window": window,
-                 "image": "640x480 rgb8"}
+                 "image": "640x480 rgb8", "hostile_fraction": hostile_fraction}
+    hostile = hostile_images() if hostile_fraction > 0 else []
+    every = int(round(1.0 / hostile_fraction)) if hostile_fraction > 0 else 0
+    hostile_sent: Dict[str, int] = {}
     try:
         if not (lc.wait_for_service(60) and lc.change_state("configure") and lc.change_state("activate")):
             raise RuntimeError("perception node did not configure/activate")
@@ -151,8 +191,13 @@ def soak_perception(duration: float = 60.0, rate: float = 60.0, model_delay: flo
         t_start = time.monotonic()
         next_t, next_sample, sent = t_start, t_start, 0
         while time.monotonic() - t_start < duration:
-            msg.header.stamp = conv.ns_to_time(time.time_ns())
-            pub.publish(msg)
+            if every and sent % every == every - 1:
+                reason, make = hostile[(sent // every) % len(hostile)]
+                pub.publish(make(time.time_ns()))
+                hostile_sent[reason] = hostile_sent.get(reason, 0) + 1
+            else:
+                msg.header.stamp = conv.ns_to_time(time.time_ns())
+                pub.publish(msg)
             sent += 1
             now = time.monotonic()
             if now >= next_sample:
@@ -209,8 +254,16 @@ def soak_perception(duration: float = 60.0, rate: float = 60.0, model_delay: flo
               "camera_info_max": max((int(d.get("queue.camera_info", 0)) for d in diag), default=-1),
               "sync_capacity": max((int(d.get("queue.sync_capacity", 0)) for d in diag), default=-1)}
     res["queues"] = queues
+    if every:
+        # what was sent vs what the node counted (DDS may lose some best-effort messages: counted <= sent)
+        res["hostile"] = {"sent": hostile_sent, "counted": {r: drops.get(r, 0) for r in hostile_sent},
+                          "stream_switches": gi("stream_switches")}
     input_drop_reasons = {"zero_stamp", "duplicate_stamp", "non_monotonic_stamp", "unsupported_encoding",
-                          "invalid_image", "truncated", "wrong_step", "too_large", "unsynchronised"}
+                          "invalid_image", "truncated", "wrong_step", "too_large", "unsynchronised",
+                          # issue 14: hostile input (size_change / time_reset / time_jump: frames of an unconfirmed
+                          # change; with no stream switch -- checked below -- nothing else is counted under them)
+                          "extreme_aspect", "oversized_data", "invalid_frame_id", "future_stamp", "size_change",
+                          "time_reset", "time_jump", "callback_error"}
     res["pass"] = {
         "node_alive": bool(res.get("node_alive")),
         "rss_flat": bool(res["rss_MB"]["ok"]),
@@ -225,10 +278,17 @@ def soak_perception(duration: float = 60.0, rate: float = 60.0, model_delay: flo
             acc["frames_in"] - acc["observed_in_outputs"]
             == acc["rejected"] + acc["frames_unused"] + acc["frames_unused_in_ring"]),
         "no_model_errors": drops.get("model_error", 0) == 0,
+        "no_callback_errors": drops.get("callback_error", 0) == 0,
         "queues_bounded": 0 <= queues["ring_max"] <= queues["ring_capacity"] and queues["window_pending_max"] <= 1
         and queues["sync_images_max"] <= queues["sync_capacity"] and queues["sync_depth_max"] <= queues["sync_capacity"]
         and queues["camera_info_max"] <= queues["sync_capacity"],
     }
+    if every:
+        h = res["hostile"]
+        res["pass"]["hostile_counted_under_their_reasons"] = all(
+            0 < h["counted"][r] <= n for r, n in h["sent"].items() if r != "zero_stamp") and h["counted"].get(
+            "zero_stamp", 1) > 0
+        res["pass"]["no_stream_switch"] = h["stream_switches"] == 0
     return res
 
 

@@ -441,7 +441,7 @@ class TrajectoryFieldNode(LifecycleNode):
             return
         stamp_ns, hw = got
         now_ns = self._now_ns()
-        reason = ingest.admit(stamp_ns, hw, now_ns)  # stamps / size against the stream: counted there
+        reason = ingest.admit(stamp_ns, hw, now_ns, candidates=not self._cfg["use_depth"])  # counted there
         if reason is not None:  # before any conversion work (push decides again under its lock)
             self._note_drop(reason, f"image stamp {stamp_ns * 1e-9:.9f} s, {hw[1]}x{hw[0]}"
                             + (f" (node clock {now_ns * 1e-9:.3f} s)" if reason == F.FUTURE_STAMP else ""))

@@ -1,0 +1,35 @@
+"""`trace-anything-ros bench hostile`: cost of rejecting hostile input (issue 14; the rclpy work lives in ros/bench.py).
+
+Each hostile class (1 x 4e6 and 20000 x 1 strips, data longer than step*height, a 1 MiB frame_id, a 100 KB encoding,
+a stamp 1 s in the future, 30 s back, a frame of another size, depth of 1e37 m, a degenerate camera matrix) through
+the real subscription callbacks of an in-process trajectory_field_node, a valid 640x480 rgb8 frame before each:
+per-message wall time (target: median <= 5 ms) and tracemalloc peak (target: <= 4 x a valid frame's).
+
+    trace-anything-ros bench hostile [--n 30]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--n", type=int, default=30, help="messages per class")
+    parser.add_argument("--json", default="", help="also write the result to this file")
+
+
+def run(args) -> dict:
+    from trace_anything_ros.ros.bench import bench_hostile
+    from trace_anything_ros.ros.node_main import own_context
+    with own_context() as ctx:
+        return bench_hostile(n=args.n, context=ctx)
+
+
+def main(args) -> int:
+    res = run(args)
+    text = json.dumps(res, indent=2, default=str)
+    print(text)
+    if args.json:
+        with open(args.json, "w") as f:
+            f.write(text)
+    return 0 if all(res["pass"].values()) else 1
