@@ -97,6 +97,7 @@ def test_readme_ros_commands_run_verbatim(tmp_path):
                     assert expect in out, f"{cmd}:\n{out}"
                 continue
             retry = cmd.startswith(("ros2 lifecycle get", "ros2 param get")) and t_launch is not None
+            t_cmd = time.monotonic()
             while True:
                 out = subprocess.run(_sh(prefix, cmd), cwd=REPO, env=env, capture_output=True, text=True,
                                      timeout=600)
@@ -105,7 +106,7 @@ def test_readme_ros_commands_run_verbatim(tmp_path):
                 if ok or not retry or time.monotonic() - t_launch > ACTIVE_WITHIN_S:
                     break
                 time.sleep(1.0)
-            results.append((cmd, text.strip().splitlines()[-1:] if text.strip() else ""))
+            results.append((cmd, f"{time.monotonic() - t_cmd:.1f} s", text.strip().splitlines()[-1:]))
             assert ok, f"{cmd} (exit {out.returncode}, expected {expect!r}):\n{text[-3000:]}"
             if retry:
                 results.append(("  after", f"{time.monotonic() - t_launch:.1f} s"))
