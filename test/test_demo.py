@@ -1,4 +1,5 @@
-"""`trace-anything-ros demo --reduced`: sim camera + perception + planner as separate processes over DDS, recorded.
+"""`trace-anything-ros demo --reduced`: the closed loop (sim executor as camera + arm, perception, planner) as separate
+processes over DDS, recorded: the object must reach its goal.
 
 Runs the real thing (MuJoCo rendering, the compact model, rclpy processes, the recorder) for a few seconds of sim
 time and checks the recording, the overlays and the summary.
@@ -95,6 +96,13 @@ def test_demo_overlays_and_summary(demo_run):
     assert s["perception"]["input_rate_hz"] > 0 and s["perception"]["model_time_mean_s"] > 0
     assert s["perception"]["latency_mean_s"] > 0 and s["perception"]["frames_in"] > 0
     assert s["planner"]["goal"] and s["planner"]["statuses"]
+    # the closed loop: the simulated arm moved the object to its goal image's pose, through the ROS graph
+    cl = s["closed_loop"]
+    assert cl["executed"] and cl["grasped"], cl
+    assert cl["translation_error_cm"] <= 2.0 and cl["rotation_error_deg"] <= 10.0 and cl["success"], cl
+    assert cl["goal"]["translation_cm"] >= 4.0  # it had somewhere to go
+    assert cl["ok_fraction_look"] >= 0.8 and cl["plans_by_phase"]["look"].get("OK", 0) >= 4, cl
+    assert "**SUCCESS**" in (out / "summary.md").read_text()
     assert s["run"]["status"] == "ok" and s["run"]["total_wall_s"] < 90
     md = (out / "summary.md").read_text()
     assert "| perception |" in md and "overlay" in md

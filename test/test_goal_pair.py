@@ -142,3 +142,17 @@ def test_model_perception_default_is_the_goal_pair_estimator():
         r_model.close()
     assert r.plan_status == "OK", r.plan_reason
     assert r.success, (r.translation_error_cm, r.rotation_error_deg, r.grasp_note)
+
+
+def test_an_unchanged_pair_is_not_estimated_twice(episode):
+    _, cur, goal = episode
+    est = gp.GoalPairEstimator()
+    frames = np.stack([cur["rgb"], goal["rgb"]])
+    depth = np.stack([cur["depth"], np.full_like(cur["depth"], np.nan)])
+    a = est.predict(frames, depth=depth, intrinsics=cur["K"])
+    b = est.predict(frames.copy(), depth=depth.copy(), intrinsics=cur["K"])
+    assert b is a and est.reused == 1
+    moved = frames.copy()
+    moved[0, 100:140, 100:160] = 255 - moved[0, 100:140, 100:160]  # the scene changed: estimated again
+    c = est.predict(moved, depth=depth, intrinsics=cur["K"])
+    assert c is not a and est.reused == 1

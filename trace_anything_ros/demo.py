@@ -1,5 +1,20 @@
 """``trace-anything-ros demo``: the main job, end to end on this machine (no ROS install, no downloads).
 
+Two scenarios (``--scenario``):
+
+* ``closed_loop`` (default): the robot moves an object to a goal shown as an image. The ``manipulation`` graph's
+  perception and planner nodes run with ``sim_executor_node`` as the graph's camera and arm: it renders a
+  ``sim.closed_loop`` episode (``--episode`` seed: a ``pick_place`` scene; the object ``obj0``) on
+  /camera/{image_raw,depth/image_raw,camera_info,pose} + /clock, and executes the planner's path with the kinematic
+  gripper. This process publishes the goal image (the episode rendered with the object at its goal pose) on
+  /goal_image. The planner (its default goal-image estimator: ``planning.goal_pair`` on the current RGB-D frame +
+  the goal image) first plans in ``dry_run`` for ``--look-windows`` plans (the robot watches, the executor ignores
+  dry-run plans), then ``dry_run`` is switched off, the next OK plan is executed, and once the executor reports
+  its result the goal is cancelled. ``summary.md`` reports success, the object's final error (cm, deg) and the plan
+  statuses per phase.
+* ``tabletop``: the earlier demo: ``sim_camera_node`` (a tabletop scene with moving objects) and a pose goal for a
+  perceived object (planned, not executed).
+
 What runs (every node a separate process, talking over DDS on localhost in a private ROS domain):
   * the ``manipulation`` graph started by the runner (``trace-anything-ros run --graph manipulation
     --use-sim-time``, the same nodes / parameter files as the launch files): ``sim_camera_node`` (MuJoCo scene ->
@@ -44,7 +59,9 @@ GOAL_OFFSET = (0.10, 0.0, 0.0)   # move the object 10 cm along the camera x axis
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--duration", type=float, default=30.0, help="seconds of simulated time to run")
+    parser.add_argument("--duration", type=float, default=30.0,
+                        help="seconds of simulated time to run (tabletop; the closed loop runs until the robot is "
+                        "done, within --wall-timeout)")
     parser.add_argument("--out", default="out/demo", help="output directory")
     parser.add_argument("--weights", default="", help="perception checkpoint (default: the node's default model)")
     parser.add_argument("--no-planner", action="store_true", help="camera + perception only (no goal, no plans)")
@@ -65,6 +82,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "0.9 s windows) into OUT/video/ and score it against background subtraction; 'auto': "
                         "vtest.avi when the bootstrap found it (not with --reduced); '': no video")
     parser.add_argument("--video-frames", type=int, default=150, help="frames of --video to process")
+    parser.add_argument("--scenario", choices=("closed_loop", "tabletop"), default="closed_loop",
+                        help="closed_loop: move an object to a goal image with the simulated arm; tabletop: moving "
+                        "objects and a pose goal (planned, not executed)")
+    parser.add_argument("--episode", type=int, default=1, help="closed_loop: episode seed (sim.closed_loop)")
+    parser.add_argument("--look-windows", type=int, default=4,
+                        help="closed_loop: plans computed in dry_run before the robot acts on the next OK one")
 
 
 def _log(msg: str) -> None:
@@ -92,8 +115,9 @@ def private_domain_id() -> int:
 class _Live:
     """The demo's own node: progress, goal, a few live statistics (spun in a background thread)."""
 
-    def __init__(self, use_planner: bool, duration: float, base_T_cam, workspace):
+    def __init__(self, use_planner: bool, duration: float, base_T_cam, workspace, closed_loop=None):
         self.base_T_cam, self.workspace = base_T_cam, workspace
+        self.cl = closed_loop     # dict(goal_rgb, look, frame_id) for the closed-loop scenario
         import rclpy
         from diagnostic_msgs.msg import DiagnosticArray
         from geometry_msgs.msg import PoseStamped
@@ -134,6 +158,19 @@ class _Live:
             n.create_subscription(ManipulationPlan, TOPICS["plan"], self._on_plan, rel)
             self._goal_cli = n.create_client(SetObjectGoal, f"{PLANNER}/set_object_goal")
             self._goal_pub = n.create_publisher(PoseStamped, "/goal_pose", rel)
+        if self.cl is not None:
+            from rcl_interfaces.srv import SetParameters
+            from rclpy.qos import DurabilityPolicy
+            from sensor_msgs.msg import Image
+            from std_msgs.msg import String
+            from std_srvs.srv import Trigger
+
+            self.cl.update(phase="wait", plans=[], result=None, t_goal=None, t_act=None, t_result=None)
+            self._img_pub = n.create_publisher(Image, "/goal_image", rel)
+            self._param_cli = n.create_client(SetParameters, f"{PLANNER}/set_parameters")
+            self._cancel_cli = n.create_client(Trigger, f"{PLANNER}/cancel")
+            n.create_subscription(String, "/sim_executor_node/result", self._on_result, QoSProfile(
+                depth=10, reliability=ReliabilityPolicy.RELIABLE, durability=DurabilityPolicy.TRANSIENT_LOCAL))
         self.ex = SingleThreadedExecutor()
         self.ex.add_node(n)
         self._stop = threading.Event()
@@ -191,6 +228,49 @@ class _Live:
         s = PLAN_STATUS.get(int(m.status), str(m.status))
         self.plans[s] += 1
         self.last_plan = s + (f" ({m.reason})" if m.reason else "")
+        if self.cl is not None:
+            self.cl["plans"].append((self.cl["phase"], s, bool(m.dry_run), m.reason))
+
+    # ---------------------------------------------------------------------------------- closed loop
+    def _on_result(self, m):
+        res = json.loads(m.data)
+        if self.cl is not None and res.get("executed") is not None and self.cl["result"] is None and \
+                "translation_error_cm" in res:
+            self.cl["result"] = res
+            self.cl["t_result"] = time.monotonic()
+            _log(f"executor: {res['reason']}; grasped {res['grasped']}; object {res['translation_error_cm']:.2f} cm,"
+                 f" {res['rotation_error_deg']:.2f} deg from its goal -> {'SUCCESS' if res['success'] else 'FAILURE'}")
+
+    def closed_loop_step(self, warmup_windows: int = 2) -> None:
+        """wait (perception warms up) -> look (goal image sent; dry-run plans) -> act (dry_run off: the executor runs
+        the next OK plan) -> done (its result arrived: goal cancelled)."""
+        from trace_anything_ros.ros import conversions as conv
+
+        c = self.cl
+        if c["phase"] == "wait" and self.windows >= warmup_windows:
+            img = conv.array_to_image(c["goal_rgb"], "rgb8")
+            img.header.frame_id = c["frame_id"]
+            img.header.stamp = self.node.get_clock().now().to_msg()
+            self._img_pub.publish(img)
+            c["phase"], c["t_goal"] = "look", time.monotonic()
+            self.goal_sent = (f"goal image of episode {c['seed']} (object moved {c['translation_cm']:.1f} cm, yaw "
+                              f"{c['yaw_deg']:.1f} deg) on /goal_image; {c['look']} dry-run plans, then act")
+            _log(f"goal: {self.goal_sent}")
+        elif c["phase"] == "look" and sum(p[0] == "look" and p[1] != "IDLE" for p in c["plans"]) >= c["look"]:
+            if not self._param_cli.service_is_ready():
+                return
+            from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
+            from rcl_interfaces.srv import SetParameters
+            req = SetParameters.Request(parameters=[Parameter(name="dry_run", value=ParameterValue(
+                type=ParameterType.PARAMETER_BOOL, bool_value=False))])
+            self._param_cli.call_async(req)
+            c["phase"], c["t_act"] = "act", time.monotonic()
+            _log("dry_run off: the executor runs the next OK plan")
+        elif c["phase"] == "act" and c["result"] is not None:
+            from std_srvs.srv import Trigger
+            self._cancel_cli.call_async(Trigger.Request())
+            c["phase"] = "done"
+            self.goal_result = "executed: " + ("SUCCESS" if c["result"]["success"] else "FAILURE")
 
     # -------------------------------------------------------------------------------------------- goal
     def maybe_send_goal(self, warmup_frac: float = 0.2, fallback_frac: float = 0.5) -> None:
@@ -368,12 +448,33 @@ def main(args) -> int:
         params += ["window.length:=4"]
     params += args.param
     base_T_cam = None
-    if not args.no_planner:
+    closed = args.scenario == "closed_loop" and not args.no_planner
+    cl_state = None
+    if closed:
+        from trace_anything_ros.planning import se3
+        from trace_anything_ros.sim.oracle_goal import episode_images
+        spec, _, goal_rgb, base_T_cam = episode_images(args.episode)
+        xyz, q = se3.pose_to_xyz_quat(base_T_cam)
+        fmt = lambda v: "[" + ",".join(f"{float(x):.6f}" for x in v) + "]"  # noqa: E731
+        params += ["base_frame:=world", "use_tf:=false", f"camera_to_base.xyz:={fmt(xyz)}",
+                   f"camera_to_base.quat:={fmt(q)}", "dry_run:=true"]
+        cl_state = dict(seed=args.episode, goal_rgb=goal_rgb, look=max(1, args.look_windows),
+                        frame_id="sim_camera_optical_frame", translation_cm=spec.translation * 100,
+                        yaw_deg=float(np.degrees(spec.yaw)))
+    elif not args.no_planner:
         extrinsics, base_T_cam = planner_extrinsics(params)
         params += extrinsics
     run_cmd = [sys.executable, "-m", "trace_anything_ros.cli", "run", "--graph", "manipulation", "--use-sim-time"]
     if args.no_planner:
         run_cmd += ["--only", "sim_camera_node", "--only", "trajectory_field_node"]
+    elif closed:  # the executor is the graph's camera (and arm)
+        run_cmd += ["--only", "trajectory_field_node", "--only", "manipulation_planner_node"]
+    exec_cmd = [sys.executable, "-m", "trace_anything_ros.ros.sim_executor_node", "--ros-args",
+                "-p", f"seed:={args.episode}", "-p", "publish_clock:=true", "-p", "executions:=1",
+                "-p", "rate_hz:=10.0", "-p", "time_scale:=1.0",
+                "-r", f"image:={TOPICS['image']}", "-r", f"depth:={TOPICS['depth']}",
+                "-r", f"camera_info:={TOPICS['info']}", "-r", "camera_pose:=/camera/pose",
+                "-r", f"ee_path:={TOPICS['ee_path']}", "-r", f"plan:={TOPICS['plan']}"]
     for p in params:
         run_cmd += ["--param", p]
     rec_cmd = [sys.executable, "-m", "trace_anything_ros.ros.recorder", "--out", mcap_path,
@@ -383,7 +484,7 @@ def main(args) -> int:
     _log(f"ROS_DOMAIN_ID={domain} (localhost only); output {out}/; {args.duration:.0f} s of sim time "
          f"(wall limit {wall_timeout:.0f} s)")
     t_start = time.monotonic()
-    rec = runner = live = None
+    rec = runner = live = executor = None
     timings: Dict[str, float] = {}
     status = "ok"
     try:
@@ -391,7 +492,10 @@ def main(args) -> int:
         _log("recorder: " + " ".join(rec_cmd[1:]))
         runner = _start(run_cmd, env, os.path.join(out, "logs", "nodes.log"))
         _log("nodes: " + " ".join(run_cmd[1:]))
-        live = _Live(not args.no_planner, args.duration, base_T_cam, _planner_workspace(params))
+        if closed:
+            executor = _start(exec_cmd, env, os.path.join(out, "logs", "executor.log"))
+            _log("camera + arm: " + " ".join(exec_cmd[1:]))
+        live = _Live(not args.no_planner, args.duration, base_T_cam, _planner_workspace(params), cl_state)
         status = _wait(args, live, runner, rec, t_start, wall_timeout, timings, out)
     except KeyboardInterrupt:
         status = "interrupted"
@@ -402,6 +506,7 @@ def main(args) -> int:
         if live is not None:
             live.close()
         rc_nodes = _stop(runner, 30.0)
+        _stop(executor, 15.0)
         rc_rec = _stop(rec, 30.0)
         timings["shutdown_s"] = time.monotonic() - t_stop
     timings["run_s"] = time.monotonic() - t_start
@@ -411,9 +516,12 @@ def main(args) -> int:
         return 1
     t_post = time.monotonic()
     summary = summarize(mcap_path, out, args, live_stats, pngs=args.pngs)
+    if closed:
+        summary["closed_loop"] = closed_loop_summary(cl_state, args)
     timings["postprocess_s"] = time.monotonic() - t_post
     timings["total_wall_s"] = time.monotonic() - t_start
-    summary["run"] = dict(status=status, domain_id=domain, duration_sim_s=args.duration, reduced=bool(args.reduced),
+    sim_s = round(live_stats.get("sim_elapsed_s", 0.0), 1) if closed else args.duration  # ends when done
+    summary["run"] = dict(status=status, domain_id=domain, duration_sim_s=sim_s, reduced=bool(args.reduced),
                           planner=not args.no_planner, params=params, nodes_exit=rc_nodes, recorder_exit=rc_rec,
                           **{k: round(v, 2) for k, v in timings.items()})
     try:
@@ -430,6 +538,8 @@ def main(args) -> int:
          f"{len(summary['overlay']['pngs'])} PNGs, demo.mcap ({summary['mcap']['messages']} messages)")
     print(summary_markdown(summary, short=True))
     if status != "ok":
+        return 1
+    if closed and not summary["closed_loop"]["success"]:
         return 1
     return 0 if summary["perception"]["windows"] > 0 else 1
 
@@ -493,7 +603,15 @@ def _wait(args, live: _Live, runner, rec, t_start, wall_timeout, timings, out) -
                 timings["first_window_s"] = live.first_window_wall - t_start
                 phase = "running"
             el = live.sim_elapsed
-            live.maybe_send_goal()
+            if live.cl is not None:
+                live.closed_loop_step()
+                if live.cl["phase"] == "done" and now - live.cl["t_result"] > 2.0:
+                    return "ok"   # the object is where it should be: a last window or two shows it there
+                if live.cl["phase"] == "act" and live.cl["result"] is None and now - live.cl["t_act"] > 60.0:
+                    _log("no execution result 60 s after dry_run was switched off")
+                    return "no execution result"
+            else:
+                live.maybe_send_goal()
             info = dict(phase=phase if live.windows == 0 else "running", windows=live.windows,
                         objects=len(live.objects_seen),
                         plan=(live.last_plan.split(" ")[0] if live.last_plan else "-"))
@@ -504,7 +622,7 @@ def _wait(args, live: _Live, runner, rec, t_start, wall_timeout, timings, out) -
             elif now - last_log > 5.0:
                 last_log = now
                 _log(f"sim {el:5.1f}/{args.duration:.0f} s  " + "  ".join(f"{k} {v}" for k, v in info.items()))
-            if el >= args.duration:
+            if el >= args.duration and live.cl is None:  # the closed loop ends when the robot is done
                 return "ok"
             if live.windows == 0 and now - t_start > startup_timeout:
                 _log(f"no perception window after {startup_timeout:.0f} s: giving up")
@@ -516,6 +634,31 @@ def _wait(args, live: _Live, runner, rec, t_start, wall_timeout, timings, out) -
     finally:
         if bar is not None:
             bar.close()
+
+
+def closed_loop_summary(c: dict, args) -> dict:
+    """The closed-loop scenario in numbers: the executor's result and the plan statuses per phase."""
+    res = c.get("result") or {}
+    phases = {}
+    for ph, st, dry, reason in c.get("plans", []):
+        phases.setdefault(ph, Counter())[st] += 1
+    look = phases.get("look", Counter())
+    n_look = sum(v for k, v in look.items() if k != "IDLE")
+    active = Counter()
+    for ph in ("look", "act"):
+        active.update({k: v for k, v in phases.get(ph, Counter()).items() if k != "IDLE"})
+    reasons = Counter(f"{ph}: {st}: {r}" for ph, st, _, r in c.get("plans", []) if r and st != "OK")
+    return dict(
+        episode=c["seed"], goal=dict(translation_cm=round(c["translation_cm"], 2), yaw_deg=round(c["yaw_deg"], 2)),
+        executed=bool(res.get("executed", False)), grasped=bool(res.get("grasped", False)),
+        grasp_note=res.get("grasp_note", ""), success=bool(res.get("success", False)),
+        translation_error_cm=res.get("translation_error_cm"), rotation_error_deg=res.get("rotation_error_deg"),
+        plans_by_phase={k: dict(v) for k, v in phases.items()},
+        ok_fraction_look=round(look.get("OK", 0) / n_look, 3) if n_look else None,
+        ok_fraction_goal_active=round(active.get("OK", 0) / sum(active.values()), 3) if active else None,
+        reasons=dict(reasons.most_common(6)),
+        seconds=dict(look=round(c["t_act"] - c["t_goal"], 2) if c.get("t_act") and c.get("t_goal") else None,
+                     act=round(c["t_result"] - c["t_act"], 2) if c.get("t_result") and c.get("t_act") else None))
 
 
 def _live_stats(live: _Live) -> dict:
@@ -717,6 +860,20 @@ def summary_markdown(s: dict, short: bool = False) -> str:
         f"| objects | {o['count']} ids seen {o['ids'][:12]}{'...' if o['count'] > 12 else ''}, up to "
         f"{o['max_per_window']} per window (mean {o['mean_per_window']}) |",
         f"| planner | {'off' if not pl['enabled'] else ', '.join(f'{k} {v}' for k, v in pl['statuses'].items()) or 'no plan'} |",
+    ]
+    cl = s.get("closed_loop")
+    if cl:
+        e_t, e_r = cl["translation_error_cm"], cl["rotation_error_deg"]
+        lines += [
+            f"| closed loop | episode {cl['episode']} (object to move {cl['goal']['translation_cm']} cm, yaw "
+            f"{cl['goal']['yaw_deg']} deg): **{'SUCCESS' if cl['success'] else 'FAILURE'}**, final error "
+            f"{f(e_t, '{:.2f}')} cm / {f(e_r, '{:.2f}')} deg (tolerance 2 cm / 10 deg), grasped {cl['grasped']} |",
+            f"| plans | " + "; ".join(f"{ph}: " + ", ".join(f"{k} {v}" for k, v in c.items())
+                                      for ph, c in cl["plans_by_phase"].items())
+            + f" (OK in {f(cl['ok_fraction_look'])} of the dry-run windows, {f(cl['ok_fraction_goal_active'])} of "
+            "all windows with the goal active) |",
+        ]
+    lines += [
         f"| recording | {s['mcap']['messages']} messages on {len(s['mcap']['topics'])} topics, "
         f"{s['mcap']['bytes'] / 1e6:.1f} MB |",
     ]

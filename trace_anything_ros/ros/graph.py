@@ -52,7 +52,8 @@ PLANNER_NODE = NodeSpec(
     module="trace_anything_ros.ros.manipulation_planner_node", params=["planner.yaml"],
     remaps={"tracks": "/trajectory_field_node/tracks",
             "dynamic_objects": "/trajectory_field_node/dynamic_objects",
-            "image": CAMERA_REMAPS["image"]},
+            "image": CAMERA_REMAPS["image"], "depth": CAMERA_REMAPS["depth"],
+            "camera_info": CAMERA_REMAPS["camera_info"]},
     lifecycle=True)
 
 # The manipulation graph's camera (sim_camera_node) is RGB-D, publishes its optical frame's pose on /camera/pose

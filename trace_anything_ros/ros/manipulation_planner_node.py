@@ -215,6 +215,7 @@ class ManipulationPlannerNode(LifecycleNode):
         self._latest_image = None
         self._latest_image_time = None
         self._depths = []             # the newest few depth images (goal-image estimators that need one)
+        self._images = []             # the newest few images (to pair one with a depth image)
         self._latest_info = None      # newest camera_info
         self._goal_depth = None       # newest goal_depth image
         self._estimator = None
@@ -477,6 +478,7 @@ class ManipulationPlannerNode(LifecycleNode):
 
     def _on_image(self, msg: Image):
         self._latest_image = msg
+        self._images = self._images[-4:] + [msg]
         self._latest_image_time = self._now()
         s = self._session
         if s is not None and s.goal is not None and s.goal.kind == "image":
@@ -491,13 +493,35 @@ class ManipulationPlannerNode(LifecycleNode):
     def _on_goal_depth(self, msg: Image):
         self._goal_depth = msg
 
+    def _depth_for(self, img: Image):
+        """The received depth image closest in stamp to ``img`` within goal_image.depth_max_skew, or None."""
+        t_img = conv.stamp_to_ns(img.header.stamp)
+        hw = (int(img.height), int(img.width))
+        dms = [m for m in list(self._depths) if (int(m.height), int(m.width)) == hw]
+        dm = min(dms, key=lambda m: abs(conv.stamp_to_ns(m.header.stamp) - t_img)) if dms else None
+        skew_ns = float(self._v()["goal_image.depth_max_skew"]) * 1e9
+        if dm is None or abs(conv.stamp_to_ns(dm.header.stamp) - t_img) > skew_ns:
+            return None
+        return dm
+
+    def _image_with_depth(self, wait_s: float = 0.5) -> Optional[Image]:
+        """The newest received image that has a depth partner (the depth of the newest image may still be on its
+        way: wait up to ``wait_s``); None if none has."""
+        t_end = time.monotonic() + wait_s
+        while True:
+            for img in reversed(list(self._images)):
+                if self._depth_for(img) is not None:
+                    return img
+            if time.monotonic() >= t_end:
+                return None
+            time.sleep(0.02)
+
     def _pair_inputs(self, cur: Image, goal, size):
         """Depth [2, H, W] (current; goal where a goal_depth with the goal image's stamp arrived, else NaN) and K on
         the estimator's grid, for an estimator declaring ``needs_intrinsics``; None where missing (the estimator
         names what it lacks)."""
         from trace_anything_ros.pipeline.frames import frame_intrinsics, preprocess_depth
 
-        v = self._v()
         h, w = size
         img_hw = (int(cur.height), int(cur.width))
         K = None
@@ -506,10 +530,8 @@ class ManipulationPlannerNode(LifecycleNode):
             K = frame_intrinsics(np.asarray(info.k, np.float64).reshape(3, 3), img_hw, (h, w),
                                  (int(info.height), int(info.width)))
         depth = None
-        t_img = conv.stamp_to_ns(cur.header.stamp)
-        dms = [m for m in list(self._depths) if (int(m.height), int(m.width)) == img_hw]
-        dm = min(dms, key=lambda m: abs(conv.stamp_to_ns(m.header.stamp) - t_img)) if dms else None
-        if dm is not None and abs(conv.stamp_to_ns(dm.header.stamp) - t_img) <= float(v["goal_image.depth_max_skew"]) * 1e9:
+        dm = self._depth_for(cur)
+        if dm is not None:
             d0 = preprocess_depth(conv.depth_to_metres(dm)[0], (h, w))
             d1 = np.full((h, w), np.nan, np.float32)
             gd = self._goal_depth
@@ -552,6 +574,8 @@ class ManipulationPlannerNode(LifecycleNode):
                                    stamp=self._now()))
                 return
             est = self._ensure_estimator()
+            if getattr(est, "needs_intrinsics", False):  # pair the newest image that has a depth image
+                cur = self._image_with_depth() or cur
             h, w = (int(x) for x in est.input_size)
             from trace_anything_ros.field.types import TrajectoryField
             from trace_anything_ros.pipeline import preprocess_rgb

@@ -5,10 +5,14 @@ It owns one closed-loop episode of ``trace_anything_ros.sim.closed_loop`` (``sam
 
 * publishes the scene as the camera sees it now: ``image`` (sensor_msgs/Image rgb8), ``depth`` (32FC1 metres, NaN
   where nothing is hit; same stamp) and ``camera_info`` at ``rate_hz`` (wall time), frame ``frame_id``; the
-  planner's ``image`` / ``depth`` / ``camera_info`` inputs (for goal images);
+  planner's ``image`` / ``depth`` / ``camera_info`` inputs (for goal images); with ``publish_clock`` also
+  ``camera_pose`` (geometry_msgs/PoseStamped, the optical frame in ``world_frame``) and ``/clock`` carrying the
+  stamps (this node's wall clock), so that it can stand in for the manipulation graph's camera (the demo);
 * subscribes ``ee_path`` (nav_msgs/Path; remap it to ``/manipulation_planner_node/ee_path``) and ``plan``
   (ManipulationPlan; remap to ``.../plan``). A path is executed once the plan with the same header stamp has
-  arrived and is STATUS_OK and not ``dry_run``; its ``grasp_pose`` must be the path's grasp waypoint (the path's
+  arrived and is STATUS_OK and not ``dry_run`` (dry-run plans are for inspection: ignored, not reported), and at
+  most ``executions`` paths are executed (0: no limit; later ones are ignored: the robot has done its job); its
+  ``grasp_pose`` must be the path's grasp waypoint (the path's
   order: pre_grasp, grasp, carry.., release, retreat). The path's frame must be ``world_frame`` (the MuJoCo world
   = the robot base frame here). An empty path (HALTED / IDLE) stops an execution in progress where it is.
 * executes it like ``closed_loop.execute_plan`` (``closed_loop.Execution``): the kinematic gripper follows the
@@ -31,7 +35,9 @@ import time
 from typing import Optional
 
 import numpy as np
+from geometry_msgs.msg import PoseStamped
 from nav_msgs.msg import Path
+from rosgraph_msgs.msg import Clock as ClockMsg
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
@@ -67,6 +73,9 @@ PARAMS = [
     Spec("waypoint_tolerance", 1e-4, "the plan's grasp_pose must match the path's grasp waypoint within this (m)",
          range=(0.0, 1.0)),
     Spec("exit_after_result", False, "exit after the first result (code 0: success, 1: not)"),
+    Spec("executions", 0, "execute at most this many paths (0: no limit)", range=(0, 2**31 - 1)),
+    Spec("publish_clock", False, "also publish camera_pose and /clock with the frames' stamps (stand in for the "
+         "graph's sim camera)"),
     Spec("linger_s", 1.0, "with exit_after_result: keep running this long after the result", range=(0.0, 60.0)),
 ]
 
@@ -98,6 +107,12 @@ class SimExecutorNode(Node):
         self.pub_image = self.create_publisher(Image, "image", rel)
         self.pub_info = self.create_publisher(CameraInfo, "camera_info", rel)
         self.pub_depth = self.create_publisher(Image, "depth", rel)
+        self.pub_pose = self.pub_clock = None
+        if v["publish_clock"]:
+            self.pub_pose = self.create_publisher(PoseStamped, "camera_pose", rel)
+            self.pub_clock = self.create_publisher(ClockMsg, "/clock", QoSProfile(
+                depth=10, reliability=ReliabilityPolicy.RELIABLE))
+        self.executed = 0
         latched = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self.pub_result = self.create_publisher(String, "~/result", latched)
@@ -112,6 +127,8 @@ class SimExecutorNode(Node):
         self.done = False
         self._done_at = None
         self.create_timer(1.0 / float(v["rate_hz"]), self._publish_frame)
+        if self.pub_clock is not None:  # a fine-grained clock, so that no frame's stamp runs ahead of it
+            self.create_timer(0.02, lambda: self.pub_clock.publish(ClockMsg(clock=self.get_clock().now().to_msg())))
         step_period = float(v["dt"]) * float(v["time_scale"]) if float(v["time_scale"]) > 0 else 0.001
         self.create_timer(max(step_period / 2.0, 0.001), self._on_step)
         xyz, q = se3.pose_to_xyz_quat(self.camera_pose)
@@ -129,6 +146,15 @@ class SimExecutorNode(Node):
     def _publish_frame(self):
         fr = self._frame if self._frame is not None else self._render()
         stamp = self.get_clock().now().to_msg()
+        if self.pub_clock is not None:
+            self.pub_clock.publish(ClockMsg(clock=stamp))
+            xyz, q = se3.pose_to_xyz_quat(self.camera_pose)
+            ps = PoseStamped()
+            ps.header.stamp, ps.header.frame_id = stamp, self.v["world_frame"]
+            ps.pose.position.x, ps.pose.position.y, ps.pose.position.z = (float(x) for x in xyz)
+            ps.pose.orientation.x, ps.pose.orientation.y, ps.pose.orientation.z, ps.pose.orientation.w = \
+                (float(x) for x in q)
+            self.pub_pose.publish(ps)
         self.pub_image.publish(image_msg(fr["rgb"], "rgb8", stamp, self.v["frame_id"]))
         self.pub_depth.publish(image_msg(np.asarray(fr["depth"], np.float32), "32FC1", stamp, self.v["frame_id"]))
         self.pub_info.publish(camera_info_msg(self.scene.K, fr["rgb"].shape[1], fr["rgb"].shape[0], stamp,
@@ -163,8 +189,13 @@ class SimExecutorNode(Node):
         if plan is None:
             return  # wait for the plan of this path
         self._pending = None
-        if plan.status != ManipulationPlan.STATUS_OK or plan.dry_run:
-            return self._reject(path, f"plan status {plan.status}, dry_run {plan.dry_run}")
+        if plan.dry_run:
+            return  # an inspection plan: never executed
+        limit = int(self.v["executions"])
+        if limit and self.executed >= limit:
+            return  # done: at most `executions` paths
+        if plan.status != ManipulationPlan.STATUS_OK:
+            return self._reject(path, f"plan status {plan.status}")
         if path.header.frame_id != self.v["world_frame"]:
             return self._reject(path, f"path frame {path.header.frame_id!r} is not {self.v['world_frame']!r}")
         poses = np.stack([_pose_T(ps.pose) for ps in path.poses])
@@ -182,6 +213,7 @@ class SimExecutorNode(Node):
         times = (stamps - stamps[0]) * 1e-9  # path time; scene time follows it
         ex = cl.Execution(self.scene, poses, times, labels, self.tool_offset, float(self.v["dt"]), self.tol)
         self._exec = (ex, stamps, time.monotonic())
+        self.executed += 1
         self.get_logger().info(f"executing path {stamp}: {len(poses)} waypoints over {times[-1]:.2f} s")
 
     # ------------------------------------------------------------------------------------------ execution
