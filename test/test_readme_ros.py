@@ -8,7 +8,8 @@ from what works.
     ``ros2 launch`` forwards): exit code 0, no ERROR line or traceback from start to Ctrl-C;
   - ``ros2 lifecycle get`` / ``ros2 param get`` lines are retried until their ``# prints:`` text appears (at most
     30 s after the launch started: the acceptance's "active within 30 s"); other lines must print it at once;
-  - ``ros2 topic hz`` runs 12 s, then Ctrl-C; the rate it prints must be >= 2 Hz.
+  - ``ros2 topic hz`` runs 12 s, then Ctrl-C; it must print a rate (> 0: the command works on the launched graph;
+    the >= 2 Hz bound of the acceptance is asserted once, in test_launch_graphs.py's manipulation launch test).
 The ros2 daemon these commands start is stopped afterwards (``ros2 daemon stop``).
 """
 from __future__ import annotations
@@ -24,7 +25,7 @@ import pytest
 from launch_helpers import REPO, bad_lines, base_env, tools_missing
 
 MARK = "<!-- test_readme_ros: verbatim -->"
-MIN_HZ = 2.0
+MIN_HZ = 0.1
 ACTIVE_WITHIN_S = 30.0
 
 
