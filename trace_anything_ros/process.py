@@ -47,6 +47,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "default 'embedded': the node's default model (the shipped compact model); '' = random "
                         "weights of --preset (plumbing only)")
     parser.add_argument("--preset", default="compact", help="architecture preset when --weights is ''")
+    parser.add_argument("--regime", default="auto", help="input regime (model.regimes): auto (default: chosen per "
+                        "window from the inputs: RGB network weights -> official; depth -> rgbd[_poses]; else "
+                        "rgb_static / rgb_moving), or force one of official, rgbd_poses, rgbd, rgb_static, "
+                        "rgb_moving; a forced regime whose inputs are missing is an error naming them")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--fps", type=float, default=0.0, help="video frame rate for stamps (default: the file's)")
     parser.add_argument("--field-every", type=int, default=10, help="write the dense field every N windows "
@@ -191,10 +195,11 @@ def _json_products(pr, with_field: bool) -> dict:
     return out
 
 
-def make_estimator(weights: str = "embedded", preset: str = "compact", device: str = "cpu", window: int = 4):
+def make_estimator(weights: str = "embedded", preset: str = "compact", device: str = "cpu", window: int = 4,
+                   regime: str = "auto"):
     from trace_anything_ros.pipeline import load_estimator
 
-    params = {"device": device, "window": window, "preset": preset}
+    params = {"device": device, "window": window, "preset": preset, "regime": regime}
     if weights:
         params["weights"] = weights
     return load_estimator("", params)
@@ -210,7 +215,7 @@ def main(args) -> int:
     os.makedirs(out_dir, exist_ok=True)
     t_start = time.perf_counter()
     frames, total, fps, kind = _frames(args)
-    est = make_estimator(args.weights, args.preset, args.device, args.window)
+    est = make_estimator(args.weights, args.preset, args.device, args.window, getattr(args, "regime", "auto"))
     input_size = tuple(int(x) for x in est.input_size)
     spec = WindowSpec(length=args.window, stride=args.stride)
     ingest = FrameIngest(spec.ring_capacity(), window=spec)
@@ -262,10 +267,16 @@ def main(args) -> int:
             stats["model_s"].append(pr.timings["model"])
             stats["total_s"].append(pr.timings["total"])
             stats["objects"].update(int(o.id) for o in pr.objects)
+            if pr.regime:
+                stats.setdefault("regimes", {})
+                stats["regimes"][pr.regime] = stats["regimes"].get(pr.regime, 0) + 1
+            for wmsg in pr.estimator_warnings:
+                stats.setdefault("warnings", {})
+                stats["warnings"][wmsg] = stats["warnings"].get(wmsg, 0) + 1
             writer.write_products(pr, with_field=bool(args.field_every) and wi % args.field_every == 0)
             src = {k: (im, kk) for k, im, kk in sources}
             img, Ks = src.get(win[-1].key, (rgb, K))
-            lines = [f"{name}  window {wi}  t={stamp_ns * 1e-9:.2f}s  frames {len(win)}",
+            lines = [f"{name}  window {wi}  t={stamp_ns * 1e-9:.2f}s  frames {len(win)}  {pr.regime}",
                      f"model {pr.timings['model'] * 1e3:.0f} ms  objects {len(pr.objects)}  "
                      f"moving px {int(pr.mask.sum()) if pr.mask is not None else 0}"]
             frame_img = ov.render(img, ov.from_products(pr, Ks), lines)
@@ -296,7 +307,8 @@ def main(args) -> int:
         windows_per_s=round(stats["windows"] / loop_s, 3) if loop_s > 0 else 0.0,
         model_time_mean_s=round(float(np.mean(stats["model_s"])), 4) if stats["model_s"] else None,
         window_time_mean_s=round(float(np.mean(stats["total_s"])), 4) if stats["total_s"] else None,
-        objects_seen=sorted(stats["objects"]), mcap=writer.out.path, mcap_encoding=writer.mode,
+        objects_seen=sorted(stats["objects"]), regimes=stats.get("regimes", {}),
+        estimator_warnings=stats.get("warnings", {}), mcap=writer.out.path, mcap_encoding=writer.mode,
         mcap_encoding_reason=writer.reason, mcap_messages=dict(writer.out.counts),
         overlay_video=video.path if video.frames else None, overlay_pngs=stats["pngs"])
     with open(os.path.join(out_dir, "summary.json"), "w") as f:

@@ -27,21 +27,29 @@ NODE = "/trajectory_field_node"
 
 
 def agreement(out_dir: str, video: str, warmup_s: float = 2.0, near_px: int = 31, touch_px: int = 15,
-              min_blob_px: int = 300) -> dict:
-    import cv2
-
+              min_blob_px: int = 300, min_cover: float = 0.05, per_window: bool = False) -> dict:
     from trace_anything_ros.io import bag
-    from trace_anything_ros.io.video import read_video
 
     name = os.path.splitext(os.path.basename(os.path.normpath(video)))[0]
     masks = {bag.stamp_ns(r.msg.header.stamp): bag.image_array(r.msg)
              for r in bag.iter_messages(os.path.join(out_dir, f"{name}.mcap"), [f"{NODE}/dynamic_mask"])}
     if not masks:
         raise ValueError(f"no {NODE}/dynamic_mask messages in {out_dir}/{name}.mcap")
+    return agreement_masks(masks, video, warmup_s, near_px, touch_px, min_blob_px, min_cover, per_window)
+
+
+def agreement_masks(masks: dict, video: str, warmup_s: float = 2.0, near_px: int = 31, touch_px: int = 15,
+                    min_blob_px: int = 300, min_cover: float = 0.05, per_window: bool = False) -> dict:
+    """``agreement`` for masks already in memory: ``{stamp_ns: mask [H, W] at the video's resolution}``."""
+    import cv2
+
+    from trace_anything_ros.io.video import read_video
+
     last = max(masks)
     mog = cv2.createBackgroundSubtractorMOG2(history=50, varThreshold=25, detectShadows=False)
     k_open = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
     prec, hits, windows = [], [], 0
+    px_prec, px_rec, rows = [], [], []
     t0 = None
     for f in read_video(video):
         if f.stamp_ns > last:
@@ -60,12 +68,33 @@ def agreement(out_dir: str, video: str, warmup_s: float = 2.0, near_px: int = 31
             prec.append(float((ours & near).sum() / ours.sum()))
         cnt, lab, st, _ = cv2.connectedComponentsWithStats(fg)
         touch = cv2.dilate(ours.astype(np.uint8), np.ones((touch_px, touch_px), np.uint8)) > 0
+        w_hits = []
         for i in range(1, cnt):
             if st[i, cv2.CC_STAT_AREA] >= min_blob_px:
-                hits.append(bool(touch[lab == i].any()))
-    return {"windows": windows, "windows_with_mask": len(prec),
-            "precision": float(np.mean(prec)) if prec else float("nan"),
-            "recall": float(np.mean(hits)) if hits else float("nan"), "reference_blobs": len(hits)}
+                w_hits.append(bool(touch[lab == i].any()))
+        hits.extend(w_hits)
+        fgb = fg > 0
+        cover = float(fgb.mean())
+        row = {"stamp_ns": int(f.stamp_ns), "fg_cover": round(cover, 4), "ours_cover": round(float(ours.mean()), 4),
+               "precision_near": round(prec[-1], 4) if ours.any() else None, "blobs_hit": sum(w_hits),
+               "blobs": len(w_hits)}
+        if cover >= min_cover:  # a large mover: per-pixel agreement
+            inter = float((ours & fgb).sum())
+            px_rec.append(inter / max(float(fgb.sum()), 1.0))
+            px_prec.append(inter / float(ours.sum()) if ours.any() else 0.0)
+            row.update(pixel_recall=round(px_rec[-1], 4), pixel_precision=round(px_prec[-1], 4))
+        rows.append(row)
+    out = {"windows": windows, "windows_with_mask": len(prec),
+           "precision": float(np.mean(prec)) if prec else float("nan"),
+           "recall": float(np.mean(hits)) if hits else float("nan"), "reference_blobs": len(hits),
+           # windows where the reference foreground covers >= min_cover of the frame (a large, close mover):
+           # per-pixel agreement (precision of a window without our mask counts 0)
+           "large_mover_windows": len(px_rec),
+           "pixel_precision": float(np.mean(px_prec)) if px_prec else float("nan"),
+           "pixel_recall": float(np.mean(px_rec)) if px_rec else float("nan")}
+    if per_window:
+        out["per_window"] = rows
+    return out
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

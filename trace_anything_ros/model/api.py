@@ -1,7 +1,7 @@
 """The one narrow interface between the perception node (or any offline pipeline) and a field estimator."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional, Protocol, Sequence, runtime_checkable
 
 import numpy as np
@@ -14,6 +14,10 @@ class FieldPrediction:
     ctrl_pts: np.ndarray    # [N, D, H, W, 3] float32
     ctrl_conf: np.ndarray   # [N, D, H, W] float32
     frame_times: np.ndarray  # [N] float32, predicted normalised time of each frame
+    metric: bool = False     # True: metres (an estimator that lifted measured depth); networks: up to scale
+    # what the estimator measured about this window, carried into TrajectoryField.extras: e.g. 'regime',
+    # 'camera' (static | moving | poses), 'motion_floor' (relative displacement its measured noise reaches)
+    extras: dict = field(default_factory=dict)
 
 
 @runtime_checkable

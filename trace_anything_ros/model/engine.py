@@ -344,7 +344,14 @@ def create_estimator(params: Dict):
     compact model), else preset 'official'|'compact' with random weights; input_size [H, W] (preset's); window N (onnx: fixed, default 4);
     onnx_path PATH (onnx: exported on the fly into onnx_cache_dir when absent); fallback 'error'|'cpu' (error);
     trt_cache_dir PATH; threads INT; cache_size INT (64).
+
+    With a ``regime`` key ('auto' or a regime name; what the node, ``process`` and ``eval``'s 'model' pass) the result
+    is the input-regime estimator of ``model.regimes`` (the network above for its regime, geometry elsewhere);
+    without it, the bare network engine.
     """
+    if params and "regime" in params:
+        from . import regimes
+        return regimes.create_estimator(params)
     p = dict(params or {})
     engine = str(p.get("engine", "torch")).lower()
     device = str(p.get("device", "cpu"))

@@ -24,6 +24,12 @@ class Spec:
 PERCEPTION: List[Spec] = [
     Spec("estimator.factory", "", "FieldEstimator factory 'module:function' (empty: "
          "trace_anything_ros.model.engine:create_estimator)"),
+    Spec("estimator.regime", "auto", "input regime of the default estimator (model.regimes): auto (per window from "
+         "the inputs: RGB network weights -> official; depth -> rgbd_poses / rgbd (camera poses or not); RGB only -> "
+         "rgb_static / rgb_moving, a geometric flow field) or one forced; a forced regime's missing input (depth, "
+         "camera poses, RGB network weights) fails the window with its name; reported in /diagnostics "
+         "(estimator_regime)", choices=("auto", "official", "rgbd_poses", "rgbd", "rgb_static", "rgb_moving",
+                                        "goal_pair")),
     Spec("model.engine", "torch", "inference engine", choices=("torch", "onnx")),
     Spec("model.preset", "compact", "architecture preset when no weights are given (compact, official)"),
     Spec("model.weights", "embedded", "checkpoint path (official trace_anything.pt or ours); 'embedded': the "

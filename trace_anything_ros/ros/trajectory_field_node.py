@@ -82,6 +82,7 @@ class TrajectoryFieldNode(LifecycleNode):
         self.model_error = ""
         self.qos_events = 0
         self.qos_event_text = ""
+        self.estimator_regime = ""  # input regime of the newest window (model.regimes), in diagnostics
         self.warnings = {}          # current warnings shown in diagnostics (the worker sets "camera_pose")
         self._lock = threading.Lock()  # depth/image sync queues: input callbacks vs lifecycle transitions
         self._estimator = None
@@ -202,7 +203,8 @@ class TrajectoryFieldNode(LifecycleNode):
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
         v = self._values()
         params = {"engine": v["model.engine"], "preset": v["model.preset"], "weights": v["model.weights"],
-                  "device": v["model.device"], "dtype": v["model.dtype"], "window": v["window.length"]}
+                  "device": v["model.device"], "dtype": v["model.dtype"], "window": v["window.length"],
+                  "regime": v["estimator.regime"]}  # input regimes (model.regimes); other factories ignore it
         for key, name in (("onnx_path", "model.onnx_path"), ("onnx_cache_dir", "model.cache_dir"),
                           ("threads", "model.threads")):
             if v[name]:
@@ -608,6 +610,11 @@ class TrajectoryFieldNode(LifecycleNode):
             self._drop(bad[0], f"window {pr.stamps_ns[0] * 1e-9:.3f}..{pr.stamps_ns[-1] * 1e-9:.3f} s withheld: "
                                f"{bad[1]}")
             return
+        self.estimator_regime = pr.regime or self.estimator_regime  # the input regime of the newest window
+        if pr.estimator_warnings:  # inputs the estimator missed, named (e.g. no camera_info for the depth lifting)
+            self.warnings["estimator"] = "; ".join(pr.estimator_warnings)
+        else:
+            self.warnings.pop("estimator", None)
         frame_id = v["frame_id"] or pr.frame_ids[0]
         header = Header(stamp=conv.ns_to_time(pr.stamps_ns[-1]), frame_id=frame_id)
         pubs = self._pubs
@@ -780,6 +787,7 @@ class TrajectoryFieldNode(LifecycleNode):
         if self.model_error:
             values["error"] = self.model_error
         level, msgs = diag.OK, []
+        values["estimator_regime"] = self.estimator_regime
         if self.model_state == "failed":
             level, msgs = diag.ERROR, [f"model failed to load: {self.model_error}"]
         elif self.model_error and self.lc_state == "unconfigured":

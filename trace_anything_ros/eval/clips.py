@@ -1,0 +1,245 @@
+"""Semi-real test clips: a real photograph as the scene, a large real-textured occluder (a hand-like silhouette cut
+from another real photograph) sweeping close and fast across it, with what a cheap camera adds -- sensor noise,
+motion blur, brightness flicker, JPEG compression -- and ground-truth masks of the occluder.
+
+No "hand in front of a webcam" recording ships with this repository; these clips stand in for one (real textures,
+real image statistics, known truth), next to the real videos of opencv-doc (vtest.avi, Megamind.avi).
+
+Kinds (``KINDS``):
+  * ``sweep``: static camera, the occluder enters on one side, crosses the frame in ~1 s while approaching
+    (growing) and turning, leaves on the other side; two passes.
+  * ``quiet``: the same scene, noise, flicker and compression, nothing moving (masks must be empty).
+  * ``shake``: ``sweep`` with a hand-held camera: the whole view jitters (a few pixels and a fraction of a degree
+    per frame, random walk).
+  * ``shake_quiet``: hand-held camera, nothing moving.
+
+Photographs come from opencv-doc's sample data; ``TUNE_SCENES`` / ``TUNE_TEXTURES`` are those the estimators were
+tuned on, ``HOLDOUT_SCENES`` / ``HOLDOUT_TEXTURES`` the ones kept for testing (``split='holdout'``).
+
+    python -m trace_anything_ros.eval.clips OUT_DIR [--kind sweep] [--seed 0] [--split holdout]
+
+writes ``<kind>_<seed>.avi`` (MJPG) and ``<kind>_<seed>_masks.npz`` (``masks [T, H, W]`` bool, ``stamps_ns``).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import dataclass
+from typing import List, Optional, Tuple
+
+import numpy as np
+
+KINDS = ("sweep", "quiet", "shake", "shake_quiet")
+TUNE_SCENES = ("building.jpg", "home.jpg")
+TUNE_TEXTURES = ("baboon.jpg",)
+HOLDOUT_SCENES = ("fruits.jpg", "aero1.jpg", "left01.jpg", "stuff.jpg")
+HOLDOUT_TEXTURES = ("messi5.jpg", "orange.jpg", "squirrel_cls.jpg")
+
+
+def data_dir() -> Optional[str]:
+    """opencv-doc's sample data directory (next to vtest.avi), or None."""
+    from trace_anything_ros.io.video import find_vtest
+    v = find_vtest()
+    return os.path.dirname(v) if v else None
+
+
+@dataclass
+class Clip:
+    frames: np.ndarray     # [T, H, W, 3] uint8 RGB, as a camera would deliver them (after JPEG)
+    masks: np.ndarray      # [T, H, W] bool: the occluder (>= half of the pixel covered during the exposure)
+    fps: float
+    kind: str
+    scene: str
+    texture: str
+
+    def write(self, out_dir: str, name: str) -> Tuple[str, str]:
+        """``(video path, masks path)``: an MJPG .avi (what ``process`` reads) and the ground truth .npz."""
+        import cv2
+        os.makedirs(out_dir, exist_ok=True)
+        path = os.path.join(out_dir, f"{name}.avi")
+        h, w = self.frames.shape[1:3]
+        vw = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), self.fps, (w, h))
+        if not vw.isOpened():
+            raise RuntimeError(f"cannot write {path} (OpenCV MJPG writer)")
+        for f in self.frames:
+            vw.write(cv2.cvtColor(f, cv2.COLOR_RGB2BGR))
+        vw.release()
+        mpath = os.path.join(out_dir, f"{name}_masks.npz")
+        # the stamps io.video.read_video gives these frames (what `process` publishes its masks with)
+        stamps = 1_000_000_000 + np.arange(len(self.frames), dtype=np.int64) * int(round(1e9 / self.fps))
+        np.savez_compressed(mpath, masks=self.masks, stamps_ns=stamps, fps=self.fps)
+        return path, mpath
+
+
+def _read(name: str, root: str) -> np.ndarray:
+    import cv2
+    img = cv2.imread(os.path.join(root, name), cv2.IMREAD_COLOR)
+    if img is None:
+        raise FileNotFoundError(f"{name} not in {root}")
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+def _cover(img: np.ndarray, h: int, w: int, margin: int) -> np.ndarray:
+    """``img`` resized to cover (h + 2 margin) x (w + 2 margin), centre-cropped."""
+    import cv2
+    H, W = h + 2 * margin, w + 2 * margin
+    s = max(H / img.shape[0], W / img.shape[1])
+    r = cv2.resize(img, (int(np.ceil(img.shape[1] * s)), int(np.ceil(img.shape[0] * s))), interpolation=cv2.INTER_AREA)
+    y0, x0 = (r.shape[0] - H) // 2, (r.shape[1] - W) // 2
+    return r[y0:y0 + H, x0:x0 + W].astype(np.float32)
+
+
+def hand_silhouette(size: int, rng: np.random.Generator) -> np.ndarray:
+    """A hand-like mask ``[size, size]`` float32 in [0, 1]: a palm and four fingers and a thumb (capsules), anti-
+    aliased, with random proportions."""
+    import cv2
+    ss = 4  # supersampling for smooth edges
+    S = size * ss
+    m = np.zeros((S, S), np.uint8)
+    cx, cy = S // 2, int(S * 0.62)
+    pw, ph = int(S * rng.uniform(0.20, 0.24)), int(S * rng.uniform(0.22, 0.26))
+    cv2.ellipse(m, (cx, cy), (pw, ph), 0, 0, 360, 255, -1)
+    fw = max(2, int(pw * 0.36))
+    for k, ang in enumerate(np.linspace(-0.32, 0.32, 4)):
+        length = S * rng.uniform(0.26, 0.33) * (0.85 if k in (0, 3) else 1.0)
+        bx = int(cx + (k - 1.5) * pw * 0.5)
+        by = cy - int(ph * 0.8)
+        tx, ty = int(bx + np.sin(ang) * length), int(by - np.cos(ang) * length)
+        cv2.line(m, (bx, by), (tx, ty), 255, fw)
+        cv2.circle(m, (tx, ty), fw // 2, 255, -1)
+    tx, ty = int(cx - pw * 1.5), int(cy - ph * 0.2)                                  # thumb
+    cv2.line(m, (int(cx - pw * 0.6), int(cy + ph * 0.2)), (tx, ty), 255, int(fw * 1.2))
+    cv2.rectangle(m, (cx - int(pw * 0.7), cy), (cx + int(pw * 0.7), S), 255, -1)     # wrist to the frame edge
+    return cv2.resize(m, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
+
+
+def _affine(cx, cy, angle_deg, scale, tx, ty):
+    import cv2
+    M = cv2.getRotationMatrix2D((float(cx), float(cy)), float(angle_deg), float(scale))
+    M[:, 2] += (tx, ty)
+    return M
+
+
+def make_clip(kind: str = "sweep", seed: int = 0, size: Tuple[int, int] = (240, 320), num_frames: int = 60,
+              fps: float = 15.0, split: str = "tune", noise_sigma: float = 3.0, jpeg_quality: int = 70,
+              flicker: float = 0.06, blur_steps: int = 5, exposure: float = 0.4, shake_px: float = 2.0,
+              sweep_s: float = 1.0,
+              root: Optional[str] = None) -> Clip:
+    """One clip (see the module docstring). ``size`` (H, W); ``split`` 'tune' | 'holdout' picks the photographs;
+    ``exposure``: the fraction of the frame period the shutter is open (motion blur over ``blur_steps`` renders)."""
+    import cv2
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if split not in ("tune", "holdout"):
+        raise ValueError("split must be 'tune' or 'holdout'")
+    root = root or data_dir()
+    if root is None:
+        raise FileNotFoundError("opencv-doc sample data not found (make bootstrap extracts it)")
+    rng = np.random.default_rng(seed)
+    scenes, textures = (TUNE_SCENES, TUNE_TEXTURES) if split == "tune" else (HOLDOUT_SCENES, HOLDOUT_TEXTURES)
+    scene_name = scenes[seed % len(scenes)]
+    tex_name = textures[(seed // len(scenes)) % len(textures)]
+    h, w = size
+    margin = int(np.ceil(4 * shake_px)) + 8
+    scene = _cover(_read(scene_name, root), h, w, margin)
+    moving = kind in ("sweep", "shake")
+    shaky = kind in ("shake", "shake_quiet")
+    hs = int(h * rng.uniform(0.75, 0.95))          # the occluder is large: most of the frame's height
+    sil = hand_silhouette(hs, rng)
+    tex = _cover(_read(tex_name, root), hs, hs, 0)
+    tex *= rng.uniform(0.8, 1.2, size=3).astype(np.float32)  # a colour cast: not the photograph's exact colours
+    # camera: random walk of a small translation + rotation (shake), or still
+    cam = np.zeros((num_frames * blur_steps, 3))
+    if shaky:
+        steps = rng.normal(0, 1, size=cam.shape) * np.array([shake_px, shake_px, 0.25]) / np.sqrt(blur_steps)
+        cam = np.cumsum(steps, 0)
+        cam -= np.linspace(0, 1, len(cam))[:, None] * cam[-1]          # stays around the start
+        cam[:, :2] = np.clip(cam[:, :2], -3 * shake_px, 3 * shake_px)
+    frames, masks = [], []
+    sweep_frames = max(2, int(round(sweep_s * fps)))
+    # two passes: left -> right, then right -> left, with pauses (nothing in view) before, between and after
+    pause = max(3, (num_frames - 2 * sweep_frames) // 3)
+    for t in range(num_frames):
+        acc = np.zeros((h, w, 3), np.float32)
+        cover = np.zeros((h, w), np.float32)
+        for s in range(blur_steps):               # motion blur: the exposure integrates sub-frame positions
+            k = t * blur_steps + s
+            tt = t + exposure * s / blur_steps   # the shutter is open for `exposure` of the frame period
+            dx, dy, da = cam[k]
+            M = _affine(w / 2 + margin, h / 2 + margin, da, 1.0, dx - margin, dy - margin)
+            img = cv2.warpAffine(scene, M, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+            a = np.zeros((h, w), np.float32)
+            if moving:
+                phase = None
+                for p, start in enumerate((pause, 2 * pause + sweep_frames)):
+                    if start <= tt < start + sweep_frames:
+                        phase = (p, (tt - start) / sweep_frames)
+                if phase is not None:
+                    p, u = phase
+                    x = (-0.6 * hs + u * (w + 1.2 * hs)) if p == 0 else (w + 0.6 * hs - u * (w + 1.2 * hs))
+                    y = h * 0.6 + 0.1 * h * np.sin(2 * np.pi * u)
+                    ang = 25 * (u - 0.5) * (1 if p == 0 else -1)
+                    sc = 0.85 + 0.3 * u                                   # approaching the lens
+                    Mo = _affine(hs / 2, hs / 2, ang, sc, x - hs / 2, y - hs / 2)
+                    a = cv2.warpAffine(sil, Mo, (w, h), flags=cv2.INTER_LINEAR)
+                    ot = cv2.warpAffine(tex, Mo, (w, h), flags=cv2.INTER_LINEAR)
+                    img = img * (1 - a[..., None]) + ot * a[..., None]
+            acc += img
+            cover += a
+        img = acc / blur_steps
+        gain = 1.0 + flicker * (0.6 * np.sin(2 * np.pi * t / 7.0) + 0.4 * rng.uniform(-1, 1))
+        img = img * gain + rng.normal(0, noise_sigma, size=img.shape)
+        img = np.clip(img, 0, 255).astype(np.uint8)
+        ok, buf = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
+        img = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+        frames.append(img)
+        masks.append(cover / blur_steps >= 0.5)
+    return Clip(np.stack(frames), np.stack(masks), fps, kind, scene_name, tex_name)
+
+
+def score_masks(masks: dict, truth: np.ndarray, stamps_ns: np.ndarray, min_cover: float = 0.05) -> dict:
+    """Per-pixel agreement of ``masks`` (``{stamp_ns: [H, W]}`` at the clip's size) with the ground truth: windows
+    whose truth covers >= ``min_cover`` (precision, recall, IoU means) and the fraction of moving pixels published in
+    windows without a mover (``empty_fraction``: should be 0)."""
+    idx = {int(s): i for i, s in enumerate(np.asarray(stamps_ns).tolist())}
+    prec, rec, iou, spill = [], [], [], []
+    for s, m in masks.items():
+        if int(s) not in idx:
+            continue
+        g = truth[idx[int(s)]]
+        m = np.asarray(m) > 0
+        if g.mean() >= min_cover:
+            inter = float((m & g).sum())
+            rec.append(inter / float(g.sum()))
+            prec.append(inter / float(m.sum()) if m.any() else 0.0)
+            iou.append(inter / float((m | g).sum()))
+        elif not g.any():
+            spill.append(float(m.mean()))
+    nan = float("nan")
+    return {"mover_windows": len(rec), "precision": float(np.mean(prec)) if prec else nan,
+            "recall": float(np.mean(rec)) if rec else nan, "iou": float(np.mean(iou)) if iou else nan,
+            "empty_windows": len(spill), "empty_fraction": float(np.mean(spill)) if spill else nan,
+            "empty_windows_with_mask": int(sum(x > 0 for x in spill))}
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m trace_anything_ros.eval.clips", description=__doc__.split("\n")[0])
+    ap.add_argument("out_dir")
+    ap.add_argument("--kind", choices=KINDS, action="append", default=[], help="repeatable (default: all)")
+    ap.add_argument("--seed", type=int, action="append", default=[], help="repeatable (default: 0)")
+    ap.add_argument("--split", choices=("tune", "holdout"), default="holdout")
+    ap.add_argument("--frames", type=int, default=60)
+    ap.add_argument("--width", type=int, default=320)
+    ap.add_argument("--height", type=int, default=240)
+    a = ap.parse_args(argv)
+    for kind in a.kind or KINDS:
+        for seed in a.seed or [0]:
+            clip = make_clip(kind, seed, (a.height, a.width), a.frames, split=a.split)
+            v, m = clip.write(a.out_dir, f"{kind}_{seed}")
+            print(f"{v} ({clip.scene} + {clip.texture}; truth {m})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

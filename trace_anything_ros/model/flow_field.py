@@ -1,0 +1,330 @@
+"""A geometric field estimator: dense optical flow with forward/backward checks, chained over the window, the
+camera's motion removed from the static background, lifted to 3D, fitted with the window's B-splines.
+
+No learning, so nothing to generalise: it works on real video as on simulation, within what optical flow can see.
+Per window of N frames at the input size:
+
+1. DIS flow between consecutive frames, both directions (``model.geometry.optical_flow``), cached per pair of
+   ``frame_keys`` so that overlapping windows of a stream compute each pair once.
+2. Ego-motion from the static background, per consecutive pair: RGB only, a homography fitted with RANSAC to the
+   forward/backward-consistent flow; when the flow of the background is below ``static_px`` (and the identity
+   explains it as well as the homography does) the camera is taken as static and the homography is the identity
+   (``camera`` in the prediction's extras: 'static' | 'moving'). With depth, camera poses come from the caller
+   (odometry) and the 3D chain of ``model.geometry.compute`` is used.
+3. Each frame's pixels followed to every other frame of the window through the flows (a broken forward/backward
+   check stops the chain: the pixel holds its last position), mapped into the reference (first) frame's image by
+   the homographies, and lifted: with measured depth to metric 3D (``metric`` true); RGB only onto a fronto-parallel
+   plane at depth 1 (``metric`` false: a scale-free 2.5D field, exact in the image, no depth motion).
+4. A cubic B-spline per pixel fitted through its samples at the frames' times (``field.fit``); confidence = the
+   fraction of the window the pixel was tracked.
+5. The measured noise: the robust spread of the background's residual flow (after the homography), reported as
+   ``motion_floor`` in extras -- the relative displacement over the window (``motion.mask`` units: displacement /
+   depth) that flow noise alone reaches; ``motion.analyze`` uses it as its threshold floor for this field.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from typing import Dict, Optional, Sequence, Tuple
+
+import cv2
+import numpy as np
+
+from ..field.camera import backproject_at, default_intrinsics
+from ..field.fit import fit_field_from_samples
+from .api import FieldPrediction
+from .geometry import FB_TOL_PX, FB_TOL_REL, optical_flow
+
+log = logging.getLogger(__name__)
+
+STATIC_PX = 0.25        # median background flow (px per frame at the input size) below which the camera is static
+MIN_FLOOR_PX = 0.35     # the motion floor never goes below this many pixels over the window
+BG_WARM = 10            # frames before the remembered background is used
+BG_STEP = 2.0           # grey levels per frame the remembered background may move (approximate running median)
+BG_WIN = 1               # px: window of the comparison with the remembered background
+CHANGED_K = 2.0          # 'changed': the background's residual above this many times the noise level
+EVIDENCE_WIN = 3         # px: window of the photometric motion test
+NOISE_K = 6.0           # floor = NOISE_K * (background residual noise, px) * sqrt(steps), relative to the focal length
+
+
+def _gray(frame: np.ndarray) -> np.ndarray:
+    return cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
+
+
+def _remap(img: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
+    return cv2.remap(img, u.astype(np.float32), v.astype(np.float32), cv2.INTER_LINEAR,
+                     borderMode=cv2.BORDER_REPLICATE)
+
+
+def fb_error(fwd: np.ndarray, bwd: np.ndarray) -> np.ndarray:
+    """Forward/backward inconsistency ``[H, W]`` (px) of the forward flow ``fwd`` given the backward ``bwd``."""
+    h, w = fwd.shape[:2]
+    gu, gv = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    b = _remap(bwd, gu + fwd[..., 0], gv + fwd[..., 1])
+    return np.hypot(fwd[..., 0] + b[..., 0], fwd[..., 1] + b[..., 1])
+
+
+def fb_ok(fwd: np.ndarray, bwd: np.ndarray) -> np.ndarray:
+    return fb_error(fwd, bwd) <= FB_TOL_PX + FB_TOL_REL * np.hypot(fwd[..., 0], fwd[..., 1])
+
+
+def background_motion(fwd: np.ndarray, ok: np.ndarray, static_px: float = STATIC_PX, force: str = "auto",
+                      step: int = 4) -> Tuple[np.ndarray, bool, float]:
+    """``(H 3x3 frame a -> frame b, moving, residual noise px)`` of the static background for the flow ``fwd``.
+
+    ``force``: 'auto' (identity when the background's median flow is below ``static_px``), 'static' (always the
+    identity) or 'moving' (always the RANSAC homography). The noise is the robust spread (Rayleigh sigma from the
+    median) of the consistent pixels' residual flow under the chosen model -- movers are a minority of pixels."""
+    h, w = fwd.shape[:2]
+    gv, gu = np.mgrid[step // 2:h:step, step // 2:w:step]
+    sel = ok[gv, gu]
+    src = np.stack([gu[sel], gv[sel]], -1).astype(np.float32)
+    f = fwd[gv[sel], gu[sel]]
+    if src.shape[0] < 8:
+        return np.eye(3), False, 0.0
+    mag = np.hypot(f[:, 0], f[:, 1])
+    identity_res = float(np.median(mag))
+    H = np.eye(3)
+    moving = False
+    if force == "moving" or (force == "auto" and identity_res > static_px):
+        Hf, inl = cv2.findHomography(src, src + f, cv2.RANSAC, 1.0, maxIters=500, confidence=0.99)
+        if Hf is not None and np.all(np.isfinite(Hf)):
+            p = cv2.perspectiveTransform(src[None], Hf)[0]
+            res = float(np.median(np.hypot(*(src + f - p).T)))
+            if force == "moving" or res < identity_res:
+                H, moving = Hf, True
+    if moving:
+        r = np.hypot(*(src + f - cv2.perspectiveTransform(src[None], H)[0]).T)
+    else:
+        r = mag
+    return H, moving, float(np.median(r) / 1.1774)
+
+
+def _motion_evidence(gi: np.ndarray, gj: np.ndarray, uf, vf, ub, vb, win: Optional[int] = None,
+                     background: Optional[np.ndarray] = None) -> np.ndarray:
+    """``(evidence, changed)`` ``[H, W]`` bool. evidence: frame i's pixels for which the flow's position in frame j
+    explains the image clearly better than the background's (local mean absolute difference over ``win`` x ``win``). Where both explain it as well
+    (flow that bled from a mover onto the background next to it, textureless areas, noise), the pixel is taken to
+    follow the background: motion must be seen in the images, not only in the regularised flow. changed: the
+    background's hypothesis (and the remembered background) is far off -- something else is there now."""
+    win = int(win or EVIDENCE_WIN)
+    a = gi.astype(np.float32)
+    rf = cv2.blur(np.abs(a - _remap(gj.astype(np.float32), uf, vf)), (win, win))
+    rb = cv2.blur(np.abs(a - _remap(gj.astype(np.float32), ub, vb)), (win, win))
+    tau = 2.0 * float(np.median(rb)) + 2.0   # grey levels: the images' noise (most pixels are background)
+    if background is not None:  # a static camera's remembered background explains the pixel too: not moving
+        gain = float(np.median(a)) / max(float(np.median(background)), 1.0)   # global brightness changes
+        rb = np.minimum(rb, cv2.blur(np.abs(a - gain * background), (int(BG_WIN), int(BG_WIN))))
+    # without a remembered background (moving camera, start of a stream) "changed" also fires where the camera
+    # uncovered or sheared the view: it needs more
+    return rb > np.maximum(1.5 * rf, rf + tau), rb > (CHANGED_K if background is not None else 2 * CHANGED_K) * tau
+
+
+class FlowFieldEstimator:
+    """The geometric estimator (see the module docstring). ``camera``: 'auto' | 'static' | 'moving' (RGB only:
+    how the background's motion is modelled). ``needs_intrinsics``: it receives K, the frames' times and, where
+    known, camera poses (used with depth)."""
+
+    needs_intrinsics = True
+
+    def __init__(self, input_size: Tuple[int, int] = (96, 128), num_ctrl: int = 10, camera: str = "auto",
+                 cache_size: int = 128, smooth: float = 1e-6, static_px: float = STATIC_PX):
+        if camera not in ("auto", "static", "moving"):
+            raise ValueError(f"camera must be auto, static or moving, got {camera!r}")
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.num_ctrl = int(num_ctrl)
+        self.camera = camera
+        self.smooth = float(smooth)
+        self.static_px = float(static_px)
+        self.cache_size = int(cache_size)
+        self._flows: "OrderedDict[tuple, tuple]" = OrderedDict()
+        self._bg, self._bg_n, self._bg_key = None, 0, None
+        self.last_stats: Dict[str, float] = {}
+        self.description = f"geometric flow field (DIS, fb-checked, camera {camera})"
+
+    # -- flows ------------------------------------------------------------------------------------------------
+    def _pair(self, ga, gb, ka, kb):
+        """(fwd a->b, bwd b->a, fb-consistent mask of fwd), cached under (ka, kb) when both keys are given."""
+        key = (ka, kb) if ka is not None and kb is not None else None
+        if key is not None and key in self._flows:
+            self._flows.move_to_end(key)
+            self.last_stats["flow_hits"] = self.last_stats.get("flow_hits", 0) + 1
+            return self._flows[key]
+        fwd = optical_flow(ga, gb)
+        bwd = optical_flow(gb, ga)
+        out = (fwd, bwd, fb_ok(fwd, bwd))
+        if key is not None and self.cache_size > 0:
+            self._flows[key] = out
+            while len(self._flows) > self.cache_size:
+                self._flows.popitem(last=False)
+        return out
+
+    def clear_cache(self) -> None:
+        self._flows.clear()
+        self._bg, self._bg_n, self._bg_key = None, 0, None
+
+    def _remember(self, gray, keys, moving: bool):
+        """The static camera's background (grey, input size) remembered over the stream, updated with this window's
+        new frames (by ``frame_keys``; none: no memory): the mean of the first ``BG_WARM`` frames, then an
+        approximate running median (steps of at most ``BG_STEP`` grey levels per frame), so movers that pass do not
+        enter it. Forgotten when the camera moves or the keys restart. None until ``BG_WARM`` frames were seen."""
+        if keys is None or any(k is None for k in keys) or moving:
+            if moving:
+                self._bg, self._bg_n, self._bg_key = None, 0, None
+            return None
+        if self._bg_key is not None and keys[-1] < self._bg_key:
+            self._bg, self._bg_n, self._bg_key = None, 0, None
+        for g, k in zip(gray, keys):
+            if self._bg_key is not None and k <= self._bg_key:
+                continue
+            g = g.astype(np.float32)
+            if self._bg is None or self._bg.shape != g.shape:
+                self._bg, self._bg_n = g.copy(), 1
+            elif self._bg_n < BG_WARM:
+                self._bg_n += 1
+                self._bg += (g - self._bg) / self._bg_n
+            else:
+                self._bg_n += 1
+                self._bg += np.clip(g - self._bg, -BG_STEP, BG_STEP)
+            self._bg_key = k
+        return self._bg if self._bg_n >= BG_WARM else None
+
+    def close(self) -> None:
+        self.clear_cache()
+
+    # -- the field --------------------------------------------------------------------------------------------
+    def predict(self, frames: np.ndarray, frame_keys: Optional[Sequence] = None,
+                depth: Optional[np.ndarray] = None, times: Optional[np.ndarray] = None,
+                intrinsics: Optional[np.ndarray] = None, cam_poses: Optional[np.ndarray] = None) -> FieldPrediction:
+        frames = np.asarray(frames)
+        if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
+            raise ValueError(f"frames must be uint8 [N, H, W, 3], got {frames.dtype} {frames.shape}")
+        if tuple(frames.shape[1:3]) != self.input_size:
+            raise ValueError(f"frames are {frames.shape[1]}x{frames.shape[2]}, estimator input size is "
+                             f"{self.input_size[0]}x{self.input_size[1]}")
+        n, h, w = frames.shape[:3]
+        if frame_keys is not None and len(frame_keys) != n:
+            raise ValueError("frame_keys must have one key per frame")
+        t0 = time.perf_counter()
+        self.last_stats = {"flow_hits": 0}
+        K = default_intrinsics(h, w) if intrinsics is None else np.asarray(intrinsics, np.float64)
+        t = (np.arange(n, dtype=np.float64) / max(n - 1, 1)) if times is None else np.asarray(times, np.float64)
+        keys = list(frame_keys) if frame_keys is not None else [None] * n
+        gray = [_gray(f) for f in frames]
+        pairs = [self._pair(gray[k], gray[k + 1], keys[k], keys[k + 1]) for k in range(n - 1)]
+        t1 = time.perf_counter()
+        if depth is not None:
+            samples, alive_frac, camera, noise_px = self._lift_depth(frames, depth, K, cam_poses, pairs)
+        else:
+            samples, alive_frac, camera, noise_px = self._lift_plane(pairs, gray, K, n, h, w, keys)
+        t2 = time.perf_counter()
+        ctrl = fit_field_from_samples(t, samples, self.num_ctrl, smooth=self.smooth)      # [N, D, H, W, 3]
+        conf = (0.1 + 0.9 * alive_frac).astype(np.float32)                               # [N, H, W]
+        conf = np.repeat(conf[:, None], self.num_ctrl, axis=1)
+        f = float(max(K[0, 0], K[1, 1]))
+        floor_px = max(MIN_FLOOR_PX, NOISE_K * noise_px * np.sqrt(max(n - 1, 1)))
+        t3 = time.perf_counter()
+        self.last_stats.update(flow_s=t1 - t0, lift_s=t2 - t1, fit_s=t3 - t2, total_s=t3 - t0)
+        extras = {"camera": camera, "flow_noise_px": float(noise_px), "motion_floor": float(floor_px / f),
+                  "estimator": "flow"}
+        return FieldPrediction(ctrl_pts=ctrl, ctrl_conf=conf, frame_times=t.astype(np.float32),
+                               metric=depth is not None, extras=extras)
+
+    def _chains(self, pairs, n, h, w):
+        """For every frame i and every frame j: pixel coordinates ``u, v [N, N, H, W]`` of frame i's pixels in
+        frame j, whether the chain held (``alive [N, N, H, W]``; a broken chain holds its last position), and the
+        raw chain ``ur, vr`` that follows the flow whatever its checks say (kept inside the image)."""
+        gu, gv = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
+        U = np.empty((n, n, h, w))
+        V = np.empty((n, n, h, w))
+        UR = np.empty((n, n, h, w))
+        VR = np.empty((n, n, h, w))
+        A = np.ones((n, n, h, w), bool)
+        for i in range(n):
+            U[i, i], V[i, i] = gu, gv
+            UR[i, i], VR[i, i] = gu, gv
+            for step in (1, -1):
+                u, v = gu.copy(), gv.copy()
+                ur, vr = gu.copy(), gv.copy()
+                alive = np.ones((h, w), bool)
+                j = i
+                while 0 <= j + step < n:
+                    k = j if step == 1 else j - 1
+                    fwd, bwd, _ = pairs[k]
+                    fl, back = (fwd, bwd) if step == 1 else (bwd, fwd)
+                    f = _remap(fl, u, v).astype(np.float64)
+                    un, vn = u + f[..., 0], v + f[..., 1]
+                    b = _remap(back, un, vn).astype(np.float64)
+                    ok = (np.hypot(f[..., 0] + b[..., 0], f[..., 1] + b[..., 1])
+                          <= FB_TOL_PX + FB_TOL_REL * np.hypot(f[..., 0], f[..., 1]))
+                    ok &= (un >= 0) & (un <= w - 1) & (vn >= 0) & (vn <= h - 1)
+                    alive &= ok
+                    u, v = np.where(alive, un, u), np.where(alive, vn, v)
+                    fr = _remap(fl, ur, vr).astype(np.float64)
+                    ur, vr = np.clip(ur + fr[..., 0], 0, w - 1), np.clip(vr + fr[..., 1], 0, h - 1)
+                    j += step
+                    U[i, j], V[i, j], A[i, j] = u, v, alive
+                    UR[i, j], VR[i, j] = ur, vr
+        return U, V, A, UR, VR
+
+    def _lift_plane(self, pairs, gray, K, n, h, w, keys=None):
+        """RGB only: chains mapped into the first frame's image by the background homographies, lifted onto the
+        plane z = 1."""
+        force = {"auto": "auto", "static": "static", "moving": "moving"}[self.camera]
+        Hs, moving, noise = [], [], []
+        for fwd, _, ok in pairs:
+            H, mv, nz = background_motion(fwd, ok, self.static_px, force)
+            Hs.append(H)
+            moving.append(mv)
+            noise.append(nz)
+        any_moving = any(moving)
+        if self.camera == "auto" and any_moving and not all(moving):
+            # one window, one camera model: a camera that moved in one pair is moving for the window
+            Hs, noise = [], []
+            for fwd, _, ok in pairs:
+                H, _, nz = background_motion(fwd, ok, self.static_px, "moving")
+                Hs.append(H)
+                noise.append(nz)
+        U, V, A, UR, VR = self._chains(pairs, n, h, w)
+        background = self._remember(gray, keys, any_moving)
+        # G[j]: frame j's image -> frame 0's image (background-stabilised coordinates)
+        G = [np.eye(3)]
+        for H in Hs:
+            G.append(G[-1] @ np.linalg.inv(H))
+        gu, gv = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
+        samples = np.empty((n, n, h, w, 3), np.float32)
+        for j in range(n):
+            u, v = U[:, j].copy(), V[:, j].copy()
+            for i in range(n):
+                if i == j:
+                    continue
+                # the background's hypothesis for frame i's pixels in frame j (identity for a static camera)
+                M = np.linalg.inv(G[j]) @ G[i]
+                d = M[2, 0] * gu + M[2, 1] * gv + M[2, 2]
+                ub, vb = (M[0, 0] * gu + M[0, 1] * gv + M[0, 2]) / d, (M[1, 0] * gu + M[1, 1] * gv + M[1, 2]) / d
+                evidence, changed = _motion_evidence(gray[i], gray[j], U[i, j], V[i, j], ub, vb,
+                                                     background=None if any_moving else background)
+                # a tracked pixel moves where the images show it; one whose chain broke (a fast, blurred mover:
+                # flow fails its checks) follows the raw flow where the pixel clearly changed, else the background
+                broken = ~A[i, j]
+                u[i] = np.where(broken, np.where(changed, UR[i, j], ub), np.where(evidence, u[i], ub))
+                v[i] = np.where(broken, np.where(changed, VR[i, j], vb), np.where(evidence, v[i], vb))
+            if any_moving:
+                g = G[j]
+                d = g[2, 0] * u + g[2, 1] * v + g[2, 2]
+                u, v = (g[0, 0] * u + g[0, 1] * v + g[0, 2]) / d, (g[1, 0] * u + g[1, 1] * v + g[1, 2]) / d
+            samples[:, j] = backproject_at(u, v, np.ones_like(u), K).astype(np.float32)
+        alive_frac = A.mean(axis=1)
+        return samples, alive_frac, ("moving" if any_moving else "static"), float(np.max(noise) if noise else 0.0)
+
+    def _lift_depth(self, frames, depth, K, cam_poses, pairs):
+        """RGB-D: the metric 3D chain of ``model.geometry.compute`` (measured depth along the flow; camera poses
+        from the caller, else a static camera)."""
+        from . import geometry
+        g = geometry.compute(frames, depth, K, cam_poses)
+        valid = np.isfinite(depth) & (depth > 0)
+        noise = [background_motion(fwd, ok & valid[k], self.static_px, "static")[2]
+                 for k, (fwd, _, ok) in enumerate(pairs)]
+        return g.samples, valid.astype(np.float64), ("poses" if cam_poses is not None else "static"), \
+            float(np.max(noise) if noise else 0.0)
