@@ -303,9 +303,10 @@ class TrajectoryFieldNode(LifecycleNode):
     #            conversion's reasons (unsupported_encoding, too_large, wrong_step, truncated, oversized_data)
     #   depth    the same message checks, future_stamp, invalid_depth (no pixel within depth.min/max_range),
     #            depth_size_mismatch (another aspect ratio than its image); warning depth_rescaled (same aspect)
-    #   camera_info  invalid_frame_id, invalid_camera_info (gates.intrinsics_problem); warnings
-    #            camera_info_rescaled (same aspect, other size) and camera_info_size_mismatch (no camera_info of
-    #            the image's aspect: the image runs without intrinsics)
+    #   camera_info  invalid_frame_id, invalid_camera_info (gates.intrinsics_problem), camera_info_size_mismatch
+    #            (another aspect ratio than the image stream); warnings camera_info_rescaled (same aspect, other
+    #            size) and camera_info_size_mismatch (no camera_info fits an image: it runs without intrinsics)
+    #   camera_pose  invalid_frame_id, invalid_camera_pose
     #   outputs  implausible_output: a window with a non-finite number or a point beyond 2 x depth.max_range
     DROP_LOG_PERIOD = 5.0  # s between two log lines of one drop reason
 
@@ -501,6 +502,10 @@ class TrajectoryFieldNode(LifecycleNode):
     def _on_camera_pose(self, msg: PoseStamped):
         if self._poses is None:
             return
+        bad = conv.header_problem(msg.header, self._cfg["max_frame_id_length"])
+        if bad is not None:
+            self._drop(bad[0], f"camera_pose: {bad[1]}")
+            return
         p, q = msg.pose.position, msg.pose.orientation
         try:
             T = pose_matrix((p.x, p.y, p.z), (q.x, q.y, q.z, q.w))
@@ -605,16 +610,16 @@ class TrajectoryFieldNode(LifecycleNode):
             if self._worker is not None:
                 self._worker.pipeline.params = self._pipeline_params(v)
         self._note_camera_motion(pr.camera_motion)
-        bad = gates.products_problem(pr, 2.0 * v["depth.max_range"])  # nothing non-finite / absurd is published
-        if bad is not None:
-            self._drop(bad[0], f"window {pr.stamps_ns[0] * 1e-9:.3f}..{pr.stamps_ns[-1] * 1e-9:.3f} s withheld: "
-                               f"{bad[1]}")
-            return
         self.estimator_regime = pr.regime or self.estimator_regime  # the input regime of the newest window
         if pr.estimator_warnings:  # inputs the estimator missed, named (e.g. no camera_info for the depth lifting)
             self.warnings["estimator"] = "; ".join(pr.estimator_warnings)
         else:
             self.warnings.pop("estimator", None)
+        bad = gates.products_problem(pr, 2.0 * v["depth.max_range"])  # nothing non-finite / absurd is published
+        if bad is not None:
+            self._drop(bad[0], f"window {pr.stamps_ns[0] * 1e-9:.3f}..{pr.stamps_ns[-1] * 1e-9:.3f} s withheld: "
+                               f"{bad[1]}")
+            return
         frame_id = v["frame_id"] or pr.frame_ids[0]
         header = Header(stamp=conv.ns_to_time(pr.stamps_ns[-1]), frame_id=frame_id)
         pubs = self._pubs
@@ -782,12 +787,12 @@ class TrajectoryFieldNode(LifecycleNode):
         if self._poses is not None:
             values.update({"camera_motion": self.camera_motion, "windows_without_camera_pose": self.windows_without_pose,
                            "queue.camera_poses": len(self._poses)})
+        values["estimator_regime"] = self.estimator_regime
         values.update({"queue.sync_images": len(self._pending), "queue.sync_depth": len(self._depths),
                        "queue.camera_info": len(self._infos), "queue.sync_capacity": self._pending.maxlen or 0})
         if self.model_error:
             values["error"] = self.model_error
         level, msgs = diag.OK, []
-        values["estimator_regime"] = self.estimator_regime
         if self.model_state == "failed":
             level, msgs = diag.ERROR, [f"model failed to load: {self.model_error}"]
         elif self.model_error and self.lc_state == "unconfigured":
