@@ -1,9 +1,9 @@
 """Shared by perception.launch.py and manipulation.launch.py: turn a graph of trace_anything_ros.ros.graph into
 launch_ros actions (needs launch + launch_ros: a ROS 2 install, or the venv with the vendored tools).
 
-The nodes' parameters come from ``graph.node_parameters``, the same function the runner
-(`trace-anything-ros run --graph NAME`) uses: the graph's files, the graph's own overrides, then only what the
-user gave. A launch argument left out (empty) overrides nothing -- in particular not the YAML's
+The nodes' parameter files come from ``graph.node_parameter_files``, the same function the runner
+(`trace-anything-ros run --graph NAME`) uses: the graph's files, the graph's own settings, then only what the
+user gave (single parameters as files keyed like config/*.yaml, not as launch_ros dicts: see that function). A launch argument left out (empty) overrides nothing -- in particular not the YAML's
 ``model.weights: embedded`` -- so `ros2 launch` and the runner start nodes with identical parameters.
 """
 from ament_index_python.packages import get_package_share_directory
@@ -15,7 +15,8 @@ from launch_ros.event_handlers import OnStateTransition
 from launch_ros.events.lifecycle import ChangeState
 from lifecycle_msgs.msg import Transition
 
-from trace_anything_ros.ros.graph import CAMERA_REMAPS, LAUNCH_PARAM_ARGS, MODEL_LAUNCH_ARGS, graph, node_parameters
+from trace_anything_ros.ros.graph import (CAMERA_REMAPS, LAUNCH_PARAM_ARGS, MODEL_LAUNCH_ARGS, graph,
+                                         node_parameter_files)
 
 ARGS = {
     "namespace": "namespace of every node",
@@ -46,7 +47,7 @@ def _nodes(context, graph_name: str):
     for spec in graph(graph_name):
         user = {param: _value(arg, _given(context, arg)) for arg, param in LAUNCH_PARAM_ARGS.items()
                 if _given(context, arg) and (spec.model or arg not in MODEL_LAUNCH_ARGS)}
-        params = node_parameters(spec, share, user_files=user_files, user_params=user)
+        params = node_parameter_files(spec, share, user_files=user_files, user_params=user, namespace=ns)
         remaps = [(k, _given(context, f"{k}_topic") or v if k in CAMERA_REMAPS else v)
                   for k, v in spec.remaps.items()]
         kw = dict(package="trace_anything_ros", executable=spec.executable, name=spec.name, namespace=ns,

@@ -91,19 +91,31 @@ def test_node_parameters_order_graph_files_overrides_then_the_users(tmp_path):
 
 
 def test_runner_passes_the_same_sources_in_the_same_order():
+    """Files as files; the graph's settings and --use-sim-time as files keyed as config/*.yaml key the node, so that
+    the user's later files override them (as -p rules, '/**' entries, rcl would apply them after every file keyed
+    'trajectory_field_node')."""
     import argparse
+
+    import yaml
 
     from trace_anything_ros.ros import runner
     p = argparse.ArgumentParser()
     runner.add_arguments(p)
-    args = p.parse_args(["--graph", "manipulation", "--param", "model.device:=cpu", "--use-sim-time"])
+    args = p.parse_args(["--graph", "manipulation", "--param", "model.device:=cpu", "--use-sim-time",
+                         "--params", str(REPO / "config" / "perception.yaml"), "--namespace", "robot1"])
     spec = {s.name: s for s in runner.graph("manipulation")}["trajectory_field_node"]
     cmd = runner.node_command(spec, args)
-    i = cmd.index("--params-file")
-    assert cmd[i + 1].endswith("perception.yaml")
-    assert cmd[i + 2:i + 8] == ["-p", "use_sim_time:=true", "-p", "use_depth:=true", "-p",
-                                "camera_pose.enabled:=true"]
-    assert cmd.index("model.device:=cpu") > i + 8
+    files = [cmd[i + 1] for i, a in enumerate(cmd) if a == "--params-file"]
+    assert len(files) == 3 and files[1].endswith("perception.yaml"), files  # the graph's file at the user's place
+    # in a namespace keyed by the fully qualified name (the bare key of config/*.yaml matches nothing there)
+    assert yaml.safe_load(open(files[0])) == {"/robot1/trajectory_field_node": {"ros__parameters": {
+        "use_sim_time": True, "use_depth": True, "camera_pose.enabled": True}}}
+    assert yaml.safe_load(open(files[2])) == {"/robot1/trajectory_field_node": {"ros__parameters": {
+        "use_sim_time": True}}}
+    assert cmd.index("model.device:=cpu") > cmd.index(files[2])
+    # without: the key of config/*.yaml, so that rcl applies them in command-line order
+    files = [a for a in runner.node_command(spec, p.parse_args(["--graph", "manipulation"])) if a.endswith(".yaml")]
+    assert list(yaml.safe_load(open(files[1]))) == ["trajectory_field_node"]
 
 
 @pytest.mark.parametrize("path", sorted(str(p.relative_to(REPO)) for p in (REPO / "config").glob("*.xml"))
@@ -180,3 +192,29 @@ def test_runner_starts_nodes_with_the_launch_files_parameters(graph, ws, cases, 
                 if want[n].get(k) != got[n].get(k)}
         assert diff == {}, f"{n}: launch vs runner (name: (launch, runner))"
     assert bad_lines(log) == [], log
+
+
+@pytest.mark.ros
+def test_runner_user_file_overrides_the_graphs_own_settings(tmp_path, ros_context):
+    """The documented order (graph files, graph settings, the user's files, the user's single parameters) holds in
+    the runner as under launch_ros: a --params file beats the graph's use_depth (it did not while the graph's
+    settings were '-p' rules), and --param beats the file."""
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    user = tmp_path / "u.yaml"
+    user.write_text("trajectory_field_node:\n  ros__parameters:\n    use_depth: false\n    tracks.stride: 20\n")
+    cmd = [sys.executable, "-m", "trace_anything_ros.cli", "run", "--graph", "gazebo", "--no-activate",
+           "--params", str(user), "--param", "tracks.stride:=28"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    node = rclpy.create_node("tar_param_order", context=ros_context)
+    ex = SingleThreadedExecutor(context=ros_context)
+    ex.add_node(node)
+    try:
+        got = dump_parameters(node, ex, "/trajectory_field_node", timeout=60.0)
+    finally:
+        ex.shutdown()
+        node.destroy_node()
+        proc.send_signal(signal.SIGINT)
+        log = proc.communicate(timeout=30)[0]
+    assert proc.returncode == 0, log
+    assert (got["use_sim_time"], got["use_depth"], got["tracks.stride"]) == (True, False, 28), got

@@ -181,5 +181,8 @@ def test_runner_command_line():
     a = p.parse_args(["--namespace", "robot1", "--params", "x.yaml", "--remap", "image:=/c/img", "--use-sim-time"])
     cmd = runner.node_command(PERCEPTION_NODE, a)
     assert cmd[1:3] == ["-m", "trace_anything_ros.ros.trajectory_field_node"]
-    assert "__ns:=/robot1" in cmd and "image:=/c/img" in cmd and "use_sim_time:=true" in cmd
+    assert "__ns:=/robot1" in cmd and "image:=/c/img" in cmd
+    # --use-sim-time: a parameter file keyed by the node (graph.node_parameter_files), after the user's files
+    last = yaml.safe_load(open(cmd[max(i for i, x in enumerate(cmd) if x == "--params-file") + 1]))
+    assert last == {"/robot1/trajectory_field_node": {"ros__parameters": {"use_sim_time": True}}}
     assert cmd[cmd.index("--params-file", cmd.index("--params-file") + 1) + 1] == os.path.abspath("x.yaml")

@@ -122,13 +122,40 @@ def node_parameters(spec: NodeSpec, share_dir: Optional[str] = None, user_files:
     return out
 
 
-def param_value_text(value: Any) -> str:
-    """A parameter value as the YAML text of ``-p name:=value`` (what the runner passes)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        import json
-        return json.dumps(value)  # a YAML double-quoted string: '' and 'true' stay strings
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(param_value_text(v) for v in value) + "]"
-    return repr(value)
+_PARAM_DIR: List[str] = []
+
+
+def write_params_file(node_key: str, params: Dict[str, Any], directory: Optional[str] = None) -> str:
+    """``{node_key: {ros__parameters: params}}`` as a parameter file in ``directory`` (default: one temporary
+    directory per process, removed at exit; a node reads its files at start-up)."""
+    import tempfile
+
+    import yaml
+    if directory is None:
+        if not _PARAM_DIR:
+            import atexit
+            import shutil
+            _PARAM_DIR.append(tempfile.mkdtemp(prefix="trace_anything_ros_params_"))
+            atexit.register(shutil.rmtree, _PARAM_DIR[0], True)
+        directory = _PARAM_DIR[0]
+    fd, path = tempfile.mkstemp(prefix=node_key.strip("/").replace("/", "_") + "_", suffix=".yaml", dir=directory)
+    with os.fdopen(fd, "w") as f:
+        yaml.safe_dump({node_key: {"ros__parameters": dict(params)}}, f, default_flow_style=False)
+    return path
+
+
+def node_parameter_files(spec: NodeSpec, share_dir: Optional[str] = None, user_files: Sequence[str] = (),
+                         user_params: Optional[Dict[str, Any]] = None, directory: Optional[str] = None,
+                         namespace: str = "") -> List[str]:
+    """``node_parameters`` as parameter files only, what both the launch files and the runner pass (in order, as
+    --params-file). The single parameters go into files keyed by the node's name as config/*.yaml key it
+    (``trajectory_field_node``): rcl applies a node's parameters entry by entry in the order each key first
+    appears, so only the same key everywhere gives "a later source overrides an earlier one" (a ``-p`` rule or
+    launch_ros's own dict files, keyed '/**' or '/trajectory_field_node', would be applied after every file keyed
+    ``trajectory_field_node``, the user's included). In a namespace, where that bare key matches nothing, the key
+    is the node's fully qualified name."""
+    ns = namespace.strip("/")
+    key = f"/{ns}/{spec.name}" if ns else spec.name
+    return [src if isinstance(src, str) else write_params_file(key, src, directory)
+            for src in node_parameters(spec, share_dir, user_files, user_params)]
+

@@ -6,8 +6,8 @@ No node outlives the runner: every child runs in its own process group (stopped 
 SIGTERM, then SIGKILL) on every exit path (normal end, SIGINT/SIGTERM, an exception), and asks the kernel for
 SIGTERM when the runner dies without cleaning up (SIGKILL, crash): ``prctl(PR_SET_PDEATHSIG)`` in the child
 before it execs. A parameter file given twice (the graph's own file passed again with --params) is passed once.
-Parameters: the sources and order of ``graph.node_parameters`` (graph files, graph overrides, --params files,
---use-sim-time and --param), the same as the launch files'.
+Parameters: the files of ``graph.node_parameter_files`` (graph files, graph settings, --params files,
+--use-sim-time), the same as the launch files', then --param.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import sys
 import time
 from typing import List
 
-from .graph import GRAPHS, config_dir, graph, node_parameters, param_value_text, unique_param_files  # noqa: F401
+from .graph import GRAPHS, config_dir, graph, node_parameter_files, unique_param_files  # noqa: F401
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,18 +45,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def node_command(spec, args) -> List[str]:
-    """``python -m <module> --ros-args ...`` with the parameter sources of ``graph.node_parameters`` in their
-    order (files as --params-file, single parameters as -p) -- what the launch files pass, source for source."""
+    """``python -m <module> --ros-args ...`` with the parameter files of ``graph.node_parameter_files`` -- what the
+    launch files pass, file for file. ``--param NAME:=VALUE`` stays a ``-p`` rule: the user's last word."""
     cmd = [sys.executable, "-m", spec.module, "--ros-args", "-r", f"__node:={spec.name}"]
     if args.namespace:
         cmd += ["-r", f"__ns:={'/' + args.namespace.strip('/')}"]
     user_params = {"use_sim_time": True} if args.use_sim_time else None
-    for src in node_parameters(spec, user_files=args.params, user_params=user_params):
-        if isinstance(src, str):
-            cmd += ["--params-file", src]
-        else:
-            for k, v in src.items():
-                cmd += ["-p", f"{k}:={param_value_text(v)}"]
+    for f in node_parameter_files(spec, user_files=args.params, user_params=user_params, namespace=args.namespace):
+        cmd += ["--params-file", f]
     for p in args.param:
         cmd += ["-p", p]
     # the first matching remap rule wins in ROS 2: the user's remaps go before the graph's
