@@ -117,6 +117,7 @@ class TestGraph(unittest.TestCase):
         for name, values in diags.items():
             if "perception" in name:
                 keys = ("input_rate_hz", "output_rate_hz", "model_time_s_median", "latency_s_median", "dropped_total")
+                keys += tuple(sorted(k for k in values if k.startswith("dropped.")))
                 print(f"[launch_graph] diagnostics {name}: " + ", ".join(f"{k} {values.get(k)}" for k in keys),
                       flush=True)
         for t, s in topics.items():
