@@ -152,9 +152,10 @@ def test_launch_file(graph, ws, cases, tmp_path):
     text = out.stdout + out.stderr
     print(f"launch_test {spec['launch_file']}: {time.monotonic() - t:.1f} s, exit {out.returncode}")
     print("\n".join(ln for ln in text.splitlines() if "[launch_graph]" in ln))
+    if pathlib.Path(spec["dump"]).is_file():  # the parameter comparison does not depend on the rates
+        _DUMPS[graph] = json.loads(pathlib.Path(spec["dump"]).read_text())
     assert out.returncode == 0, text[-6000:]
     assert bad_lines(text) == [], text[-6000:]
-    _DUMPS[graph] = json.loads(pathlib.Path(spec["dump"]).read_text())
 
 
 @pytest.mark.launch_testing
@@ -165,7 +166,7 @@ def test_runner_starts_nodes_with_the_launch_files_parameters(graph, ws, cases, 
     """`trace-anything-ros run --graph G` (with the runner's spelling of the launch arguments the launch test gave)
     and `ros2 launch` start nodes whose parameters are identical, every parameter of every node."""
     if graph not in _DUMPS:
-        pytest.skip(f"no parameter dump of the launched {graph} graph (test_launch_file[{graph}] did not pass)")
+        pytest.skip(f"no parameter dump of the launched {graph} graph (test_launch_file[{graph}] did not get there)")
     from rclpy.executors import SingleThreadedExecutor
     import rclpy
     _, run_args = cases[graph]
