@@ -53,7 +53,12 @@ def node(ros_context):
 
 
 def _cb(node, topic):
-    return next(s.callback for s in node._subs if s.topic_name.endswith("/" + topic))
+    """The subscription's callback as the executor calls it (the image one also takes rclpy's MessageInfo)."""
+    import inspect
+    cb = next(s.callback for s in node._subs if s.topic_name.endswith("/" + topic))
+    if len(inspect.signature(cb).parameters) == 2:
+        return lambda m: cb(m, {"publication_sequence_number": None})
+    return cb
 
 
 def _image(h, w, step, enc, data, big=0, stamp_ns=1, frame_id="cam"):

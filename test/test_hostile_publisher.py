@@ -152,15 +152,14 @@ def _scan_outputs(h):
     return n
 
 
-def _diag_names(h, reason, timeout=10.0):
-    """/diagnostics counts ``reason`` and (while it arrives or just after) the WARN message names it."""
-    seen = {"warn": False}
-
-    def ok(s, v):
-        if s.level == b"\x01" and reason in s.message:
-            seen["warn"] = True
-        return int(v.get(f"dropped.{reason}", v.get(f"warned.{reason}", 0))) > 0 and seen["warn"]
-    return h.wait_diag(ok, timeout)
+def _diag_names(h, reason, n0, timeout=5.0):
+    """/diagnostics (every message since index ``n0``: before the attack) counts ``reason`` and, while it arrives,
+    goes WARN naming it."""
+    def ok():
+        warn = any(s.level == b"\x01" and reason in s.message for s in h.diag[n0:])
+        v = h.diag_values()
+        return warn and int(v.get(f"dropped.{reason}", v.get(f"warned.{reason}", 0))) > 0
+    return h.wait(ok, timeout)
 
 
 def test_baseline_outputs(env):
@@ -256,9 +255,14 @@ def test_hostile_class(env, name):
     h, proc = env
     attack, reason = _attacks()[name]
     h.got.clear()
+    n0 = len(h.diag)
     during = _run(h, 12, attack=lambda s, i: attack(h, s, i))
     assert proc.poll() is None, f"node died under {name}"
-    assert _diag_names(h, reason), (name, h.diag_values(), h.diag[-1].message if h.diag else None)
+    for _ in range(2):  # messages of ~1 MB to a best-effort subscription can all be lost on a loaded machine
+        if _diag_names(h, reason, n0):
+            break
+        during += _run(h, 6, attack=lambda s, i: attack(h, s, i))
+    assert _diag_names(h, reason, n0), (name, h.diag_values(), h.diag[-1].message if h.diag else None)
     # the genuine stream was not starved while the attack ran: windows of genuine frames came out
     assert h.wait(lambda: len(set(_out_stamps(h)) & set(during)) >= 2, 10), \
         (name, len(_out_stamps(h)), h.diag_values())
@@ -303,3 +307,36 @@ def test_all_outputs_scanned(env):
     _run(h, 8)
     assert h.wait(lambda: h.got.get("tracks") and h.got.get("trajectory_field"), 10)
     assert _scan_outputs(h) > 0
+
+
+def test_transport_loss_is_visible(env):
+    """The issue's 'invisible loss': a flood as fast as possible from ONE publisher (the others removed) loses
+    most messages before the node's callback (subscription queue qos.depth 5); /diagnostics counts them from the
+    DDS sequence gaps (frames_lost_before_node) and goes WARN naming the loss. Runs last (removes publishers)."""
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import Image
+
+    from trace_anything_ros.ros import conversions as conv
+    h, proc = env
+    for p in (h.pub_img, h.pub_img_rel, h.evil_img):
+        h.node.destroy_publisher(p)
+    flood = h.node.create_publisher(Image, "image", qos_profile_sensor_data)
+    assert h.wait(lambda: flood.get_subscription_count() > 0, 20)
+    h.spin(1.0)  # the node's view of the topic: one publisher
+    v0 = h.diag_values()
+    in0, lost0 = int(v0.get("frames_in", 0)), int(v0.get("frames_lost_before_node", 0))
+    n0 = len(h.diag)
+    m = conv.array_to_image(np.zeros((240, 320, 3), np.uint8), "rgb8")
+    sent = 600
+    t0 = _now_ns()
+    for i in range(sent):
+        m.header.stamp = conv.ns_to_time(t0 + i * 1_000_000)
+        flood.publish(m)
+    h.spin(3.0)
+    v = h.diag_values()
+    got, lost = int(v["frames_in"]) - in0, int(v["frames_lost_before_node"]) - lost0
+    print(f"flood: {sent} sent, {got} reached the callback, {lost} counted lost before the node")
+    assert lost > 0 and got + lost <= sent, (got, lost, sent)
+    assert got + lost >= sent // 2, (got, lost, sent)  # the gaps account for the missing messages
+    assert any(s.level == b"\x01" and "input loss" in s.message for s in h.diag[n0:]), [s.message for s in h.diag[n0:]]
+    assert proc.poll() is None

@@ -71,6 +71,12 @@ class TrajectoryFieldNode(LifecycleNode):
         self._drop_logged = {}      # reason -> monotonic time of its last log line (one throttle per reason)
         self._drop_quiet = {}       # reason -> lines suppressed since
         self._last_drop = ("", "", None)  # (reason, text, monotonic time)
+        # camera messages lost before the image callback (DDS transport, subscription queue): gaps in the DDS
+        # publication sequence numbers while ONE publisher sends images (several: not attributable, not counted)
+        self.lost_before_node = 0
+        self._seq_last = None
+        self._image_sub = None
+        self._loss_mark = (0, 0)  # (frames_in, lost) at the previous diagnostics status
         self.in_rate, self.out_rate = diag.RateMeter(), diag.RateMeter()
         self.latency, self.model_time, self.overhead = diag.Stat(), diag.Stat(), diag.Stat()
         # overhead = queue wait (newest frame arrived while the worker was busy) + processing (post + publish)
@@ -175,8 +181,10 @@ class TrajectoryFieldNode(LifecycleNode):
         qos = self._qos(v)
         ev = SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos)
         # every input callback runs through _guarded: no exception leaves it (counted + logged as callback_error)
-        self._subs = [self.create_subscription(Image, "image", self._guarded(self._on_image, "image"), qos,
-                                               event_callbacks=ev),
+        self._image_sub = self.create_subscription(Image, "image", self._guarded(self._on_image, "image", seq=True),
+                                                   qos, event_callbacks=ev)
+        self._seq_last = None
+        self._subs = [self._image_sub,
                       self.create_subscription(CameraInfo, "camera_info", self._guarded(self._on_info, "camera_info"),
                                                qos, event_callbacks=ev)]
         if v["use_depth"]:
@@ -310,14 +318,34 @@ class TrajectoryFieldNode(LifecycleNode):
     #   outputs  implausible_output: a window with a non-finite number or a point beyond 2 x depth.max_range
     DROP_LOG_PERIOD = 5.0  # s between two log lines of one drop reason
 
-    def _guarded(self, fn, what: str):
+    def _guarded(self, fn, what: str, seq: bool = False):
+        """``fn(msg)`` wrapped so that no exception leaves it; ``seq``: the callback takes rclpy's MessageInfo too
+        (two parameters) and counts the messages lost before it (``_note_sequence``)."""
         def cb(msg):
             try:
                 fn(msg)
             except Exception as e:  # noqa: BLE001 - a callback never lets an exception reach the executor
                 self._drop("callback_error", f"{what} callback failed: {type(e).__name__}: "
                                              f"{gates.clip(str(e), 200)}")
-        return cb
+
+        def cb_info(msg, info):
+            try:
+                self._note_sequence(info)
+            except Exception as e:  # noqa: BLE001
+                self._drop("callback_error", f"{what} message info: {type(e).__name__}: {gates.clip(str(e), 200)}")
+            cb(msg)
+        return cb_info if seq else cb
+
+    def _note_sequence(self, info):
+        seq = info.get("publication_sequence_number") if info else None
+        if seq is None or self._image_sub is None:
+            return
+        if self._image_sub.get_publisher_count() != 1:  # several writers: their sequence numbers interleave
+            self._seq_last = None
+            return
+        last, self._seq_last = self._seq_last, int(seq)
+        if last is not None and seq > last + 1:
+            self.lost_before_node += int(seq) - last - 1
 
     def _drop(self, reason: str, message: str):
         self.drops.add(reason)
@@ -775,6 +803,10 @@ class TrajectoryFieldNode(LifecycleNode):
             values.update({"last_drop_reason": last_reason, "last_drop": last_text, "last_drop_age_s": now - last_t})
         if self._ingest is not None:
             values["stream_switches"] = self._ingest.switches
+        lost, n_in = self.lost_before_node, self.in_rate.count
+        d_lost, d_in = lost - self._loss_mark[1], n_in - self._loss_mark[0]
+        self._loss_mark = (n_in, lost)
+        values["frames_lost_before_node"] = lost  # estimate: DDS sequence gaps while one publisher sends images
         # bounded queues and frame accounting: frames_in == rejected (input drops) + frames_accepted;
         # frames_accepted == frames_used + frames_unused + frames_unused_in_ring
         ingest = self._ingest
@@ -803,6 +835,11 @@ class TrajectoryFieldNode(LifecycleNode):
         if self.qos_events:
             level = max(level, diag.WARN)
             msgs.append(self.qos_event_text)
+        if d_lost > max(10, d_in):  # more camera messages lost than received since the previous status
+            level = max(level, diag.WARN)
+            msgs.append(f"input loss: {d_lost} of {d_lost + d_in} camera messages lost before the node (transport "
+                        "or subscription queue: check qos.depth, the camera's rate and message size)")
+            self.get_logger().warn(msgs[-1], throttle_duration_sec=5.0)
         if recent:
             level = max(level, diag.WARN)
             win = self._cfg.get("diagnostics.drop_warn_window", 2.0)
