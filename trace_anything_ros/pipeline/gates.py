@@ -2,7 +2,7 @@
 
 Each gate returns ``None`` when its input is plausible, else ``(reason, text)``: ``reason`` is the key of a drop /
 warning counter, ``text`` a short human line that never echoes an unbounded string (``clip``). The decisions, one
-place (README "Hostile input" lists them):
+place (docs/SECURITY.md "Hostile input" lists them with the node's other drop reasons):
 
 * camera matrix (``intrinsics_problem``): finite, fx, fy > 0, |skew| <= fx, fx / fy within [0.2, 5], a field of
   view below ~170 degrees (fx >= width / 23) and above ~0.06 degrees (fx <= 1000 x width), principal point within
