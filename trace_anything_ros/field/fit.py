@@ -42,8 +42,9 @@ def fit_control_points(t, samples, num_ctrl: int, weights=None, t_axis: int = 0,
             raise ValueError("weights must be non-negative")
         A = B.T @ (w[:, None] * B)
         A = A + smooth * max(np.trace(A), 1e-12) / num_ctrl * R + 1e-15 * np.eye(num_ctrl)
-        rhs = B.T @ (w[:, None] * x.reshape(T, -1))
-        P = np.linalg.solve(A, rhs).reshape((num_ctrl,) + rest)
+        # the [D, T] fitting operator once, then one matmul (solving with every curve as a right-hand side cost
+        # ~0.13 s for a 4 x 96 x 128 field)
+        P = (np.linalg.solve(A, B.T * w[None, :]) @ x.reshape(T, -1)).reshape((num_ctrl,) + rest)
         return np.moveaxis(P, 0, t_axis)
     # per-curve weights (or NaNs): batched normal equations over every curve
     if weights is None:

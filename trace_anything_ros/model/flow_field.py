@@ -43,6 +43,7 @@ MIN_FLOOR_PX = 0.35     # the motion floor never goes below this many pixels ove
 BG_WARM = 10            # frames before the remembered background is used
 BG_STEP = 2.0           # grey levels per frame the remembered background may move (approximate running median)
 BG_WIN = 1               # px: window of the comparison with the remembered background
+BG_ONLY = 0
 CHANGED_K = 2.0          # 'changed': the background's residual above this many times the noise level
 EVIDENCE_WIN = 3         # px: window of the photometric motion test
 NOISE_K = 6.0           # floor = NOISE_K * (background residual noise, px) * sqrt(steps), relative to the focal length
@@ -115,7 +116,8 @@ def _motion_evidence(gi: np.ndarray, gj: np.ndarray, uf, vf, ub, vb, win: Option
     tau = 2.0 * float(np.median(rb)) + 2.0   # grey levels: the images' noise (most pixels are background)
     if background is not None:  # a static camera's remembered background explains the pixel too: not moving
         gain = float(np.median(a)) / max(float(np.median(background)), 1.0)   # global brightness changes
-        rb = np.minimum(rb, cv2.blur(np.abs(a - gain * background), (int(BG_WIN), int(BG_WIN))))
+        rbg = cv2.blur(np.abs(a - gain * background), (int(BG_WIN), int(BG_WIN)))
+        rb = rbg if BG_ONLY else np.minimum(rb, rbg)
     # without a remembered background (moving camera, start of a stream) "changed" also fires where the camera
     # uncovered or sheared the view: it needs more
     return rb > np.maximum(1.5 * rf, rf + tau), rb > (CHANGED_K if background is not None else 2 * CHANGED_K) * tau
@@ -166,7 +168,7 @@ class FlowFieldEstimator:
 
     def _remember(self, gray, keys, moving: bool):
         """The static camera's background (grey, input size) remembered over the stream, updated with this window's
-        new frames (by ``frame_keys``; none: no memory): the mean of the first ``BG_WARM`` frames, then an
+        new frames (by ``frame_keys``; none: no memory): the median of the first ``BG_WARM`` frames, then an
         approximate running median (steps of at most ``BG_STEP`` grey levels per frame), so movers that pass do not
         enter it. Forgotten when the camera moves or the keys restart. None until ``BG_WARM`` frames were seen."""
         if keys is None or any(k is None for k in keys) or moving:
@@ -180,10 +182,13 @@ class FlowFieldEstimator:
                 continue
             g = g.astype(np.float32)
             if self._bg is None or self._bg.shape != g.shape:
-                self._bg, self._bg_n = g.copy(), 1
+                self._bg, self._bg_n, self._bg_first = g.copy(), 1, [g]
             elif self._bg_n < BG_WARM:
                 self._bg_n += 1
-                self._bg += (g - self._bg) / self._bg_n
+                self._bg_first.append(g)
+                self._bg = np.median(np.stack(self._bg_first), axis=0)   # movers pass, the median stays
+                if self._bg_n == BG_WARM:
+                    self._bg_first = []
             else:
                 self._bg_n += 1
                 self._bg += np.clip(g - self._bg, -BG_STEP, BG_STEP)

@@ -28,8 +28,10 @@ class MotionParams:
     depth_power        [1.0]    in [0, 2]; displacement is divided by z ** depth_power (noise grows with depth)
     min_z              [1e-3]   > 0; pixels closer than this (or behind) are invalid
     noise_k            [6.0]    in [1, 50]; threshold = median + k * 1.4826 * MAD of the static majority
-    min_rel_motion     [0.01]   in [0, 1]; threshold floor (relative displacement over the window; 0.01 chosen on the
-                                compact model's validation scenes: mask IoU 0.634 at 0.02 -> 0.652)
+    min_rel_motion     [0.01]   in [0, 1]; threshold floor (relative displacement over the window) for fields that do
+                                not state their own: a field whose estimator measured its noise carries
+                                ``extras['motion_floor']`` (model.regimes: the geometric flow field from its flow
+                                noise; the depth-aware network, whose gate already decided, 5e-4), which replaces it
     open_radius        [1]      in [0, 10]; morphological opening radius (pixels)
     close_radius       [1]      in [0, 10]; morphological closing radius (pixels)
     min_area           [20]     >= 1; smallest moving region / object in pixels
@@ -40,6 +42,9 @@ class MotionParams:
     ransac_sample      [300]    in [10, 100000]; pixels scoring each hypothesis
     max_parts          [6]      in [1, 32]; rigid parts per connected region
     grow_iters         [4]      in [0, 50]; rings an object may grow into pixels its rigid motion explains
+    grow_min_score     [0.5]    in [0, 1]; ... and that moved at least this fraction of the mask threshold (a still
+                                pixel is "explained" by a slow object's small motion: vtest's walkers grew into
+                                the road around them)
     depth_jump         [0.05]   in (0, 1]; relative depth step that stops that growth (object/background edge)
     forecast_horizon_s [0.5]    > 0; forecast length (clamped to max_forecast_s)
     max_forecast_s     [None]   > 0 or None (= 2 x the longer of the window and forecast_model.history_s)
@@ -69,6 +74,7 @@ class MotionParams:
     ransac_sample: int = 300
     max_parts: int = 6
     grow_iters: int = 4
+    grow_min_score: float = 0.5
     depth_jump: float = 0.05
     forecast_horizon_s: float = 0.5
     max_forecast_s: Optional[float] = None
@@ -100,6 +106,7 @@ class MotionParams:
         rng("ransac_sample", 10, 100000)
         rng("max_parts", 1, 32)
         rng("grow_iters", 0, 50)
+        rng("grow_min_score", 0.0, 1.0)
         rng("depth_jump", 0.0, 1.0, lo_open=True)
         rng("forecast_horizon_s", 0.0, np.inf, lo_open=True)
         rng("forecast_samples", 1, 100)
@@ -266,7 +273,8 @@ def analyze(field: TrajectoryField, depth=None, params: Optional[MotionParams] =
     seg = segment_instances(X, mr.mask, ref, tol, joint_tol=p.joint_factor * tol, min_area=p.min_area,
                             min_part_area=p.min_part_area, ransac_iters=p.ransac_iters,
                             ransac_sample=p.ransac_sample, max_parts=p.max_parts, seed=p.seed)
-    seg = grow_instances(seg, X, mr.valid, ref, tol, max_iters=p.grow_iters, depth_jump=p.depth_jump)
+    grow_into = mr.valid & (mr.score >= p.grow_min_score * mr.threshold) if p.grow_min_score > 0 else mr.valid
+    seg = grow_instances(seg, X, grow_into, ref, tol, max_iters=p.grow_iters, depth_jump=p.depth_jump)
     timings["segment"] = (time.perf_counter() - t2) * 1e3
     t3 = time.perf_counter()
     objects = []
