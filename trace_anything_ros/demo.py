@@ -165,7 +165,8 @@ class _Live:
             from std_msgs.msg import String
             from std_srvs.srv import Trigger
 
-            self.cl.update(phase="wait", plans=[], result=None, t_goal=None, t_act=None, t_result=None)
+            self.cl.update(phase="wait", plans=[], result=None, t_goal=None, t_act=None, t_result=None,
+                           windows=Counter())
             self._img_pub = n.create_publisher(Image, "/goal_image", rel)
             self._param_cli = n.create_client(SetParameters, f"{PLANNER}/set_parameters")
             self._cancel_cli = n.create_client(Trigger, f"{PLANNER}/cancel")
@@ -214,6 +215,8 @@ class _Live:
 
     def _on_tracks(self, m):
         self.windows += 1
+        if self.cl is not None and "windows" in self.cl:
+            self.cl["windows"][self.cl["phase"]] += 1
         self.camera_frame = m.header.frame_id
         if self.first_window_wall is None:
             self.first_window_wall = time.monotonic()
@@ -655,6 +658,9 @@ def closed_loop_summary(c: dict, args) -> dict:
         translation_error_cm=res.get("translation_error_cm"), rotation_error_deg=res.get("rotation_error_deg"),
         plans_by_phase={k: dict(v) for k, v in phases.items()},
         ok_fraction_look=round(look.get("OK", 0) / n_look, 3) if n_look else None,
+        windows_by_phase=dict(c.get("windows", {})),
+        ok_per_window_look=(round(look.get("OK", 0) / c["windows"]["look"], 3)
+                            if c.get("windows", {}).get("look") else None),
         ok_fraction_goal_active=round(active.get("OK", 0) / sum(active.values()), 3) if active else None,
         reasons=dict(reasons.most_common(6)),
         seconds=dict(look=round(c["t_act"] - c["t_goal"], 2) if c.get("t_act") and c.get("t_goal") else None,
@@ -870,8 +876,9 @@ def summary_markdown(s: dict, short: bool = False) -> str:
             f"{f(e_t, '{:.2f}')} cm / {f(e_r, '{:.2f}')} deg (tolerance 2 cm / 10 deg), grasped {cl['grasped']} |",
             f"| plans | " + "; ".join(f"{ph}: " + ", ".join(f"{k} {v}" for k, v in c.items())
                                       for ph, c in cl["plans_by_phase"].items())
-            + f" (OK in {f(cl['ok_fraction_look'])} of the dry-run windows, {f(cl['ok_fraction_goal_active'])} of "
-            "all windows with the goal active) |",
+            + f" (OK: {f(cl['ok_fraction_look'])} of the dry-run plans, {f(cl['ok_fraction_goal_active'])} of all "
+            f"plans with the goal active; perception windows per phase "
+            f"{', '.join(f'{k} {v}' for k, v in cl['windows_by_phase'].items())}) |",
         ]
     lines += [
         f"| recording | {s['mcap']['messages']} messages on {len(s['mcap']['topics'])} topics, "

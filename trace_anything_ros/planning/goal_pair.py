@@ -449,8 +449,8 @@ def estimate_goal_motion(rgb0: np.ndarray, depth0: np.ndarray, K: np.ndarray, rg
     yaw_max = np.deg2rad(p.yaw_range_deg)
     yaws = np.arange(-yaw_max, yaw_max + 1e-9, np.deg2rad(6.0))
     hyps = np.concatenate([np.column_stack([cells, np.full(len(cells), y)]) for y in yaws])
-    sub = np.random.default_rng(p.seed).choice(len(X), min(len(X), 200), replace=False)
-    sub_s = np.random.default_rng(p.seed).choice(len(S), min(len(S), 300), replace=False)
+    sub = np.random.default_rng(p.seed).choice(len(X), min(len(X), 120), replace=False)
+    sub_s = np.random.default_rng(p.seed).choice(len(S), min(len(S), 180), replace=False)
     coarse = _Scorer(X[sub], C[sub], S[sub_s], center, n, e1, e2, K, rgb1, ev, d1, p, static, Wp[sub])
     coarse.set_coverage(target)
     costs = np.concatenate([coarse.cost(hyps[i:i + 2000]) for i in range(0, len(hyps), 2000)])
@@ -462,11 +462,11 @@ def estimate_goal_motion(rgb0: np.ndarray, depth0: np.ndarray, K: np.ndarray, rg
         h = hyps[i]
         if all(np.hypot(*(h[:2] - s[:2])) > 0.015 or abs(h[2] - s[2]) > np.deg2rad(12) for s in starts):
             starts.append(h)
-        if len(starts) >= 4:
+        if len(starts) >= 3:
             break
     results = []
     for h in starts:
-        for step_t, step_r, k in ((0.004, np.deg2rad(3.0), 3), (0.001, np.deg2rad(1.0), 3)):
+        for step_t, step_r, k in ((0.004, np.deg2rad(3.0), 3), (0.0015, np.deg2rad(1.0), 2)):
             g = np.arange(-k, k + 1)
             da, db, dy = np.meshgrid(g * step_t, g * step_t, g * step_r, indexing="ij")
             cand_h = h + np.stack([da.ravel(), db.ravel(), dy.ravel()], -1)
