@@ -9,6 +9,7 @@ from trace_anything_ros.motion.forecast import (ForecastParams, confidence, fit_
 from trace_anything_ros.motion.objects import DynamicObject, ObjectTracker
 
 DT = 0.1  # 10 Hz, as the node's windows
+CV = dict(damping_s=np.inf, accel_gain=0.0)  # plain constant velocity (the defaults damp it and add acceleration)
 
 
 def _samples(pos_fn, t_end=2.0, span=1.0, noise=0.0, seed=0, windows=True):
@@ -29,7 +30,7 @@ def test_constant_velocity_object_is_forecast_exactly_and_confidence_falls_with_
     v = np.array([0.2, -0.1, 0.05])
     p0 = np.array([0.1, 0.0, 1.0])
     s, c, t = _samples(lambda t: p0 + v * t)
-    m = fit_motion(s, c, t, params=ForecastParams())
+    m = fit_motion(s, c, t, params=ForecastParams(**CV))
     assert np.allclose(m.velocity, v, atol=1e-6) and m.sigma0 < 1e-6
     lead = np.array([0.2, 0.5, 1.0])
     fc = m.centroid + m.displacement(lead)
@@ -52,7 +53,7 @@ def test_predicted_sigma_brackets_the_error_on_noisy_constant_velocity_objects()
         p0 = np.array([0.0, 0.0, 1.0]) + rng.normal(0, 0.1, 3)
         s, c, t = _samples(lambda t: p0 + v * t, noise=0.004, seed=k)
         now = p0 + v * t + rng.normal(0, 0.004, 3)
-        m = fit_motion(s, c, t, centroid=now, params=ForecastParams(accel_floor=0.0))
+        m = fit_motion(s, c, t, centroid=now, params=ForecastParams(accel_floor=0.0, **CV))
         pred = now + m.displacement(lead)
         true = p0 + v * (t + lead[:, None])
         e = np.linalg.norm(pred - true, axis=1)
@@ -76,7 +77,8 @@ def test_accelerating_object_quadratic_fit_lags_less_than_a_line():
     now = 0.5 * a * t * t + np.array([0, 0, 1.0])
     errs = {}
     for deg in (1, 2):
-        m = fit_motion(s, c, t, centroid=now, params=ForecastParams(degree=deg, recency_s=np.inf, history_s=1.0))
+        m = fit_motion(s, c, t, centroid=now, params=ForecastParams(degree=deg, recency_s=np.inf, history_s=1.0,
+                                                                     **CV))
         errs[deg] = float(np.linalg.norm(now + m.displacement(lead)[0] - true))
         if deg == 2:
             assert np.allclose(m.velocity, v_true, atol=1e-6)                 # the slope at the newest frame
@@ -86,6 +88,9 @@ def test_accelerating_object_quadratic_fit_lags_less_than_a_line():
     m2 = fit_motion(s, c, t, centroid=now)
     s0, c0, _ = _samples(lambda t: np.array([0, 0, 1.0]) + np.array([0.0, 0.4, 0.0]) * t)
     assert m2.sigma([1.0])[0] > fit_motion(s0, c0, t).sigma([1.0])[0]
+    # the defaults (damped, half the fitted acceleration: chosen on held-out sim scenes) sit between
+    e_def = float(np.linalg.norm(now + m2.displacement(lead)[0] - true))
+    assert e_def < errs[1] and np.linalg.norm(m2.acceleration - 0.5 * a) < 1e-6
 
 
 def test_stopping_object_forecast_falls_back_toward_holding_still():
@@ -98,7 +103,8 @@ def test_stopping_object_forecast_falls_back_toward_holding_still():
     s, c, t = _samples(pos)                                                   # stopped for the last 0.4 s
     now = pos(t)
     m = fit_motion(s, c, t, centroid=now)
-    line = fit_motion(s, c, t, centroid=now, params=ForecastParams(degree=1, recency_s=np.inf, history_s=1.0))
+    line = fit_motion(s, c, t, centroid=now, params=ForecastParams(degree=1, recency_s=np.inf, history_s=1.0,
+                                                                   **CV))
     err = np.linalg.norm(m.displacement([1.0])[0])                           # the truth holds still
     assert err < 0.3 * np.linalg.norm(line.displacement([1.0])[0])
     assert err < 0.05
@@ -111,8 +117,8 @@ def test_new_and_noisy_objects_fall_back_toward_holding_still():
     # a still object whose centroid jitters: the fitted velocity is mostly noise and is shrunk
     rng = np.random.default_rng(0)
     s, c, t = _samples(lambda t: np.array([0.0, 0.0, 1.0]), noise=0.01, seed=5)
-    m = fit_motion(s, c, t, params=ForecastParams(shrink=1.0))
-    m0 = fit_motion(s, c, t, params=ForecastParams(shrink=0.0))
+    m = fit_motion(s, c, t, params=ForecastParams(shrink=1.0, **CV))
+    m0 = fit_motion(s, c, t, params=ForecastParams(shrink=0.0, **CV))
     assert np.linalg.norm(m.velocity) < np.linalg.norm(m0.velocity)
     assert np.linalg.norm(m.velocity_raw - m0.velocity_raw) < 1e-12          # same fit, only shrunk
     # what shrinkage drops is added to the predicted error
@@ -127,7 +133,7 @@ def test_forecast_points_moves_object_pixels_rotates_about_centroid_and_holds_th
     pts = c0 + np.array([[0.03, 0.0, 0.0], [0.0, 0.03, 0.0], [-0.03, 0.0, 0.0]])
     bg = np.array([[0.3, 0.2, 1.5], [np.nan, np.nan, np.nan]])
     s, c, t = _samples(lambda t: c0 + v * (t - 2.0))
-    m = fit_motion(s, c, t, centroid=c0, omegas=[omega])
+    m = fit_motion(s, c, t, centroid=c0, omegas=[omega], params=ForecastParams(**CV))
     X = np.concatenate([pts, bg])
     ids = np.array([7, 7, 7, -1, -1])
     lead = np.array([0.5, 1.0])
@@ -138,7 +144,7 @@ def test_forecast_points_moves_object_pixels_rotates_about_centroid_and_holds_th
     assert np.allclose(pos[3], bg[0][None]) and np.all(np.isnan(pos[4])) and np.all(conf[4] == 0)
     assert np.all(np.diff(sig[:4], axis=1) > 0) and np.all(np.diff(conf[:4], axis=1) <= 0)
     # without rotation the pixels translate rigidly with the centroid
-    m_nr = fit_motion(s, c, t, centroid=c0, omegas=[omega], params=ForecastParams(rotation=False))
+    m_nr = fit_motion(s, c, t, centroid=c0, omegas=[omega], params=ForecastParams(rotation=False, **CV))
     pos2, _, _ = forecast_points(pts, np.full(3, 7), {7: m_nr}, lead, 0.3)
     assert np.allclose(pos2 - pts[:, None], (v * lead[:, None])[None], atol=1e-6)
 
@@ -189,10 +195,11 @@ def test_tracker_keeps_each_objects_history_across_windows_and_aligns_it():
         traj = np.array([0.0, 0.0, 1.0]) + v * st[:, None]
         objs = tr.update(labels, [_obj(1, traj, st)], stamp=float(st[-1]), positions=pts)
         assert objs[0].id == 1
-    hs, hc, hws, hw = tr.history(1)
+    hs, hc, hg, hws, hw = tr.history(1)
+    assert len(np.unique(hg)) >= 2 and np.allclose(np.unique(hg), [0.7, 0.9, 1.1])  # the windows' analysed stamps
     assert hs.min() >= st[-1] - 0.55 - 1e-9 and len(hs) >= 6 and len(hw) >= 2
     assert np.allclose(hc, np.array([0.0, 0.0, 1.0]) + v * hs[:, None])
-    m = fit_motion(hs, hc, float(st[-1]))
+    m = fit_motion(hs, hc, float(st[-1]), windows=hg, params=ForecastParams(**CV))
     assert np.allclose(m.velocity, v, atol=1e-6)
     # the next window sees the same image (the shared frame) from a camera moved by 5 cm: histories follow
     assert tr.shared_frame([0.9, 1.0, 1.1, 1.2]) == 2 and tr.shared_frame([1.05, 1.15]) is None
@@ -200,6 +207,19 @@ def test_tracker_keeps_each_objects_history_across_windows_and_aligns_it():
     assert np.allclose(tr.history(1)[1], hc + np.array([0.05, 0.0, 0.0]), atol=1e-9)
     tr.reset()
     assert tr.history(1) is None and tr.shared_frame([0.9]) is None
+
+
+def test_window_offsets_ignore_centroid_jumps_between_windows():
+    """Each window's centroid is the mean of the pixels segmented in it: when the segmentation changes, the centroid
+    jumps between windows though the object moves smoothly. With an offset per window only the motion is shared."""
+    v = np.array([0.15, 0.0, 0.0])
+    s, c, t = _samples(lambda t: np.array([0.0, 0.0, 1.0]) + v * t)
+    g = np.repeat(np.arange(len(s) // 4), 4)
+    c = c + np.array([0.0, 0.02, 0.0]) * (g % 2)[:, None]                  # every other window sees another part
+    with_off = fit_motion(s, c, t, windows=g, params=ForecastParams(**CV))
+    without = fit_motion(s, c, t, windows=g, params=ForecastParams(window_offsets=False, **CV))
+    assert np.allclose(with_off.velocity, v, atol=1e-6)
+    assert np.linalg.norm(without.velocity_raw - v) > 0.01
 
 
 def test_params_are_validated():

@@ -45,6 +45,9 @@ class MotionParams:
     grow_min_score     [0.5]    in [0, 1]; ... and that moved at least this fraction of the mask threshold (a still
                                 pixel is "explained" by a slow object's small motion: vtest's walkers grew into
                                 the road around them)
+    boundary_max_frac  [0.02]   in [0, 1]; a field that states ``extras['boundary_px']`` (how far its motion evidence
+                                reaches past an edge) has objects smaller than this fraction of the frame published
+                                without that outer ring (mixed pixels at the field's resolution)
     depth_jump         [0.05]   in (0, 1]; relative depth step that stops that growth (object/background edge)
     forecast_horizon_s [0.5]    > 0; forecast length (clamped to max_forecast_s)
     max_forecast_s     [None]   > 0 or None (= 2 x the longer of the window and forecast_model.history_s)
@@ -75,6 +78,7 @@ class MotionParams:
     max_parts: int = 6
     grow_iters: int = 4
     grow_min_score: float = 0.5
+    boundary_max_frac: float = 0.02
     depth_jump: float = 0.05
     forecast_horizon_s: float = 0.5
     max_forecast_s: Optional[float] = None
@@ -107,6 +111,7 @@ class MotionParams:
         rng("max_parts", 1, 32)
         rng("grow_iters", 0, 50)
         rng("grow_min_score", 0.0, 1.0)
+        rng("boundary_max_frac", 0.0, 1.0)
         rng("depth_jump", 0.0, 1.0, lo_open=True)
         rng("forecast_horizon_s", 0.0, np.inf, lo_open=True)
         rng("forecast_samples", 1, 100)
@@ -211,11 +216,11 @@ def object_motions(objects: List[DynamicObject], stamp: float, params: MotionPar
             st = np.asarray(o.trajectory_stamps, np.float64)
             om = (window_omega(o.rotations, st, int(np.argmin(np.abs(st - stamp))))[None]
                   if o.rotations is not None and len(o.rotations) == st.size else None)
-            hist = (st, o.trajectory, None, om)
-        hs, hc, hws, hw = hist
+            hist = (st, o.trajectory, None, None, om)
+        hs, hc, hg, hws, hw = hist
         if hw is not None and hws is not None:
             hw = np.asarray(hw)[np.asarray(hws) >= stamp - fp.history_s - 1e-6]
-        m = fit_motion(hs, hc, stamp, centroid=o.centroid, omegas=hw, params=fp)
+        m = fit_motion(hs, hc, stamp, centroid=o.centroid, omegas=hw, params=fp, windows=hg)
         lead = np.asarray(o.forecast_stamps, np.float64) - stamp
         sig = m.sigma(lead)
         o.forecast = np.asarray(o.centroid, np.float64)[None] + m.displacement(lead)

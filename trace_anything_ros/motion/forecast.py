@@ -24,7 +24,7 @@ pixels of no object hold still, with a sigma from the motion-detection floor (a 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field as dc_field
 from typing import Dict, Optional
 
 import numpy as np
@@ -53,9 +53,12 @@ class ForecastParams:
     history_s: float = 0.5
     degree: int = 2
     recency_s: float = 0.3
-    damping_s: float = math.inf
+    damping_s: float = 1.0
+    accel_gain: float = 0.5
+    window_offsets: bool = True
+    lead_shrink: float = 0.0
     rotation: bool = True
-    shrink: float = 1.0
+    shrink: float = 4.0
     accel_floor: float = 0.3
     sigma_scale: float = 1.0
     tolerance: float = 0.05
@@ -92,13 +95,21 @@ class ObjectMotion:
     samples: int
     damping_s: float = math.inf
     sigma_scale: float = 1.0
+    acceleration: np.ndarray = dc_field(default_factory=lambda: np.zeros(3))  # [3] units / s^2 extrapolated
+    lead_shrink: float = 0.0      # displacement x |d|^2 / (|d|^2 + lead_shrink x motion variance at that lead)
 
     def displacement(self, lead) -> np.ndarray:
         """Centroid displacement ``[K, 3]`` after ``lead [K]`` seconds."""
-        h = np.maximum(np.asarray(lead, np.float64).reshape(-1), 0.0)
+        h0 = np.maximum(np.asarray(lead, np.float64).reshape(-1), 0.0)
+        h = h0
         if np.isfinite(self.damping_s):
-            h = self.damping_s * (1.0 - np.exp(-h / self.damping_s))
-        return h[:, None] * self.velocity[None]
+            h = self.damping_s * (1.0 - np.exp(-h0 / self.damping_s))
+        d = h[:, None] * self.velocity[None] + 0.5 * (h * h)[:, None] * self.acceleration[None]
+        if self.lead_shrink > 0:  # the farther ahead, the more the unmodelled motion dominates: toward holding still
+            var = (self.sigma_v * h0) ** 2 + (0.5 * self.accel * h0 * h0) ** 2
+            d2 = (d * d).sum(1)
+            d = d * (d2 / np.maximum(d2 + self.lead_shrink * var, 1e-300))[:, None]
+        return d
 
     def sigma(self, lead) -> np.ndarray:
         """Predicted 3D RMS error ``[K]`` of the centroid forecast after ``lead [K]`` seconds."""
@@ -137,17 +148,23 @@ def _huber_weights(r: np.ndarray, k: float = 1.5) -> np.ndarray:
 
 
 def fit_motion(stamps, centroids, t_ref: float, centroid=None, omegas=None,
-               params: Optional[ForecastParams] = None) -> ObjectMotion:
+               params: Optional[ForecastParams] = None, windows=None) -> ObjectMotion:
     """Fit an :class:`ObjectMotion` to centroid samples ``centroids [S, 3]`` at ``stamps [S]`` (any order,
     repeats allowed: overlapping windows see the same stamps) over the last ``params.history_s`` seconds before
     ``t_ref``. ``centroid``: the object's measured centroid at ``t_ref`` (default: the fitted line there).
     ``omegas [W, 3]``: angular-velocity estimates (rad/s, same frame) whose mean is used when ``params.rotation``.
+    ``windows [S]``: the window each sample came from (any label); with ``params.window_offsets`` each window gets
+    its own offset and only the motion (velocity, acceleration) is shared: a window's samples are one pixel set's
+    curve, consistent within the window, while between windows the segmented pixels -- hence the centroid -- jump.
     """
     p = (params or ForecastParams()).validate()
     s = np.asarray(stamps, np.float64).reshape(-1)
     C = np.asarray(centroids, np.float64).reshape(-1, 3)
     ok = np.all(np.isfinite(C), axis=1) & np.isfinite(s) & (s >= t_ref - p.history_s - 1e-6) & (s <= t_ref + 1e-6)
     s, C = s[ok], C[ok]
+    g = np.zeros(s.size, np.int64)
+    if windows is not None and p.window_offsets:
+        g = np.unique(np.asarray(windows, np.float64).reshape(-1)[ok], return_inverse=True)[1].reshape(-1)
     if centroid is None:
         centroid = C[np.argmax(s)] if s.size else np.zeros(3)
     centroid = np.asarray(centroid, np.float64)
@@ -166,26 +183,32 @@ def fit_motion(stamps, centroids, t_ref: float, centroid=None, omegas=None,
         return ObjectMotion(t_ref, centroid, np.zeros(3), np.zeros(3), omega, 0.0, a_floor * 0.5, a_floor, span,
                             int(s.size), p.damping_s, p.sigma_scale)
     deg = 2 if (p.degree == 2 and s.size >= 4 and span >= 0.2) else 1
-    A = np.stack([dt ** k / math.factorial(k) for k in range(deg + 1)], axis=1)  # [S, deg + 1]
+    ng = int(g.max()) + 1
+    if s.size < ng + deg + 1:  # too few samples for an offset per window
+        g, ng = np.zeros(s.size, np.int64), 1
+    # columns: an offset per window, then dt, dt^2 / 2 (shared); coefficient k of dt^k/k! sits at row ng - 1 + k
+    A = np.concatenate([np.eye(ng)[g], np.stack([dt ** k / math.factorial(k) for k in range(1, deg + 1)], 1)], 1)
     prior = np.exp(dt / p.recency_s) if np.isfinite(p.recency_s) else np.ones_like(dt)  # newer samples count more
     w = prior.copy()
     for _ in range(4):  # Huber IRLS on the 3D residual norms
         Aw = A * w[:, None]
-        coef = np.linalg.lstsq(Aw.T @ A, Aw.T @ C, rcond=None)[0]              # [deg + 1, 3]
+        coef = np.linalg.lstsq(Aw.T @ A, Aw.T @ C, rcond=None)[0]              # [ng + deg, 3]
         r = np.linalg.norm(C - A @ coef, axis=1)
         w = prior * _huber_weights(r)
     res = C - A @ coef
-    dof = max(s.size - deg - 1, 1)
+    dof = max(s.size - deg - ng, 1)
     sigma0 = float(np.sqrt((w * (res ** 2).sum(1)).sum() / max(w.sum(), 1e-12) * s.size / dof))
     # the coefficients' covariance for independent sample errors of equal variance (sandwich: the weights are
     # recency / robustness weights, not inverse variances)
     Ainv = np.linalg.pinv((A * w[:, None]).T @ A)
     cov = Ainv @ ((A * (w * w)[:, None]).T @ A) @ Ainv
-    sigma_v = sigma0 * math.sqrt(max(float(cov[1, 1]), 0.0))                  # 3D: sigma0 is already 3D RMS
-    v = coef[1]
+    sigma_v = sigma0 * math.sqrt(max(float(cov[ng, ng]), 0.0))                  # 3D: sigma0 is already 3D RMS
+    v = coef[ng]
     # unmodelled acceleration: the history's quadratic term (when the span allows one), floored
     # (its noise debiased: |a|^2 - var(a), so a still object's jitter does not read as acceleration)
-    acc = math.sqrt(max(float(coef[2] @ coef[2]) - sigma0 ** 2 * float(cov[2, 2]), 0.0)) if deg == 2 else 0.0
+    acc = 0.0
+    if deg == 2:
+        acc = math.sqrt(max(float(coef[ng + 1] @ coef[ng + 1]) - sigma0 ** 2 * float(cov[ng + 1, ng + 1]), 0.0))
     if deg == 1 and s.size >= 4 and span >= 0.2:
         A2 = np.stack([np.ones_like(dt), dt, 0.5 * dt * dt], axis=1)
         c2 = np.linalg.lstsq(A2 * w[:, None], C * w[:, None], rcond=None)[0]
@@ -193,8 +216,13 @@ def fit_motion(stamps, centroids, t_ref: float, centroid=None, omegas=None,
     accel = math.sqrt(acc ** 2 + a_floor ** 2)
     vn2 = float(v @ v)
     k = max(0.0, 1.0 - p.shrink * sigma_v ** 2 / vn2) if vn2 > 0 else 0.0
+    a_vec = np.zeros(3)
+    if deg == 2 and p.accel_gain > 0:
+        sa2 = sigma0 ** 2 * float(cov[ng + 1, ng + 1])
+        an2 = float(coef[ng + 1] @ coef[ng + 1])
+        a_vec = p.accel_gain * coef[ng + 1] * (max(0.0, 1.0 - p.shrink * sa2 / an2) if an2 > 0 else 0.0)
     return ObjectMotion(t_ref, centroid, v * k, v.copy(), omega, sigma0, sigma_v, accel, span, int(s.size),
-                        p.damping_s, p.sigma_scale)
+                        p.damping_s, p.sigma_scale, a_vec, p.lead_shrink)
 
 
 def window_omega(rotations, stamps, ref_index: int) -> np.ndarray:
@@ -296,3 +324,4 @@ def frame_alignment(prev_points, prev_dynamic, new_points, max_points: int = 400
     if keep.sum() >= min_points:
         s, R, t = similarity(P[keep], Q[keep])
     return s, R, t
+

@@ -388,11 +388,12 @@ class ObjectTracker:
         return S
 
     def history(self, tid: int):
-        """``(stamps [S], centroids [S, 3], omega_stamps [W], omegas [W, 3])`` of track ``tid`` (None if unknown)."""
+        """``(stamps [S], centroids [S, 3], windows [S], omega_stamps [W], omegas [W, 3])`` of track ``tid`` (None if
+        unknown); ``windows``: the analysed stamp of the window each sample came from."""
         tr = self._tracks.get(tid)
         if tr is None or tr.get("hist_s") is None:
             return None
-        return tr["hist_s"], tr["hist_c"], tr["hist_ws"], tr["hist_w"]
+        return tr["hist_s"], tr["hist_c"], tr["hist_g"], tr["hist_ws"], tr["hist_w"]
 
     def _merged_history(self, old: Optional[dict], o: DynamicObject, stamp: Optional[float]):
         """The track's history with this window's samples of object ``o`` appended (trimmed to history_keep_s)."""
@@ -408,18 +409,22 @@ class ObjectTracker:
             ref = int(np.argmin(np.abs(st - stamp)))
             om = window_omega(o.rotations, st, ref)[None]
             oms = np.array([float(stamp)])
-        hs, hc, hws, hw = st, tj, oms, om
+        # the window each sample came from: a window's samples share its pixel set (one consistent curve); between
+        # windows the segmented pixels, hence the centroid, may jump
+        hg = np.full(st.size, float(stamp) if stamp is not None else (float(st.max()) if st.size else 0.0))
+        hs, hc, hsg, hws, hw = st, tj, hg, oms, om
         if old is not None and old.get("hist_s") is not None:
             hs = np.concatenate([old["hist_s"], st])
             hc = np.concatenate([old["hist_c"], tj])
+            hsg = np.concatenate([old["hist_g"], hg])
             hws = np.concatenate([old["hist_ws"], oms])
             hw = np.concatenate([old["hist_w"], om])
         if stamp is not None and hs.size:
             keep = hs >= float(stamp) - self.history_keep_s
-            hs, hc = hs[keep], hc[keep]
+            hs, hc, hsg = hs[keep], hc[keep], hsg[keep]
             keep = hws >= float(stamp) - self.history_keep_s
             hws, hw = hws[keep], hw[keep]
-        return dict(hist_s=hs, hist_c=hc, hist_ws=hws, hist_w=hw)
+        return dict(hist_s=hs, hist_c=hc, hist_g=hsg, hist_ws=hws, hist_w=hw)
 
     @staticmethod
     def _shift(mask: np.ndarray, du: float, dv: float) -> np.ndarray:
