@@ -44,6 +44,7 @@ BG_WARM = 10            # frames before the remembered background is used
 BG_STEP = 2.0           # grey levels per frame the remembered background may move (approximate running median)
 BG_WIN = 1               # px: window of the comparison with the remembered background
 BG_ONLY = 0
+BOUNDARY_PX = 1          # published motion reaches this far past a small mover's edge (3 x 3 pooled evidence)
 CHANGED_K = 2.0          # 'changed': the background's residual above this many times the noise level
 EVIDENCE_WIN = 3         # px: window of the photometric motion test
 NOISE_K = 6.0           # floor = NOISE_K * (background residual noise, px) * sqrt(steps), relative to the focal length
@@ -233,6 +234,8 @@ class FlowFieldEstimator:
         self.last_stats.update(flow_s=t1 - t0, lift_s=t2 - t1, fit_s=t3 - t2, total_s=t3 - t0)
         extras = {"camera": camera, "flow_noise_px": float(noise_px), "motion_floor": float(floor_px / f),
                   "estimator": "flow"}
+        if depth is None and BOUNDARY_PX:  # motion pooled over EVIDENCE_WIN x EVIDENCE_WIN reaches past the edge
+            extras["boundary_px"] = int(BOUNDARY_PX)
         return FieldPrediction(ctrl_pts=ctrl, ctrl_conf=conf, frame_times=t.astype(np.float32),
                                metric=depth is not None, extras=extras)
 
