@@ -135,15 +135,10 @@ def clean_mask(raw: np.ndarray, open_radius: int = 1, close_radius: int = 1, min
 def dynamic_mask(positions: np.ndarray, ref_index: int, conf=None, *, min_confidence: float = 0.0,
                  depth_power: float = 1.0, min_z: float = 1e-3, noise_k: float = 6.0,
                  min_rel_motion: float = 0.01, open_radius: int = 1, close_radius: int = 1,
-                 min_area: int = 20, erode_radius: int = 0) -> MaskResult:
-    """The robust dynamic mask of one frame (see the module docstring). Returns :class:`MaskResult`.
-    ``erode_radius``: the cleaned mask is eroded by this many pixels (a field whose motion evidence was pooled over
-    a neighbourhood states it: its motion reaches that far past the mover's edge)."""
+                 min_area: int = 20) -> MaskResult:
+    """The robust dynamic mask of one frame (see the module docstring). Returns :class:`MaskResult`."""
     score, valid, _ = motion_score(positions, ref_index, conf, min_confidence, depth_power, min_z)
     thr, med, scale = robust_threshold(score, valid, noise_k, min_rel_motion)
     raw = valid & (score > thr)
     mask = clean_mask(raw, open_radius, close_radius, min_area) & valid
-    if erode_radius > 0 and mask.any():
-        mask = cv2.erode(mask.astype(np.uint8), _disk(int(erode_radius))).astype(bool)
-        mask = clean_mask(mask, 0, 0, min_area)
     return MaskResult(mask, score, valid, float(thr), med, scale, raw)
