@@ -207,7 +207,16 @@ def soak_perception(duration: float = 60.0, rate: float = 60.0, model_delay: flo
             _spin_until(ex, next_t)
         t_stop = time.monotonic()
         n_diag = len(diag)
-        while time.monotonic() - t_stop < 3.0 and len(diag) < n_diag + 3:  # last window + fresh diagnostics
+
+        def settled():  # the window in flight at the stop published: frames_used (counted when the worker takes a
+            # window) == the distinct frames seen in the outputs, in a diagnostics message newer than the stop
+            if len(diag) < n_diag + 3:
+                return False
+            seen = set()
+            for _, _, fs in outs:
+                seen.update(fs)
+            return int(float(diag[-1].get("frames_used", -1))) == len(seen)
+        while time.monotonic() - t_stop < 10.0 and not settled():  # last window + fresh diagnostics
             ex.spin_once(timeout_sec=0.05)
         samples.append((time.monotonic() - t_start, proc_sample(proc.pid)))
         v = diag[-1] if diag else {}
