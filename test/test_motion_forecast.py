@@ -133,7 +133,7 @@ def test_forecast_points_moves_object_pixels_rotates_about_centroid_and_holds_th
     pts = c0 + np.array([[0.03, 0.0, 0.0], [0.0, 0.03, 0.0], [-0.03, 0.0, 0.0]])
     bg = np.array([[0.3, 0.2, 1.5], [np.nan, np.nan, np.nan]])
     s, c, t = _samples(lambda t: c0 + v * (t - 2.0))
-    m = fit_motion(s, c, t, centroid=c0, omegas=[omega], params=ForecastParams(**CV))
+    m = fit_motion(s, c, t, centroid=c0, omegas=[omega], params=ForecastParams(rotation=True, **CV))
     X = np.concatenate([pts, bg])
     ids = np.array([7, 7, 7, -1, -1])
     lead = np.array([0.5, 1.0])
