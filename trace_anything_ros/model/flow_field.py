@@ -38,7 +38,8 @@ from .geometry import FB_TOL_PX, FB_TOL_REL, optical_flow
 
 log = logging.getLogger(__name__)
 
-STATIC_PX = 0.25        # median background flow (px per frame at the input size) below which the camera is static
+STATIC_PX = 0.5         # flow (px per frame at the input size) below which a pixel is still
+STILL_FRAC = 0.3        # the camera is static while at least this fraction of the consistent pixels is still
 MIN_FLOOR_PX = 0.35     # the motion floor never goes below this many pixels over the window
 BG_WARM = 10            # frames before the remembered background is used
 BG_STEP = 2.0           # grey levels per frame the remembered background may move (approximate running median)
@@ -75,7 +76,8 @@ def background_motion(fwd: np.ndarray, ok: np.ndarray, static_px: float = STATIC
                       step: int = 4) -> Tuple[np.ndarray, bool, float]:
     """``(H 3x3 frame a -> frame b, moving, residual noise px)`` of the static background for the flow ``fwd``.
 
-    ``force``: 'auto' (identity when the background's median flow is below ``static_px``), 'static' (always the
+    ``force``: 'auto' (identity while >= ``STILL_FRAC`` of the consistent pixels move less than ``static_px``),
+    'static' (always the
     identity) or 'moving' (always the RANSAC homography). The noise is the robust spread (Rayleigh sigma from the
     median) of the consistent pixels' residual flow under the chosen model -- movers are a minority of pixels."""
     h, w = fwd.shape[:2]
@@ -89,7 +91,10 @@ def background_motion(fwd: np.ndarray, ok: np.ndarray, static_px: float = STATIC
     identity_res = float(np.median(mag))
     H = np.eye(3)
     moving = False
-    if force == "moving" or (force == "auto" and identity_res > static_px):
+    # static unless too few pixels are still: a large close mover can hold most of the textured (consistent)
+    # pixels, so the median flow is no test; a shaking camera leaves almost none still
+    still_frac = float(np.mean(mag <= static_px))
+    if force == "moving" or (force == "auto" and still_frac < STILL_FRAC):
         Hf, inl = cv2.findHomography(src, src + f, cv2.RANSAC, 1.0, maxIters=500, confidence=0.99)
         if Hf is not None and np.all(np.isfinite(Hf)):
             p = cv2.perspectiveTransform(src[None], Hf)[0]
