@@ -585,18 +585,23 @@ class ManipulationPlannerNode(LifecycleNode):
             if getattr(est, "needs_intrinsics", False):
                 depth, K = self._pair_inputs(cur, goal, (h, w))
                 kw = dict(depth=depth, intrinsics=K, times=np.array([0.0, 1.0], np.float32))
+            refusal = None
             try:
                 pred = est.predict(frames, **kw)
+                last = getattr(est, "last", None)
+                if last is not None and not last.ok and getattr(last, "changed", True):
+                    refusal = Plan(PlanStatus.REFUSED, f"image goal: {last.reason}", float(last.confidence),
+                                   stamp=self._now())
             except ValueError as e:  # a missing input, named by the estimator, + where it comes from
-                self._publish(Plan(PlanStatus.REFUSED, f"image goal: {e} (topics 'depth' with the image's stamp, "
-                                   "'camera_info')", stamp=self._now()))
+                refusal = Plan(PlanStatus.REFUSED, f"image goal: {e} (topics 'depth' with the image's stamp, "
+                               "'camera_info')", stamp=self._now())
+            if refusal is not None:
+                with self._lock:
+                    current = self._session is not None and self._session.goal is goal
+                if current:  # not for a goal cancelled or replaced meanwhile
+                    self._publish(refusal)
                 return
             now = self._now()
-            last = getattr(est, "last", None)
-            if last is not None and not last.ok and getattr(last, "changed", True):
-                self._publish(Plan(PlanStatus.REFUSED, f"image goal: {last.reason}", float(last.confidence),
-                                   stamp=now))
-                return
             fld = TrajectoryField(np.asarray(pred.ctrl_pts), np.asarray(pred.ctrl_conf), pred.frame_times,
                                   [now, now], intrinsics=K, metric=bool(getattr(pred, "metric", False)),
                                   frame_id=cur.header.frame_id)
