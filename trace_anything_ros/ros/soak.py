@@ -232,6 +232,8 @@ def soak_perception(duration: float = 60.0, rate: float = 60.0, model_delay: flo
     res["rss_MB"] = {k: (x / 1024 if isinstance(x, float) and k != "max_dev_pct" and k != "ok" else x)
                      for k, x in _flat([s["rss_kb"] for s in warm], flat_pct).items()}
     res["fds"] = _flat([s["fds"] for s in warm], flat_pct, abs_tol=2)
+    # the RSS course (MB), one sample per ~30 s: settling vs a trend
+    res["rss_course_MB"] = [(round(t), round(s["rss_kb"] / 1024, 1)) for t, s in samples[::max(1, int(30 / sample_period))]]
     if len(samples) >= 2:
         res["cpu_fraction"] = (samples[-1][1]["cpu_s"] - samples[0][1]["cpu_s"]) / max(1e-9, samples[-1][0] - samples[0][0])
     lat = np.array([(r - s) * 1e-9 for r, s, _ in outs], np.float64)
