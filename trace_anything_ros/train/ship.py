@@ -267,6 +267,9 @@ Held-out windows: cache `{record.get('held_out_cache')}` (a later scene generato
 gives somewhat different figures; the stored test windows do not move).
 
 ## Limitations
+Used only in its regime: the node's default estimator (`model.regimes`, `estimator.regime: auto`) runs this network
+for windows with depth (rgbd_poses / rgbd); RGB-only windows run the geometric flow field (`model.flow_field`), and
+official weights replace it everywhere (README, "Estimators by input regime").
 Simulation only (procedural MuJoCo tabletop, textured primitives, one camera model, 96x128): not meant for real
 robots' images -- use the official model there. Depth-aware: it wants registered depth (`use_depth: true`) and,
 with a moving camera, the camera's motion within the window (the benchmark and the training give it from the
