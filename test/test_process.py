@@ -56,7 +56,7 @@ def test_process_vtest_finds_the_walking_people(tmp_path):
     """Real video with DEFAULT settings (window 4, stride 1: 0.3 s windows; people 15 m away move ~1 model pixel per
     0.1 s): RGB only, so the input regime is rgb_static (model.regimes: the geometric flow field, not the depth-aware
     network). Scored against OpenCV's MOG2 background subtraction (eval/video_reference.py) on the first 90 frames:
-    measured precision 0.85 / blob recall 0.93 (the network before the regimes: 0.97 / 0.60 only with --stride 3,
+    measured precision 0.88 / blob recall 0.91 (the network before the regimes: 0.97 / 0.60 only with --stride 3,
     0.23 recall at the default stride)."""
     path = find_vtest()
     if path is None:
