@@ -117,8 +117,8 @@ def test_new_and_noisy_objects_fall_back_toward_holding_still():
     # a still object whose centroid jitters: the fitted velocity is mostly noise and is shrunk
     rng = np.random.default_rng(0)
     s, c, t = _samples(lambda t: np.array([0.0, 0.0, 1.0]), noise=0.01, seed=5)
-    m = fit_motion(s, c, t, params=ForecastParams(shrink=1.0, **CV))
-    m0 = fit_motion(s, c, t, params=ForecastParams(shrink=0.0, **CV))
+    m = fit_motion(s, c, t, params=ForecastParams(shrink=1.0, backtest=False, **CV))      # shrinkage alone
+    m0 = fit_motion(s, c, t, params=ForecastParams(shrink=0.0, backtest=False, **CV))
     assert np.linalg.norm(m.velocity) < np.linalg.norm(m0.velocity)
     assert np.linalg.norm(m.velocity_raw - m0.velocity_raw) < 1e-12          # same fit, only shrunk
     # what shrinkage drops is added to the predicted error
@@ -222,8 +222,43 @@ def test_window_offsets_ignore_centroid_jumps_between_windows():
     assert np.linalg.norm(without.velocity_raw - v) > 0.01
 
 
+def test_backtest_holds_back_an_oscillating_object_and_keeps_a_steady_one():
+    """The model's own record decides how far it is trusted: refitted at each past stamp, its extrapolation of an
+    oscillating centroid misses the later samples (holding still misses less), so its motion is weighted down; a
+    steadily moving (noisy) object's extrapolation beats holding still and keeps its motion."""
+    for period in (0.6, 0.8, 1.0):
+        def pos(t):
+            return np.array([0.1 * np.sin(2 * np.pi * t / period), 0.0, 1.0])
+
+        e_on, e_off, w = [], [], []
+        for t_end in np.arange(2.0, 3.0, 0.1):
+            s, c, t = _samples(pos, t_end=t_end, noise=0.002, seed=int(round(t_end * 10)))
+            g = np.repeat(np.arange(len(s) // 4), 4)
+            on = fit_motion(s, c, t, centroid=pos(t), windows=g)
+            off = fit_motion(s, c, t, centroid=pos(t), windows=g, params=ForecastParams(backtest=False))
+            true = pos(t + 0.5) - pos(t)
+            e_on.append(np.linalg.norm(on.displacement([0.5])[0] - true))
+            e_off.append(np.linalg.norm(off.displacement([0.5])[0] - true))
+            w.append(on.weight)
+            assert np.linalg.norm(on.velocity_raw - off.velocity_raw) < 1e-12     # same fit, only weighted
+            assert on.sigma([0.5])[0] >= off.sigma([0.5])[0] - 1e-12            # what it drops counts as error
+        assert np.mean(e_on) < 0.75 * np.mean(e_off), period
+        assert np.mean(w) < 0.5, period
+    v = np.array([0.2, -0.1, 0.0])
+    for seed in range(5):
+        s, c, t = _samples(lambda t: np.array([0.0, 0.0, 1.0]) + v * t, noise=0.005, seed=seed)
+        g = np.repeat(np.arange(len(s) // 4), 4)
+        m = fit_motion(s, c, t, windows=g)
+        off = fit_motion(s, c, t, windows=g, params=ForecastParams(backtest=False))
+        assert m.weight > 0.9 and np.allclose(m.velocity, m.weight * off.velocity)
+    # no record to judge by (two samples): no weighting
+    m = fit_motion([0.9, 1.0], [[0.0, 0.0, 1.0], [0.02, 0.0, 1.0]], 1.0)
+    assert m.weight == 1.0
+
+
 def test_params_are_validated():
-    for bad in (dict(degree=3), dict(history_s=0.0), dict(tolerance=-1.0), dict(shrink=-1.0)):
+    for bad in (dict(degree=3), dict(history_s=0.0), dict(tolerance=-1.0), dict(shrink=-1.0),
+                dict(backtest_power=-1.0)):
         with pytest.raises(ValueError):
             ForecastParams(**bad).validate()
 
