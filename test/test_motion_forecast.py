@@ -5,7 +5,7 @@ import pytest
 
 from trace_anything_ros.field.rigid import so3_exp
 from trace_anything_ros.motion.forecast import (ForecastParams, confidence, fit_motion, forecast_points,
-                                                frame_alignment, maxwell_cdf, similarity)
+                                                frame_alignment, maxwell_cdf, near_objects, similarity)
 from trace_anything_ros.motion.objects import DynamicObject, ObjectTracker
 
 DT = 0.1  # 10 Hz, as the node's windows
@@ -149,6 +149,30 @@ def test_forecast_points_moves_object_pixels_rotates_about_centroid_and_holds_th
     assert np.allclose(pos2 - pts[:, None], (v * lead[:, None])[None], atol=1e-6)
 
 
+def test_pixels_next_to_an_object_hold_still_with_its_motion_in_their_error():
+    """A pixel of no object on an object's rim (within rim_px in the image) may be the object's, unsegmented: it
+    holds still but its predicted error counts the object's displacement; far pixels keep the static error."""
+    labels = np.zeros((9, 12), np.uint16)
+    labels[3:6, 2:5] = 7
+    labels[3:6, 8:10] = 9
+    near = near_objects(labels, 2)
+    assert np.all(near[labels > 0] == -1)
+    assert near[4, 5] == 7 and near[4, 6] == 7 and near[4, 7] == 9 and near[1, 3] == 7 and near[4, 11] == 9
+    assert near[0, 0] == -1 and near[8, 6] == -1                        # > 2 px from every object
+    assert np.all(near_objects(labels, 0) == -1) and np.all(near_objects(np.zeros((4, 4)), 2) == -1)
+    v = np.array([0.2, 0.0, 0.0])
+    s, c, t = _samples(lambda t: np.array([0.0, 0.0, 1.0]) + v * t)
+    m = fit_motion(s, c, t, params=ForecastParams(**CV))
+    X = np.array([[0.0, 0.0, 1.0], [0.05, 0.0, 1.0], [0.5, 0.0, 1.0]])   # object, its rim, far background
+    ids, nid = np.array([7, -1, -1]), np.array([-1, 7, -1])
+    lead = np.array([0.5, 1.0])
+    pos, sig, conf = forecast_points(X, ids, {7: m}, lead, 0.3)
+    pos_r, sig_r, conf_r = forecast_points(X, ids, {7: m}, lead, 0.3, near_ids=nid)
+    assert np.array_equal(pos, pos_r)                                   # positions unchanged: the rim holds still
+    assert np.allclose(sig_r[1], np.sqrt(sig[1] ** 2 + m.point_sigma(X[1:2], lead)[0] ** 2 + (0.2 * lead) ** 2))
+    assert np.all(conf_r[1] < conf[1]) and np.array_equal(sig_r[[0, 2]], sig[[0, 2]])
+
+
 def test_confidence_is_the_probability_within_tolerance():
     rng = np.random.default_rng(1)
     sigma = 0.04                                                              # 3D RMS
@@ -258,7 +282,7 @@ def test_backtest_holds_back_an_oscillating_object_and_keeps_a_steady_one():
 
 def test_params_are_validated():
     for bad in (dict(degree=3), dict(history_s=0.0), dict(tolerance=-1.0), dict(shrink=-1.0),
-                dict(backtest_power=-1.0)):
+                dict(backtest_power=-1.0), dict(rim_px=-1)):
         with pytest.raises(ValueError):
             ForecastParams(**bad).validate()
 

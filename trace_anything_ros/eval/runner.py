@@ -168,9 +168,10 @@ def pipeline_forecaster(products):
     H, W = now.shape[:2]
     labels = products.labels if products.labels is not None else np.zeros((H, W), np.uint16)
     ids = np.where(labels > 0, labels.astype(np.int64), -1).reshape(-1)
+    near = products.near_objects().reshape(-1)
 
     def forecaster(lead):
-        pos, sig, conf = products.forecast_pixels(now.reshape(-1, 3), ids, [lead])
+        pos, sig, conf = products.forecast_pixels(now.reshape(-1, 3), ids, [lead], near)
         return pos[:, 0].reshape(H, W, 3), sig[:, 0].reshape(H, W), conf[:, 0].reshape(H, W)
 
     return forecaster

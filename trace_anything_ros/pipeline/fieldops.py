@@ -57,12 +57,20 @@ def forecast_stamps(tmap: TimeMap, horizon_s: float, num_samples: int, max_horiz
     return _fs(tmap, horizon_s, num_samples=num_samples, max_horizon_s=max_horizon_s)[0]
 
 
-def forecast_points(points, object_ids, models: dict, lead, window_s: float, params):
+def forecast_points(points, object_ids, models: dict, lead, window_s: float, params, near_ids=None):
     """Points moved by their objects' motion models, others held still: ``(positions [M, K, 3], sigma [M, K],
-    confidence [M, K])`` (``motion.forecast.forecast_points``)."""
+    confidence [M, K])`` (``motion.forecast.forecast_points``; ``near_ids``: see there)."""
     from trace_anything_ros.motion.forecast import forecast_points as _fp
 
-    return _fp(points, object_ids, models, lead, window_s, params)
+    return _fp(points, object_ids, models, lead, window_s, params, near_ids)
+
+
+def near_objects(labels, params):
+    """``[H, W]`` label of the object next to each pixel of no object (within ``params.rim_px``), else -1
+    (``motion.forecast.near_objects``)."""
+    from trace_anything_ros.motion.forecast import ForecastParams, near_objects as _no
+
+    return _no(labels, (params or ForecastParams()).rim_px)
 
 
 # ------------------------------------------------------------------------------------------------- motion

@@ -98,11 +98,19 @@ class Products:
     forecast_params: object = None
     window_s: float = 0.0
 
-    def forecast_pixels(self, points, object_ids, lead):
+    def forecast_pixels(self, points, object_ids, lead, near_ids=None):
         """Points ``[M, 3]`` of the newest frame (this window's frame, ``object_ids [M]`` as in ``labels``)
-        ``lead [K]`` s ahead, as the tracks are: ``(positions [M, K, 3], sigma [M, K], confidence [M, K])``."""
+        ``lead [K]`` s ahead, as the tracks are: ``(positions [M, K, 3], sigma [M, K], confidence [M, K])``.
+        ``near_ids [M]``: the object next to each point of none (``near_objects()`` at the points' pixels)."""
         return fieldops.forecast_points(points, object_ids, self.motion_models, lead, self.window_s,
-                                        self.forecast_params)
+                                        self.forecast_params, near_ids)
+
+    def near_objects(self):
+        """``[H, W]`` (model grid, newest frame): the object id next to each pixel of no object (its rim, within
+        the forecast parameters' ``rim_px``), else -1; all -1 without labels."""
+        if self.labels is None:
+            return np.full(self.field.ctrl_pts.shape[2:4], -1, np.int64)
+        return fieldops.near_objects(self.labels, self.forecast_params)
 
 
 def load_estimator(factory: str = "", params: Optional[dict] = None):
@@ -294,8 +302,10 @@ class PerceptionPipeline:
                 # hold still; confidence = P(error < tolerance x depth) under the model's predicted error
                 fst = fieldops.forecast_stamps(tmap, p.forecast_horizon, p.forecast_samples,
                                                max(2.0 * out.window_s, 2.0 * p.forecast_history))
-                forecast, _, f_conf = out.forecast_pixels(positions[:, -1], oid if src == n - 1 else
-                                                          np.full(rows.size, -1), fst - stamps[-1])
+                newest = src == n - 1
+                forecast, _, f_conf = out.forecast_pixels(
+                    positions[:, -1], oid if newest else np.full(rows.size, -1), fst - stamps[-1],
+                    out.near_objects()[rows, cols] if newest else None)
                 out.forecast_stamps_ns = _stamps_ns(fst, stamps_ns[-1], stamps[-1])
             else:
                 forecast = np.zeros((rows.size, 0, 3), np.float32)
