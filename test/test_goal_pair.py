@@ -156,3 +156,22 @@ def test_an_unchanged_pair_is_not_estimated_twice(episode):
     moved[0, 100:140, 100:160] = 255 - moved[0, 100:140, 100:160]  # the scene changed: estimated again
     c = est.predict(moved, depth=depth, intrinsics=cur["K"])
     assert c is not a and est.reused == 1
+
+
+def test_goal_pair_is_a_regime_of_the_one_estimator(episode):
+    """Forcing ``regime=goal_pair`` on the regime estimator (the node's / process's factory) runs this estimator,
+    reports the regime, and names the missing depth instead of running without it."""
+    from trace_anything_ros.model import regimes
+    _, cur, goal = episode
+    est = regimes.create_estimator({"regime": "goal_pair", "weights": None})
+    try:
+        frames = np.stack([cur["rgb"], goal["rgb"]])
+        depth = np.stack([cur["depth"], np.full_like(cur["depth"], np.nan)])
+        pred = est.predict(frames, depth=depth, intrinsics=cur["K"])
+        direct = gp.GoalPairEstimator().predict(frames, depth=depth, intrinsics=cur["K"])
+        assert est.last_regime == "goal_pair" and pred.extras["regime"] == "goal_pair"
+        assert np.array_equal(pred.ctrl_pts, direct.ctrl_pts, equal_nan=True)
+        with pytest.raises(regimes.MissingInputError, match="depth"):
+            est.predict(frames, intrinsics=cur["K"])
+    finally:
+        est.close()

@@ -10,7 +10,8 @@ rgbd           depth (+ intrinsics), no camera poses       the same, static-came
 rgb_static     RGB only, background does not move          ``flow_field.FlowFieldEstimator`` (geometry: DIS flow, fb
                                                            checks, scale-free plane, ``metric`` false)
 rgb_moving     RGB only, background moves                  the same with the background's homography removed
-goal_pair      a current/goal image pair                   registered by the goal-image planner (``register_regime``)
+goal_pair      current RGB-D + K and a goal image (pair)    ``planning.goal_pair`` (built in, imported lazily; the
+                                                           planner node's goal-image default)
 =============  ==========================================  =============================================================
 
 ``regime='auto'`` (the default) chooses per window from the inputs: weights of an RGB network given -> official;
@@ -36,7 +37,7 @@ REGIMES = ("official", "rgbd_poses", "rgbd", "rgb_static", "rgb_moving", "goal_p
 CHOICES = (AUTO,) + REGIMES
 # what each regime's estimator needs from the window (checked when the regime is forced)
 NEEDS: Dict[str, Tuple[str, ...]] = {"official": ("weights",), "rgbd_poses": ("depth", "cam_poses"),
-                                     "rgbd": ("depth",), "rgb_static": (), "rgb_moving": (), "goal_pair": ()}
+                                     "rgbd": ("depth",), "rgb_static": (), "rgb_moving": (), "goal_pair": ("depth",)}
 INPUT_NAMES = {"depth": "depth images (node: use_depth + the 'depth' topic; process: an RGB-D bag)",
                "cam_poses": "camera poses (node: camera_pose.enabled / camera_pose.source)",
                "weights": "RGB network weights (model.weights = the official trace_anything.pt or another RGB-only "
@@ -50,6 +51,8 @@ NET_MOTION_FLOOR = 5e-4
 MIN_DEPTH_VALID = 0.05   # a window "has depth" when at least this fraction of its depth pixels is valid
 
 _REGISTRY: Dict[str, Callable[[dict], object]] = {}
+# regimes whose estimator lives elsewhere in the package, imported only when the regime is forced
+_BUILTIN_PLUGS = {"goal_pair": "trace_anything_ros.planning.goal_pair:create"}
 
 
 class MissingInputError(ValueError):
@@ -117,6 +120,10 @@ class RegimeEstimator:
             >= MIN_DEPTH_VALID
         have = {"depth": has_depth, "cam_poses": cam_poses is not None, "weights": self.network_is_rgb}
         if self.regime != AUTO:
+            if self.regime in _BUILTIN_PLUGS and self.regime not in _REGISTRY:
+                import importlib
+                mod, fn = _BUILTIN_PLUGS[self.regime].split(":")
+                register_regime(self.regime, getattr(importlib.import_module(mod), fn))
             missing = [k for k in NEEDS.get(self.regime, ()) if not have[k]]
             if missing:
                 raise MissingInputError(f"regime {self.regime!r} (forced) needs "
