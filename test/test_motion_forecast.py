@@ -258,7 +258,7 @@ def test_backtest_holds_back_an_oscillating_object_and_keeps_a_steady_one():
         for t_end in np.arange(2.0, 3.0, 0.1):
             s, c, t = _samples(pos, t_end=t_end, noise=0.002, seed=int(round(t_end * 10)))
             g = np.repeat(np.arange(len(s) // 4), 4)
-            on = fit_motion(s, c, t, centroid=pos(t), windows=g)
+            on = fit_motion(s, c, t, centroid=pos(t), windows=g, params=ForecastParams(backtest=True))
             off = fit_motion(s, c, t, centroid=pos(t), windows=g, params=ForecastParams(backtest=False))
             true = pos(t + 0.5) - pos(t)
             e_on.append(np.linalg.norm(on.displacement([0.5])[0] - true))
@@ -272,12 +272,14 @@ def test_backtest_holds_back_an_oscillating_object_and_keeps_a_steady_one():
     for seed in range(5):
         s, c, t = _samples(lambda t: np.array([0.0, 0.0, 1.0]) + v * t, noise=0.005, seed=seed)
         g = np.repeat(np.arange(len(s) // 4), 4)
-        m = fit_motion(s, c, t, windows=g)
+        m = fit_motion(s, c, t, windows=g, params=ForecastParams(backtest=True))
         off = fit_motion(s, c, t, windows=g, params=ForecastParams(backtest=False))
         assert m.weight > 0.9 and np.allclose(m.velocity, m.weight * off.velocity)
     # no record to judge by (two samples): no weighting
-    m = fit_motion([0.9, 1.0], [[0.0, 0.0, 1.0], [0.02, 0.0, 1.0]], 1.0)
+    m = fit_motion([0.9, 1.0], [[0.0, 0.0, 1.0], [0.02, 0.0, 1.0]], 1.0, params=ForecastParams(backtest=True))
     assert m.weight == 1.0
+    s, c, t = _samples(lambda t: np.array([0.1 * np.sin(2 * np.pi * t / 0.8), 0.0, 1.0]))
+    assert fit_motion(s, c, t).weight == 1.0                               # off by default
 
 
 def test_params_are_validated():
