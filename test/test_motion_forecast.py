@@ -10,6 +10,7 @@ from trace_anything_ros.motion.objects import DynamicObject, ObjectTracker
 
 DT = 0.1  # 10 Hz, as the node's windows
 CV = dict(damping_s=np.inf, accel_gain=0.0)  # plain constant velocity (the defaults damp it and add acceleration)
+BT = dict(backtest=True, damping_s=2.0, shrink=4.0)  # the backtest option as it was measured (ForecastParams doc)
 
 
 def _samples(pos_fn, t_end=2.0, span=1.0, noise=0.0, seed=0, windows=True):
@@ -258,8 +259,8 @@ def test_backtest_holds_back_an_oscillating_object_and_keeps_a_steady_one():
         for t_end in np.arange(2.0, 3.0, 0.1):
             s, c, t = _samples(pos, t_end=t_end, noise=0.002, seed=int(round(t_end * 10)))
             g = np.repeat(np.arange(len(s) // 4), 4)
-            on = fit_motion(s, c, t, centroid=pos(t), windows=g, params=ForecastParams(backtest=True))
-            off = fit_motion(s, c, t, centroid=pos(t), windows=g, params=ForecastParams(backtest=False))
+            on = fit_motion(s, c, t, centroid=pos(t), windows=g, params=ForecastParams(**BT))
+            off = fit_motion(s, c, t, centroid=pos(t), windows=g, params=ForecastParams(**{**BT, "backtest": False}))
             true = pos(t + 0.5) - pos(t)
             e_on.append(np.linalg.norm(on.displacement([0.5])[0] - true))
             e_off.append(np.linalg.norm(off.displacement([0.5])[0] - true))
@@ -272,11 +273,11 @@ def test_backtest_holds_back_an_oscillating_object_and_keeps_a_steady_one():
     for seed in range(5):
         s, c, t = _samples(lambda t: np.array([0.0, 0.0, 1.0]) + v * t, noise=0.005, seed=seed)
         g = np.repeat(np.arange(len(s) // 4), 4)
-        m = fit_motion(s, c, t, windows=g, params=ForecastParams(backtest=True))
-        off = fit_motion(s, c, t, windows=g, params=ForecastParams(backtest=False))
+        m = fit_motion(s, c, t, windows=g, params=ForecastParams(**BT))
+        off = fit_motion(s, c, t, windows=g, params=ForecastParams(**{**BT, "backtest": False}))
         assert m.weight > 0.9 and np.allclose(m.velocity, m.weight * off.velocity)
     # no record to judge by (two samples): no weighting
-    m = fit_motion([0.9, 1.0], [[0.0, 0.0, 1.0], [0.02, 0.0, 1.0]], 1.0, params=ForecastParams(backtest=True))
+    m = fit_motion([0.9, 1.0], [[0.0, 0.0, 1.0], [0.02, 0.0, 1.0]], 1.0, params=ForecastParams(**BT))
     assert m.weight == 1.0
     s, c, t = _samples(lambda t: np.array([0.1 * np.sin(2 * np.pi * t / 0.8), 0.0, 1.0]))
     assert fit_motion(s, c, t).weight == 1.0                               # off by default
