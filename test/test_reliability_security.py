@@ -68,15 +68,19 @@ def test_every_subprocess_launch_inherits_the_environment():
             if env is None:
                 continue
             seg = ast.get_source_segment(src, env) or ""
-            ok = ("node_env" in seg or "os.environ" in seg
+            ok = ("node_env" in seg or "os.environ" in seg or seg == "base_env()"
                   or (isinstance(env, ast.Name) and ("dict(os.environ)" in src or "os.environ.copy()" in src or "os.environ.items()" in src
-                                                     or "node_env(" in src)))
+                                                     or "node_env(" in src or "ros_env(" in src or "base_env(" in src)))
             if isinstance(env, ast.Dict):
                 ok = False
             if not ok:
                 bad.append(f"{path.relative_to(REPO)}:{call.lineno} env={seg}")
     assert seen >= 8, seen  # the scan sees the launches (perception/planner/runner tests, runner, bench, soak)
     assert not bad, bad
+    # the launch tests' helpers (test/launch_helpers.py: base_env, and ros_env = a shell sourcing install/setup.sh
+    # started with base_env) derive from os.environ, so ROS_DOMAIN_ID and the discovery range reach ros2 launch
+    helpers = (REPO / "test" / "launch_helpers.py").read_text()
+    assert "os.environ.items()" in helpers and "env=base_env()" in helpers
 
 
 def _secure_child(keystore, enclave, strategy="Enforce"):
