@@ -1,5 +1,7 @@
 """`trace-anything-ros bench <suite> [args]`: dispatch to ``trace_anything_ros/eval/bench_<suite>.py``
-(``add_arguments(parser)``, ``run(args) -> dict``, optional ``main(args) -> int``)."""
+(``add_arguments(parser)``, ``run(args) -> dict``, optional ``main(args) -> int``; without ``main`` the result is
+printed as JSON, also written to ``--json FILE`` where the suite has that option, and the exit code is 1 when any
+of its ``pass`` entries is false)."""
 from __future__ import annotations
 
 import argparse
@@ -27,5 +29,10 @@ def main(args) -> int:
     if hasattr(mod, "main"):
         return int(mod.main(sub) or 0)
     res = mod.run(sub)
-    print(json.dumps(res, indent=2, default=str))
+    text = json.dumps(res, indent=2, default=str)
+    print(text)
+    path = getattr(sub, "json", "")
+    if isinstance(path, str) and path:  # a suite's --json FILE: the same result, also written there
+        with open(path, "w") as f:
+            f.write(text)
     return 0 if all(res.get("pass", {True: True}).values()) else 1

@@ -10,7 +10,6 @@ per-message wall time (target: median <= 5 ms) and tracemalloc peak (target: <= 
 from __future__ import annotations
 
 import argparse
-import json
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -23,13 +22,3 @@ def run(args) -> dict:
     from trace_anything_ros.ros.node_main import own_context
     with own_context() as ctx:
         return bench_hostile(n=args.n, context=ctx)
-
-
-def main(args) -> int:
-    res = run(args)
-    text = json.dumps(res, indent=2, default=str)
-    print(text)
-    if args.json:
-        with open(args.json, "w") as f:
-            f.write(text)
-    return 0 if all(res["pass"].values()) else 1

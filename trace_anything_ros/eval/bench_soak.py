@@ -11,7 +11,6 @@ dynamic_objects: no backlog, CPU and RSS bounded. ``--duration 600`` is the full
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 
 
@@ -42,17 +41,6 @@ def run(args) -> dict:
     return out
 
 
-def main(args) -> int:
-    res = run(args)
-    text = json.dumps(res, indent=2, default=str)
-    print(text)
-    if args.json:
-        with open(args.json, "w") as f:
-            f.write(text)
-    return 0 if all(res["pass"].values()) else 1
-
-
 if __name__ == "__main__":
-    p = argparse.ArgumentParser(prog="python -m trace_anything_ros.eval.bench_soak", description=__doc__.splitlines()[0])
-    add_arguments(p)
-    sys.exit(main(p.parse_args()))
+    from .bench import main as bench_main
+    sys.exit(bench_main(argparse.Namespace(suite="soak", rest=sys.argv[1:])))
