@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import pathlib
 
@@ -30,6 +31,16 @@ os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 os.environ.setdefault("RCUTILS_LOGGING_BUFFERED_STREAM", "1")
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+# launch_testing's pytest plugin (loaded in every run where the vendored ROS tools are installed) imports launch,
+# whose logging module makes every logger created afterwards a LaunchLogger with propagate=False: our modules'
+# warnings would then bypass pytest's caplog (and the root logger) in this process only -- the nodes, the runner
+# and a user's Python never import launch. Give this process the standard logger class back.
+if logging.getLoggerClass() is not logging.Logger:
+    logging.setLoggerClass(logging.Logger)
+    for _name, _lg in list(logging.root.manager.loggerDict.items()):
+        if _name.startswith("trace_anything_ros") and isinstance(_lg, logging.Logger):
+            _lg.propagate = True
 
 
 def _probe(modules: list[str]) -> str | None:
