@@ -173,23 +173,34 @@ def test_time_jump_back_publishes_no_stale_window(env):
         TrajectoryArray, f"{NODE}/tracks",
         lambda m: arrivals.append((time.monotonic(), [stamp_to_ns(s) for s in m.frame_stamps])), 10)
     try:
-        old = h.stream(200_000_000_000, 20, period_ns=50_000_000)  # 20 Hz: the 0.12 s model is always busy
-        v0 = h.diag_values()
-        jump_ns = 2_000_000_000
-        h.pub_img.publish(h.image(jump_ns))
-        t_jump = time.monotonic()
-        h.stream(jump_ns + 50_000_000, 20, period_ns=50_000_000)
-        h.spin(0.5)
-        assert h.wait_diag(lambda s, v: int(v.get("dropped.time_reset", 0)) > int(v0.get("dropped.time_reset", 0)))
-        # Receive times are the test process's: under load, windows published just before the jump can arrive
-        # a little after it. 0.2 s is beyond that delivery jitter; the in-flight window itself is proven dropped
-        # by the stale_reset counter below (a regression leaves it at 0).
-        late = [(t - t_jump, st) for t, st in arrivals if t > t_jump + 0.2 and max(st) >= old[0]]
-        assert not late, f"windows of the old timeline published after the jump: {late[:3]}"
-        new = [st for t, st in arrivals if t > t_jump and min(st) >= jump_ns]
-        assert new, "no output after the jump"
-        assert h.wait_diag(lambda s, v: int(v.get("dropped.stale_reset", 0)) >= 1), \
-            "no window was in flight at the jump (scenario not exercised)"
+        # Whether a window is inside the model at the instant of the jump is a race the test cannot pin from outside
+        # the node; the scenario is repeated (each time a fresh old timeline, then a jump back) until the node's
+        # stale_reset counter proves one was. Every attempt must pass the no-stale-output checks.
+        exercised = False
+        for attempt in range(4):
+            arrivals.clear()
+            old = h.stream((200 + 100 * attempt) * 1_000_000_000, 20, period_ns=50_000_000)  # 20 Hz: always busy
+            v0 = h.diag_values()
+            jump_ns = (2 + 10 * attempt) * 1_000_000_000
+            h.pub_img.publish(h.image(jump_ns))
+            t_jump = time.monotonic()
+            h.stream(jump_ns + 50_000_000, 20, period_ns=50_000_000)
+            h.spin(0.5)
+            assert h.wait_diag(
+                lambda s, v: int(v.get("dropped.time_reset", 0)) > int(v0.get("dropped.time_reset", 0))), \
+                f"attempt {attempt}: time_reset not counted {v0} {h.diag_values()}"
+            # Receive times are the test process's: under load, windows published just before the jump can arrive
+            # a little after it. 0.2 s is beyond that delivery jitter; the in-flight window itself is proven dropped
+            # by the stale_reset counter below (a regression leaves it at 0).
+            late = [(t - t_jump, st) for t, st in arrivals if t > t_jump + 0.2 and max(st) >= old[0]]
+            assert not late, f"attempt {attempt}: windows of the old timeline published after the jump: {late[:3]}"
+            new = [st for t, st in arrivals if t > t_jump and min(st) >= jump_ns]
+            assert new, f"attempt {attempt}: no output after the jump"
+            if h.wait_diag(lambda s, v: int(v.get("dropped.stale_reset", 0))
+                           > int(v0.get("dropped.stale_reset", 0)), 5):
+                exercised = True
+                break
+        assert exercised, "in 4 attempts no window was in flight at the jump (scenario not exercised)"
     finally:
         h.node.destroy_subscription(sub)
     assert proc.poll() is None
