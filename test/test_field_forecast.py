@@ -108,6 +108,9 @@ def test_se3_forecast_of_rotating_object():
     # stated bound: 1 mm over 0.5 s for a plate spinning at 1.2 rad/s (the spline only approximates a rotation)
     assert err < 1e-3, err
     assert np.allclose(out["twist"][:3], w, atol=0.02)
-    # consistency: exp of the twist at the reference reproduces the identity
-    R0, t0 = se3_exp(np.zeros(6))
-    assert np.allclose(R0, np.eye(3)) and np.allclose(t0, 0)
+    # se3_exp is the matrix exponential of the twist's 4x4 matrix (an independent oracle: scipy's expm)
+    from scipy.linalg import expm
+    xi, X = np.array([0.3, -0.2, 0.5, 0.1, 0.4, -0.3]), np.zeros((4, 4))
+    X[[2, 0, 1], [1, 2, 0]], X[[1, 2, 0], [2, 0, 1]], X[:3, 3] = xi[:3], -xi[:3], xi[3:]
+    R0, t0 = se3_exp(xi)
+    assert np.allclose(R0, expm(X)[:3, :3], atol=1e-12) and np.allclose(t0, expm(X)[:3, 3], atol=1e-12)

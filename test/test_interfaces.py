@@ -25,6 +25,16 @@ SRV_NAMES = sorted(p.stem for p in (REPO / "srv").glob("*.srv"))
 N, D, H, W = 8, 10, 128, 128
 
 
+def _declared_fields(text: str) -> list:
+    """Field names of a .msg / .srv part, in order (comments, blank lines and constants ``TYPE NAME=value`` skipped)."""
+    names = []
+    for line in text.splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line and "=" not in line:
+            names.append(line.split()[1])
+    return names
+
+
 def test_interface_files_exist():
     assert "TrajectoryField" in MSG_NAMES
     assert len(MSG_NAMES) >= 6 and len(SRV_NAMES) >= 1
@@ -36,6 +46,8 @@ def test_every_message_imports_and_serializes(name):
 
     module = importlib.import_module("trace_anything_ros.msg")
     cls = getattr(module, name)
+    # the generated class carries exactly the fields the .msg file declares, in order
+    assert list(cls.get_fields_and_field_types()) == _declared_fields((REPO / "msg" / f"{name}.msg").read_text())
     msg = cls()
     data = serialize_message(msg)
     assert isinstance(data, bytes) and len(data) > 0
@@ -44,10 +56,16 @@ def test_every_message_imports_and_serializes(name):
 
 
 @pytest.mark.parametrize("name", SRV_NAMES)
-def test_every_service_imports(name):
+def test_every_service_imports_and_serializes(name):
+    from rclpy.serialization import deserialize_message, serialize_message
+
     module = importlib.import_module("trace_anything_ros.srv")
     cls = getattr(module, name)
-    assert cls.Request() is not None and cls.Response() is not None
+    request, response = (REPO / "srv" / f"{name}.srv").read_text().split("\n---\n")
+    for part, text in ((cls.Request, request), (cls.Response, response)):
+        assert list(part.get_fields_and_field_types()) == _declared_fields(text), part
+        msg = part()
+        assert deserialize_message(serialize_message(msg), part) == msg
 
 
 def test_msgs_and_our_modules_share_one_package():

@@ -71,10 +71,19 @@ def test_official_baseline_rule_on_a_clear_split():
     ctrl[:, 8:16, 8:16, 0] += np.linspace(0, 1, 10)[:, None, None]  # 6 % of pixels move a lot
     mask, var, thr = official_variance_mask(ctrl)
     assert mask[8:16, 8:16].all() and mask.sum() == 64
-    # the threshold is an Otsu split of log-variance, clamped to the [40 %, 95 %] quantiles
-    assert np.quantile(var, 0.40) <= thr <= np.quantile(var, 0.95)
-    assert otsu_threshold(np.r_[np.zeros(50), np.ones(50)]) is not None
+    # the threshold is an Otsu split of log-variance ...
+    assert var[~mask].max() < thr < var[8:16, 8:16].min()
+    for values in (np.r_[np.zeros(50), np.ones(50)], np.r_[np.full(30, 2.0), np.full(70, 5.0)]):
+        t = otsu_threshold(values)
+        assert values.min() <= t < values.max() and np.array_equal(values > t, values == values.max()), t
     assert otsu_threshold(np.array([np.nan])) is None
+    # ... clamped to the [40 %, 95 %] quantiles: 78 % of the pixels vary a lot, Otsu would mark all of them, the
+    # clamp marks 60 %
+    ctrl = rng.normal(size=(10, 32, 32, 3)) * 1e-3
+    ctrl[:, :, 7:, :] *= 100
+    mask, var, thr = official_variance_mask(ctrl)
+    assert np.exp(otsu_threshold(np.log(var + 1e-9))) < np.quantile(var, 0.40) == thr
+    assert abs(mask.mean() - 0.60) < 0.01 and mask[:, 7:].mean() > 0.7 and not mask[:, :7].any()
 
 
 def test_params_validation():
