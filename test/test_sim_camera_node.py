@@ -80,7 +80,9 @@ def test_sizes_and_encodings(received):
     assert rgb.std() > 5                                     # a textured scene, not a blank image
     assert np.isfinite(depth).mean() > 0.99 and 0.2 < np.nanmedian(depth) < 5.0
     K = np.array(info.k).reshape(3, 3)
-    assert K[0, 0] > 0 and abs(K[0, 2] - (W - 1) / 2) < 1e-6 and abs(K[1, 2] - (H - 1) / 2) < 1e-6
+    f = 0.5 * H / np.tan(np.deg2rad(55.0) / 2)              # the MuJoCo camera's default fovy (sim.scene), square px
+    assert np.allclose([K[0, 0], K[1, 1]], f, rtol=1e-6), K
+    assert abs(K[0, 2] - (W - 1) / 2) < 1e-6 and abs(K[1, 2] - (H - 1) / 2) < 1e-6
     assert np.allclose(np.array(info.p).reshape(3, 4)[:, :3], K)
 
 

@@ -22,8 +22,12 @@ in 84-100 %. Bounds: mean IoU >= 0.8, count right in >= 80 % of windows (40 wind
 figure: even with this exact field, other moving_camera seeds (1, 2, 4) agree with the GT components in only
 66-72 % of windows offline (window motion vs instantaneous GT, splits/merges of touching bodies), so seed 3 is
 the scene this bound was measured on.
-Test 2 runs the shipped compact model (``compact_sim.safetensors``, known weak: mask IoU ~0.02 offline) through the
-same graph and only records its scores (finite, outputs arrived).
+Test 2 runs the shipped compact model (``compact_sim.safetensors``; the node's auto regime hands RGB-D windows to
+the network) through the same graph with 4-frame windows, 6 scored windows. Its mean IoU over the runs made for
+the bound was 0.67-0.80 (a single window can drop to ~0.13 where the mask misses a body), the object count right in
+50-100 % of the windows (mean |predicted - GT count| 0-0.67, 3 GT bodies); a mask calling every pixel dynamic scores
+0.035. Bounds: mean IoU >= 0.5 (two bad windows of six still pass; an empty, random or all-dynamic mask does not) and
+>= 5x the all-dynamic IoU; every window finds an object and the count is off by <= 1 on average.
 """
 from __future__ import annotations
 
@@ -165,13 +169,16 @@ def score(got) -> dict:
         prev = got["gt_poses"].get(stamps[i - 1]) if i > 0 else None
         cur = got["gt_poses"].get(s)
         n_pose = moving_groups(prev, cur) if prev is not None and cur is not None else -1
-        rows.append(dict(stamp=s, iou=iou(lab > 0, gt), n_pred=len(objects[s].objects), n_gt=n_gt, n_pose=n_pose))
+        rows.append(dict(stamp=s, iou=iou(lab > 0, gt), n_pred=len(objects[s].objects), n_gt=n_gt, n_pose=n_pose,
+                         gt_frac=float(gt.mean())))  # = the IoU of a mask calling every pixel dynamic
     ious = np.array([r["iou"] for r in rows], np.float64)
     ok = np.array([r["n_pred"] == r["n_gt"] for r in rows], bool)
     return dict(rows=rows, windows=len(rows), iou_mean=float(ious.mean()) if rows else float("nan"),
                 iou_median=float(np.median(ious)) if rows else float("nan"),
                 iou_min=float(ious.min()) if rows else float("nan"),
-                count_ok=float(ok.mean()) if rows else float("nan"))
+                count_ok=float(ok.mean()) if rows else float("nan"),
+                count_err=float(np.mean([abs(r["n_pred"] - r["n_gt"]) for r in rows])) if rows else float("nan"),
+                all_dynamic_iou=float(np.mean([r["gt_frac"] for r in rows])) if rows else float("nan"))
 
 
 def check_stamps_and_frames(got):
@@ -235,7 +242,7 @@ def test_oracle_graph_stamps_and_frame_ids(oracle_run):
 
 @pytest.mark.skipif(not WEIGHTS.is_file(), reason=f"{WEIGHTS} not in this checkout")
 def test_compact_model_graph_is_scored(record_property):
-    """The shipped compact model through the same graph: its scores are recorded, not bounded (known weak)."""
+    """The shipped compact model (the network, not an oracle or the geometric estimators) through the same graph."""
     pytest.importorskip("torch")
     got = run_graph([f"model.weights:={WEIGHTS}", "window.length:=4", "model.threads:=1"], min_windows=6,
                     timeout=80.0)
@@ -243,11 +250,14 @@ def test_compact_model_graph_is_scored(record_property):
     tail = got["log"][-4000:]
     assert got["mask"] and got["objects"], f"no perception output in {got['wall_s']:.1f} s\n{tail}"
     assert sc["windows"] >= 3, tail
-    assert all(math.isfinite(sc[k]) for k in ("iou_mean", "iou_median", "iou_min", "count_ok")), sc
-    assert 0.0 <= sc["iou_mean"] <= 1.0 and 0.0 <= sc["count_ok"] <= 1.0
+    # the network served the RGB-D windows (the node's activation line names the regime table and the weights)
+    assert "rgb-d: net" in got["log"] and WEIGHTS.name in got["log"], tail
+    assert sc["iou_mean"] >= 0.5 and sc["iou_mean"] >= 5 * sc["all_dynamic_iou"], sc["rows"]
+    assert sc["count_err"] <= 1.0 and all(r["n_pred"] >= 1 for r in sc["rows"]), sc["rows"]
     check_stamps_and_frames(got)
     for k in ("windows", "iou_mean", "iou_median", "iou_min", "count_ok"):
         record_property(f"compact_sim_{k}", sc[k])
-    print(f"\ncompact_sim: {sc['windows']} windows, IoU mean {sc['iou_mean']:.3f} median {sc['iou_median']:.3f}, "
+    print(f"\ncompact_sim: {sc['windows']} windows, IoU mean {sc['iou_mean']:.3f} median {sc['iou_median']:.3f} "
+          f"min {sc['iou_min']:.3f} (all-dynamic mask {sc['all_dynamic_iou']:.3f}), "
           f"object count right in {sc['count_ok'] * 100:.0f} % (n_pred/n_gt: "
           f"{[(r['n_pred'], r['n_gt']) for r in sc['rows']]})")
