@@ -124,12 +124,13 @@ def test_serialized_field_over_dds(conv, ros_context):
 
 @pytest.mark.parametrize("m_tracks,f", [(0, 5), (1, 0), (7, 5)])
 def test_tracks_cdr_matches_node_message(conv, m_tracks, f):
-    """tracks_to_cdr == rclpy's serialization of the node's TrajectoryArray (_tracks_msg), read back by rclpy."""
+    """tracks_to_cdr == rclpy's serialization of the TrajectoryArray message (messages.tracks_message), read back by
+    rclpy."""
     from types import SimpleNamespace
     from rclpy.serialization import deserialize_message
     from trace_anything_ros.msg import TrajectoryArray
     from trace_anything_ros.pipeline.perception import Tracks
-    from trace_anything_ros.ros.trajectory_field_node import TrajectoryFieldNode
+    from trace_anything_ros.ros import messages
     rng = np.random.default_rng(m_tracks + f)
     d, n = 4, 3
     tr = Tracks(ids=np.arange(m_tracks, dtype=np.uint32) * 3, source_frame=2,
@@ -145,7 +146,7 @@ def test_tracks_cdr_matches_node_message(conv, m_tracks, f):
     fst = [1_100_000_000 + 10_000_000 * i for i in range(f)]
     pr = SimpleNamespace(tracks=tr, field=SimpleNamespace(metric=True), stamps_ns=stamps, forecast_stamps_ns=fst)
     h = _header("cam_x", stamps[-1])
-    ref = TrajectoryFieldNode._tracks_msg(None, pr, h)
+    ref = messages.tracks_message(pr, h)
     data = conv.tracks_to_cdr(tr, h, True, stamps, fst)
     got = deserialize_message(data, TrajectoryArray)
     assert got == ref

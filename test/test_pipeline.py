@@ -5,7 +5,7 @@ import time
 import numpy as np
 import pytest
 
-from analytic_estimator import VELOCITY, Z, AnalyticEstimator, create
+from trace_anything_ros.model.analytic import VELOCITY, Z, AnalyticEstimator, create
 from trace_anything_ros.pipeline import (Frame, FrameIngest, PerceptionPipeline, PipelineParams, WindowSpec,
                                          WindowWorker, scale_intrinsics, select_window)
 from trace_anything_ros.pipeline import frames as F

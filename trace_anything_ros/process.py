@@ -7,8 +7,8 @@ from ``create_estimator`` (``--weights``; default: the node's default model).
 
 Outputs in ``--out`` (default ``out/process/<input name>``):
   * ``<name>.mcap``: the node's output topics (``/trajectory_field_node/{tracks,dynamic_mask,dynamic_objects,
-    trajectory_field}``) as CDR with ros2msg schemas, serialized with rclpy's ``serialize_message`` from the
-    node's own message builders when rclpy + our interfaces import; otherwise JSON-encoded channels (same topic
+    trajectory_field}``) as CDR with ros2msg schemas, the bytes the node publishes for the same products
+    (``ros.messages``) when rclpy + our interfaces import; otherwise JSON-encoded channels (same topic
     names, the message fields as JSON; blobs base64). The dynamic mask is 16UC1 object ids at source resolution;
     the dense field is written every ``--field-every`` windows (float16; 0: never) because it is large.
   * ``overlay.mp4`` (one frame per window: tracks, forecasts, masks by object id) and ``overlay_*.png``.
@@ -23,7 +23,6 @@ import os
 import sys
 import time
 from collections import deque
-from typing import Optional
 
 import numpy as np
 
@@ -84,33 +83,43 @@ def _frames(args):
     return it, total, fps, f"video {info['width']}x{info['height']} @ {fps:.1f} fps"
 
 
+# the node's outputs as ``process`` records them: instance labels at source resolution, float16 field
+OUTPUT_OPTIONS = dict(float16=True, mask_labels=True, mask_source=True)
+
+
 class _Writer:
-    """The MCAP output: CDR via rclpy when available, else JSON channels."""
+    """The MCAP output: the node's serialized messages (``ros.messages``) when rclpy is available, else JSON
+    channels."""
 
     def __init__(self, path: str, use_json: bool):
         from trace_anything_ros.io.mcap_out import McapOut
 
         self.mode = "json"
         self.reason = "requested with --json" if use_json else ""
-        self._ros = None
+        self._msgs = None
         if not use_json:
             try:
-                from trace_anything_ros.ros import recorder as ros_rec  # imports rclpy + our interfaces
-                self._ros = ros_rec
+                import rclpy.serialization  # noqa: F401
+                import trace_anything_ros.msg  # noqa: F401 - the generated interfaces
+                from trace_anything_ros.ros import messages
+                self._msgs = messages
+                self._opts = messages.OutputOptions(**OUTPUT_OPTIONS)
                 self.mode = "cdr"
             except Exception as e:  # noqa: BLE001 - no ROS: JSON channels
                 self.reason = f"rclpy / interfaces not importable ({type(e).__name__}: {e})"
         self.out = McapOut(path)
 
-    def write_products(self, pr, with_field: bool, field_float16: bool = True):
+    def _put(self, topic: str, type_name: str, data: bytes, t: int):
+        if not self.out.has(topic):
+            self.out.add_ros2(topic, type_name)
+        self.out.write(topic, data, log_time=t, publish_time=t)
+
+    def write_products(self, pr, with_field: bool):
         t = int(pr.stamps_ns[-1])
         if self.mode == "cdr":
-            msgs = self._ros.products_to_messages(pr, field=with_field, float16=field_float16)
-            for key, m in msgs.items():
-                topic = TOPICS[key]
-                if not self.out.has(topic):
-                    self.out.add_ros2(topic, self._ros.type_name(m))
-                self.out.write(topic, self._ros.serialize(m), log_time=t, publish_time=t)
+            keys = ("mask", "objects", "tracks") + (("field",) if with_field else ())
+            for key, data in self._msgs.serialized_products(pr, self._opts, keys).items():
+                self._put(TOPICS[key], self._msgs.type_name(key), data, t)
             return
         for key, obj in _json_products(pr, with_field).items():
             topic = TOPICS[key]
@@ -124,10 +133,8 @@ class _Writer:
     def write_image(self, rgb, stamp_ns: int, frame_id: str):
         topic = TOPICS["image"]
         if self.mode == "cdr":
-            m = self._ros.image_message(rgb, stamp_ns, frame_id)
-            if not self.out.has(topic):
-                self.out.add_ros2(topic, "sensor_msgs/msg/Image")
-            self.out.write(topic, self._ros.serialize(m), log_time=stamp_ns, publish_time=stamp_ns)
+            data = self._msgs.serialize(self._msgs.image_message(rgb, stamp_ns, frame_id))
+            self._put(topic, "sensor_msgs/msg/Image", data, stamp_ns)
         else:
             if not self.out.has(topic):
                 self.out.add_json(topic, "sensor_msgs/msg/Image")
@@ -154,7 +161,7 @@ def _json_image(a, encoding, stamp_ns, frame_id):
 
 def _json_products(pr, with_field: bool) -> dict:
     """The node's messages as JSON-able dicts (field names as in msg/*.msg; byte blobs base64)."""
-    import cv2
+    from trace_anything_ros.model.preprocess import grid_to_source
 
     header = {"stamp": _t(pr.stamps_ns[-1]), "frame_id": pr.frame_ids[0]}
     out = {}
@@ -171,8 +178,7 @@ def _json_products(pr, with_field: bool) -> dict:
              "forecast_stamps": fst[: tr.forecast.shape[1]], "forecast_confidences": tr.forecast_conf[i].tolist()}
             for i in range(len(tr))]}
     if pr.mask is not None:
-        lab = cv2.resize(np.ascontiguousarray(pr.labels), (pr.source_size[1], pr.source_size[0]),
-                         interpolation=cv2.INTER_NEAREST)
+        lab = grid_to_source(pr.labels, pr.source_size)  # as ros.messages.mask_array (inverse preprocessing)
         out["mask"] = _json_image(lab.astype(np.uint16), "16UC1", pr.stamps_ns[-1], pr.frame_ids[-1])
         out["objects"] = {"header": header, "metric": bool(pr.field.metric), "objects": [
             {"id": int(o.id), "pixel_count": int(o.pixel_count), "confidence": float(o.confidence),

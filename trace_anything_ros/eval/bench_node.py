@@ -15,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--duration", type=float, default=40.0, help="seconds of the 30 Hz stream")
     parser.add_argument("--model-delay", type=float, default=0.25,
                         help="seconds per window of the analytic estimator (slower than the 30 Hz stream)")
-    parser.add_argument("--factory", default="analytic_estimator:create",
+    parser.add_argument("--factory", default="trace_anything_ros.model.analytic:create",
                         help="estimator factory of the node under test (module:function)")
     parser.add_argument("--policy", default="latency", choices=("latency", "throughput"),
                         help="the node's window.policy (latency: default)")

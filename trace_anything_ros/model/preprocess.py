@@ -212,6 +212,17 @@ def pixel_transform(src_hw: Tuple[int, int], input_size: Tuple[int, int]) -> np.
     return m
 
 
+def grid_to_source(img: np.ndarray, src_hw: Tuple[int, int]) -> np.ndarray:
+    """A label / mask image on the model grid ``[H, W]`` back at the source image's size ``src_hw``: the inverse of
+    ``pixel_transform`` (resize + crop + rotations), nearest neighbour, 0 outside the crop."""
+    import cv2
+
+    img = np.ascontiguousarray(img)
+    m = pixel_transform(src_hw, img.shape[:2])[:2]
+    return cv2.warpAffine(img, m, (int(src_hw[1]), int(src_hw[0])), flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP,
+                          borderValue=0)
+
+
 def prepare_intrinsics(k: np.ndarray, src_hw: Tuple[int, int], input_size: Tuple[int, int]) -> np.ndarray:
     """K of the model grid for a camera K of the source image, consistent with ``prepare_frame``: scaled by the
     resize factor of each axis, principal point moved by the crop (top-left crop: no shift; the crop of a portrait

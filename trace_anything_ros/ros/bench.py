@@ -3,7 +3,6 @@ overhead vs model time, RSS over a stream with a model slower than the stream.""
 from __future__ import annotations
 
 import os
-import pathlib
 import signal
 import struct
 import subprocess
@@ -13,7 +12,6 @@ from typing import Optional
 
 import numpy as np
 
-REPO = pathlib.Path(__file__).resolve().parents[2]
 
 
 def bench_enqueue(n: int = 200, input_size=(96, 128)) -> dict:
@@ -259,9 +257,8 @@ def bench_stream(duration: float, model_delay: float, factory: str, rate: float 
     from . import conversions as conv
     from .lifecycle_client import LifecycleClient
     from .node_main import context_or_default
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "test"), str(REPO)] + [p for p in [env.get("PYTHONPATH")] if p])
-    env["TAR_ANALYTIC_DELAY"] = str(model_delay)
+    from .soak import node_env
+    env = node_env(TAR_ANALYTIC_DELAY=model_delay)
     cmd = [sys.executable, "-m", "trace_anything_ros.ros.trajectory_field_node", "--ros-args",
            "-p", f"estimator.factory:={factory}", "-p", "input_height:=128", "-p", "input_width:=160",
            "-p", "window.length:=8", "-p", "diagnostics.period:=0.5", "-p", f"window.policy:={policy}",
@@ -402,10 +399,9 @@ def bench_hostile(n: int = 30, input_size=(96, 128), context=None) -> dict:
 
     from .node_main import context_or_default
     from .trajectory_field_node import TrajectoryFieldNode
-    if str(REPO / "test") not in sys.path:
-        sys.path.insert(0, str(REPO / "test"))  # analytic_estimator (the test/bench stand-in model)
+    from .soak import ANALYTIC_FACTORY
     ctx = context_or_default(context)
-    params = {"estimator.factory": "analytic_estimator:create", "input_height": input_size[0],
+    params = {"estimator.factory": ANALYTIC_FACTORY, "input_height": input_size[0],
               "input_width": input_size[1], "model.warmup": False}
     node = TrajectoryFieldNode(context=ctx, cli_args=["--ros-args", "-r", "__node:=bench_hostile_node"],
                                parameter_overrides=[Parameter(k, value=v) for k, v in params.items()])
@@ -468,7 +464,8 @@ def run(args) -> dict:
     out = {"enqueue": bench_enqueue(), "field": bench_field()}
     # the same field between two processes (not part of the target, which is the in-process figure): builtin
     # transports vs the opt-in large-message profile
-    large = str(REPO / "config" / "fastdds_large_messages.xml")
+    from .graph import config_dir
+    large = os.path.join(config_dir(), "fastdds_large_messages.xml")
     out["field_xproc"] = {"default": bench_field_xproc(), "large_messages": bench_field_xproc(profile=large)}
     out["stream"] = bench_stream(args.duration, args.model_delay, args.factory, policy=args.policy)
     out["overhead_definition"] = OVERHEAD_DEFINITION

@@ -326,7 +326,7 @@ def field_cdr_parts(field, header, float16: bool = False, scale: float = 1.0, st
 
 def tracks_to_cdr(tracks, header, metric: bool, stamps_ns, forecast_stamps_ns) -> bytes:
     """Products.tracks (pipeline.perception.Tracks) -> serialized trace_anything_ros/TrajectoryArray (CDR bytes
-    for ``Publisher.publish``), field for field what the node's ``_tracks_msg`` builds (position_stamps = the
+    for ``Publisher.publish``), field for field what ``messages.tracks_message`` builds (position_stamps = the
     window's stamps, forecast_stamps = the first F of ``forecast_stamps_ns``). rclpy's message path spends most
     of its time converting every geometry_msgs/Point object (80 tracks x 23 points: ~2.4 ms to build the
     objects plus ~4.8 ms to convert them when publishing); here the points are float64 bytes sliced from one numpy
@@ -445,6 +445,106 @@ def cdr_to_field(data):
         ctrl_pts=pts, ctrl_conf=conf, frame_times=times,
         stamps=np.asarray([(s * 1_000_000_000 + ns_) * 1e-9 for s, ns_ in stamps]),
         intrinsics=None if not k.any() else k, metric=bool(metric), frame_id=frame_id)
+
+
+# ------------------------------------------------------------------------------ canonical serialized messages
+# rclpy's serialize_message (and its publish) leaves the CDR alignment padding as whatever the buffer held before
+# (measured: two serializations of one TrajectoryArray differed in 326 padding bytes). ``canonical_cdr`` zeroes
+# every padding byte, walking the message type's rosidl introspection (SLOT_TYPES), so that one message always has
+# one serialized form: the form our own writers above produce, and what the node publishes (ros/messages.py).
+_CDR_BASIC = {"boolean": 1, "octet": 1, "uint8": 1, "int8": 1, "char": 1, "int16": 2, "uint16": 2, "int32": 4,
+              "uint32": 4, "int64": 8, "uint64": 8, "float": 4, "double": 8}
+_FIXED_CACHE: dict = {}
+_CLASS_CACHE: dict = {}
+
+
+def _slot_class(t):
+    key = (tuple(t.namespaces), t.name)
+    cls = _CLASS_CACHE.get(key)
+    if cls is None:
+        import importlib
+
+        cls = _CLASS_CACHE[key] = getattr(importlib.import_module(".".join(t.namespaces)), t.name)
+    return cls
+
+
+def _fixed_layout(t) -> Optional[Tuple[int, int]]:
+    """(size, alignment) of a type whose serialized form has a constant size and no padding inside once its start
+    is aligned (a primitive; a struct or array of such members that all share one alignment, e.g. Point); else
+    None."""
+    from rosidl_parser import definition as d
+
+    if isinstance(t, d.BasicType):
+        n = _CDR_BASIC[t.typename]
+        return n, n
+    if isinstance(t, d.Array):
+        inner = _fixed_layout(t.value_type)
+        return None if inner is None else (inner[0] * t.size, inner[1])
+    if isinstance(t, d.NamespacedType):
+        key = (tuple(t.namespaces), t.name)
+        if key not in _FIXED_CACHE:
+            parts = [_fixed_layout(st) for st in _slot_class(t).SLOT_TYPES]
+            ok = parts and all(p is not None and p[1] == parts[0][1] for p in parts)
+            _FIXED_CACHE[key] = (sum(p[0] for p in parts), parts[0][1]) if ok else None
+        return _FIXED_CACHE[key]
+    return None
+
+
+def _zero_pad(buf: bytearray, pos: int, align: int) -> int:
+    pad = -(pos - 4) % align
+    if pad:
+        buf[pos:pos + pad] = bytes(pad)
+    return pos + pad
+
+
+def _canonical_walk(buf: bytearray, pos: int, t) -> int:
+    from rosidl_parser import definition as d
+
+    if isinstance(t, d.BasicType):
+        n = _CDR_BASIC[t.typename]
+        return _zero_pad(buf, pos, n) + n
+    if isinstance(t, d.AbstractString):
+        pos = _zero_pad(buf, pos, 4)
+        return pos + 4 + struct.unpack_from("<I", buf, pos)[0]
+    if isinstance(t, d.NamespacedType):
+        for st in _slot_class(t).SLOT_TYPES:
+            pos = _canonical_walk(buf, pos, st)
+        return pos
+    if isinstance(t, (d.Array, d.AbstractSequence)):
+        if isinstance(t, d.Array):
+            count = t.size
+        else:
+            pos = _zero_pad(buf, pos, 4)
+            count = struct.unpack_from("<I", buf, pos)[0]
+            pos += 4
+        fixed = _fixed_layout(t.value_type)
+        if fixed is not None:
+            return _zero_pad(buf, pos, fixed[1]) + count * fixed[0] if count else pos
+        for _ in range(count):
+            pos = _canonical_walk(buf, pos, t.value_type)
+        return pos
+    raise NotImplementedError(f"canonical_cdr: {type(t).__name__} members are not supported")
+
+
+def canonical_cdr(data, msg_type) -> bytes:
+    """Serialized (little-endian CDR) message of type ``msg_type`` with every alignment padding byte zeroed."""
+    buf = bytearray(data)
+    if bytes(buf[:4]) != _CDR_LE:
+        raise ValueError("canonical_cdr: not a little-endian CDR (XCDR1) encapsulated message")
+    end = 4
+    for st in msg_type.SLOT_TYPES:
+        end = _canonical_walk(buf, end, st)
+    if end > len(buf):
+        raise ValueError(f"canonical_cdr: {msg_type.__name__} needs {end} bytes, the message has {len(buf)}")
+    buf[end:] = bytes(len(buf) - end)  # trailing alignment of the buffer
+    return bytes(buf)
+
+
+def serialize_canonical(msg) -> bytes:
+    """``rclpy.serialization.serialize_message`` with zeroed padding (``canonical_cdr``): one message, one form."""
+    from rclpy.serialization import serialize_message
+
+    return canonical_cdr(serialize_message(msg), type(msg))
 
 
 # --------------------------------------------------------------------------------------- geometry_msgs/Point[]

@@ -9,13 +9,12 @@ written as received, no deserialization) using the publishers' reliability, and 
     python -m trace_anything_ros.ros.recorder --out rec.mcap [--topic /a ...] [--throttle /big:0.5]
                                                  [--duration S] [--exclude /rosout]
 
-Also here: ``products_to_messages`` (pipeline.Products -> the node's output messages, built by the node's own
-builders) and ``serialize`` for the offline ``process`` command.
+Offline recordings of the node's outputs (``process``) serialize ``ros/messages.py``'s values, as the node publishes
+them.
 """
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 import threading
@@ -24,7 +23,6 @@ from typing import Dict, List, Optional
 
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from rclpy.serialization import serialize_message
 
 from trace_anything_ros.io.mcap_out import McapOut
 from trace_anything_ros.io.msgdefs import try_schema_text
@@ -113,56 +111,6 @@ def _import_type(type_name: str):
 
     pkg, kind, name = type_name.split("/")
     return getattr(importlib.import_module(f"{pkg}.{kind}"), name)
-
-
-# ------------------------------------------------------------------------------ offline: Products -> messages
-def products_to_messages(pr, frame_id: str = "", float16: bool = True, field: bool = True,
-                         mask_labels: bool = True, mask_resolution: str = "source") -> dict:
-    """{'field'|'tracks'|'mask'|'objects': message} for pipeline.Products, built exactly like
-    trajectory_field_node publishes them (its own builders)."""
-    import numpy as np
-    from std_msgs.msg import Header
-
-    from . import conversions as conv
-    from .trajectory_field_node import TrajectoryFieldNode
-
-    fid = frame_id or pr.frame_ids[0]
-    header = Header(stamp=conv.ns_to_time(pr.stamps_ns[-1]), frame_id=fid)
-    out = {}
-    if field:
-        with np.errstate(over="ignore"):  # float16 saturates to inf beyond 65504 (untrained weights), as in the node
-            out["field"] = conv.field_to_msg(pr.field, header, float16=float16, scale=pr.scale,
-                                             stamps_ns=pr.stamps_ns)
-    # the node's message builders do not use the node instance (pure functions of the products)
-    if pr.tracks is not None:
-        out["tracks"] = TrajectoryFieldNode._tracks_msg(None, pr, header)
-    if pr.mask is not None:
-        img = pr.labels if mask_labels else pr.mask.astype(np.uint8)
-        if mask_resolution == "source" and pr.source_size[0] > 0:
-            import cv2
-            img = cv2.resize(np.ascontiguousarray(img), (pr.source_size[1], pr.source_size[0]),
-                             interpolation=cv2.INTER_NEAREST)
-        mh = Header(stamp=header.stamp, frame_id=frame_id or pr.frame_ids[-1])
-        out["mask"] = conv.mask_to_image(img, mh, labels=mask_labels)
-        out["objects"] = TrajectoryFieldNode._objects_msg(None, pr, header)
-    return out
-
-
-def image_message(rgb, stamp_ns: int, frame_id: str = ""):
-    from std_msgs.msg import Header
-
-    from . import conversions as conv
-
-    return conv.array_to_image(rgb, "rgb8", Header(stamp=conv.ns_to_time(stamp_ns), frame_id=frame_id))
-
-
-def serialize(msg) -> bytes:
-    return serialize_message(msg)
-
-
-def type_name(msg) -> str:
-    mod = type(msg).__module__.split(".")  # e.g. sensor_msgs.msg._image
-    return f"{mod[0]}/msg/{type(msg).__name__}"
 
 
 # -------------------------------------------------------------------------------------------------- main

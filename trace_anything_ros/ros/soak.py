@@ -35,16 +35,22 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
+from .graph import config_dir
+
 REPO = pathlib.Path(__file__).resolve().parents[2]
 PERCEPTION_NODE = "/trajectory_field_node"
 PLANNER_NODE = "/manipulation_planner_node"
+ANALYTIC_FACTORY = "trace_anything_ros.model.analytic:create"  # the stand-in model of the benchmarks
 
 
 def node_env(**extra) -> Dict[str, str]:
     """Environment of a node subprocess: this process's environment (ROS_DOMAIN_ID, ROS_AUTOMATIC_DISCOVERY_RANGE,
-    ROS_SECURITY_* pass through unchanged) with test/ and the checkout on PYTHONPATH."""
+    ROS_SECURITY_* pass through unchanged); run from a checkout, the checkout and its test/ (the tests' own
+    fault-injecting estimators) go first on PYTHONPATH. An installed package needs neither."""
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "test"), str(REPO)] + [p for p in [env.get("PYTHONPATH")] if p])
+    if (REPO / "test").is_dir() and (REPO / "trace_anything_ros").is_dir():
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO / "test"), str(REPO)] + [p for p in [env.get("PYTHONPATH")]
+                                                                              if p])
     env.update({k: str(v) for k, v in extra.items()})
     return env
 
@@ -148,7 +154,7 @@ def soak_perception(duration: float = 60.0, rate: float = 60.0, model_delay: flo
     from .node_main import context_or_default
 
     cmd = [sys.executable, "-m", "trace_anything_ros.ros.trajectory_field_node", "--ros-args",
-           "-p", "estimator.factory:=analytic_estimator:create", "-p", f"input_height:={input_size[0]}",
+           "-p", f"estimator.factory:={ANALYTIC_FACTORY}", "-p", f"input_height:={input_size[0]}",
            "-p", f"input_width:={input_size[1]}", "-p", f"window.length:={window}", "-p", "diagnostics.period:=0.5",
            "-p", "tracks.stride:=32", "-p", "forecast.samples:=2", "-p", "model.warmup:=false",
            "-r", "image:=/soak/image", "-r", "camera_info:=/soak/camera_info"]
@@ -370,7 +376,7 @@ def soak_planner(duration: float = 15.0, rate: float = 100.0, warmup: float = 3.
     from .node_main import context_or_default
 
     cmd = [sys.executable, "-m", "trace_anything_ros.ros.manipulation_planner_node", "--ros-args",
-           "--params-file", str(REPO / "config" / "planner.yaml"),
+           "--params-file", os.path.join(config_dir(), "planner.yaml"),
            "-p", f"camera_to_base.xyz:={list(CAM_XYZ)}", "-p", f"camera_to_base.quat:={list(CAM_QUAT)}",
            "-p", "stale_timeout:=5.0", "-p", "planner.min_points:=10", "-p", "planner.max_gripper_width:=1.0",
            "-p", "goal_image.enabled:=false",

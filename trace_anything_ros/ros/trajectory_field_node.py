@@ -19,17 +19,15 @@ from typing import Optional
 
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
-from geometry_msgs.msg import PoseStamped, Vector3
+from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import (HistoryPolicy, QoSProfile, ReliabilityPolicy, DurabilityPolicy, qos_profile_sensor_data)
-from sensor_msgs.msg import CameraInfo, Image, RegionOfInterest
-from std_msgs.msg import ColorRGBA, Header
-from visualization_msgs.msg import Marker, MarkerArray
+from sensor_msgs.msg import CameraInfo, Image
+from visualization_msgs.msg import MarkerArray
 
-from trace_anything_ros.msg import (DynamicObject, DynamicObjectArray, Trajectory, TrajectoryArray,
-                                    TrajectoryField as TrajectoryFieldMsg)
+from trace_anything_ros.msg import DynamicObjectArray, TrajectoryArray, TrajectoryField as TrajectoryFieldMsg
 from trace_anything_ros.pipeline import (DropCounter, Frame, FrameIngest, PerceptionPipeline, PipelineParams,
                                          Products, WindowSpec, WindowWorker, frame_intrinsics, load_estimator,
                                          preprocess_depth, preprocess_rgb)
@@ -41,6 +39,7 @@ from trace_anything_ros.pipeline.poses import PoseBuffer, pose_matrix
 from trace_anything_ros.pipeline.threads import default_model_threads, limit_threads, tune_malloc
 
 from . import conversions as conv
+from . import messages
 
 try:  # tf2 is not available as wheels; on a ROS install it is.
     import tf2_ros  # type: ignore
@@ -51,10 +50,6 @@ from .node_main import spin_node
 from .params import BY_NAME, PERCEPTION, check, check_all, declare_parameters
 
 NODE_NAME = "trajectory_field_node"
-
-
-def _pts(arr) -> list:
-    return conv.points(arr)
 
 
 class TrajectoryFieldNode(LifecycleNode):
@@ -661,41 +656,16 @@ class TrajectoryFieldNode(LifecycleNode):
             self._drop(bad[0], f"window {pr.stamps_ns[0] * 1e-9:.3f}..{pr.stamps_ns[-1] * 1e-9:.3f} s withheld: "
                                f"{bad[1]}")
             return
-        frame_id = v["frame_id"] or pr.frame_ids[0]
-        header = Header(stamp=conv.ns_to_time(pr.stamps_ns[-1]), frame_id=frame_id)
         pubs = self._pubs
         if not pubs:
             return
-        # cheap outputs first (mask, objects), then the dense field, then the Python-heavy tracks / markers
-        if pubs["mask"].get_subscription_count() > 0 and pr.mask is not None:
-            labels = v["mask.encoding"] == "16UC1"
-            img = pr.labels if labels else pr.mask.astype(np.uint8)
-            if v["mask.resolution"] == "source" and pr.source_size[0] > 0:
-                import cv2
-                from trace_anything_ros.model.preprocess import pixel_transform
-                # inverse of the arrival preprocessing (resize + top-left crop); outside the crop: 0
-                m = pixel_transform(pr.source_size, img.shape[:2])[:2]
-                img = cv2.warpAffine(np.ascontiguousarray(img), m, (pr.source_size[1], pr.source_size[0]),
-                                     flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderValue=0)
-            mh = Header(stamp=header.stamp, frame_id=v["frame_id"] or pr.frame_ids[-1])  # the source frame's
-            pubs["mask"].publish(conv.mask_to_image(img, mh, labels=labels))
-        if pubs["objects"].get_subscription_count() > 0 and pr.mask is not None:
-            pubs["objects"].publish(self._objects_msg(pr, header))
-        if pubs["field"].get_subscription_count() > 0:
-            if not self._malloc_tuned:  # 21 MB buffers from now on: keep them in the heap (threads.tune_malloc)
-                self._malloc_tuned = True
-                tune_malloc(force=True)
-            # serialized here (numpy -> CDR bytes, one copy): rclpy's message path would copy each 21 MB blob
-            # twice more (array.array, C struct) before serializing; subscribers get an ordinary message
-            pubs["field"].publish(conv.field_to_cdr(pr.field, header, float16=v["field.float16"], scale=pr.scale,
-                                                    stamps_ns=pr.stamps_ns))
-        if pubs["tracks"].get_subscription_count() > 0 and pr.tracks is not None:
-            # serialized directly (conv.tracks_to_cdr, the same message as _tracks_msg): ~6x cheaper than building
-            # and converting thousands of geometry_msgs/Point objects
-            pubs["tracks"].publish(conv.tracks_to_cdr(pr.tracks, header, pr.field.metric, pr.stamps_ns,
-                                                      pr.forecast_stamps_ns))
-        if pubs["markers"].get_subscription_count() > 0:
-            pubs["markers"].publish(self._markers_msg(pr, header, v["markers.max_tracks"]))
+        wanted = [k for k, p in pubs.items() if p.get_subscription_count() > 0]
+        if "field" in wanted and not self._malloc_tuned:  # 21 MB buffers from now on: keep them in the heap
+            self._malloc_tuned = True
+            tune_malloc(force=True)
+        # the one products -> messages mapping (ros/messages.py), each output published before the next is built
+        for key, msg in messages.publishable(pr, messages.OutputOptions.from_params(v), wanted):
+            pubs[key].publish(msg)
         now = time.monotonic()
         self.out_rate.tick(now)
         self.latency.add(now - pr.arrival)
@@ -708,83 +678,6 @@ class TrajectoryFieldNode(LifecycleNode):
         self.publish_stat.add(self.publish_time)
         if "post" in pr.timings:
             self.post_time.add(pr.timings["post"])
-
-    def _tracks_msg(self, pr: Products, header: Header) -> TrajectoryArray:
-        """One TrajectoryArray: every Point of every track is made in one pass per array (``conv.points``), the
-        float arrays are sliced from one ``array.array``; the loop only assembles the per-track messages."""
-        tr = pr.tracks
-        m = TrajectoryArray(header=header, metric=bool(pr.field.metric))
-        m.frame_stamps = [conv.ns_to_time(s) for s in pr.stamps_ns]
-        n_tr, d = tr.ctrl.shape[:2]
-        n, f = tr.positions.shape[1], tr.forecast.shape[1]
-        fst = [conv.ns_to_time(s) for s in pr.forecast_stamps_ns][:f]
-        ctrl, pos, fc = conv.points(tr.ctrl), conv.points(tr.positions), conv.points(tr.forecast)
-        cc, fcc = conv.floats(tr.ctrl_conf), conv.floats(tr.forecast_conf)
-        ids, src = tr.ids.tolist(), int(tr.source_frame)
-        uv, oid = tr.uv.astype(np.float64).tolist(), tr.object_id.tolist()
-        dyn, conf = tr.dynamic.tolist(), tr.confidence.astype(np.float64).tolist()
-        stamps = m.frame_stamps
-        m.trajectories = [
-            Trajectory(id=ids[i], source_frame=src, u=uv[i][0], v=uv[i][1], object_id=oid[i], dynamic=dyn[i],
-                       confidence=conf[i], control_points=ctrl[i * d:(i + 1) * d],
-                       control_confidences=cc[i * d:(i + 1) * d], positions=pos[i * n:(i + 1) * n],
-                       position_stamps=stamps, forecast=fc[i * f:(i + 1) * f], forecast_stamps=fst,
-                       forecast_confidences=fcc[i * f:(i + 1) * f])
-            for i in range(n_tr)]
-        return m
-
-    def _objects_msg(self, pr: Products, header: Header) -> DynamicObjectArray:
-        m = DynamicObjectArray(header=header, metric=bool(pr.field.metric))
-        tst = [conv.ns_to_time(s) for s in pr.stamps_ns]
-        objs = []
-        for o in pr.objects:
-            x, y, w, h = (int(max(0, a)) for a in o.roi)
-            d = DynamicObject(id=int(o.id), pixel_count=int(o.pixel_count), confidence=float(o.confidence),
-                              roi=RegionOfInterest(x_offset=x, y_offset=y, width=w, height=h),
-                              centroid=_pts(o.centroid)[0],
-                              velocity=Vector3(x=float(o.velocity[0]), y=float(o.velocity[1]), z=float(o.velocity[2])))
-            d.trajectory, d.trajectory_stamps = _pts(o.trajectory), tst
-            d.forecast = _pts(o.forecast)
-            d.forecast_stamps = [conv.ns_to_time(s) for s in o.forecast_stamps_ns]
-            d.forecast_confidences = np.asarray(o.forecast_conf, np.float32).tolist()
-            objs.append(d)
-        m.objects = objs
-        return m
-
-    def _markers_msg(self, pr: Products, header: Header, max_tracks: int) -> MarkerArray:
-        ma = MarkerArray()
-        ma.markers.append(Marker(header=header, action=Marker.DELETEALL))
-        tr = pr.tracks
-
-        def line_list(ns, mid, color, pts_pairs):
-            mk = Marker(header=header, ns=ns, id=mid, type=Marker.LINE_LIST, action=Marker.ADD)
-            mk.pose.orientation.w = 1.0
-            mk.scale.x = 0.01
-            mk.color = color
-            mk.points = _pts(pts_pairs)
-            return mk
-
-        if tr is not None and len(tr) and max_tracks > 0:
-            sel = np.arange(len(tr))[: max_tracks]
-            pos = tr.positions[sel]                                     # [M, N, 3]
-            segs = np.stack([pos[:, :-1], pos[:, 1:]], axis=2).reshape(-1, 3)
-            ma.markers.append(line_list("trajectories", 0, ColorRGBA(r=0.2, g=0.6, b=1.0, a=0.8), segs))
-            if tr.forecast.shape[1]:
-                fc = np.concatenate([pos[:, -1:], tr.forecast[sel]], axis=1)
-                segs = np.stack([fc[:, :-1], fc[:, 1:]], axis=2).reshape(-1, 3)
-                ma.markers.append(line_list("forecasts", 0, ColorRGBA(r=1.0, g=0.5, b=0.0, a=0.8), segs))
-        for o in pr.objects:
-            sp = Marker(header=header, ns="objects", id=int(o.id), type=Marker.SPHERE, action=Marker.ADD)
-            sp.pose.position = _pts(o.centroid)[0]
-            sp.pose.orientation.w = 1.0
-            sp.scale.x = sp.scale.y = sp.scale.z = 0.05
-            sp.color = ColorRGBA(r=1.0, g=0.1, b=0.1, a=0.9)
-            ma.markers.append(sp)
-            if len(o.forecast):
-                path = np.concatenate([o.trajectory, o.forecast], axis=0)
-                segs = np.stack([path[:-1], path[1:]], axis=1).reshape(-1, 3)
-                ma.markers.append(line_list("object_paths", int(o.id), ColorRGBA(r=1.0, g=0.1, b=0.1, a=0.9), segs))
-        return ma
 
     # -------------------------------------------------------------------------------------------- diagnostics
     def diagnostic_status(self):
