@@ -5,7 +5,8 @@
 - ``MUJOCO_GL=egl`` for offscreen rendering without a display.
 - Markers (registered in pytest.ini): ``ros`` tests are skipped with the import error as reason when rclpy or the
   generated ``trace_anything_ros.msg`` cannot be imported; ``gpu`` without CUDA; ``launch_testing`` without
-  launch_testing; ``sim`` without MuJoCo. Never silently: the reason appears in ``pytest -rs``.
+  launch_testing; ``sim`` without MuJoCo; ``official_weights`` unless ``TRACE_ANYTHING_WEIGHTS`` names the official
+  checkpoint file. Never silently: the reason appears in ``pytest -rs``.
 - Fixtures: ``shared_dir`` (``$TRACE_ANYTHING_SHARED`` or ``<repo>/../shared``), ``fixtures_dir``,
   ``opencv_data_dir`` (opencv-doc sample data: vtest.avi, ...), ``repo_root``, ``ros_context`` (a fresh rclpy
   context per test module: every in-process node and executor of a test takes ``context=ros_context``; nothing in
@@ -75,6 +76,15 @@ def _reason(key: str) -> str | None:
                            "bootstrap` installs them from ../shared/vendor/ros2-jazzy-python-tools when it exists)")
         elif key == "sim":
             reason = _probe(["mujoco"])
+        elif key == "official_weights":
+            path = os.environ.get("TRACE_ANYTHING_WEIGHTS", "")
+            if not path:
+                reason = ("TRACE_ANYTHING_WEIGHTS is not set (the official trace_anything.pt, 2.6 GB, CC BY-NC 4.0, is "
+                          "never bundled or downloaded: point the variable at your copy to run these tests)")
+            elif not os.path.isfile(path):
+                reason = f"TRACE_ANYTHING_WEIGHTS={path} is not a file"
+            else:
+                reason = _probe(["torch"])
         else:
             reason = None
         _probe_cache[key] = reason
@@ -83,7 +93,7 @@ def _reason(key: str) -> str | None:
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        for key in ("ros", "gpu", "launch_testing", "sim"):
+        for key in ("ros", "gpu", "launch_testing", "sim", "official_weights"):
             if item.get_closest_marker(key) is not None:
                 reason = _reason(key)
                 if reason:

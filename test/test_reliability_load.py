@@ -36,10 +36,15 @@ def test_planner_flood_keeps_up_with_newest_input(ros_context):
 
 def test_input_not_starved_by_a_slow_model(ros_context):
     """30 Hz 640x480 stream, model 0.25 s per window (slower than the stream), tracks subscribed (motion + track
-    messages run in the worker): the node's executor must still receive the stream. Issue target: >= 90 % of the
-    published frames; the bound here is only 30 % (a guard against total starvation) because on this 2-core CI
-    machine the publisher, the node and the test share the cores and the fraction swings with load. Measured here: 37 % before the fix (single-threaded executor, multi-threaded BLAS),
-    44-50 % (loaded, a full CI run) to 78-81 % (alone) after. `trace-anything-ros bench node` reports the same figures."""
+    messages run in the worker): the node's executor must still receive the stream.
+
+    What this bound can and cannot prove: it guards against total starvation (an executor blocked by the worker
+    receives ~nothing), not against the partial starvation once fixed here (37 % before the fix -- single-threaded
+    executor, multi-threaded BLAS -- vs 78-81 % alone after): on this shared 2-core machine the publisher, the node
+    and the test compete with other work, and the fraction after the fix spans 0.43-0.62 under load. A same-run
+    baseline (the same stream with a worker that runs one window per 3 s) did not remove the load: three paired
+    runs gave ratios 0.64, 0.85 and 1.24. The issue's >= 90 % target is a figure of `trace-anything-ros bench node`
+    on a quiet machine, not of this test."""
     from trace_anything_ros.ros.bench import bench_stream
     res = bench_stream(duration=20.0, model_delay=0.25, factory="analytic_estimator:create", rate=30.0,
                        context=ros_context)
