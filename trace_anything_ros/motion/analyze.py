@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field as dc_field, fields
+from dataclasses import dataclass, field as dc_field
 from typing import List, Optional
 
 import numpy as np
@@ -13,6 +13,7 @@ from .forecast import ForecastParams, confidence, fit_motion, window_omega
 from ..field.scale import metric_scale_from_depth
 from ..field.timemap import TimeMap, build_time_map
 from ..field.types import TrajectoryField
+from ..paramspec import from_dict
 from .mask import dynamic_mask
 from .objects import DynamicObject, ObjectTracker, grow_instances, segment_instances
 
@@ -133,11 +134,7 @@ class MotionParams:
 
     @classmethod
     def from_dict(cls, d: dict) -> "MotionParams":
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown motion parameters: {sorted(unknown)}")
-        return cls(**d).validate()
+        return from_dict(cls, d, "motion").validate()
 
 
 @dataclass

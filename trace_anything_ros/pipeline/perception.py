@@ -17,6 +17,7 @@ import numpy as np
 from trace_anything_ros.field.timemap import stamp_time_map
 from trace_anything_ros.field.types import TrajectoryField
 from trace_anything_ros.model.preprocess import pixel_transform
+from trace_anything_ros.paramspec import param, validate_fields
 
 from . import fieldops
 from .frames import STALE_RESET, DropCounter, Frame, FrameIngest
@@ -27,18 +28,34 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class PipelineParams:
-    track_stride: int = 16           # grid spacing (model pixels) of the sparse tracks; 0 disables tracks
-    track_source_frame: int = -1     # window frame whose pixels are tracked (-1: newest)
-    tracks_per_object: int = 16      # extra tracks on each moving object's pixels (up to this many with the grid's)
-    forecast_horizon: float = 1.0    # seconds past the newest frame
-    forecast_samples: int = 5        # forecast samples over the horizon (0 disables forecasts)
-    forecast_history: float = 0.5    # s of each object's tracked centroid history its motion model is fitted on
-    forecast_tolerance: float = 0.05  # forecast confidence = P(error < forecast_tolerance x depth) (motion.forecast)
-    metric_from_depth: bool = True   # scale the field to metres when depth is given
-    motion_threshold: float = 0.01   # floor of the relative displacement over the window that counts as moving
-    min_object_pixels: int = 20      # smallest object (model-grid pixels)
-    compute_motion: bool = True
-    pose_max_gap: float = 0.05       # s: camera poses farther than this from a frame stamp do not count (poses.py)
+    """What the pipeline derives from a field. Documentation and valid ranges live in each field's ``param()``
+    metadata (``paramspec``); the perception node declares the matching parameters (``ros/params.py``,
+    ``PIPELINE_PARAMETERS``) from it."""
+
+    track_stride: int = param(16, "grid spacing (model pixels) of ~/tracks (0: no tracks)", range=(0, 1024))
+    track_source_frame: int = param(-1, "window frame whose pixels are tracked (-1: newest)", range=(-64, 63))
+    tracks_per_object: int = param(16, "extra tracks on each moving object's pixels, up to this many per object "
+                                   "with the grid's (small objects get few grid points; a planner needs several; "
+                                   "0: grid only)", range=(0, 4096))
+    forecast_horizon: float = param(1.0, "seconds to forecast past the newest frame", range=(0.0, 30.0))
+    forecast_samples: int = param(5, "forecast samples over the horizon (0: no forecast)", range=(0, 100))
+    forecast_history: float = param(0.5, "seconds of each tracked object's centroid history its motion model is "
+                                    "fitted on (motion.forecast)", range=(0.05, 10.0))
+    forecast_tolerance: float = param(0.05, "forecast confidence = probability that the error is below this x depth "
+                                      "(under the motion model's predicted error, which grows with lead time)",
+                                      range=(0.001, 1.0))
+    metric_from_depth: bool = param(True, "scale the field to metres when depth is given")
+    motion_threshold: float = param(0.01, "floor of the relative displacement over the window that counts as "
+                                    "moving", range=(0.0, 10.0))
+    min_object_pixels: int = param(20, "smallest object in model-grid pixels", range=(1, 1 << 24))
+    compute_motion: bool = param(True, "run motion analysis (dynamic mask, objects)")
+    pose_max_gap: float = param(0.05, "a frame without a camera pose within this many seconds (interpolated "
+                                "between the two around it) runs its window as if the camera were static, and is "
+                                "counted; the worker waits up to this long for the newest frame's pose",
+                                range=(0.0, 1.0))
+
+    def validate(self) -> "PipelineParams":
+        return validate_fields(self)
 
 
 @dataclass

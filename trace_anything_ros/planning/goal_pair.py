@@ -53,6 +53,7 @@ from scipy import ndimage
 from ..field.basis import basis_matrix
 from ..field.camera import backproject
 from ..model.api import FieldPrediction
+from ..paramspec import from_dict
 
 
 @dataclass
@@ -85,11 +86,7 @@ class GoalPairParams:
 
     @classmethod
     def from_dict(cls, d: dict) -> "GoalPairParams":
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown goal-pair parameters: {sorted(unknown)}")
-        return cls(**d)
+        return from_dict(cls, d, "goal-pair")
 
 
 @dataclass

@@ -20,14 +20,16 @@ the pose of the camera in the base frame (what ``tf2 lookup_transform(base, came
 """
 from __future__ import annotations
 
+import math
 import time
-from dataclasses import asdict, dataclass, field as dc_field, fields
+from dataclasses import asdict, dataclass, field as dc_field
 from enum import IntEnum
 from typing import List, Optional, Tuple
 
 import numpy as np
 
 from ..field.types import TrajectoryField
+from ..paramspec import from_dict, param, validate_fields
 from . import se3
 from .grasp import Grasp, compute_grasp
 from .kabsch import FitParams, finite_rows
@@ -51,71 +53,59 @@ class PlanStatus(IntEnum):
 
 @dataclass
 class PlannerParams:
-    """Planner parameters (SI units, base frame). ``validate()`` checks ranges; defaults suit a table-top arm."""
+    """Planner parameters (SI units, base frame). Each field's documentation and valid range live in its
+    ``param()`` metadata (``paramspec``): ``validate()`` checks them, and the planner node declares its
+    ``planner.*`` parameters (ROS descriptor ranges, descriptions, defaults) from the same metadata."""
 
     # Limits of the end-effector motion.
-    max_linear_velocity: float = 0.25        # m/s, (0, 5]
-    max_angular_velocity: float = 1.0        # rad/s, (0, 10]
-    max_linear_acceleration: float = 0.5     # m/s^2, (0, 20]
-    max_angular_acceleration: float = 2.0    # rad/s^2, (0, 50]
+    max_linear_velocity: float = param(0.25, "EE linear velocity limit (m/s)", range=(0.0, 5.0), open="lo")
+    max_angular_velocity: float = param(1.0, "EE angular velocity limit (rad/s)", range=(0.0, 10.0), open="lo")
+    max_linear_acceleration: float = param(0.5, "EE linear acceleration limit (m/s^2)", range=(0.0, 20.0),
+                                           open="lo")
+    max_angular_acceleration: float = param(2.0, "EE angular acceleration limit (rad/s^2)", range=(0.0, 50.0),
+                                            open="lo")
     # Workspace box of the end effector in the base frame (every waypoint must lie in it).
-    workspace_min: Tuple[float, float, float] = (-0.8, -0.8, 0.0)
-    workspace_max: Tuple[float, float, float] = (0.8, 0.8, 1.0)
+    workspace_min: Tuple[float, float, float] = param(
+        (-0.8, -0.8, 0.0), "workspace box minimum corner x, y, z in base_frame (m)")
+    workspace_max: Tuple[float, float, float] = param(
+        (0.8, 0.8, 1.0), "workspace box maximum corner x, y, z in base_frame (m)")
     # Grasp.
-    approach: Tuple[float, float, float] = (0.0, 0.0, -1.0)  # approach direction (default: top-down)
-    closing_axis: Optional[Tuple[float, float, float]] = None  # None: minor horizontal axis of the object (PCA)
-    grasp_depth: float = 0.02                # m below the top surface, [0, 0.2]
-    max_gripper_width: float = 0.08          # m, (0, 1]: wider objects are refused
-    pre_grasp_distance: float = 0.10         # m back along the approach, [0, 0.5]
-    retreat_distance: float = 0.10           # m back along the EE approach axis after release, [0, 0.5]
-    gripper_dwell: float = 0.5               # s at grasp and at release, [0, 10]
+    approach: Tuple[float, float, float] = param((0.0, 0.0, -1.0), "grasp approach direction in base_frame "
+                                                 "(default top-down)")
+    closing_axis: Optional[Tuple[float, float, float]] = param(
+        None, "finger closing axis in base_frame (empty: narrow horizontal side of the object)")
+    grasp_depth: float = param(0.02, "grasp this far below the object's top surface (m)", range=(0.0, 0.2))
+    max_gripper_width: float = param(0.08, "objects wider than this along the closing axis are refused (m)",
+                                     range=(0.0, 1.0), open="lo")
+    pre_grasp_distance: float = param(0.10, "pre-grasp offset back along the approach (m)", range=(0.0, 0.5))
+    retreat_distance: float = param(0.10, "retreat after release, back along the EE approach axis (m)",
+                                    range=(0.0, 0.5))
+    gripper_dwell: float = param(0.5, "seconds at grasp and at release for the gripper", range=(0.0, 10.0))
     # Object motion.
-    num_waypoints: int = 8                   # object poses from current to goal (incl. both), [2, 100]
-    min_points: int = 10                     # object pixels/points needed, [3, 1e6]
-    min_point_confidence: float = 0.0        # pixels with a lower mean curve confidence are ignored, >= 0
-    motion_threshold: float = 0.01           # m: a pixel "moves" (pixel/box prompts), (0, 1]
-    assumed_scale: float = 1.0               # m per field unit for non-metric fields without depth, (0, 1e3]
+    num_waypoints: int = param(8, "object poses from current to goal", range=(2, 100))
+    min_points: int = param(10, "object points (tracks / pixels) needed", range=(3, 1000000))
+    min_point_confidence: float = param(0.0, "points with lower confidence are ignored", range=(0.0, 1e9))
+    motion_threshold: float = param(0.01, "a pixel moves when displaced more than this (m), goal images",
+                                    range=(0.0, 1.0), open="lo")
+    assumed_scale: float = param(1.0, "metres per field unit for non-metric fields without depth",
+                                 range=(0.0, 1000.0), open="lo")
     # Robust fit (see kabsch.FitParams).
-    inlier_threshold: float = 0.01           # m, (0, 1]
-    ransac_iterations: int = 64              # [1, 10000]
-    min_inlier_ratio: float = 0.5            # [0, 1]
-    max_rms: float = 0.01                    # m, (0, 1]
-    degenerate_ratio: float = 0.05           # [0, 1)
-    min_confidence: float = 0.3              # plan confidence below this is refused, [0, 1]
+    inlier_threshold: float = param(0.01, "rigid fit inlier residual (m)", range=(0.0, 1.0), open="lo")
+    ransac_iterations: int = param(64, "RANSAC hypotheses per fit", range=(1, 10000))
+    min_inlier_ratio: float = param(0.5, "rigid fit: minimum inlier ratio", range=(0.0, 1.0))
+    max_rms: float = param(0.01, "rigid fit: maximum inlier rms residual (m)", range=(0.0, 1.0), open="lo")
+    degenerate_ratio: float = param(0.05, "spread ratio below which the fit is translation-only", range=(0.0, 1.0),
+                                    open="hi")
+    min_confidence: float = param(0.3, "plans with a lower confidence are refused", range=(0.0, 1.0))
     # Goal reached.
-    done_translation_tolerance: float = 0.01  # m, (0, 1]
-    done_rotation_tolerance: float = 0.087    # rad (5 deg), (0, pi]
-    seed: int = 0
+    done_translation_tolerance: float = param(0.01, "goal reached within this distance (m)", range=(0.0, 1.0),
+                                              open="lo")
+    done_rotation_tolerance: float = param(0.087, "goal reached within this angle (rad; 0.087: 5 deg)",
+                                           range=(0.0, math.pi), open="lo")
+    seed: int = param(0, "RANSAC seed", range=(0, 2**31 - 1))
 
     def validate(self) -> "PlannerParams":
-        def rng(name, lo, hi, lo_open=False, hi_open=False):
-            v = getattr(self, name)
-            if not np.isfinite(v) or (v <= lo if lo_open else v < lo) or (v >= hi if hi_open else v > hi):
-                raise ValueError(f"parameter {name}={v} out of range {'(' if lo_open else '['}{lo}, {hi}"
-                                 f"{')' if hi_open else ']'}")
-
-        rng("max_linear_velocity", 0, 5, lo_open=True)
-        rng("max_angular_velocity", 0, 10, lo_open=True)
-        rng("max_linear_acceleration", 0, 20, lo_open=True)
-        rng("max_angular_acceleration", 0, 50, lo_open=True)
-        rng("grasp_depth", 0, 0.2)
-        rng("max_gripper_width", 0, 1, lo_open=True)
-        rng("pre_grasp_distance", 0, 0.5)
-        rng("retreat_distance", 0, 0.5)
-        rng("gripper_dwell", 0, 10)
-        rng("num_waypoints", 2, 100)
-        rng("min_points", 3, 1e6)
-        rng("min_point_confidence", 0, np.inf)
-        rng("motion_threshold", 0, 1, lo_open=True)
-        rng("assumed_scale", 0, 1e3, lo_open=True)
-        rng("inlier_threshold", 0, 1, lo_open=True)
-        rng("ransac_iterations", 1, 10000)
-        rng("min_inlier_ratio", 0, 1)
-        rng("max_rms", 0, 1, lo_open=True)
-        rng("degenerate_ratio", 0, 1, hi_open=True)
-        rng("min_confidence", 0, 1)
-        rng("done_translation_tolerance", 0, 1, lo_open=True)
-        rng("done_rotation_tolerance", 0, np.pi, lo_open=True)
+        validate_fields(self)
         lo, hi = np.asarray(self.workspace_min, float), np.asarray(self.workspace_max, float)
         if lo.shape != (3,) or hi.shape != (3,) or not np.all(lo < hi):
             raise ValueError(f"workspace_min {self.workspace_min} must be < workspace_max {self.workspace_max} "
@@ -142,11 +132,7 @@ class PlannerParams:
 
     @classmethod
     def from_dict(cls, d: dict) -> "PlannerParams":
-        names = {f.name for f in fields(cls)}
-        unknown = set(d) - names
-        if unknown:
-            raise ValueError(f"unknown planner parameters: {sorted(unknown)}")
-        return cls(**d).validate()
+        return from_dict(cls, d, "planner").validate()
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -54,6 +54,7 @@ import sys
 import threading
 import time
 import traceback
+from dataclasses import fields
 from typing import Optional
 
 import numpy as np
@@ -77,7 +78,7 @@ from trace_anything_ros.srv import SetObjectGoal
 
 from . import conversions as conv
 from .node_main import spin_node
-from .params import Spec, check, declare_parameters
+from .params import Spec, check, dataclass_specs, declare_parameters
 
 try:  # tf2 is not available as wheels; on a ROS install it is.
     import tf2_ros  # type: ignore
@@ -85,7 +86,6 @@ except Exception:  # noqa: BLE001
     tf2_ros = None
 
 NODE_NAME = "manipulation_planner_node"
-_P = PlannerParams()
 
 # name, default, description, range, dynamic
 PARAMS = [
@@ -118,60 +118,27 @@ PARAMS = [
     Spec("goal_image.input_height", 0, "model input height (0: the estimator's default)", range=(0, 4096)),
     Spec("goal_image.input_width", 0, "model input width (0: the estimator's default)", range=(0, 4096)),
 ]
-# Planner parameters: every PlannerParams field as planner.<name> (dynamic; validated together).
-_PLANNER_DOC = {
-    "max_linear_velocity": ("EE linear velocity limit (m/s)", (1e-6, 5.0)),
-    "max_angular_velocity": ("EE angular velocity limit (rad/s)", (1e-6, 10.0)),
-    "max_linear_acceleration": ("EE linear acceleration limit (m/s^2)", (1e-6, 20.0)),
-    "max_angular_acceleration": ("EE angular acceleration limit (rad/s^2)", (1e-6, 50.0)),
-    "workspace_min": ("workspace box minimum corner x, y, z in base_frame (m)", None),
-    "workspace_max": ("workspace box maximum corner x, y, z in base_frame (m)", None),
-    "approach": ("grasp approach direction in base_frame (default top-down)", None),
-    "closing_axis": ("finger closing axis in base_frame (empty: narrow horizontal side of the object)", None),
-    "grasp_depth": ("grasp this far below the object's top surface (m)", (0.0, 0.2)),
-    "max_gripper_width": ("objects wider than this along the closing axis are refused (m)", (1e-6, 1.0)),
-    "pre_grasp_distance": ("pre-grasp offset back along the approach (m)", (0.0, 0.5)),
-    "retreat_distance": ("retreat after release, back along the EE approach axis (m)", (0.0, 0.5)),
-    "gripper_dwell": ("seconds at grasp and at release for the gripper", (0.0, 10.0)),
-    "num_waypoints": ("object poses from current to goal", (2, 100)),
-    "min_points": ("object points (tracks / pixels) needed", (3, 1000000)),
-    "min_point_confidence": ("points with lower confidence are ignored", (0.0, 1e9)),
-    "motion_threshold": ("a pixel moves when displaced more than this (m), goal images", (1e-6, 1.0)),
-    "assumed_scale": ("metres per field unit for non-metric fields without depth", (1e-6, 1000.0)),
-    "inlier_threshold": ("rigid fit inlier residual (m)", (1e-6, 1.0)),
-    "ransac_iterations": ("RANSAC hypotheses per fit", (1, 10000)),
-    "min_inlier_ratio": ("rigid fit: minimum inlier ratio", (0.0, 1.0)),
-    "max_rms": ("rigid fit: maximum inlier rms residual (m)", (1e-6, 1.0)),
-    "degenerate_ratio": ("spread ratio below which the fit is translation-only", (0.0, 0.999)),
-    "min_confidence": ("plans with a lower confidence are refused", (0.0, 1.0)),
-    "done_translation_tolerance": ("goal reached within this distance (m)", (1e-6, 1.0)),
-    "done_rotation_tolerance": ("goal reached within this angle (rad)", (1e-6, 3.1416)),
-    "seed": ("RANSAC seed", (0, 2**31 - 1)),
-}
-for _name, (_doc, _rng) in _PLANNER_DOC.items():
-    _d = getattr(_P, _name)
-    if _d is None:
-        _d = []
-    elif isinstance(_d, tuple):
-        _d = [float(x) for x in _d]
-    PARAMS.append(Spec(f"planner.{_name}", _d, _doc, range=_rng, dynamic=True))
+# Planner parameters: every PlannerParams field as planner.<name> (dynamic; validated together by
+# PlannerParams.validate); default, range and description from the field's metadata (paramspec.param).
+PLANNER_PREFIX = "planner."
+PARAMS += dataclass_specs(PlannerParams, PLANNER_PREFIX, dynamic=True)
 BY_NAME = {s.name: s for s in PARAMS}
 
 
 def planner_params_from(values: dict) -> PlannerParams:
     """PlannerParams from the node's parameter values (raises ValueError with the reason)."""
     kw = {}
-    for name in _PLANNER_DOC:
-        v = values[f"planner.{name}"]
-        if isinstance(getattr(_P, name), tuple) or getattr(_P, name) is None:
+    for f in fields(PlannerParams):
+        v = values[PLANNER_PREFIX + f.name]
+        if isinstance(BY_NAME[PLANNER_PREFIX + f.name].default, list):  # a 3-vector ([] = unset: closing_axis)
             v = [float(x) for x in v]
-            if name == "closing_axis" and len(v) == 0:
+            if f.name == "closing_axis" and len(v) == 0:
                 v = None
             elif len(v) != 3:
-                raise ValueError(f"planner.{name} must have 3 values, got {len(v)}")
+                raise ValueError(f"{PLANNER_PREFIX}{f.name} must have 3 values, got {len(v)}")
             else:
                 v = tuple(v)
-        kw[name] = v
+        kw[f.name] = v
     return PlannerParams(**kw).validate()
 
 

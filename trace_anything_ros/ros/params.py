@@ -1,14 +1,22 @@
-"""Parameters of the perception node: one table (name, default, range/choices, description, dynamic).
+"""Parameters of the nodes: one convention, a ``Spec`` table per node (name, default, range/choices, description,
+dynamic).
 
-The table drives declaration (ParameterDescriptor with ranges), validation at configure time and at runtime
-(add_on_set_parameters_callback), and the documentation check of ``config/perception.yaml``. The table itself
-does not import rclpy; ``descriptor`` and ``declare_parameters`` (shared by the perception and planner nodes)
-import it when called.
+A table drives declaration (ParameterDescriptor with ranges), validation at configure time and at runtime
+(add_on_set_parameters_callback), and the documentation check of ``config/<node>.yaml``. A parameter that is a
+field of a core dataclass (``pipeline.PipelineParams``, ``planning.planner.PlannerParams``,
+``sim.scene.SceneConfig``) is built from that field with ``field_spec``: its default, range (open ends included),
+choices and description are the field's ``paramspec.param`` metadata, the numbers the dataclass's ``validate()``
+checks -- never repeated here. The tables do not import rclpy; ``descriptor`` and ``declare_parameters`` (shared
+by every node) import it when called.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from trace_anything_ros.paramspec import check_value, default_of, meta, range_text
+from trace_anything_ros.pipeline.perception import PipelineParams
 
 
 @dataclass(frozen=True)
@@ -16,9 +24,60 @@ class Spec:
     name: str
     default: Any
     description: str
-    range: Optional[Tuple[float, float]] = None   # inclusive
+    range: Optional[Tuple[float, float]] = None   # inclusive, unless ``open`` says otherwise
     choices: Optional[Sequence[str]] = None
     dynamic: bool = False                          # may change while active (else: only when unconfigured)
+    open: Tuple[bool, bool] = (False, False)       # (lower end excluded, upper end excluded)
+
+
+def _ros_default(value: Any) -> Any:
+    """A dataclass default as a ROS parameter value: tuples -> list of floats, None (unset vector) -> []."""
+    if value is None:
+        return []
+    if isinstance(value, tuple):
+        return [float(x) for x in value]
+    return value
+
+
+def field_spec(cls, field: str, name: Optional[str] = None, *, dynamic: bool = False,
+               description: Optional[str] = None) -> Spec:
+    """The Spec of parameter ``name`` (default: the field's name) from field ``field`` of dataclass ``cls``:
+    default, range, open ends, choices and description (unless ``description``) from its param() metadata."""
+    m = meta(cls, field)
+    return Spec(name or field, _ros_default(default_of(cls, field)), description or m["doc"], range=m["range"],
+                choices=m["choices"], dynamic=dynamic, open=m["open"])
+
+
+def dataclass_specs(cls, prefix: str = "", *, dynamic: bool = False) -> List[Spec]:
+    """One Spec per field of ``cls`` (in field order), named ``prefix + field``."""
+    return [field_spec(cls, f.name, prefix + f.name, dynamic=dynamic) for f in dataclasses.fields(cls)]
+
+
+# perception parameter -> PipelineParams field (use_depth also sets metric_from_depth: see the node)
+PIPELINE_PARAMETERS: Dict[str, str] = {
+    "camera_pose.max_gap": "pose_max_gap",
+    "tracks.stride": "track_stride",
+    "tracks.source_frame": "track_source_frame",
+    "tracks.per_object": "tracks_per_object",
+    "forecast.horizon": "forecast_horizon",
+    "forecast.samples": "forecast_samples",
+    "forecast.history": "forecast_history",
+    "forecast.tolerance": "forecast_tolerance",
+    "motion.enabled": "compute_motion",
+    "motion.threshold": "motion_threshold",
+    "motion.min_object_pixels": "min_object_pixels",
+}
+
+
+def _pipe(name: str) -> Spec:
+    """A dynamic perception parameter that is a PipelineParams field."""
+    return field_spec(PipelineParams, PIPELINE_PARAMETERS[name], name, dynamic=True)
+
+
+def pipeline_params(values: Dict[str, Any]) -> PipelineParams:
+    """PipelineParams from the perception node's parameter values (validated)."""
+    return PipelineParams(metric_from_depth=bool(values["use_depth"]),
+                          **{f: values[n] for n, f in PIPELINE_PARAMETERS.items()}).validate()
 
 
 PERCEPTION: List[Spec] = [
@@ -63,10 +122,7 @@ PERCEPTION: List[Spec] = [
     Spec("camera_pose.source", "topic", "where camera poses come from: topic ('camera_pose') or tf (camera_pose."
          "fixed_frame <- the image's frame_id at each image stamp; needs tf2_ros)", choices=("topic", "tf")),
     Spec("camera_pose.fixed_frame", "odom", "fixed frame of the tf lookups (camera_pose.source: tf)"),
-    Spec("camera_pose.max_gap", 0.05, "a frame without a camera pose within this many seconds (interpolated "
-         "between the two around it) runs its window as if the camera were static, and is counted; the worker "
-         "waits up to this long for the newest frame's pose",
-         range=(0.0, 1.0), dynamic=True),
+    _pipe("camera_pose.max_gap"),
     Spec("sync.slop", 0.02, "approximate-time sync: max stamp difference (s) image<->depth/camera_info",
          range=(0.0, 1.0)),
     Spec("sync.queue_size", 10, "images / depth images kept while waiting for a partner", range=(1, 1000)),
@@ -90,24 +146,16 @@ PERCEPTION: List[Spec] = [
          "withheld (implausible_output)", range=(0.01, 100000.0)),
     Spec("time_reset_threshold", 1.0, "a backwards stamp jump of at least this many seconds is a time reset "
          "(buffers cleared); smaller ones are dropped as non-monotonic", range=(0.0, 3600.0), dynamic=True),
-    Spec("tracks.stride", 16, "grid spacing (model pixels) of ~/tracks (0: no tracks)", range=(0, 1024),
-         dynamic=True),
-    Spec("tracks.source_frame", -1, "window frame whose pixels are tracked (-1: newest)", range=(-64, 63),
-         dynamic=True),
-    Spec("tracks.per_object", 16, "extra tracks on each moving object's pixels, up to this many per object with "
-         "the grid's (small objects get few grid points; a planner needs several; 0: grid only)", range=(0, 4096),
-         dynamic=True),
-    Spec("forecast.horizon", 1.0, "seconds to forecast past the newest frame", range=(0.0, 30.0), dynamic=True),
-    Spec("forecast.samples", 5, "forecast samples over the horizon (0: no forecast)", range=(0, 100),
-         dynamic=True),
-    Spec("forecast.history", 0.5, "seconds of each tracked object's centroid history its motion model is fitted on "
-         "(motion.forecast)", range=(0.05, 10.0), dynamic=True),
-    Spec("forecast.tolerance", 0.05, "forecast confidence = probability that the error is below this x depth "
-         "(under the motion model's predicted error, which grows with lead time)", range=(0.001, 1.0), dynamic=True),
-    Spec("motion.enabled", True, "run motion analysis (dynamic mask, objects)", dynamic=True),
-    Spec("motion.threshold", 0.01, "floor of the relative displacement over the window that counts as moving",
-         range=(0.0, 10.0), dynamic=True),
-    Spec("motion.min_object_pixels", 20, "smallest object in model-grid pixels", range=(1, 1 << 24), dynamic=True),
+    _pipe("tracks.stride"),
+    _pipe("tracks.source_frame"),
+    _pipe("tracks.per_object"),
+    _pipe("forecast.horizon"),
+    _pipe("forecast.samples"),
+    _pipe("forecast.history"),
+    _pipe("forecast.tolerance"),
+    _pipe("motion.enabled"),
+    _pipe("motion.threshold"),
+    _pipe("motion.min_object_pixels"),
     Spec("field.float16", False, "publish ~/trajectory_field blobs as float16 (half the bytes)", dynamic=True),
     Spec("mask.encoding", "mono8", "~/dynamic_mask: mono8 (0/255) or 16UC1 (instance labels)",
          choices=("mono8", "16UC1"), dynamic=True),
@@ -131,7 +179,10 @@ def descriptor(spec: Spec):
     fixed double-array type for list defaults."""
     from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 
-    d = ParameterDescriptor(description=spec.description + ("" if spec.dynamic else " [configure-time only]"))
+    text = spec.description
+    if spec.range is not None and any(spec.open):  # a ROS range is closed: say which end is excluded
+        text += f" (valid: {range_text(spec.range, spec.open)})"
+    d = ParameterDescriptor(description=text + ("" if spec.dynamic else " [configure-time only]"))
     if isinstance(spec.default, list):
         d.type = ParameterType.PARAMETER_DOUBLE_ARRAY
         d.dynamic_typing = False
@@ -178,11 +229,8 @@ def check(spec: Spec, value) -> Optional[str]:
             return f"{spec.name} must be a number, got {value!r}"
     elif isinstance(d, str) and not isinstance(value, str):
         return f"{spec.name} must be a string, got {value!r}"
-    if spec.range is not None and not (spec.range[0] <= value <= spec.range[1]):
-        return f"{spec.name}={value!r} is out of range [{spec.range[0]}, {spec.range[1]}]: {spec.description}"
-    if spec.choices is not None and value not in spec.choices:
-        return f"{spec.name}={value!r} is not one of {', '.join(spec.choices)}"
-    return None
+    return check_value(spec.name, value, range=spec.range, open=spec.open, choices=spec.choices,
+                       doc=spec.description)
 
 
 def check_all(values: Dict[str, Any]) -> List[str]:

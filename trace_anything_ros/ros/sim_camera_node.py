@@ -20,7 +20,6 @@ import time
 
 import numpy as np
 from geometry_msgs.msg import Pose, PoseArray, PoseStamped
-from rcl_interfaces.msg import ParameterDescriptor
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -28,29 +27,45 @@ from rclpy.time import Time
 from rosgraph_msgs.msg import Clock as ClockMsg
 from sensor_msgs.msg import CameraInfo, Image
 
-from trace_anything_ros.sim.scene import PRESETS, Scene, SceneConfig
+from trace_anything_ros.sim.scene import Scene, SceneConfig
 
 from .node_main import spin_node
+from .params import Spec, check, declare_parameters, field_spec
 
-PARAMS = {
-    # name: (default, description)
-    "seed": (0, "scene seed (same seed: same scene and motion)"),
-    "scene": ("tabletop", f"scene preset: {', '.join(PRESETS)}"),
-    "width": (320, "image width in pixels"),
-    "height": (240, "image height in pixels"),
-    "fovy": (55.0, "vertical field of view in degrees"),
-    "rate_hz": (10.0, "frames per second of sim time (and of wall time when real_time)"),
-    "rate": (0.0, "alias of rate_hz (> 0 overrides it)"),
-    "real_time": (True, "pace frames at rate_hz in wall time (false: as fast as rendering allows)"),
-    "duration": (0.0, "seconds of sim time to run, then exit (0: forever)"),
-    "start_time": (0.0, "scene time of the first frame minus one period"),
-    "publish_clock": (True, "publish /clock with the scene time and stamp every message with it"),
-    "frame_id": ("sim_camera_optical_frame", "frame id of image, depth and camera_info (ROS optical convention)"),
-    "world_frame_id": ("world", "frame id of camera/pose and gt/object_poses"),
-    "publish_gt": (True, "publish gt/dynamic_mask and gt/object_poses (costs a segmentation render)"),
-    "qos.reliability": ("reliable", "reliable (works with best-effort subscribers too) or best_effort"),
-    "qos.depth": (5, "publisher history depth"),
-}
+# The scene's parameters come from SceneConfig's field metadata (default, range, description); the rest are the
+# node's own.
+PARAMS = [
+    field_spec(SceneConfig, "seed"),
+    field_spec(SceneConfig, "preset", "scene"),
+    field_spec(SceneConfig, "width"),
+    field_spec(SceneConfig, "height"),
+    field_spec(SceneConfig, "fovy"),
+    Spec("rate_hz", 10.0, "frames per second of sim time (and of wall time when real_time)", range=(0.01, 1000.0)),
+    # Kept, deprecated: a removed parameter given as an override is ignored by rclpy without a word, so scripts
+    # that still pass rate:= would silently run at 10 Hz; this way they run at their rate and are told the name.
+    Spec("rate", 0.0, "deprecated alias of rate_hz (> 0 overrides it, with a warning; 0: unset)",
+         range=(0.0, 1000.0)),
+    Spec("real_time", True, "pace frames at rate_hz in wall time (false: as fast as rendering allows)"),
+    Spec("duration", 0.0, "seconds of sim time to run, then exit (0: forever)", range=(0.0, 1e9)),
+    Spec("start_time", 0.0, "scene time of the first frame minus one period", range=(-1e9, 1e9)),
+    Spec("publish_clock", True, "publish /clock with the scene time and stamp every message with it"),
+    Spec("frame_id", "sim_camera_optical_frame", "frame id of image, depth and camera_info (ROS optical convention)"),
+    Spec("world_frame_id", "world", "frame id of camera/pose and gt/object_poses"),
+    Spec("publish_gt", True, "publish gt/dynamic_mask and gt/object_poses (costs a segmentation render)"),
+    Spec("qos.reliability", "reliable", "reliable (works with best-effort subscribers too) or best_effort",
+         choices=("reliable", "best_effort")),
+    Spec("qos.depth", 5, "publisher history depth", range=(1, 1000)),
+]
+
+
+def rate_from(values: dict, warn=None) -> float:
+    """The frame rate: ``rate_hz``, or the deprecated ``rate`` when it is set (> 0; ``warn`` is told so)."""
+    if float(values["rate"]) > 0:
+        if warn is not None:
+            warn(f"parameter 'rate' is deprecated: use rate_hz:={float(values['rate']):g} (it overrides rate_hz="
+                 f"{float(values['rate_hz']):g} now)")
+        return float(values["rate"])
+    return float(values["rate_hz"])
 
 
 def _stamp_msg(t_ns: int):
@@ -100,12 +115,13 @@ def camera_info_msg(K: np.ndarray, width: int, height: int, stamp, frame_id: str
 class SimCameraNode(Node):
     def __init__(self, **kwargs):
         super().__init__("sim_camera_node", **kwargs)
-        for name, (default, desc) in PARAMS.items():
-            self.declare_parameter(name, default, ParameterDescriptor(description=desc))
-        g = lambda n: self.get_parameter(n).value  # noqa: E731
-        rate = float(g("rate")) if float(g("rate")) > 0 else float(g("rate_hz"))
-        if rate <= 0:
-            raise ValueError("rate_hz must be > 0")
+        errors = declare_parameters(self, PARAMS)
+        v = {p.name: self.get_parameter(p.name).value for p in PARAMS}
+        errors += [e for p in PARAMS for e in [check(p, v[p.name])] if e]
+        if errors:
+            raise ValueError("; ".join(errors))
+        g = v.__getitem__
+        rate = rate_from(v, self.get_logger().warning)
         self.period = 1.0 / rate
         self.duration = float(g("duration"))
         self.publish_clock = bool(g("publish_clock"))
@@ -113,7 +129,7 @@ class SimCameraNode(Node):
         self.frame_id = str(g("frame_id"))
         self.world_frame_id = str(g("world_frame_id"))
         cfg = SceneConfig.from_preset(str(g("scene")), seed=int(g("seed")), width=int(g("width")),
-                                      height=int(g("height")), fovy=float(g("fovy")))
+                                      height=int(g("height")), fovy=float(g("fovy"))).validate()
         self.scene = Scene(cfg)
         self.scene.set_time(float(g("start_time")))
         self.t_start = self.scene.time

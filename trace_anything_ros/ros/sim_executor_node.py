@@ -51,7 +51,7 @@ from trace_anything_ros.sim.scene import Scene
 
 from . import conversions as conv
 from .node_main import spin_node
-from .params import Spec, declare_parameters
+from .params import Spec, declare_parameters, field_spec
 from .sim_camera_node import camera_info_msg, image_msg
 
 NODE_NAME = "sim_executor_node"
@@ -65,8 +65,8 @@ PARAMS = [
     Spec("dt", 0.02, "execution time step (s of path time)", range=(1e-3, 1.0)),
     Spec("time_scale", 1.0, "wall seconds per second of path time (0: execute as fast as possible)",
          range=(0.0, 100.0)),
-    Spec("grasp_depth", PlannerParams().grasp_depth, "the planner's grasp depth below the object's top (m): "
-         "the tool point's height in the gripper", range=(0.0, 0.2)),
+    field_spec(PlannerParams, "grasp_depth", description="the planner's grasp depth below the object's top (m): "
+               "the tool point's height in the gripper"),
     Spec("grasp_opening", cl.GraspTolerance().opening, "finger opening (m)", range=(1e-3, 1.0)),
     Spec("tol_cm", 2.0, "success: translation error at most this (cm)", range=(0.0, 100.0)),
     Spec("tol_deg", 10.0, "success: rotation error at most this (deg)", range=(0.0, 180.0)),

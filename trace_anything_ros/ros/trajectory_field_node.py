@@ -47,7 +47,7 @@ except Exception:  # noqa: BLE001
     tf2_ros = None
 from . import diagnostics as diag
 from .node_main import spin_node
-from .params import BY_NAME, PERCEPTION, check, check_all, declare_parameters
+from .params import BY_NAME, PERCEPTION, check, check_all, declare_parameters, pipeline_params
 
 NODE_NAME = "trajectory_field_node"
 
@@ -128,14 +128,7 @@ class TrajectoryFieldNode(LifecycleNode):
         return SetParametersResult(successful=True)
 
     def _pipeline_params(self, v: dict) -> PipelineParams:
-        return PipelineParams(track_stride=v["tracks.stride"], track_source_frame=v["tracks.source_frame"],
-                              tracks_per_object=v["tracks.per_object"],
-                              forecast_horizon=v["forecast.horizon"], forecast_samples=v["forecast.samples"],
-                              forecast_history=v["forecast.history"],
-                              forecast_tolerance=v["forecast.tolerance"], metric_from_depth=v["use_depth"],
-                              motion_threshold=v["motion.threshold"],
-                              min_object_pixels=v["motion.min_object_pixels"], compute_motion=v["motion.enabled"],
-                              pose_max_gap=v["camera_pose.max_gap"])
+        return pipeline_params(v)
 
     def _qos(self, v: dict) -> QoSProfile:
         if v["qos.reliability"] == "sensor_data":

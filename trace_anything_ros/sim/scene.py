@@ -21,6 +21,8 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import mujoco  # noqa: E402
 import numpy as np  # noqa: E402
 
+from ..paramspec import param, validate_fields  # noqa: E402
+
 OPTICAL_FROM_MUJOCO = np.diag([1.0, -1.0, -1.0])
 TABLE_TOP_Z = 0.74
 TABLE_HALF = (0.6, 0.4)
@@ -32,10 +34,10 @@ PRESETS = ("tabletop", "moving_camera", "pick_place", "static_scene", "busy")
 class SceneConfig:
     """Everything that defines a scene. The same config (seed included) always gives the same scene."""
 
-    seed: int = 0
-    width: int = 320
-    height: int = 240
-    fovy: float = 55.0
+    seed: int = param(0, "scene seed (same seed: same scene and motion)", range=(0, 2**31 - 1))
+    width: int = param(320, "image width in pixels", range=(16, 4096))
+    height: int = param(240, "image height in pixels", range=(16, 4096))
+    fovy: float = param(55.0, "vertical field of view in degrees", range=(1.0, 179.0))
     num_objects: int = 5
     num_moving: int = 2
     gripper: bool = True
@@ -44,7 +46,11 @@ class SceneConfig:
     camera_distance: float = 0.95
     camera_height: float = 0.55      # above the table top
     shadows: bool = False
-    preset: str = "tabletop"
+    preset: str = param("tabletop", "scene preset (SceneConfig.from_preset)", choices=PRESETS)
+
+    def validate(self) -> "SceneConfig":
+        """``self`` when the documented fields (seed, size, fovy, preset) are in range, else ValueError."""
+        return validate_fields(self)
 
     @classmethod
     def from_preset(cls, name: str = "tabletop", **overrides) -> "SceneConfig":
