@@ -30,7 +30,7 @@ def test_runner_sets_the_profile_only_when_asked(monkeypatch):
 
 
 def test_fields_cross_processes_with_the_profile():
-    from trace_anything_ros.ros.bench import bench_field_xproc
+    from trace_anything_ros.ros.node_bench import bench_field_xproc
     r = bench_field_xproc(reps=4, profile=str(PROFILE), ctrl=2)
     assert r["xml_errors"] == 0, "Fast DDS rejected the profile"
     assert r["received"] == 4 and r["intact"], r

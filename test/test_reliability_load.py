@@ -45,7 +45,7 @@ def test_input_not_starved_by_a_slow_model(ros_context):
     baseline (the same stream with a worker that runs one window per 3 s) did not remove the load: three paired
     runs gave ratios 0.64, 0.85 and 1.24. The issue's >= 90 % target is a figure of `trace-anything-ros bench node`
     on a quiet machine, not of this test."""
-    from trace_anything_ros.ros.bench import bench_stream
+    from trace_anything_ros.ros.node_bench import bench_stream
     res = bench_stream(duration=20.0, model_delay=0.25, factory="analytic_estimator:create", rate=30.0,
                        context=ros_context)
     res.pop("rss_MB_series", None)

@@ -1,4 +1,4 @@
-"""`trace-anything-ros bench hostile`: cost of rejecting hostile input (issue 14; the rclpy work lives in ros/bench.py).
+"""`trace-anything-ros bench hostile`: cost of rejecting hostile input (issue 14; the rclpy work lives in ros/node_bench.py).
 
 Each hostile class (1 x 4e6 and 20000 x 1 strips, data longer than step*height, a 1 MiB frame_id, a 100 KB encoding,
 a stamp 1 s in the future, 30 s back, a frame of another size, depth of 1e37 m, a degenerate camera matrix) through
@@ -18,7 +18,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args) -> dict:
-    from trace_anything_ros.ros.bench import bench_hostile
+    from trace_anything_ros.ros.node_bench import bench_hostile
     from trace_anything_ros.ros.node_main import own_context
     with own_context() as ctx:
         return bench_hostile(n=args.n, context=ctx)

@@ -42,5 +42,5 @@ def run(args) -> dict:
 
 
 if __name__ == "__main__":
-    from .bench import main as bench_main
+    from .benchmarks import main as bench_main
     sys.exit(bench_main(argparse.Namespace(suite="soak", rest=sys.argv[1:])))
