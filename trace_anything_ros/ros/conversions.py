@@ -328,9 +328,8 @@ def tracks_to_cdr(tracks, header, metric: bool, stamps_ns, forecast_stamps_ns) -
     """Products.tracks (pipeline.perception.Tracks) -> serialized trace_anything_ros/TrajectoryArray (CDR bytes
     for ``Publisher.publish``), field for field what ``messages.tracks_message`` builds (position_stamps = the
     window's stamps, forecast_stamps = the first F of ``forecast_stamps_ns``). rclpy's message path spends most
-    of its time converting every geometry_msgs/Point object (80 tracks x 23 points: ~2.4 ms to build the
-    objects plus ~4.8 ms to convert them when publishing); here the points are float64 bytes sliced from one numpy
-    array per kind and each track costs a few struct.pack calls."""
+    of its time building and converting one geometry_msgs/Point object per point; here the points are float64
+    bytes sliced from one numpy array per kind and each track costs a few struct.pack calls."""
     m_tr = int(tracks.ids.shape[0])
     d, n, f = tracks.ctrl.shape[1], tracks.positions.shape[1], tracks.forecast.shape[1]
     ctrl = np.ascontiguousarray(tracks.ctrl, "<f8").reshape(m_tr, d * 3) if m_tr else None
@@ -449,9 +448,9 @@ def cdr_to_field(data):
 
 # ------------------------------------------------------------------------------ canonical serialized messages
 # rclpy's serialize_message (and its publish) leaves the CDR alignment padding as whatever the buffer held before
-# (measured: two serializations of one TrajectoryArray differed in 326 padding bytes). ``canonical_cdr`` zeroes
-# every padding byte, walking the message type's rosidl introspection (SLOT_TYPES), so that one message always has
-# one serialized form: the form our own writers above produce, and what the node publishes (ros/messages.py).
+# (two serializations of one message can differ). ``canonical_cdr`` zeroes every padding byte, walking the message
+# type's rosidl introspection (SLOT_TYPES), so that one message always has one serialized form: the form our own
+# writers above produce, and what the node publishes (ros/messages.py).
 _CDR_BASIC = {"boolean": 1, "octet": 1, "uint8": 1, "int8": 1, "char": 1, "int16": 2, "uint16": 2, "int32": 4,
               "uint32": 4, "int64": 8, "uint64": 8, "float": 4, "double": 8}
 _FIXED_CACHE: dict = {}
@@ -549,7 +548,7 @@ def serialize_canonical(msg) -> bytes:
 
 # --------------------------------------------------------------------------------------- geometry_msgs/Point[]
 def points(arr) -> list:
-    """``[..., 3]`` -> list of ``geometry_msgs/Point`` (row-major), ~7x faster than ``Point(x=, y=, z=)``.
+    """``[..., 3]`` -> list of ``geometry_msgs/Point`` (row-major), several times faster than ``Point(x=, y=, z=)``.
 
     The generated constructor runs kwargs handling and three property setters per point; here each message
     object is made with ``object.__new__`` and its slots (``_x``, ``_y``, ``_z``, ``_check_fields``) are set

@@ -21,13 +21,13 @@ import numpy as np
 
 from . import conversions as conv
 
-# output key -> (topic under the node's namespace, message type name)
-OUTPUTS = {
-    "mask": ("dynamic_mask", "sensor_msgs/msg/Image"),
-    "objects": ("dynamic_objects", "trace_anything_ros/msg/DynamicObjectArray"),
-    "field": ("trajectory_field", "trace_anything_ros/msg/TrajectoryField"),
-    "tracks": ("tracks", "trace_anything_ros/msg/TrajectoryArray"),
-    "markers": ("markers", "visualization_msgs/msg/MarkerArray"),
+# output key (graph.PERCEPTION_OUTPUTS: the keys' topic names) -> message type name
+TYPES = {
+    "mask": "sensor_msgs/msg/Image",
+    "objects": "trace_anything_ros/msg/DynamicObjectArray",
+    "field": "trace_anything_ros/msg/TrajectoryField",
+    "tracks": "trace_anything_ros/msg/TrajectoryArray",
+    "markers": "visualization_msgs/msg/MarkerArray",
 }
 # publish order: the cheap outputs first (mask, objects), then the dense field, then the Python-heavy tracks / markers
 ORDER = ("mask", "objects", "field", "tracks", "markers")
@@ -246,7 +246,7 @@ def serialized_products(pr, opts: OutputOptions = OutputOptions(), keys: Iterabl
 
 
 def type_name(key: str) -> str:
-    return OUTPUTS[key][1]
+    return TYPES[key]
 
 
 def image_message(rgb, stamp_ns: int, frame_id: str = ""):

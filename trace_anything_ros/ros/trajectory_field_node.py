@@ -764,9 +764,8 @@ def main(args=None) -> int:
     # BLAS / OpenCV (small matrices; BLAS threads also spin after each call), a 1 ms GIL switch interval (a thread
     # waiting for the GIL gets it within 1 ms instead of 5 ms: the executor needs it several times per message)
     # and a single-threaded executor: the callbacks only convert and enqueue (the model and post-processing run in
-    # the worker thread), and rclpy's MultiThreadedExecutor(2) cost 3.3x the node CPU per window with fewer frames
-    # received (`trace-anything-ros bench node --duration 20`: 137 vs 41 ms CPU/window, input fraction 0.47 vs
-    # 0.57, overhead median 20.7 vs 9.8 ms).
+    # the worker thread), and rclpy's MultiThreadedExecutor cost several times the node CPU per window with fewer
+    # frames received (README, "Latency of the node"; `trace-anything-ros bench node`).
     # TAR_MALLOC_TUNE=1: large buffers stay in the malloc heap from the start (threads.tune_malloc; otherwise from
     # the first published field on; TAR_MALLOC_TUNE=0: never).
     limit_threads(blas=1, cv=1)
