@@ -40,9 +40,10 @@ from collections import deque
 
 import numpy as np
 
-NODE = "/trajectory_field_node"
-TOPICS = {"tracks": f"{NODE}/tracks", "mask": f"{NODE}/dynamic_mask", "objects": f"{NODE}/dynamic_objects",
-          "field": f"{NODE}/trajectory_field", "image": "/camera/image_raw"}
+from trace_anything_ros.ros.graph import TOPICS as GRAPH_TOPICS  # rclpy-free: the one home of topic names
+
+# the node's output topics (as the graph names them) and the camera image
+TOPICS = {k: GRAPH_TOPICS[k] for k in ("tracks", "mask", "objects", "field", "image")}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -37,7 +37,7 @@ import sys
 
 import numpy as np
 
-NODE = "/trajectory_field_node"
+from trace_anything_ros.ros.graph import PERCEPTION_NS as NODE  # rclpy-free: the one home of topic names
 
 
 def agreement(out_dir: str, video: str, warmup_s: float = 2.0, near_px: int = 31, touch_px: int = 15,

@@ -23,6 +23,11 @@ A node's parameters, in the order both apply them (a later source overrides an e
   4. the user's single parameters (launch ``use_sim_time:=``, ``device:=``, ``weights:=``; runner
      ``--use-sim-time``, ``--param``).
 Only what the user gives is applied: a launch argument left out overrides nothing (``node_parameters``).
+``effective_parameters`` computes the values a node will start with (for tools that must know them without
+starting it, e.g. the demo's planner workspace and sim scene).
+
+It is also the one home of the node names, their topic names (``TOPICS``, ``PERCEPTION_OUTPUTS``, ...) and the
+config paths (``config_dir``, ``config_file``).
 
 Kept free of rclpy and launch imports (the launch files import it inside a ROS 2 install, the runner here).
 """
@@ -45,6 +50,21 @@ class NodeSpec:
     model: bool = False            # takes the model launch arguments (device:=, weights:=)
 
 
+# Node names, topic names and config paths are spelled here only: the nodes, the launch files, the runner, the
+# demo, process / recorder / benchmarks and the tests import them.
+PERCEPTION_NAME = "trajectory_field_node"
+PLANNER_NAME = "manipulation_planner_node"
+SIM_CAMERA_NAME = "sim_camera_node"
+EXECUTOR_NAME = "sim_executor_node"
+
+# the perception node's outputs and the planner's, as private names (the node publishes "~/" + name)
+PERCEPTION_OUTPUTS = {"field": "trajectory_field", "tracks": "tracks", "mask": "dynamic_mask",
+                      "objects": "dynamic_objects", "markers": "markers"}
+PLANNER_OUTPUTS = {"plan": "plan", "ee_path": "ee_path", "plan_windows": "plan_windows"}
+PLANNER_SERVICES = {"set_object_goal": "set_object_goal", "cancel": "cancel"}
+# the simulated camera's ground truth (sim_camera_node publishes them relative: "gt/...")
+SIM_GT = {"gt_mask": "/gt/dynamic_mask", "gt_object_poses": "/gt/object_poses"}
+
 CAMERA_REMAPS = {
     "image": "/camera/image_raw",
     "camera_info": "/camera/camera_info",
@@ -52,20 +72,52 @@ CAMERA_REMAPS = {
     "camera_pose": "/camera/pose",
 }
 
+
+def private(name: str) -> str:
+    """A node's private topic name (``~/name``), as its publisher / service is created."""
+    return "~/" + name
+
+
+def relative(topic: str) -> str:
+    """``topic`` without its leading slash: the name a node creates so that its namespace applies
+    (sim_camera_node publishes ``camera/image_raw``, which is ``/camera/image_raw`` outside a namespace)."""
+    return topic.lstrip("/")
+
+
+def node_topic(node: str, name: str, namespace: str = "") -> str:
+    """The absolute name of ``node``'s private topic ``name`` (``/ns/node/name``)."""
+    ns = namespace.strip("/")
+    return f"/{ns + '/' if ns else ''}{node}/{name}"
+
+
+# Output topics of the graph's nodes (their private ~/ topics under the default node names) and the executor's.
+PERCEPTION_NS = "/" + PERCEPTION_NAME
+PLANNER_NS = "/" + PLANNER_NAME
+EXECUTOR_NS = "/" + EXECUTOR_NAME
+TOPICS = {
+    "image": CAMERA_REMAPS["image"], "depth": CAMERA_REMAPS["depth"], "info": CAMERA_REMAPS["camera_info"],
+    "camera_pose": CAMERA_REMAPS["camera_pose"], "clock": "/clock", "diagnostics": "/diagnostics",
+    **{k: node_topic(PERCEPTION_NAME, v) for k, v in PERCEPTION_OUTPUTS.items()},
+    **{k: node_topic(PLANNER_NAME, v) for k, v in {**PLANNER_OUTPUTS, **PLANNER_SERVICES}.items()},
+    "planner_parameters": f"{PLANNER_NS}/set_parameters",
+    "goal_pose": "/goal_pose", "goal_image": "/goal_image",
+    "executor_result": f"{EXECUTOR_NS}/result", "object_visibility": f"{EXECUTOR_NS}/object_visibility",
+    **SIM_GT,
+}
+
 PERCEPTION_NODE = NodeSpec(
-    name="trajectory_field_node", executable="trajectory_field_node",
+    name=PERCEPTION_NAME, executable="trajectory_field_node",
     module="trace_anything_ros.ros.trajectory_field_node", params=["perception.yaml"],
     remaps=dict(CAMERA_REMAPS), lifecycle=True, model=True)
 
 SIM_CAMERA_NODE = NodeSpec(
-    name="sim_camera_node", executable="sim_camera_node", module="trace_anything_ros.ros.sim_camera_node",
+    name=SIM_CAMERA_NAME, executable="sim_camera_node", module="trace_anything_ros.ros.sim_camera_node",
     params=["sim_camera.yaml"], remaps={})
 
 PLANNER_NODE = NodeSpec(
-    name="manipulation_planner_node", executable="manipulation_planner_node",
+    name=PLANNER_NAME, executable="manipulation_planner_node",
     module="trace_anything_ros.ros.manipulation_planner_node", params=["planner.yaml"],
-    remaps={"tracks": "/trajectory_field_node/tracks",
-            "dynamic_objects": "/trajectory_field_node/dynamic_objects",
+    remaps={"tracks": TOPICS["tracks"], "dynamic_objects": TOPICS["objects"],
             "image": CAMERA_REMAPS["image"], "depth": CAMERA_REMAPS["depth"],
             "camera_info": CAMERA_REMAPS["camera_info"]},
     lifecycle=True)
@@ -100,11 +152,77 @@ def graph(name: str) -> List[NodeSpec]:
     return GRAPHS[name]
 
 
+def node_spec(graph_name: str, node_name: str) -> NodeSpec:
+    """The NodeSpec of node ``node_name`` in graph ``graph_name`` (its overrides included)."""
+    for spec in graph(graph_name):
+        if spec.name == node_name:
+            return spec
+    raise KeyError(f"graph {graph_name!r} has no node {node_name!r} (its nodes: "
+                   f"{', '.join(s.name for s in graph(graph_name))})")
+
+
 def config_dir(share_dir: Optional[str] = None) -> str:
     """config/ of an installed package (share_dir) or of this checkout."""
     if share_dir:
         return os.path.join(share_dir, "config")
     return os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "config")
+
+
+def config_file(name: str, share_dir: Optional[str] = None) -> str:
+    """The path of config file ``name`` (e.g. ``planner.yaml``) of an installed package or of this checkout."""
+    return os.path.join(config_dir(share_dir), name)
+
+
+def parse_param_string(text: str):
+    """``NAME:=VALUE`` (a ``--param`` / ``-p`` rule) as ``(name, value)``, the value read as YAML as rcl reads it
+    (``1`` int, ``1.0`` float, ``true`` bool, ``[0.1, 0.2]`` list, anything else a string)."""
+    import yaml
+
+    if ":=" not in text:
+        raise ValueError(f"a parameter is NAME:=VALUE, got {text!r}")
+    name, raw = text.split(":=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else raw
+    except yaml.YAMLError:
+        value = raw
+    if isinstance(value, str) and raw.strip()[:1] not in ("'", '"'):  # rcl reads an unquoted 1e-3 as a number
+        for number in (int, float):
+            try:
+                return name.strip(), number(value.strip())
+            except ValueError:
+                pass
+    return name.strip(), ("" if value is None else value)
+
+
+def _file_parameters(path: str, node: str, namespace: str = "") -> Dict[str, Any]:
+    """The parameters a parameter file gives node ``node`` (keys ``node``, ``/node``, ``/ns/node``, ``/**``,
+    ``/**/node``, applied in file order as rcl does)."""
+    import yaml
+
+    with open(path) as f:
+        doc = yaml.safe_load(f) or {}
+    ns = namespace.strip("/")
+    keys = {node, f"/{node}", "/**", f"/**/{node}"} | ({f"/{ns}/{node}"} if ns else set())
+    out: Dict[str, Any] = {}
+    for key, entry in doc.items():
+        if key in keys and isinstance(entry, dict):
+            out.update(entry.get("ros__parameters") or {})
+    return out
+
+
+def effective_parameters(spec: NodeSpec, share_dir: Optional[str] = None, user_files: Sequence[str] = (),
+                         user_params: Optional[Dict[str, Any]] = None, param_strings: Sequence[str] = (),
+                         namespace: str = "") -> Dict[str, Any]:
+    """The parameter values the node of ``spec`` starts with, as the runner and the launch files set them: its
+    files, the graph's overrides, the user's files and single parameters (``node_parameters``), then the
+    ``NAME:=VALUE`` rules (the runner's ``--param``, the user's last word). Only what the sources name: a
+    parameter none of them sets keeps the node's declared default (config/<node>.yaml lists them all). For tools
+    that must know a node's configuration without starting it (the demo's workspace and scene)."""
+    out: Dict[str, Any] = {}
+    for src in node_parameters(spec, share_dir, user_files, user_params):
+        out.update(_file_parameters(src, spec.name, namespace) if isinstance(src, str) else src)
+    out.update(parse_param_string(p) for p in param_strings)
+    return out
 
 
 def param_files(spec: NodeSpec, share_dir: Optional[str] = None) -> List[str]:

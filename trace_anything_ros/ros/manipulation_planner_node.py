@@ -91,6 +91,7 @@ from trace_anything_ros.planning.session import PlannerSession, TrackedObjects
 from trace_anything_ros.srv import SetObjectGoal
 
 from . import conversions as conv
+from .graph import PLANNER_NAME, PLANNER_OUTPUTS, PLANNER_SERVICES, private
 from .node_main import spin_node
 from .params import Spec, check, dataclass_specs, declare_parameters
 
@@ -99,7 +100,7 @@ try:  # tf2 is not available as wheels; on a ROS install it is.
 except Exception:  # noqa: BLE001
     tf2_ros = None
 
-NODE_NAME = "manipulation_planner_node"
+NODE_NAME = PLANNER_NAME
 
 # name, default, description, range, dynamic
 PARAMS = [
@@ -264,8 +265,10 @@ class ManipulationPlannerNode(LifecycleNode):
         self._session = PlannerSession(ManipulationPlanner(planner_params_from(v)), v["stale_timeout"],
                                       rebind_radius=v["rebind_radius"])
         out_q = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
-        self._pubs = {"plan": self.create_lifecycle_publisher(ManipulationPlan, "~/plan", out_q),
-                      "path": self.create_lifecycle_publisher(Path, "~/ee_path", out_q)}
+        self._pubs = {"plan": self.create_lifecycle_publisher(ManipulationPlan, private(PLANNER_OUTPUTS["plan"]), out_q),
+                      "path": self.create_lifecycle_publisher(Path, private(PLANNER_OUTPUTS["ee_path"]), out_q),
+                      "windows": self.create_lifecycle_publisher(String, private(PLANNER_OUTPUTS["plan_windows"]),
+                                                                 QoSProfile(depth=20, reliability=out_q.reliability))}
         in_q = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
         # perception: keep only the newest window (a plan from an older one is outdated; a queue of them is a
         # backlog when planning is slower than perception); goals keep a small queue
@@ -282,8 +285,8 @@ class ManipulationPlannerNode(LifecycleNode):
                            self.create_subscription(Image, "depth", self._on_depth, qos_profile_sensor_data),
                            self.create_subscription(CameraInfo, "camera_info", self._on_info,
                                                     qos_profile_sensor_data)]
-        self._srvs = [self.create_service(SetObjectGoal, "~/set_object_goal", self._on_set_goal),
-                      self.create_service(Trigger, "~/cancel", self._on_cancel)]
+        self._srvs = [self.create_service(SetObjectGoal, private(PLANNER_SERVICES["set_object_goal"]), self._on_set_goal),
+                      self.create_service(Trigger, private(PLANNER_SERVICES["cancel"]), self._on_cancel)]
         if tf2_ros is not None and v["use_tf"]:
             self._tf_buffer = tf2_ros.Buffer()
             self._tf_listener = tf2_ros.TransformListener(self._tf_buffer, self)

@@ -336,9 +336,11 @@ def bench_stream(duration: float, model_delay: float, factory: str, rate: float 
                              lambda m: diag.extend(s for s in m.status if s.name.startswith("trajectory_field")), 10)
     outs = []
     from trace_anything_ros.msg import TrajectoryArray
-    node.create_subscription(TrajectoryArray, "/trajectory_field_node/tracks", outs.append, 2)
+
+    from .graph import PERCEPTION_NS, TOPICS
+    node.create_subscription(TrajectoryArray, TOPICS["tracks"], outs.append, 2)
     pub = node.create_publisher(Image, "/bench/image", qos_profile_sensor_data)
-    lc = LifecycleClient(node, "/trajectory_field_node", executor=ex)
+    lc = LifecycleClient(node, PERCEPTION_NS, executor=ex)
     try:
         assert lc.wait_for_service(60) and lc.change_state("configure") and lc.change_state("activate")
         a = np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)

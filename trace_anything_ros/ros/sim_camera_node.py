@@ -43,6 +43,7 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from trace_anything_ros.sim.scene import Scene, SceneConfig
 
+from .graph import CAMERA_REMAPS, SIM_CAMERA_NAME, SIM_GT, relative
 from .node_main import spin_node
 from .params import Spec, check, declare_parameters, field_spec
 
@@ -128,7 +129,7 @@ def camera_info_msg(K: np.ndarray, width: int, height: int, stamp, frame_id: str
 
 class SimCameraNode(Node):
     def __init__(self, **kwargs):
-        super().__init__("sim_camera_node", **kwargs)
+        super().__init__(SIM_CAMERA_NAME, **kwargs)
         errors = declare_parameters(self, PARAMS)
         v = {p.name: self.get_parameter(p.name).value for p in PARAMS}
         errors += [e for p in PARAMS for e in [check(p, v[p.name])] if e]
@@ -151,15 +152,15 @@ class SimCameraNode(Node):
         rel = ReliabilityPolicy.BEST_EFFORT if g("qos.reliability") == "best_effort" else ReliabilityPolicy.RELIABLE
         qos = QoSProfile(depth=int(g("qos.depth")), reliability=rel, durability=DurabilityPolicy.VOLATILE,
                          history=HistoryPolicy.KEEP_LAST)
-        self.pub_image = self.create_publisher(Image, "camera/image_raw", qos)
-        self.pub_depth = self.create_publisher(Image, "camera/depth/image_raw", qos)
-        self.pub_info = self.create_publisher(CameraInfo, "camera/camera_info", qos)
-        self.pub_pose = self.create_publisher(PoseStamped, "camera/pose", qos)
+        self.pub_image = self.create_publisher(Image, relative(CAMERA_REMAPS["image"]), qos)
+        self.pub_depth = self.create_publisher(Image, relative(CAMERA_REMAPS["depth"]), qos)
+        self.pub_info = self.create_publisher(CameraInfo, relative(CAMERA_REMAPS["camera_info"]), qos)
+        self.pub_pose = self.create_publisher(PoseStamped, relative(CAMERA_REMAPS["camera_pose"]), qos)
         self.pub_clock = (self.create_publisher(ClockMsg, "/clock", QoSProfile(
             depth=10, reliability=ReliabilityPolicy.RELIABLE)) if self.publish_clock else None)
         if self.publish_gt:
-            self.pub_mask = self.create_publisher(Image, "gt/dynamic_mask", qos)
-            self.pub_objects = self.create_publisher(PoseArray, "gt/object_poses", qos)
+            self.pub_mask = self.create_publisher(Image, relative(SIM_GT["gt_mask"]), qos)
+            self.pub_objects = self.create_publisher(PoseArray, relative(SIM_GT["gt_object_poses"]), qos)
         self.frames = 0
         self.done = False
         self.render_s = 0.0

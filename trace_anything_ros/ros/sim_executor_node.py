@@ -64,11 +64,12 @@ from trace_anything_ros.sim import closed_loop as cl
 from trace_anything_ros.sim.scene import Scene
 
 from . import conversions as conv
+from .graph import EXECUTOR_NAME
 from .node_main import spin_node
 from .params import Spec, declare_parameters, field_spec
 from .sim_camera_node import camera_info_msg, image_msg
 
-NODE_NAME = "sim_executor_node"
+NODE_NAME = EXECUTOR_NAME
 PARAMS = [
     Spec("seed", 0, "episode seed (closed_loop.sample_episode)", range=(0, 2**31 - 1)),
     Spec("width", 320, "image width", range=(16, 4096)),

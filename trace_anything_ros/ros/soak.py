@@ -49,11 +49,9 @@ from typing import Dict, List, Optional
 
 import numpy as np
 
-from .graph import config_dir
+from .graph import PERCEPTION_NS as PERCEPTION_NODE, PLANNER_NS as PLANNER_NODE, config_file
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-PERCEPTION_NODE = "/trajectory_field_node"
-PLANNER_NODE = "/manipulation_planner_node"
 ANALYTIC_FACTORY = "trace_anything_ros.model.analytic:create"  # the stand-in model of the benchmarks
 
 
@@ -390,7 +388,7 @@ def soak_planner(duration: float = 15.0, rate: float = 100.0, warmup: float = 3.
     from .node_main import context_or_default
 
     cmd = [sys.executable, "-m", "trace_anything_ros.ros.manipulation_planner_node", "--ros-args",
-           "--params-file", os.path.join(config_dir(), "planner.yaml"),
+           "--params-file", config_file("planner.yaml"),
            "-p", f"camera_to_base.xyz:={list(CAM_XYZ)}", "-p", f"camera_to_base.quat:={list(CAM_QUAT)}",
            "-p", "stale_timeout:=5.0", "-p", "planner.min_points:=10", "-p", "planner.max_gripper_width:=1.0",
            "-p", "goal_image.enabled:=false",

@@ -60,10 +60,11 @@ try:  # tf2 is not available as wheels; on a ROS install it is.
 except Exception:  # noqa: BLE001
     tf2_ros = None
 from . import diagnostics as diag
+from .graph import PERCEPTION_NAME, PERCEPTION_OUTPUTS as OUT, private
 from .node_main import spin_node
 from .params import BY_NAME, PERCEPTION, check, check_all, declare_parameters, pipeline_params
 
-NODE_NAME = "trajectory_field_node"
+NODE_NAME = PERCEPTION_NAME
 
 
 class TrajectoryFieldNode(LifecycleNode):
@@ -174,11 +175,11 @@ class TrajectoryFieldNode(LifecycleNode):
         self._infos, self._depths, self._pending = deque(maxlen=qsize), deque(maxlen=qsize), deque(maxlen=qsize)
         out_q = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE)
         self._pubs = {
-            "field": self.create_lifecycle_publisher(TrajectoryFieldMsg, "~/trajectory_field", out_q),
-            "tracks": self.create_lifecycle_publisher(TrajectoryArray, "~/tracks", out_q),
-            "mask": self.create_lifecycle_publisher(Image, "~/dynamic_mask", out_q),
-            "objects": self.create_lifecycle_publisher(DynamicObjectArray, "~/dynamic_objects", out_q),
-            "markers": self.create_lifecycle_publisher(MarkerArray, "~/markers", out_q),
+            "field": self.create_lifecycle_publisher(TrajectoryFieldMsg, private(OUT["field"]), out_q),
+            "tracks": self.create_lifecycle_publisher(TrajectoryArray, private(OUT["tracks"]), out_q),
+            "mask": self.create_lifecycle_publisher(Image, private(OUT["mask"]), out_q),
+            "objects": self.create_lifecycle_publisher(DynamicObjectArray, private(OUT["objects"]), out_q),
+            "markers": self.create_lifecycle_publisher(MarkerArray, private(OUT["markers"]), out_q),
         }
         qos = self._qos(v)
         ev = SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos)
