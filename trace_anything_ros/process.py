@@ -226,6 +226,40 @@ def make_estimator(weights: str = "embedded", preset: str = "compact", device: s
     return load_estimator("", params)
 
 
+def _count_window(stats: dict, pr) -> int:
+    """Add one window's products to the run statistics; returns the window's index."""
+    wi = stats["windows"]
+    stats["windows"] += 1
+    stats["model_s"].append(pr.timings["model"])
+    stats["total_s"].append(pr.timings["total"])
+    stats["objects"].update(int(o.id) for o in pr.objects)
+    if pr.regime:
+        stats.setdefault("regimes", {})
+        stats["regimes"][pr.regime] = stats["regimes"].get(pr.regime, 0) + 1
+    for wmsg in pr.estimator_warnings:
+        stats.setdefault("warnings", {})
+        stats["warnings"][wmsg] = stats["warnings"].get(wmsg, 0) + 1
+    return wi
+
+
+def _summary(args, kind: str, est, input_size, spec, stats: dict, wall_s: float, loop_s: float, writer,
+             video) -> dict:
+    """summary.json of a run."""
+    return dict(
+        input=args.input, kind=kind, model=getattr(est, "description", type(est).__name__),
+        input_size=list(input_size), window=spec.length, stride=spec.stride, hop=args.hop,
+        frames=stats["frames"], windows=stats["windows"], dropped_frames=stats["dropped"],
+        wall_s=round(wall_s, 3), loop_s=round(loop_s, 3),
+        frames_per_s=round(stats["frames"] / loop_s, 3) if loop_s > 0 else 0.0,
+        windows_per_s=round(stats["windows"] / loop_s, 3) if loop_s > 0 else 0.0,
+        model_time_mean_s=round(float(np.mean(stats["model_s"])), 4) if stats["model_s"] else None,
+        window_time_mean_s=round(float(np.mean(stats["total_s"])), 4) if stats["total_s"] else None,
+        objects_seen=sorted(stats["objects"]), regimes=stats.get("regimes", {}),
+        estimator_warnings=stats.get("warnings", {}), mcap=writer.out.path, mcap_encoding=writer.mode,
+        mcap_encoding_reason=writer.reason, mcap_messages=dict(writer.out.counts),
+        overlay_video=video.path if video.frames else None, overlay_pngs=stats["pngs"])
+
+
 def main(args) -> int:
     from trace_anything_ros.eval import overlay as ov
     from trace_anything_ros.pipeline import (Frame, FrameIngest, PerceptionPipeline, PipelineParams, WindowSpec,
@@ -283,17 +317,7 @@ def main(args) -> int:
                 continue
             since_last = 0
             pr = pipeline.process(win)
-            wi = stats["windows"]
-            stats["windows"] += 1
-            stats["model_s"].append(pr.timings["model"])
-            stats["total_s"].append(pr.timings["total"])
-            stats["objects"].update(int(o.id) for o in pr.objects)
-            if pr.regime:
-                stats.setdefault("regimes", {})
-                stats["regimes"][pr.regime] = stats["regimes"].get(pr.regime, 0) + 1
-            for wmsg in pr.estimator_warnings:
-                stats.setdefault("warnings", {})
-                stats["warnings"][wmsg] = stats["warnings"].get(wmsg, 0) + 1
+            wi = _count_window(stats, pr)
             writer.write_products(pr, with_field=bool(args.field_every) and wi % args.field_every == 0)
             src = {k: (im, kk) for k, im, kk in sources}
             img, Ks = src.get(win[-1].key, (rgb, K))
@@ -319,19 +343,8 @@ def main(args) -> int:
         p = os.path.join(out_dir, "overlay_last.png")
         ov.save_png(p, frame_img)
         stats["pngs"].append(p)
-    summary = dict(
-        input=args.input, kind=kind, model=getattr(est, "description", type(est).__name__),
-        input_size=list(input_size), window=spec.length, stride=spec.stride, hop=args.hop,
-        frames=stats["frames"], windows=stats["windows"], dropped_frames=stats["dropped"],
-        wall_s=round(time.perf_counter() - t_start, 3), loop_s=round(loop_s, 3),
-        frames_per_s=round(stats["frames"] / loop_s, 3) if loop_s > 0 else 0.0,
-        windows_per_s=round(stats["windows"] / loop_s, 3) if loop_s > 0 else 0.0,
-        model_time_mean_s=round(float(np.mean(stats["model_s"])), 4) if stats["model_s"] else None,
-        window_time_mean_s=round(float(np.mean(stats["total_s"])), 4) if stats["total_s"] else None,
-        objects_seen=sorted(stats["objects"]), regimes=stats.get("regimes", {}),
-        estimator_warnings=stats.get("warnings", {}), mcap=writer.out.path, mcap_encoding=writer.mode,
-        mcap_encoding_reason=writer.reason, mcap_messages=dict(writer.out.counts),
-        overlay_video=video.path if video.frames else None, overlay_pngs=stats["pngs"])
+    summary = _summary(args, kind, est, input_size, spec, stats, time.perf_counter() - t_start, loop_s, writer,
+                       video)
     with open(os.path.join(out_dir, "summary.json"), "w") as f:
         json.dump(summary, f, indent=1)
     print(f"[process] {stats['frames']} frames, {stats['windows']} windows in {loop_s:.1f} s "

@@ -61,8 +61,8 @@ def node_env(**extra) -> Dict[str, str]:
     fault-injecting estimators) go first on PYTHONPATH. An installed package needs neither."""
     env = dict(os.environ)
     if (REPO / "test").is_dir() and (REPO / "trace_anything_ros").is_dir():
-        env["PYTHONPATH"] = os.pathsep.join([str(REPO / "test"), str(REPO)] + [p for p in [env.get("PYTHONPATH")]
-                                                                              if p])
+        prev = [p for p in [env.get("PYTHONPATH")] if p]
+        env["PYTHONPATH"] = os.pathsep.join([str(REPO / "test"), str(REPO)] + prev)
     env.update({k: str(v) for k, v in extra.items()})
     return env
 
@@ -237,7 +237,6 @@ def soak_perception(duration: float = 60.0, rate: float = 60.0, model_delay: flo
         while time.monotonic() - t_stop < 10.0 and not settled():  # last window + fresh diagnostics
             ex.spin_once(timeout_sec=0.05)
         samples.append((time.monotonic() - t_start, proc_sample(proc.pid)))
-        v = diag[-1] if diag else {}
         res["frames_sent"] = sent
         res["achieved_rate_hz"] = sent / (t_stop - t_start)
         res["node_alive"] = proc.poll() is None
@@ -246,21 +245,35 @@ def soak_perception(duration: float = 60.0, rate: float = 60.0, model_delay: flo
         node.destroy_node()
         out = stop_process(proc)
     res["node_log_tail"] = out[-2000:]
+    return _perception_checks(res, samples, outs, diag, every, hostile_sent, warmup=warmup, flat_pct=flat_pct,
+                              sample_period=sample_period, window=window,
+                              latency_bound=latency_bound if latency_bound is not None else 3 * model_delay + 0.5)
+
+
+def _perception_checks(res: dict, samples: List[tuple], outs: List[tuple], diag: List[dict], every: int,
+                       hostile_sent: Dict[str, int], warmup: float, flat_pct: float, sample_period: float, window: int,
+                       latency_bound: float) -> dict:
+    """The figures and checks of ``soak_perception`` (see the module docstring) from what the flood observed: the
+    node's /proc samples, the tracks received (receive ns, header stamp ns, frame stamps), its diagnostics values;
+    ``every``: one hostile message in ``every`` (0: none), ``hostile_sent``: their count by reason."""
+    v = diag[-1] if diag else {}
     warm = [s for t, s in samples if t >= warmup]
     res["rss_MB"] = {k: (x / 1024 if isinstance(x, float) and k != "max_dev_pct" and k != "ok" else x)
                      for k, x in _flat([s["rss_kb"] for s in warm], flat_pct).items()}
     res["fds"] = _flat([s["fds"] for s in warm], flat_pct, abs_tol=2)
     # the RSS course (MB), one sample per ~30 s: settling vs a trend
-    res["rss_course_MB"] = [(round(t), round(s["rss_kb"] / 1024, 1)) for t, s in samples[::max(1, int(30 / sample_period))]]
+    res["rss_course_MB"] = [(round(t), round(s["rss_kb"] / 1024, 1))
+                            for t, s in samples[::max(1, int(30 / sample_period))]]
     if len(samples) >= 2:
-        res["cpu_fraction"] = (samples[-1][1]["cpu_s"] - samples[0][1]["cpu_s"]) / max(1e-9, samples[-1][0] - samples[0][0])
+        res["cpu_fraction"] = ((samples[-1][1]["cpu_s"] - samples[0][1]["cpu_s"])
+                               / max(1e-9, samples[-1][0] - samples[0][0]))
     lat = np.array([(r - s) * 1e-9 for r, s, _ in outs], np.float64)
     lat_warm = lat  # every published result, the first windows included
     res["outputs"] = len(outs)
     if len(lat_warm):
         res["latency_s"] = {"p50": float(np.percentile(lat_warm, 50)), "p99": float(np.percentile(lat_warm, 99)),
                             "max": float(lat_warm.max())}
-    bound = latency_bound if latency_bound is not None else 3 * model_delay + 0.5
+    bound = latency_bound
     res["latency_bound_s"] = bound
     # frame accounting
     gi = lambda k: int(float(v.get(k, 0)))  # noqa: E731
