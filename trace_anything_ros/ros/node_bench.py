@@ -27,7 +27,6 @@ from typing import Optional
 import numpy as np
 
 
-
 def bench_enqueue(n: int = 200, input_size=(96, 128)) -> dict:
     from trace_anything_ros.pipeline import Frame, FrameIngest, WindowSpec, preprocess_rgb
 
@@ -93,6 +92,47 @@ def _field_path_ops(path: str, f, payload: np.ndarray):
     return UInt8MultiArray, True, lambda h: raw, lambda m: np.frombuffer(m, np.uint8, offset=len(m) - payload.size)
 
 
+def _time_path(ex, pub_node, sub_node, path: str, f, payload: np.ndarray, reps: int) -> dict:
+    """``reps`` + 2 round trips of one path (``_field_path_ops``) from ``pub_node`` to ``sub_node``: seconds in
+    total and to build, minor page faults, per round trip; each read-back checked."""
+    import resource
+
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from std_msgs.msg import Header
+
+    q = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+    typ, raw, build, read = _field_path_ops(path, f, payload)
+    want = f.ctrl_pts.reshape(-1) if path.startswith("field") else payload
+    box = []
+    pub = pub_node.create_publisher(typ, f"bench_field_{path}", q)
+    sub = sub_node.create_subscription(typ, f"bench_field_{path}", box.append, q, raw=raw)
+    try:
+        deadline = time.monotonic() + 10.0
+        while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+            ex.spin_once(timeout_sec=0.05)
+        r = {"total": [], "build": [], "faults": []}
+        for _ in range(reps + 2):
+            box.clear()
+            fl0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+            t0 = time.perf_counter()
+            m = build(Header(frame_id="cam"))
+            t1 = time.perf_counter()
+            pub.publish(m)
+            while not box:
+                ex.spin_once(timeout_sec=0.01)
+            g = read(box[0])
+            t2 = time.perf_counter()
+            assert g.size == want.size and g.reshape(-1)[-1] == want[-1]
+            r["total"].append(t2 - t0)
+            r["build"].append(t1 - t0)
+            r["faults"].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - fl0)
+            del m, g
+        return r
+    finally:
+        pub_node.destroy_publisher(pub)
+        sub_node.destroy_subscription(sub)
+
+
 def bench_field(reps: int = 10, context=None, tune: bool = True, paths=FIELD_PATHS) -> dict:
     """Round trip of an 8x10x128x128 float32 field (21 MB message) from a publishing node to a subscribing node over
     DDS in one process (rmw_fastrtps delivers intra-process: no transport copies; ``bench_field_xproc`` for two
@@ -104,12 +144,8 @@ def bench_field(reps: int = 10, context=None, tune: bool = True, paths=FIELD_PAT
     allocation patterns and provoked glibc into unmapping and re-faulting the 21 MB buffers); ``tune``:
     ``threads.tune_malloc`` first, as the node does when it first publishes a field (TAR_MALLOC_TUNE=0 disables
     it). Minor page faults per round trip are reported (0 when large buffers are reused)."""
-    import resource
-
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
-    from rclpy.qos import QoSProfile, ReliabilityPolicy
-    from std_msgs.msg import Header
 
     from trace_anything_ros.field.types import TrajectoryField
     from trace_anything_ros.pipeline.threads import tune_malloc
@@ -123,40 +159,13 @@ def bench_field(reps: int = 10, context=None, tune: bool = True, paths=FIELD_PAT
     ctx = context_or_default(context)
     pub_node = rclpy.create_node("bench_field_pub", context=ctx)
     sub_node = rclpy.create_node("bench_field_sub", context=ctx)
-    q = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
     ex = SingleThreadedExecutor(context=ctx)
     ex.add_node(pub_node)
     ex.add_node(sub_node)
     res = {}
     try:
         for path in paths:  # one path after the other, as a process uses one of them
-            typ, raw, build, read = _field_path_ops(path, f, payload)
-            box = []
-            pub = pub_node.create_publisher(typ, f"bench_field_{path}", q)
-            sub = sub_node.create_subscription(typ, f"bench_field_{path}", box.append, q, raw=raw)
-            deadline = time.monotonic() + 10.0
-            while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
-                ex.spin_once(timeout_sec=0.05)
-            r = res[path] = {"total": [], "build": [], "faults": []}
-            for _ in range(reps + 2):
-                box.clear()
-                fl0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-                t0 = time.perf_counter()
-                m = build(Header(frame_id="cam"))
-                t1 = time.perf_counter()
-                pub.publish(m)
-                while not box:
-                    ex.spin_once(timeout_sec=0.01)
-                g = read(box[0])
-                t2 = time.perf_counter()
-                assert g.size == (f.ctrl_pts.size if path.startswith("field") else payload.size)
-                assert g.reshape(-1)[-1] == (f.ctrl_pts.reshape(-1)[-1] if path.startswith("field") else payload[-1])
-                r["total"].append(t2 - t0)
-                r["build"].append(t1 - t0)
-                r["faults"].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - fl0)
-                del m, g
-            pub_node.destroy_publisher(pub)
-            sub_node.destroy_subscription(sub)
+            res[path] = _time_path(ex, pub_node, sub_node, path, f, payload, reps)
     finally:
         ex.shutdown()
         pub_node.destroy_node()
@@ -307,6 +316,35 @@ OVERHEAD_DEFINITION = (
     "transport of the image to the node and of the products to subscribers, and the camera-side age of the frame.")
 
 
+def _stream_result(v: dict, rss: list, sent: int, node_cpu: float, duration: float) -> dict:
+    """``bench_stream``'s figures from the node's last diagnostics values ``v``, its RSS samples ``(t, kB)`` and
+    CPU seconds over the stream of ``sent`` frames."""
+    warm = [r for t, r in rss if t >= min(10.0, duration / 3)]
+    rss_first, rss_last = (warm[0], warm[-1]) if warm else (0, 0)
+    lat = float(v.get("latency_s_mean", "nan"))
+    mt = float(v.get("model_time_s_mean", "nan"))
+    return {"transport": os.environ.get("FASTRTPS_DEFAULT_PROFILES_FILE") or "builtin",
+            "frames_sent": sent, "windows_out": int(v.get("windows_out", 0)),
+            "input_rate_hz": float(v.get("input_rate_hz", 0)), "output_rate_hz": float(v.get("output_rate_hz", 0)),
+            "latency_ms_mean": lat * 1e3, "model_ms_mean": mt * 1e3, "overhead_ms_mean": (lat - mt) * 1e3,
+            "queue_wait_ms_mean": float(v.get("queue_wait_s_mean", "nan")) * 1e3,
+            "processing_overhead_ms_mean": float(v.get("processing_overhead_s_mean", "nan")) * 1e3,
+            "latency_ms_median": float(v.get("latency_s_median", "nan")) * 1e3,
+            "model_ms_median": float(v.get("model_time_s_median", "nan")) * 1e3,
+            "overhead_ms_median": float(v.get("overhead_s_median", "nan")) * 1e3,
+            "queue_wait_ms_median": float(v.get("queue_wait_s_median", "nan")) * 1e3,
+            "processing_overhead_ms_median": float(v.get("processing_overhead_s_median", "nan")) * 1e3,
+            "post_ms_median": float(v.get("post_s_median", "nan")) * 1e3,
+            "publish_ms_median": float(v.get("publish_s_median", "nan")) * 1e3,
+            "input_fraction": (float(v.get("frames_in", 0)) / max(sent, 1)),
+            "node_cpu_s": node_cpu, "node_cpu_per_window_ms": 1e3 * node_cpu / max(int(v.get("windows_out", 0)), 1),
+            "overhead_fraction": (lat - mt) / mt if mt > 0 else float("nan"),
+            "dropped": {k[8:]: int(x) for k, x in v.items() if k.startswith("dropped.")},
+            "rss_MB_first": rss_first / 1024, "rss_MB_last": rss_last / 1024,
+            "rss_change_pct": 100.0 * (rss_last - rss_first) / rss_first if rss_first else float("nan"),
+            "rss_MB_series": [(round(t, 1), round(r / 1024, 1)) for t, r in rss[:: max(1, len(rss) // 20)]]}
+
+
 def bench_stream(duration: float, model_delay: float, factory: str, rate: float = 30.0, context=None,
                  policy: str = "latency") -> dict:
     """Start the node (separate process), stream 640x480 frames at ``rate`` Hz, read its diagnostics and RSS.
@@ -367,30 +405,9 @@ def bench_stream(duration: float, model_delay: float, factory: str, rate: float 
             ex.spin_once(timeout_sec=0.05)
         node_cpu = cpu_stream - cpu_start
         v = {kv.key: kv.value for kv in diag[-1].values} if diag else {}
-        warm = [r for t, r in rss if t >= min(10.0, duration / 3)]
-        rss_first, rss_last = (warm[0], warm[-1]) if warm else (0, 0)
-        lat = float(v.get("latency_s_mean", "nan"))
-        mt = float(v.get("model_time_s_mean", "nan"))
-        return {"window_policy": policy, "transport": os.environ.get("FASTRTPS_DEFAULT_PROFILES_FILE") or "builtin",
-                "frames_sent": i, "windows_out": int(v.get("windows_out", 0)), "input_rate_hz": float(v.get(
-                "input_rate_hz", 0)), "output_rate_hz": float(v.get("output_rate_hz", 0)),
-                "latency_ms_mean": lat * 1e3, "model_ms_mean": mt * 1e3, "overhead_ms_mean": (lat - mt) * 1e3,
-                "queue_wait_ms_mean": float(v.get("queue_wait_s_mean", "nan")) * 1e3,
-                "processing_overhead_ms_mean": float(v.get("processing_overhead_s_mean", "nan")) * 1e3,
-                "latency_ms_median": float(v.get("latency_s_median", "nan")) * 1e3,
-                "model_ms_median": float(v.get("model_time_s_median", "nan")) * 1e3,
-                "overhead_ms_median": float(v.get("overhead_s_median", "nan")) * 1e3,
-                "queue_wait_ms_median": float(v.get("queue_wait_s_median", "nan")) * 1e3,
-                "processing_overhead_ms_median": float(v.get("processing_overhead_s_median", "nan")) * 1e3,
-                "post_ms_median": float(v.get("post_s_median", "nan")) * 1e3,
-                "publish_ms_median": float(v.get("publish_s_median", "nan")) * 1e3,
-                "input_fraction": (float(v.get("frames_in", 0)) / max(i, 1)),
-                "node_cpu_s": node_cpu, "node_cpu_per_window_ms": 1e3 * node_cpu / max(int(v.get("windows_out", 0)), 1),
-                "overhead_fraction": (lat - mt) / mt if mt > 0 else float("nan"),
-                "dropped": {k[8:]: int(x) for k, x in v.items() if k.startswith("dropped.")},
-                "rss_MB_first": rss_first / 1024, "rss_MB_last": rss_last / 1024,
-                "rss_change_pct": 100.0 * (rss_last - rss_first) / rss_first if rss_first else float("nan"),
-                "rss_MB_series": [(round(t, 1), round(r / 1024, 1)) for t, r in rss[:: max(1, len(rss) // 20)]]}
+        res = _stream_result(v, rss, sent=i, node_cpu=node_cpu, duration=duration)
+        res["window_policy"] = policy
+        return res
     finally:
         ex.shutdown()
         node.destroy_node()
