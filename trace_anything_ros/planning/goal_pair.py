@@ -330,30 +330,28 @@ def _bottom_strip(obj, P0, valid, height, n, p: GoalPairParams) -> np.ndarray:
     return out
 
 
-def estimate_goal_motion(rgb0: np.ndarray, depth0: np.ndarray, K: np.ndarray, rgb1: np.ndarray,
-                         depth1: Optional[np.ndarray] = None, params: GoalPairParams = GoalPairParams()) -> GoalMotion:
-    """The moved object's motion current -> goal (see the module docstring). Images at one size, depth in metres
-    (NaN / <= 0 invalid), ``K`` 3x3 for that size."""
-    p = params
-    rgb0, rgb1 = np.asarray(rgb0), np.asarray(rgb1)
-    H, W = rgb0.shape[:2]
-    if rgb1.shape[:2] != (H, W) or np.asarray(depth0).shape != (H, W):
-        raise ValueError(f"current image {rgb0.shape[:2]}, goal image {rgb1.shape[:2]} and current depth "
-                         f"{np.asarray(depth0).shape} must have one size")
-    d0 = np.asarray(depth0, np.float64)
-    d0 = np.where(np.isfinite(d0) & (d0 > 0), d0, np.nan)
-    d1 = None
-    if depth1 is not None:
-        d1 = np.asarray(depth1, np.float64)
-        d1 = np.where(np.isfinite(d1) & (d1 > 0), d1, np.nan)
-        if not np.isfinite(d1).any():
-            d1 = None
-    diag = {}
-    changed = change_mask(rgb0, rgb1, p.diff_threshold)
-    diag["changed_pixels"] = int(changed.sum())
-    if changed.sum() < p.min_change_pixels:
-        return GoalMotion(True, "no change between the current frame and the goal image", confidence=1.0,
-                          mask=np.zeros((H, W), bool), changed=False, diagnostics=diag)
+@dataclass
+class ObjectModel:
+    """The moved object as the current frame shows it (step 3 of the module doc): what the alignment moves."""
+
+    mask: np.ndarray                    # bool [H, W] object pixels of the current frame
+    X: np.ndarray                       # [M, 3] visible depth points (subsampled), camera frame
+    C: np.ndarray                       # [M, 3] their colours
+    Wp: np.ndarray                      # [M] photometric weights (surfaces facing up weigh more)
+    S: np.ndarray                       # [MS, 3] X extruded down to the plane (silhouette points)
+    center: np.ndarray                  # rotation centre (mean of X)
+    n: np.ndarray                       # support plane normal ("up", facing the camera)
+    dpl: float                          # plane offset: n . p + dpl = 0
+    e1: np.ndarray                      # in-plane axes
+    e2: np.ndarray
+    static_depth: np.ndarray            # the current depth without the object (occlusion by the static scene)
+    rgb: np.ndarray                     # the current frame the model was cut from
+    K: np.ndarray
+
+
+def _plane_and_object(rgb0, d0, K, changed, p: GoalPairParams, diag: dict):
+    """Support plane + the object's pixels (steps 2-3) -> ObjectModel, or a failed GoalMotion."""
+    H, W = d0.shape
     P0 = backproject(np.nan_to_num(d0, nan=0.0), K)
     valid0 = np.isfinite(d0)
     # support plane around the change
@@ -377,31 +375,10 @@ def estimate_goal_motion(rgb0: np.ndarray, depth0: np.ndarray, K: np.ndarray, rg
         return GoalMotion(False, f"no object above the support plane in the changed region ({int(seeds.sum())} "
                           f"pixels < {p.min_object_pixels}): the current frame does not show the object the goal "
                           "image moves", mask=seeds, diagnostics=diag)
-    # above-plane components, cut at depth discontinuities (an object standing in front of another one)
-    z = np.nan_to_num(d0, nan=np.inf)
-    jump = np.zeros((H, W), bool)
-    dz_v = np.abs(np.diff(z, axis=0)) > p.depth_jump
-    dz_h = np.abs(np.diff(z, axis=1)) > p.depth_jump
-    jump[:-1] |= dz_v
-    jump[1:] |= dz_v
-    jump[:, :-1] |= dz_h
-    jump[:, 1:] |= dz_h
-    lab, _ = ndimage.label(above & ~jump)
-    ids, cnt = np.unique(lab[seeds & ~jump], return_counts=True)
-    cnt, ids = cnt[ids > 0], ids[ids > 0]
-    if len(ids) == 0:
+    obj = _object_region(d0, seeds, above, P0, p)
+    if obj is None:
         return GoalMotion(False, "no object region above the support plane in the changed region",
                           mask=seeds, diagnostics=diag)
-    main = ids[np.argmax(cnt)]   # the above-plane component holding most of the changed pixels
-    obj = lab == main
-    # the silhouette's own edge pixels back (within the object's depth range)
-    zr = d0[obj]
-    ring = ndimage.binary_dilation(obj, np.ones((3, 3), bool)) & above & ~obj
-    obj |= ring & (d0 >= zr.min() - p.depth_jump) & (d0 <= zr.max() + p.depth_jump)
-    S = seeds & obj
-    sc = P0[S].mean(0)
-    ext = np.linalg.norm(P0[S] - sc, axis=-1).max()
-    obj &= np.linalg.norm(P0 - sc, axis=-1) <= ext + 0.02
     if obj.sum() < p.min_object_pixels:
         return GoalMotion(False, f"object has {int(obj.sum())} pixels < {p.min_object_pixels}", mask=obj,
                           diagnostics=diag)
@@ -424,10 +401,87 @@ def estimate_goal_motion(rgb0: np.ndarray, depth0: np.ndarray, K: np.ndarray, rg
         e1 = np.cross(n, [1.0, 0.0, 0.0])
     e1 /= np.linalg.norm(e1)
     e2 = np.cross(n, e1)
-    # goal evidence
+    # the object's volume below its visible surface (extruded to the plane): silhouette points
+    hX = np.maximum(X @ n + dpl, 0.0)
+    S = np.concatenate([X - n * (hX * f)[:, None] for f in (0.3, 0.6, 0.95)])
+    if len(S) > 2 * p.max_points:
+        S = S[np.random.default_rng(p.seed + 1).choice(len(S), 2 * p.max_points, replace=False)]
+    return ObjectModel(obj, X, C, Wp, S, center, n, float(dpl), e1, e2, np.where(obj, np.nan, d0),
+                       np.asarray(rgb0), np.asarray(K, np.float64))
+
+
+def _object_region(d0, seeds, above, P0, p: GoalPairParams) -> Optional[np.ndarray]:
+    """The above-plane component holding most of the changed pixels, cut at depth discontinuities (an object
+    standing in front of another one), with its silhouette's edge pixels; None when there is none."""
+    H, W = d0.shape
+    z = np.nan_to_num(d0, nan=np.inf)
+    jump = np.zeros((H, W), bool)
+    dz_v = np.abs(np.diff(z, axis=0)) > p.depth_jump
+    dz_h = np.abs(np.diff(z, axis=1)) > p.depth_jump
+    jump[:-1] |= dz_v
+    jump[1:] |= dz_v
+    jump[:, :-1] |= dz_h
+    jump[:, 1:] |= dz_h
+    lab, _ = ndimage.label(above & ~jump)
+    ids, cnt = np.unique(lab[seeds & ~jump], return_counts=True)
+    cnt, ids = cnt[ids > 0], ids[ids > 0]
+    if len(ids) == 0:
+        return None
+    obj = lab == ids[np.argmax(cnt)]
+    # the silhouette's own edge pixels back (within the object's depth range)
+    zr = d0[obj]
+    ring = ndimage.binary_dilation(obj, np.ones((3, 3), bool)) & above & ~obj
+    obj |= ring & (d0 >= zr.min() - p.depth_jump) & (d0 <= zr.max() + p.depth_jump)
+    S = seeds & obj
+    sc = P0[S].mean(0)
+    ext = np.linalg.norm(P0[S] - sc, axis=-1).max()
+    obj &= np.linalg.norm(P0 - sc, axis=-1) <= ext + 0.02
+    return obj
+
+
+def _valid_depth(d: Optional[np.ndarray]) -> Optional[np.ndarray]:
+    if d is None:
+        return None
+    d = np.asarray(d, np.float64)
+    d = np.where(np.isfinite(d) & (d > 0), d, np.nan)
+    return d if np.isfinite(d).any() else None
+
+
+def estimate_goal_motion(rgb0: np.ndarray, depth0: np.ndarray, K: np.ndarray, rgb1: np.ndarray,
+                         depth1: Optional[np.ndarray] = None, params: GoalPairParams = GoalPairParams(),
+                         model_out: Optional[list] = None) -> GoalMotion:
+    """The moved object's motion current -> goal (see the module docstring). Images at one size, depth in metres
+    (NaN / <= 0 invalid), ``K`` 3x3 for that size. ``model_out``: a list the ``ObjectModel`` is appended to (to
+    track the object afterwards, ``track_object``)."""
+    p = params
+    rgb0, rgb1 = np.asarray(rgb0), np.asarray(rgb1)
+    H, W = rgb0.shape[:2]
+    if rgb1.shape[:2] != (H, W) or np.asarray(depth0).shape != (H, W):
+        raise ValueError(f"current image {rgb0.shape[:2]}, goal image {rgb1.shape[:2]} and current depth "
+                         f"{np.asarray(depth0).shape} must have one size")
+    d0 = np.where(np.isfinite(np.asarray(depth0, np.float64)) & (np.asarray(depth0, np.float64) > 0),
+                  np.asarray(depth0, np.float64), np.nan)
+    d1 = _valid_depth(depth1)
+    diag = {}
+    changed = change_mask(rgb0, rgb1, p.diff_threshold)
+    diag["changed_pixels"] = int(changed.sum())
+    if changed.sum() < p.min_change_pixels:
+        return GoalMotion(True, "no change between the current frame and the goal image", confidence=1.0,
+                          mask=np.zeros((H, W), bool), changed=False, diagnostics=diag)
+    model = _plane_and_object(rgb0, d0, np.asarray(K, np.float64), changed, p, diag)
+    if isinstance(model, GoalMotion):
+        return model
+    if model_out is not None:
+        model_out.append(model)
+    return _align(model, rgb1, d1, changed, p, diag)
+
+
+def _evidence(model: ObjectModel, rgb1, d1, changed, p: GoalPairParams):
+    """Goal evidence (step 4) in [0, 1] per pixel and the coverage target."""
+    obj = model.mask
     if d1 is not None:
-        P1 = backproject(np.nan_to_num(d1, nan=0.0), K)
-        h1 = np.where(np.isfinite(d1), P1 @ n + dpl, np.nan)
+        P1 = backproject(np.nan_to_num(d1, nan=0.0), model.K)
+        h1 = np.where(np.isfinite(d1), P1 @ model.n + model.dpl, np.nan)
         ev = (changed & (np.nan_to_num(h1, nan=0.0) > p.min_height)).astype(np.float32)
         ev[~changed & obj] = 1.0          # unchanged object pixels: the object is there again
     else:
@@ -435,15 +489,22 @@ def estimate_goal_motion(rgb0: np.ndarray, depth0: np.ndarray, K: np.ndarray, rg
         # the table it revealed: the colour decides, not the evidence map)
         ev = (changed | ndimage.binary_dilation(obj, np.ones((3, 3), bool))).astype(np.float32)
     ev = ndimage.maximum_filter(ev, size=3) * 0.5 + ev * 0.5  # a little tolerance at the silhouette's edge
-    static = np.where(obj, np.nan, d0)
-    # the object's volume below its visible surface (extruded to the plane): silhouette points
-    hX = np.maximum(X @ n + dpl, 0.0)
-    S = np.concatenate([X - n * (hX * f)[:, None] for f in (0.3, 0.6, 0.95)])
-    if len(S) > 2 * p.max_points:
-        S = S[np.random.default_rng(p.seed + 1).choice(len(S), 2 * p.max_points, replace=False)]
-    scorer = _Scorer(X, C, S, center, n, e1, e2, K, rgb1, ev, d1, p, static, Wp)
     target = ev >= 1.0 if d1 is not None else (changed & ~ndimage.binary_dilation(obj, np.ones((3, 3), bool)))
-    scorer.set_coverage(target)
+    return ev, target
+
+
+def _align(model: ObjectModel, rgb1, d1, changed, p: GoalPairParams, diag: dict, static=None, coverage=True,
+           near=None, cell: float = 0.01) -> GoalMotion:
+    """Steps 5-6: the planar motion of ``model`` that best explains (rgb1, d1). ``static``: depth in front of
+    which moved points are occluded (default: the model's static scene); ``near`` (centre, radius): translation
+    candidates only within ``radius`` of ``centre`` (camera frame); ``cell``: their grid (m)."""
+    X, C, S, Wp, center, n, dpl, e1, e2, K = (model.X, model.C, model.S, model.Wp, model.center, model.n,
+                                              model.dpl, model.e1, model.e2, model.K)
+    static = model.static_depth if static is None else static
+    ev, target = _evidence(model, rgb1, d1, changed, p)
+    scorer = _Scorer(X, C, S, center, n, e1, e2, K, rgb1, ev, d1, p, static, Wp)
+    if coverage:
+        scorer.set_coverage(target)
 
     # translation candidates: the goal-evidence pixels lifted to the plane at the object centre's height
     hc = float(center @ n + dpl)
@@ -453,21 +514,49 @@ def estimate_goal_motion(rgb0: np.ndarray, depth0: np.ndarray, K: np.ndarray, rg
     lam = (hc - dpl) / np.where(np.abs(denom) > 1e-9, denom, np.nan)
     Q = rays * lam[:, None]
     Q = Q[np.isfinite(Q).all(1) & (lam > 0)]
+    if near is not None:
+        Q = Q[np.linalg.norm(Q - np.asarray(near[0]), axis=-1) <= float(near[1])]
     if len(Q) == 0:
-        return GoalMotion(False, "goal evidence does not reach the support plane", mask=obj, diagnostics=diag)
+        return GoalMotion(False, "goal evidence does not reach the support plane", mask=model.mask, diagnostics=diag)
     ab = np.stack([(Q - center) @ e1, (Q - center) @ e2], -1)
-    cells = np.unique(np.round(ab / 0.01).astype(np.int64), axis=0) * 0.01
+    cells = np.unique(np.round(ab / cell).astype(np.int64), axis=0) * cell
     yaw_max = np.deg2rad(p.yaw_range_deg)
     yaws = np.arange(-yaw_max, yaw_max + 1e-9, np.deg2rad(6.0))
     hyps = np.concatenate([np.column_stack([cells, np.full(len(cells), y)]) for y in yaws])
     sub = np.random.default_rng(p.seed).choice(len(X), min(len(X), 120), replace=False)
     sub_s = np.random.default_rng(p.seed).choice(len(S), min(len(S), 180), replace=False)
     coarse = _Scorer(X[sub], C[sub], S[sub_s], center, n, e1, e2, K, rgb1, ev, d1, p, static, Wp[sub])
-    coarse.set_coverage(target)
+    if coverage:
+        coarse.set_coverage(target)
     costs = np.concatenate([coarse.cost(hyps[i:i + 2000]) for i in range(0, len(hyps), 2000)])
     order = np.argsort(costs)
     diag["coarse_hypotheses"] = int(len(hyps))
-    # refine the best few distinct coarse hypotheses
+    results = _refine_starts(scorer, hyps, order, yaw_max)
+    best_cost, best = _polish(scorer, results[0][0], results[0][1], yaw_max)
+    inl, vis = scorer.inliers(best)
+    visible = float(vis.mean())
+    # trusted: enough of the object visible in the goal image, and most of what is visible consistent
+    conf = float(inl.sum() / max(vis.sum(), 1)) * float(np.clip(visible / p.min_visible, 0.0, 1.0))
+    # ambiguity: a distinct hypothesis nearly as good lowers the confidence
+    alt = [c for c, h in results[1:] if np.hypot(*(h[:2] - best[:2])) > 0.015 or abs(h[2] - best[2]) > 0.2]
+    margin = (min(alt) - best_cost) / max(best_cost, 1e-6) if alt else 1.0
+    diag.update(cost=best_cost, inlier_ratio=float(inl.mean()), visible_ratio=visible, margin=float(margin),
+                object_pixels=int(model.mask.sum()), points=int(len(X)))
+    R = _rot_about(n, np.array([best[2]]))[0]
+    t = best[0] * e1 + best[1] * e2
+    T = np.eye(4)
+    T[:3, :3] = R
+    T[:3, 3] = center + t - R @ center
+    min_conf = p.min_confidence_depth if d1 is not None else p.min_confidence
+    ok = conf >= min_conf
+    reason = "" if ok else (f"goal alignment not trusted: confidence {conf:.2f} < {min_conf} ("
+                            f"{visible:.2f} of the object's points visible in the goal image, "
+                            f"{inl.sum() / max(vis.sum(), 1):.2f} of those on goal evidence with a consistent colour)")
+    return GoalMotion(ok, reason, T, center, n, t, float(best[2]), conf, model.mask, True, diag)
+
+
+def _refine_starts(scorer, hyps, order, yaw_max):
+    """The best few distinct coarse hypotheses, each refined on two finer local grids -> [(cost, hyp)] sorted."""
     starts = []
     for i in order:
         h = hyps[i]
@@ -486,41 +575,83 @@ def estimate_goal_motion(rgb0: np.ndarray, depth0: np.ndarray, K: np.ndarray, rg
             h = cand_h[int(np.argmin(cst))]
         results.append((float(scorer.cost(h, bilinear=True)[0]), h))
     results.sort(key=lambda r: r[0])
-    best_cost, best = results[0]
+    return results
+
+
+def _polish(scorer, best_cost, best, yaw_max):
+    """Bilinear local refinement (Nelder-Mead) of the best hypothesis -> (cost, hyp)."""
     try:
         from scipy.optimize import minimize
         scale = np.array([0.002, 0.002, np.deg2rad(1.0)])
+
         def f(x):
             h = best + x * scale
             return float(scorer.cost(h, bilinear=True)[0]) + (1e3 if abs(h[2]) > yaw_max else 0.0)
 
-        r = minimize(f, np.zeros(3),
-                     method="Nelder-Mead", options=dict(xatol=0.05, fatol=1e-4, maxiter=200,
-                                                        initial_simplex=np.vstack([np.zeros(3), np.eye(3)])))
+        r = minimize(f, np.zeros(3), method="Nelder-Mead",
+                     options=dict(xatol=0.05, fatol=1e-4, maxiter=200,
+                                  initial_simplex=np.vstack([np.zeros(3), np.eye(3)])))
         if r.fun < best_cost:
-            best_cost, best = float(r.fun), best + r.x * scale
+            return float(r.fun), best + r.x * scale
     except Exception:  # noqa: BLE001 - the grid result stands
         pass
-    inl, vis = scorer.inliers(best)
-    visible = float(vis.mean())
-    # trusted: enough of the object visible in the goal image, and most of what is visible consistent
-    conf = float(inl.sum() / max(vis.sum(), 1)) * float(np.clip(visible / p.min_visible, 0.0, 1.0))
-    # ambiguity: a distinct hypothesis nearly as good lowers the confidence
-    alt = [c for c, h in results[1:] if np.hypot(*(h[:2] - best[:2])) > 0.015 or abs(h[2] - best[2]) > 0.2]
-    margin = (min(alt) - best_cost) / max(best_cost, 1e-6) if alt else 1.0
-    diag.update(cost=best_cost, inlier_ratio=float(inl.mean()), visible_ratio=visible, margin=float(margin), object_pixels=int(obj.sum()),
-                points=int(len(X)))
-    R = _rot_about(n, np.array([best[2]]))[0]
-    t = best[0] * e1 + best[1] * e2
+    return best_cost, best
+
+
+def _motion_of(model: ObjectModel, hyp) -> np.ndarray:
+    """4x4 camera-frame motion of a planar hypothesis (a, b, yaw) about the model's centre."""
+    R = _rot_about(model.n, np.array([hyp[2]]))[0]
     T = np.eye(4)
     T[:3, :3] = R
-    T[:3, 3] = center + t - R @ center
-    min_conf = p.min_confidence_depth if d1 is not None else p.min_confidence
-    ok = conf >= min_conf
-    reason = "" if ok else (f"goal alignment not trusted: confidence {conf:.2f} < {min_conf} ("
-                            f"{visible:.2f} of the object's points visible in the goal image, "
-                            f"{inl.sum() / max(vis.sum(), 1):.2f} of those on goal evidence with a consistent colour)")
-    return GoalMotion(ok, reason, T, center, n, t, float(best[2]), conf, obj, True, diag)
+    T[:3, 3] = model.center + hyp[0] * model.e1 + hyp[1] * model.e2 - R @ model.center
+    return T
+
+
+def _hyp_of(model: ObjectModel, motion) -> np.ndarray:
+    """The planar hypothesis (a, b, yaw) closest to a camera-frame motion (inverse of ``_motion_of``)."""
+    motion = np.asarray(motion, np.float64)
+    t = motion[:3, :3] @ model.center + motion[:3, 3] - model.center
+    x = motion[:3, :3] @ model.e1
+    yaw = float(np.arctan2(x @ model.e2, x @ model.e1))
+    return np.array([t @ model.e1, t @ model.e2, yaw])
+
+
+def refine_tracked(model: ObjectModel, rgb: np.ndarray, depth: np.ndarray, motion,
+                   params: GoalPairParams = GoalPairParams()) -> np.ndarray:
+    """The object's pose near ``motion`` (model frame -> now, camera frame) in a later RGB-D frame: the goal-pair
+    cost on two fine local grids around it (+-1.2 cm, +-9 deg), as ``track_object`` refines its best starts. A depth
+    check alone cannot see a flat top slide sideways; this can."""
+    p = params
+    d1 = _valid_depth(depth)
+    changed = change_mask(model.rgb, np.asarray(rgb), p.diff_threshold)
+    if d1 is None or changed.sum() < p.min_change_pixels:
+        return np.eye(4) if d1 is not None else np.asarray(motion, np.float64)
+    ev, _ = _evidence(model, np.asarray(rgb), d1, changed, p)
+    scorer = _Scorer(model.X, model.C, model.S, model.center, model.n, model.e1, model.e2, model.K, np.asarray(rgb),
+                     ev, d1, p, d1, model.Wp)
+    h0 = _hyp_of(model, motion)
+    (cost, best), = _refine_starts(scorer, h0[None], [0], np.deg2rad(p.yaw_range_deg) + abs(h0[2]))
+    return _motion_of(model, best)
+
+
+def track_object(model: ObjectModel, rgb: np.ndarray, depth: np.ndarray, params: GoalPairParams = GoalPairParams(),
+                 near=None) -> GoalMotion:
+    """Where the object of ``model`` is in a later RGB-D frame of the same static camera: its planar motion from
+    the model's frame to (``rgb``, ``depth``) -- the goal-pair alignment with the later frame's depth as the goal
+    depth. Whatever stands in front of the object now (a gripper) occludes it: those points carry no evidence, and
+    new things in the image (the gripper again) are no place the object must cover. ``near``: (centre [3], radius)
+    in the camera frame: the object is searched only there."""
+    p = params
+    d1 = _valid_depth(depth)
+    if d1 is None:
+        return GoalMotion(False, "no valid depth in the frame to track the goal object in", mask=model.mask)
+    diag = {}
+    changed = change_mask(model.rgb, np.asarray(rgb), p.diff_threshold)
+    diag["changed_pixels"] = int(changed.sum())
+    if changed.sum() < p.min_change_pixels:
+        return GoalMotion(True, "", confidence=1.0, mask=model.mask, changed=False, diagnostics=diag)
+    # a 2 cm coarse grid (the fine grids refine it): a tracked object is searched on every window
+    return _align(model, np.asarray(rgb), d1, changed, p, diag, static=d1, coverage=False, near=near, cell=0.02)
 
 
 # ------------------------------------------------------------------------------------------------ field
@@ -621,6 +752,8 @@ class GoalPairEstimator:
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.num_ctrl = int(self.params.num_ctrl)
         self.last: Optional[GoalMotion] = None
+        self.last_model: Optional[ObjectModel] = None   # the object of the last estimate (to track it)
+        self.last_depth: Optional[np.ndarray] = None     # the current depth of the last estimate
         self._cache = None   # (frames, depth, K, prediction) of the last call: an unchanged pair is not re-estimated
         self.reused = 0
         self.description = f"goal-pair geometry (support plane + silhouette/photometric alignment), " \
@@ -647,8 +780,11 @@ class GoalPairEstimator:
         if self._same_as_cached(frames, d, K):
             self.reused += 1   # a robot waiting in front of a static scene: the same pair, the same answer
             return self._cache[3]
-        gm = estimate_goal_motion(frames[0], d[0], K, frames[1], d[1] if len(d) > 1 else None, self.params)
+        models: list = []
+        gm = estimate_goal_motion(frames[0], d[0], K, frames[1], d[1] if len(d) > 1 else None, self.params, models)
         self.last = gm
+        self.last_model = models[0] if models else None
+        self.last_depth = d[0]
         pred = goal_field(frames.shape[1:], d[0], K, gm, self.num_ctrl, d[1] if len(d) > 1 else None)
         self._cache = (frames.copy(), d.copy(), K.copy(), pred)
         return pred
@@ -663,6 +799,16 @@ class GoalPairEstimator:
         a, b = c[1], d
         fa, fb = np.isfinite(a), np.isfinite(b)
         return bool((fa == fb).mean() > 0.999 and np.abs(a[fa & fb] - b[fa & fb]).mean() < 1e-3)
+
+    def tracker(self):
+        """An ``ImageGoalTrack`` of the last estimate (``planning.goal_track``: the goal followed frame by frame
+        without estimating it again), or None when it was not trusted or showed no object."""
+        from .goal_track import ImageGoalTrack
+
+        gm, model = self.last, self.last_model
+        if gm is None or not gm.ok or not gm.changed or model is None:
+            return None
+        return ImageGoalTrack.from_estimate(model, gm, self.last_depth, self.params)
 
     def close(self) -> None:
         pass

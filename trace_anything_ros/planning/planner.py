@@ -236,6 +236,30 @@ class ManipulationPlanner:
         # Grasp from the points at the current time, moved by nothing: points_b[k] are where the object is now.
         return self._finish(obj, pts_b[k], w[k], conf, now, object_id, start_pose, diag, t0)
 
+    def plan_rigid_motion(self, points, motion, base_T_camera=None, now: Optional[float] = None,
+                          confidence: float = 1.0, object_id: int = -1, start_pose=None, note: str = "") -> Plan:
+        """A known rigid motion of an object: ``points [M, 3]`` where the object is now (camera frame), ``motion``
+        4x4 camera frame (``p_goal = motion @ p_now``), e.g. a goal image's estimate carried to the current frame
+        by tracking. The object's pose is (identity, centroid) in the base frame, moved on the geodesic to
+        ``motion`` applied to it -- the poses ``plan_from_goal_image`` fits from the curves of that motion."""
+        p = self.params
+        now = time.time() if now is None else float(now)
+        t0 = time.perf_counter()
+        B = np.eye(4) if base_T_camera is None else np.asarray(base_T_camera, dtype=np.float64)
+        pts = np.asarray(points, dtype=np.float64).reshape(-1, 3)
+        pts = pts[finite_rows(pts)]
+        diag = {"note": note} if note else {}
+        if len(pts) < p.min_points:
+            return self._refuse(f"object has {len(pts)} usable points < {p.min_points}", now, object_id, diag,
+                                confidence)
+        pts_b = se3.transform_points(B, pts)
+        current = se3.make_pose(np.eye(3), pts_b.mean(0))
+        target = B @ np.asarray(motion, dtype=np.float64) @ se3.invert(B) @ current
+        diag["current_pose"] = current
+        obj = se3.interpolate_poses(current, target, np.linspace(0.0, 1.0, p.num_waypoints))
+        return self._finish(obj, pts_b, np.ones(len(pts_b)), float(confidence), now, object_id, start_pose, diag,
+                            t0)
+
     # ------------------------------------------------------------------ shared tail
     def _refuse(self, reason, now, object_id, diag, confidence=0.0, status=PlanStatus.REFUSED, **kw) -> Plan:
         return Plan(status, reason, float(confidence), int(object_id), now, diagnostics=diag, **kw)

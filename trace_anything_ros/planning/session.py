@@ -33,8 +33,11 @@ for a metric field; 0 disables). The orientation history carries over (same phys
 ``diagnostics['rebound_from']`` names the old id. Nothing within the radius: REFUSED for that window (the goal
 stays; a later window may bring the object back).
 
-Image goals (``set_image_goal``): the node runs the model on (current frame, goal image) and calls
-``plan_image`` with the resulting 2-frame field.
+Image goals (``set_image_goal``): the node runs the goal-image estimator on (current frame, goal image) and calls
+``plan_image`` with the resulting 2-frame field. An estimator that can follow its estimate (the goal-pair one:
+``tracker()``) binds the goal to it (``bind_track``); from then on every perception window is planned with
+``plan_image_window`` on the newest RGB-D frame: the object is followed by geometry (``planning.goal_track``), the
+goal is not estimated again, and no perception object id is needed.
 """
 from __future__ import annotations
 
@@ -57,6 +60,7 @@ class Goal:
     image: Optional[np.ndarray] = None          # goal image (image goals)
     set_at: float = 0.0
     stamp_ns: Optional[int] = None              # the goal image's header stamp (pairs a goal depth with it)
+    track: Optional[object] = None              # image goals: planning.goal_track.ImageGoalTrack once estimated
 
 
 @dataclass
@@ -232,6 +236,32 @@ class PlannerSession:
         plan.diagnostics["orientation_gap"] = gap
         if rebound is not None:
             plan.diagnostics["rebound_from"] = rebound
+        if plan.status == PlanStatus.DONE:
+            self.goal = None
+        return plan
+
+    def bind_track(self, goal: Goal, track) -> None:
+        """Follow the image goal ``goal`` (if still the active one) with ``track`` from now on."""
+        if self.goal is goal and goal.kind == "image":
+            goal.track = track
+
+    def plan_image_window(self, rgb: np.ndarray, depth: np.ndarray, base_T_camera, now: float,
+                          start_pose=None) -> Plan:
+        """Replan a tracked image goal on one RGB-D frame (the estimator's grid and camera)."""
+        g = self.goal
+        if g is None:
+            return Plan(PlanStatus.IDLE, "no active goal", stamp=now)
+        if g.kind != "image" or g.track is None:
+            raise ValueError("plan_image_window is for image goals bound to a track (bind_track)")
+        tr = g.track
+        up = tr.update(rgb, depth)
+        if not up.found:
+            return Plan(PlanStatus.REFUSED, up.reason, tr.confidence, stamp=now,
+                        diagnostics={"track": up.status, "visible": up.visible, "agree": up.agree})
+        plan = self.planner.plan_rigid_motion(tr.points_now(), tr.remaining(), base_T_camera, now=now,
+                                              confidence=tr.confidence, start_pose=start_pose,
+                                              note=f"goal object {up.status}")
+        plan.diagnostics.update(track=up.status, visible=up.visible, agree=up.agree)
         if plan.status == PlanStatus.DONE:
             self.goal = None
         return plan

@@ -26,14 +26,20 @@ Goals
     ``needs_intrinsics`` (the goal-pair one) also gets the current frame's ``depth`` (the newest depth image within
     ``goal_image.depth_max_skew`` of the image's stamp) and K from ``camera_info``; a missing one is named in a
     REFUSED plan. ``goal_depth`` (sensor_msgs/Image, optional): the goal image's depth, used when its stamp equals
-    the goal image's. An estimate the estimator does not trust is REFUSED with its reason.
+    the goal image's. An estimate the estimator does not trust is REFUSED with its reason. The goal is estimated
+    once: an estimator that can follow its estimate (the goal-pair one) binds the goal to the object it found, and
+    every later perception window plans the remaining motion of that object, found by geometry in the newest RGB-D
+    frame (``planning.goal_track``: no perception object id needed); an occluded or lost object is REFUSED with
+    the reason. Other estimators estimate again on each window.
   * ``~/cancel`` (std_srvs/Trigger): drop the goal (publishes STATUS_IDLE).
 
 Inputs: ``tracks`` (TrajectoryArray) and ``dynamic_objects`` (DynamicObjectArray) of trajectory_field_node; each
 ``tracks`` message (one perception window) triggers a replan while a goal is active. ``image``, ``depth``,
 ``camera_info`` (only used for goal images).
 
-Outputs: ``~/plan`` (ManipulationPlan; status IDLE / OK / REFUSED / HALTED / DONE with a reason) and ``~/ee_path``
+Outputs: ``~/plan_windows`` (std_msgs/String, JSON, one per perception window while a goal is active: the window's
+stamp and the status and stamp of the plan that answered it, SKIPPED when a newer window came first);
+``~/plan`` (ManipulationPlan; status IDLE / OK / REFUSED / HALTED / DONE with a reason) and ``~/ee_path``
 (nav_msgs/Path: timed end-effector waypoints pre-grasp, grasp, carry..., release, retreat, in ``base_frame``; pose
 stamps are absolute times). A path is published only with STATUS_OK, and an OK plan has passed the workspace box
 and the velocity/acceleration checks (re-checked here before publishing). When no perception window arrived for
@@ -64,7 +70,9 @@ Handing the path to MoveIt (on a robot with MoveIt 2)::
 """
 from __future__ import annotations
 
+import json
 import sys
+from collections import deque
 import threading
 import time
 import traceback
@@ -74,13 +82,13 @@ from typing import Optional
 import numpy as np
 import rclpy
 from builtin_interfaces.msg import Duration
-from geometry_msgs.msg import Point, Pose, PoseStamped, Quaternion, Vector3
+from geometry_msgs.msg import PoseStamped, Vector3
 from nav_msgs.msg import Path
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
-from std_msgs.msg import Header
+from std_msgs.msg import Header, String
 from std_srvs.srv import Trigger
 
 from trace_anything_ros.msg import DynamicObjectArray, ManipulationPlan, TrajectoryArray
@@ -91,6 +99,7 @@ from trace_anything_ros.planning.session import PlannerSession, TrackedObjects
 from trace_anything_ros.srv import SetObjectGoal
 
 from . import conversions as conv
+from . import messages
 from .graph import PLANNER_NAME, PLANNER_OUTPUTS, PLANNER_SERVICES, private
 from .node_main import spin_node
 from .params import Spec, check, dataclass_specs, declare_parameters
@@ -100,6 +109,8 @@ try:  # tf2 is not available as wheels; on a ROS install it is.
 except Exception:  # noqa: BLE001
     tf2_ros = None
 
+FRAME_BUFFER = 40   # camera images / depth images kept (4 s at 10 Hz): a queued window is planned on its own frame
+WINDOW_QUEUE = 8    # perception windows waiting for an image-goal plan; beyond, the oldest is skipped
 NODE_NAME = PLANNER_NAME
 
 # name, default, description, range, dynamic
@@ -167,17 +178,7 @@ def base_T_camera_from(values: dict) -> np.ndarray:
     return se3.pose_from_xyz_quat(xyz, q)
 
 
-def _pose_msg(T) -> Pose:
-    xyz, q = se3.pose_to_xyz_quat(T)
-    return Pose(position=Point(x=float(xyz[0]), y=float(xyz[1]), z=float(xyz[2])),
-                orientation=Quaternion(x=float(q[0]), y=float(q[1]), z=float(q[2]), w=float(q[3])))
-
-
-def _pose_to_T(p: Pose) -> np.ndarray:
-    q = [p.orientation.x, p.orientation.y, p.orientation.z, p.orientation.w]
-    if not np.linalg.norm(q) > 1e-9:
-        raise ValueError("goal orientation quaternion is zero")
-    return se3.pose_from_xyz_quat([p.position.x, p.position.y, p.position.z], q)
+_pose_msg, _pose_to_T = messages.pose_message, messages.pose_matrix  # the one home of pose <-> message
 
 
 class ManipulationPlannerNode(LifecycleNode):
@@ -196,13 +197,15 @@ class ManipulationPlannerNode(LifecycleNode):
         self._camera_frame = ""
         self._latest_image = None
         self._latest_image_time = None
-        self._depths = []             # the newest few depth images (goal-image estimators that need one)
-        self._images = []             # the newest few images (to pair one with a depth image)
+        self._depths = []             # the newest depth images (goal-image estimators that need one)
+        self._images = []             # the newest images (to pair one with a depth image; a window's own frame)
         self._latest_info = None      # newest camera_info
         self._goal_depth = None       # newest goal_depth image
         self._estimator = None
         self._img_thread: Optional[threading.Thread] = None
+        self._img_cv = threading.Lock()
         self._img_busy = False
+        self._img_jobs = deque()      # image-goal plans to compute: (trigger time, window stamp ns or None)
         self._tf_buffer = None
         self._tf_listener = None
         self._last_halt_pub = 0.0
@@ -462,14 +465,14 @@ class ManipulationPlannerNode(LifecycleNode):
 
     def _on_image(self, msg: Image):
         self._latest_image = msg
-        self._images = self._images[-4:] + [msg]
+        self._images = self._images[-(FRAME_BUFFER - 1):] + [msg]
         self._latest_image_time = self._now()
         s = self._session
         if s is not None and s.goal is not None and s.goal.kind == "image":
             s.perception_arrived(self._latest_image_time)  # an image goal lives on the camera stream
 
     def _on_depth(self, msg: Image):
-        self._depths = self._depths[-4:] + [msg]
+        self._depths = self._depths[-(FRAME_BUFFER - 1):] + [msg]
 
     def _on_info(self, msg: CameraInfo):
         self._latest_info = msg
@@ -527,80 +530,135 @@ class ManipulationPlannerNode(LifecycleNode):
     def _on_goal_image(self, msg: Image):
         if self.lc_state != "active":
             return
+        now = self._now()
         try:
             goal = conv.image_to_rgb(msg).copy()
         except Exception as e:  # noqa: BLE001
-            self._publish(Plan(PlanStatus.REFUSED, f"goal image rejected: {e}", stamp=self._now()))
+            self._publish(Plan(PlanStatus.REFUSED, f"goal image rejected: {e}", stamp=now))
             return
         with self._lock:
-            self._session.set_image_goal(goal, now=self._now(), stamp_ns=conv.stamp_to_ns(msg.header.stamp))
+            self._session.set_image_goal(goal, now=now, stamp_ns=conv.stamp_to_ns(msg.header.stamp))
             if self._latest_image_time is not None:
                 self._session.perception_arrived(self._latest_image_time)
         self.get_logger().info(f"image goal {goal.shape[1]}x{goal.shape[0]} accepted")
-        self._start_image_plan()
+        self._start_image_plan(now)
 
-    def _start_image_plan(self):
-        if self._img_busy:
-            return  # one at a time; the next window triggers the next
-        self._img_busy = True
-        self._img_thread = threading.Thread(target=self._image_plan, daemon=True)
-        self._img_thread.start()
+    def _start_image_plan(self, now: float, window_ns: Optional[int] = None):
+        """Plan the image goal for the trigger at ``now`` (a goal image, or the perception window of stamp
+        ``window_ns``) in the worker thread, in arrival order. Windows queue while it works (the one-time goal
+        estimate takes a second or more) and each is planned on its own newest frame while that frame is still
+        buffered; beyond ``WINDOW_QUEUE`` waiting windows the oldest is skipped (reported SKIPPED)."""
+        with self._img_cv:
+            self._img_jobs.append((now, window_ns))
+            dropped = [self._img_jobs.popleft() for _ in range(max(0, len(self._img_jobs) - WINDOW_QUEUE))]
+            start = not self._img_busy
+            self._img_busy = True
+        for _, w in dropped:
+            if w is not None:
+                self._window_record(w, None, "SKIPPED")
+        if start:
+            self._img_thread = threading.Thread(target=self._image_worker, daemon=True)
+            self._img_thread.start()
 
-    def _image_plan(self):
+    def _image_worker(self):
+        while True:
+            with self._img_cv:
+                if not self._img_jobs:
+                    self._img_busy = False
+                    return
+                job = self._img_jobs.popleft()
+            t0 = time.perf_counter()
+            plan = self._image_plan(*job)
+            if job[1] is not None:
+                self._window_record(job[1], plan, compute_s=time.perf_counter() - t0)
+
+    def _image_plan(self, now: float, window_ns: Optional[int] = None) -> Optional[Plan]:
+        """One image-goal plan, stamped ``now`` (when its trigger arrived), on the window's own newest frame
+        (``window_ns``) when it is still buffered, else on the newest. The goal is estimated on (that image, goal
+        image) until an estimate binds it to a track (``planning.goal_track``); afterwards each trigger plans the
+        tracked goal on its RGB-D frame without estimating it again."""
         try:
             with self._lock:
                 goal = self._session.goal if self._session is not None else None
             if goal is None or goal.kind != "image":
-                return
+                return None
             cur = self._latest_image
             if cur is None:
-                self._publish(Plan(PlanStatus.REFUSED, "image goal: no camera image received on 'image' yet",
-                                   stamp=self._now()))
-                return
+                plan = Plan(PlanStatus.REFUSED, "image goal: no camera image received on 'image' yet", stamp=now)
+                self._publish(plan)
+                return plan
             est = self._ensure_estimator()
-            if getattr(est, "needs_intrinsics", False):  # pair the newest image that has a depth image
+            own = [m for m in list(self._images) if window_ns is not None and
+                   conv.stamp_to_ns(m.header.stamp) == window_ns]
+            if own and (self._depth_for(own[-1]) is not None or not getattr(est, "needs_intrinsics", False)):
+                cur = own[-1]
+            elif getattr(est, "needs_intrinsics", False):  # pair the newest image that has a depth image
                 cur = self._image_with_depth() or cur
             h, w = (int(x) for x in est.input_size)
-            from trace_anything_ros.field.types import TrajectoryField
             from trace_anything_ros.pipeline import preprocess_rgb
 
-            frames = np.stack([preprocess_rgb(conv.image_to_rgb(cur), (h, w)), preprocess_rgb(goal.image, (h, w))])
-            kw, K = {}, None
-            if getattr(est, "needs_intrinsics", False):
-                depth, K = self._pair_inputs(cur, goal, (h, w))
-                kw = dict(depth=depth, intrinsics=K, times=np.array([0.0, 1.0], np.float32))
-            refusal = None
-            try:
-                pred = est.predict(frames, **kw)
-                last = getattr(est, "last", None)
-                if last is not None and not last.ok and getattr(last, "changed", True):
-                    refusal = Plan(PlanStatus.REFUSED, f"image goal: {last.reason}", float(last.confidence),
-                                   stamp=self._now())
-            except ValueError as e:  # a missing input, named by the estimator, + where it comes from
-                refusal = Plan(PlanStatus.REFUSED, f"image goal: {e} (topics 'depth' with the image's stamp, "
-                               "'camera_info')", stamp=self._now())
-            if refusal is not None:
+            rgb = preprocess_rgb(conv.image_to_rgb(cur), (h, w))
+            if goal.track is not None:
+                plan = self._plan_tracked(goal, cur, rgb, (h, w), now)
+            else:
+                plan = self._plan_estimated(est, goal, cur, rgb, (h, w), now)
+            if plan is not None:
                 with self._lock:
-                    current = self._session is not None and self._session.goal is goal
+                    current = self._session is not None and (self._session.goal is goal or plan.status ==
+                                                             PlanStatus.DONE)
                 if current:  # not for a goal cancelled or replaced meanwhile
-                    self._publish(refusal)
-                return
-            now = self._now()
-            fld = TrajectoryField(np.asarray(pred.ctrl_pts), np.asarray(pred.ctrl_conf), pred.frame_times,
-                                  [now, now], intrinsics=K, metric=bool(getattr(pred, "metric", False)),
-                                  frame_id=cur.header.frame_id)
-            base_T_cam = self._base_T_camera(self._v()["camera_frame"] or cur.header.frame_id)
-            with self._lock:
-                if self._session is None or self._session.goal is not goal:
-                    return  # cancelled or replaced meanwhile
-                plan = self._session.plan_image(fld, base_T_cam, now)
-            self._publish(plan)
+                    self._publish(plan)
+                    return plan
         except Exception as e:  # noqa: BLE001 - report, keep the node up
             self.get_logger().error(f"image goal planning failed: {e}\n{traceback.format_exc(limit=3)}")
-            self._publish(Plan(PlanStatus.REFUSED, f"image goal planning failed: {type(e).__name__}: {e}",
-                               stamp=self._now()))
-        finally:
-            self._img_busy = False
+            plan = Plan(PlanStatus.REFUSED, f"image goal planning failed: {type(e).__name__}: {e}", stamp=now)
+            self._publish(plan)
+            return plan
+        return None
+
+    def _plan_tracked(self, goal, cur: Image, rgb, size, now: float) -> Optional[Plan]:
+        depth, _ = self._pair_inputs(cur, goal, size)
+        if depth is None:
+            return Plan(PlanStatus.REFUSED, "image goal: no depth image with the newest image's stamp: the goal "
+                        "object cannot be tracked (topic 'depth')", goal.track.confidence, stamp=now)
+        base_T_cam = self._base_T_camera(self._v()["camera_frame"] or cur.header.frame_id)
+        with self._lock:
+            if self._session is None or self._session.goal is not goal:
+                return None  # cancelled or replaced meanwhile
+            return self._session.plan_image_window(rgb, depth[0], base_T_cam, now)
+
+    def _plan_estimated(self, est, goal, cur: Image, rgb, size, now: float) -> Optional[Plan]:
+        from trace_anything_ros.field.types import TrajectoryField
+        from trace_anything_ros.pipeline import preprocess_rgb
+
+        frames = np.stack([rgb, preprocess_rgb(goal.image, size)])
+        kw, K = {}, None
+        if getattr(est, "needs_intrinsics", False):
+            depth, K = self._pair_inputs(cur, goal, size)
+            kw = dict(depth=depth, intrinsics=K, times=np.array([0.0, 1.0], np.float32))
+        t0 = time.perf_counter()
+        try:
+            pred = est.predict(frames, **kw)
+        except ValueError as e:  # a missing input, named by the estimator, + where it comes from
+            return Plan(PlanStatus.REFUSED, f"image goal: {e} (topics 'depth' with the image's stamp, "
+                        "'camera_info')", stamp=now)
+        last = getattr(est, "last", None)
+        if last is not None and not last.ok and getattr(last, "changed", True):
+            return Plan(PlanStatus.REFUSED, f"image goal: {last.reason}", float(last.confidence), stamp=now)
+        self.get_logger().info(f"goal image estimated in {time.perf_counter() - t0:.2f} s"
+                               + (f": {last.reason or 'ok'}, confidence {last.confidence:.2f}" if last else ""))
+        fld = TrajectoryField(np.asarray(pred.ctrl_pts), np.asarray(pred.ctrl_conf), pred.frame_times,
+                              [now, now], intrinsics=K, metric=bool(getattr(pred, "metric", False)),
+                              frame_id=cur.header.frame_id)
+        base_T_cam = self._base_T_camera(self._v()["camera_frame"] or cur.header.frame_id)
+        track = est.tracker() if callable(getattr(est, "tracker", None)) else None
+        with self._lock:
+            if self._session is None or self._session.goal is not goal:
+                return None  # cancelled or replaced meanwhile
+            plan = self._session.plan_image(fld, base_T_cam, now)
+            if track is not None and plan.status != PlanStatus.DONE:
+                self._session.bind_track(goal, track)  # the next windows follow this estimate
+        return plan
 
     def _ensure_estimator(self):
         if self._estimator is None:
@@ -630,8 +688,9 @@ class ManipulationPlannerNode(LifecycleNode):
             goal = self._session.goal
         if goal is None:
             return
+        window_ns = conv.stamp_to_ns(msg.header.stamp)
         if goal.kind == "image":
-            self._start_image_plan()
+            self._start_image_plan(now, window_ns)
             return
         try:
             w = self._window_arrays(msg)
@@ -645,6 +704,19 @@ class ManipulationPlannerNode(LifecycleNode):
             self.get_logger().error(f"planning failed: {e}\n{traceback.format_exc(limit=3)}")
             plan = Plan(PlanStatus.REFUSED, f"planning failed: {type(e).__name__}: {e}", stamp=now)
         self._publish(plan)
+        self._window_record(window_ns, plan)
+
+    def _window_record(self, window_ns: int, plan: Optional[Plan], what: str = "", compute_s: float = 0.0) -> None:
+        """``~/plan_windows``: which plan answered the perception window of stamp ``window_ns`` (JSON: window
+        stamp, plan stamp and status; status SKIPPED when a newer window came before it was planned, NONE when its
+        goal was dropped meanwhile)."""
+        if not self._pubs or self.lc_state != "active":
+            return
+        rec = {"window_stamp_ns": int(window_ns), "status": what or (plan.status.name if plan else "NONE")}
+        if plan is not None:
+            rec.update(plan_stamp_ns=int(round(plan.stamp * 1e9)), reason=plan.reason, compute_s=round(compute_s, 3),
+                       track=plan.diagnostics.get("track", ""))
+        self._pubs["windows"].publish(String(data=json.dumps(rec)))
 
     def _window_arrays(self, msg: TrajectoryArray) -> TrackedObjects:
         stamps = [conv.stamp_to_ns(s) for s in msg.frame_stamps]

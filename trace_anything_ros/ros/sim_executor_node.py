@@ -33,6 +33,9 @@ It owns one closed-loop episode of ``trace_anything_ros.sim.closed_loop`` (``sam
   waypoints at their pose stamps (time = stamp - the path's header stamp; linear + slerp in between, ``dt`` steps,
   paced at ``time_scale`` x wall time, 0: as fast as possible), closes at the grasp waypoint (the object is
   attached only if it is between the fingers), releases at the release waypoint (the object settles on the table);
+* publishes, with every camera frame, how much of the object it shows on ``~/object_visibility`` (std_msgs/String,
+  JSON: the frame's stamp_ns, visible_px, unoccluded_px = its pixels with the gripper out of view, fraction):
+  simulator ground truth, for scoring a planner per frame in which the object is visible (the demo);
 * reports on ``~/result`` (std_msgs/String, JSON, transient local, one message per executed or stopped path):
   seed, grasped, grasp_note, final object pose error vs the goal (translation_error_cm, rotation_error_deg),
   success (within ``tol_cm`` and ``tol_deg``), the executed waypoints (the EE pose the gripper had at each
@@ -64,10 +67,10 @@ from trace_anything_ros.sim import closed_loop as cl
 from trace_anything_ros.sim.scene import Scene
 
 from . import conversions as conv
+from . import messages
 from .graph import EXECUTOR_NAME
 from .node_main import spin_node
 from .params import Spec, declare_parameters, field_spec
-from .sim_camera_node import camera_info_msg, image_msg
 
 NODE_NAME = EXECUTOR_NAME
 PARAMS = [
@@ -131,6 +134,8 @@ class SimExecutorNode(Node):
         latched = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE,
                              durability=DurabilityPolicy.TRANSIENT_LOCAL)
         self.pub_result = self.create_publisher(String, "~/result", latched)
+        self.pub_visibility = self.create_publisher(String, "~/object_visibility", QoSProfile(
+            depth=10, reliability=ReliabilityPolicy.RELIABLE))
         self.create_subscription(Path, "ee_path", self._on_path, QoSProfile(depth=5,
                                  reliability=ReliabilityPolicy.RELIABLE))
         self.create_subscription(ManipulationPlan, "plan", self._on_plan, QoSProfile(depth=5,
@@ -156,6 +161,7 @@ class SimExecutorNode(Node):
     # ------------------------------------------------------------------------------------------ camera
     def _render(self):
         self._frame = self.scene.render()
+        self._frame["visibility"] = cl.object_visibility(self.scene, self._frame)
         return self._frame
 
     def _publish_frame(self):
@@ -163,17 +169,13 @@ class SimExecutorNode(Node):
         stamp = self.get_clock().now().to_msg()
         if self.pub_clock is not None:
             self.pub_clock.publish(ClockMsg(clock=stamp))
-            xyz, q = se3.pose_to_xyz_quat(self.camera_pose)
-            ps = PoseStamped()
-            ps.header.stamp, ps.header.frame_id = stamp, self.v["world_frame"]
-            ps.pose.position.x, ps.pose.position.y, ps.pose.position.z = (float(x) for x in xyz)
-            ps.pose.orientation.x, ps.pose.orientation.y, ps.pose.orientation.z, ps.pose.orientation.w = \
-                (float(x) for x in q)
-            self.pub_pose.publish(ps)
-        self.pub_image.publish(image_msg(fr["rgb"], "rgb8", stamp, self.v["frame_id"]))
-        self.pub_depth.publish(image_msg(np.asarray(fr["depth"], np.float32), "32FC1", stamp, self.v["frame_id"]))
-        self.pub_info.publish(camera_info_msg(self.scene.K, fr["rgb"].shape[1], fr["rgb"].shape[0], stamp,
-                                              self.v["frame_id"]))
+            self.pub_pose.publish(messages.pose_stamped(self.camera_pose, stamp, self.v["world_frame"]))
+        self.pub_image.publish(messages.image_message(fr["rgb"], stamp, self.v["frame_id"], "rgb8"))
+        self.pub_depth.publish(messages.image_message(fr["depth"], stamp, self.v["frame_id"], "32FC1"))
+        self.pub_info.publish(messages.camera_info_message(self.scene.K, fr["rgb"].shape[1], fr["rgb"].shape[0],
+                                                           stamp, self.v["frame_id"]))
+        self.pub_visibility.publish(String(data=json.dumps({"stamp_ns": conv.stamp_to_ns(stamp),
+                                                            **fr["visibility"]})))
 
     # ------------------------------------------------------------------------------------------ plans
     def _on_plan(self, msg: ManipulationPlan):

@@ -414,6 +414,25 @@ def path_labels(num_waypoints: int) -> List[str]:
     return ["pre_grasp", "grasp"] + [f"carry_{k}" for k in range(1, W - 3)] + ["release", "retreat"]
 
 
+def object_visibility(scene: Scene, frame: dict) -> dict:
+    """How much of the object ``frame`` (a ``scene.render()`` of the current state) shows: its pixels there
+    (``visible_px``) and with the gripper parked out of view (``unoccluded_px``: the object as it would show
+    without the robot in front of it; the same frame when the gripper is parked), ``fraction`` their ratio."""
+    b = scene.body_id(OBJECT)
+    visible = int((frame["seg_body"] == b).sum())
+    G = scene.object_pose_at("gripper", scene.time)
+    if np.allclose(G, PARK_POSE):
+        unoccluded = visible
+    else:
+        scene.set_pose_override("gripper", PARK_POSE)
+        try:
+            unoccluded = int((scene.render()["seg_body"] == b).sum())
+        finally:
+            scene.set_pose_override("gripper", G)
+    return {"visible_px": visible, "unoccluded_px": unoccluded,
+            "fraction": round(visible / unoccluded, 4) if unoccluded else 0.0}
+
+
 def pose_error(P: np.ndarray, G: np.ndarray):
     """(translation error m, rotation error rad) between two poses."""
     dt = float(np.linalg.norm(P[:3, 3] - G[:3, 3]))
