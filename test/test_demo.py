@@ -31,7 +31,7 @@ import pytest
 
 pytestmark = [pytest.mark.ros, pytest.mark.sim, pytest.mark.slow]
 
-PERCEPTION = "/trajectory_field_node"
+from trace_anything_ros.ros.graph import PERCEPTION_NS as PERCEPTION, TOPICS  # noqa: E402 (rclpy-free)
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +73,7 @@ def test_demo_recording_has_every_output(demo_run):
             f"{PERCEPTION}/tracks": "trace_anything_ros/msg/TrajectoryArray",
             f"{PERCEPTION}/dynamic_mask": "sensor_msgs/msg/Image",
             f"{PERCEPTION}/dynamic_objects": "trace_anything_ros/msg/DynamicObjectArray",
-            "/manipulation_planner_node/plan": "trace_anything_ros/msg/ManipulationPlan",
+            TOPICS["plan"]: "trace_anything_ros/msg/ManipulationPlan",
             "/diagnostics": "diagnostic_msgs/msg/DiagnosticArray",
             "/camera/image_raw": "sensor_msgs/msg/Image", "/clock": "rosgraph_msgs/msg/Clock"}
     for t, typ in want.items():
@@ -84,7 +84,7 @@ def test_demo_recording_has_every_output(demo_run):
         st = _stamps(mcap, t)
         assert all(b > a for a, b in zip(st, st[1:])), (t, st)
         assert st[0] > 0
-    for t in ("/manipulation_planner_node/plan", "/diagnostics"):
+    for t in (TOPICS["plan"], "/diagnostics"):
         st = _stamps(mcap, t)
         assert all(b >= a for a, b in zip(st, st[1:])), (t, st)
     # perception outputs carry camera stamps (sim time): every window's stamp is a recorded camera frame stamp
@@ -95,7 +95,7 @@ def test_demo_recording_has_every_output(demo_run):
     img = next(bag.iter_messages(str(mcap), ["/camera/image_raw"])).msg
     m = next(bag.iter_messages(str(mcap), [f"{PERCEPTION}/dynamic_mask"])).msg
     assert m.encoding == "16UC1" and (m.height, m.width) == (img.height, img.width)
-    plans = [r.msg for r in bag.iter_messages(str(mcap), ["/manipulation_planner_node/plan"])]
+    plans = [r.msg for r in bag.iter_messages(str(mcap), [TOPICS["plan"]])]
     assert {p.status for p in plans} <= {0, 1, 2, 3, 4}
     assert any(p.status != 0 for p in plans), "a goal was sent: the planner must answer it (OK/REFUSED/...)"
 
@@ -116,6 +116,13 @@ def test_demo_overlays_and_summary(demo_run):
     assert cl["translation_error_cm"] <= 2.0 and cl["rotation_error_deg"] <= 10.0 and cl["success"], cl
     assert cl["goal"]["translation_cm"] >= 4.0  # it had somewhere to go
     assert cl["ok_fraction_look"] >= 0.8 and cl["plans_by_phase"]["look"].get("OK", 0) >= 4, cl
+    # the planner answered the perception windows: OK in >= 80 % of those in which the goal object shows (the
+    # executor's ground truth) before it reached its goal, each window's status from the planner's own record
+    assert cl["windows_visible"] >= 4 and cl["planner_windows"] >= cl["windows_visible"] - 1, cl
+    assert cl["ok_fraction_visible_windows"] >= 0.8, cl["windows"]
+    assert cl["window_status_visible"].get("REFUSED", 0) <= 1, cl["windows"]
+    md = (out / "summary.md").read_text()
+    assert "| plan per window |" in md and "**OK in" in md
     assert "**SUCCESS**" in (out / "summary.md").read_text()
     assert s["run"]["status"] == "ok" and s["run"]["total_wall_s"] < 90
     md = (out / "summary.md").read_text()

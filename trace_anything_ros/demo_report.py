@@ -311,6 +311,7 @@ def closed_loop_summary(c) -> dict:
                            c.sim_goal if c.sim_goal is not None else np.inf, c.sim_cancel)
     vis = [r for r in rows if r["visible"]]
     by_vis = Counter(r["status"] for r in vis)
+    n_open = len(vis) - by_vis.get("DONE", 0)   # visible windows before the goal was reached
     return dict(
         episode=c.seed, goal=dict(translation_cm=round(c.translation_cm, 2), yaw_deg=round(c.yaw_deg, 2)),
         executed=bool(res.get("executed", False)), grasped=bool(res.get("grasped", False)),
@@ -320,7 +321,7 @@ def closed_loop_summary(c) -> dict:
         ok_fraction_look=round(look.get("OK", 0) / n_look, 3) if n_look else None,
         windows_goal_active=len(rows), windows_visible=len(vis),
         window_status_all=dict(Counter(r["status"] for r in rows)), window_status_visible=dict(by_vis),
-        ok_fraction_visible_windows=round(by_vis.get("OK", 0) / len(vis), 3) if vis else None,
+        ok_fraction_visible_windows=round(by_vis.get("OK", 0) / n_open, 3) if n_open else None,
         ok_or_done_fraction_visible_windows=round((by_vis.get("OK", 0) + by_vis.get("DONE", 0)) / len(vis), 3)
         if vis else None,
         windows=rows, planner_windows=len(c.answers), reasons=dict(reasons.most_common(6)),
@@ -369,9 +370,9 @@ def _closed_loop_rows(cl: dict) -> List[str]:
         f"{_f(cl['translation_error_cm'], '{:.2f}')} cm / {_f(cl['rotation_error_deg'], '{:.2f}')} deg (tolerance "
         f"2 cm / 10 deg), grasped {cl['grasped']} |",
         f"| plan per window | goal object visible in {cl['windows_visible']} of the {cl['windows_goal_active']} "
-        f"windows with the goal active: {counts(cl['window_status_visible'])} -> OK in "
-        f"{_f(cl['ok_fraction_visible_windows'])}, OK or DONE (at the goal) in "
-        f"{_f(cl['ok_or_done_fraction_visible_windows'])} of them; all goal-active windows: "
+        f"windows with the goal active: {counts(cl['window_status_visible'])}; **OK in "
+        f"{_f(cl['ok_fraction_visible_windows'])}** of those before the goal was reached (DONE: at the goal), OK or "
+        f"DONE in {_f(cl['ok_or_done_fraction_visible_windows'])}; all goal-active windows: "
         f"{counts(cl['window_status_all'])} |",
         "| plans per phase | " + "; ".join(f"{ph}: {counts(c)}" for ph, c in cl["plans_by_phase"].items()) + " |",
     ]
