@@ -120,7 +120,8 @@ def test_a_real_change_switches_after_n_consistent_frames(change):
         assert len(snap) == 8
     else:  # the ring holds only the new stream: 4 frames, one window
         assert [f.source_size for f in snap] == [size] * 4 and snap[0].stamp_ns == start + 2 * 50_000_000
-        assert ing.take_window(0.0) is not None
+        win = ing.take_window(0.0)                            # the one window is of the new stream only
+        assert win is not None and [f.stamp_ns for f in win] == [f.stamp_ns for f in snap]
 
 
 def test_forward_jump_after_a_pause_is_no_change():
