@@ -201,3 +201,28 @@ def test_every_output_has_one_serialized_form(opencv_data_dir):
         assert len(raw) == len(data) and conv.canonical_cdr(raw, cls) == data, key
     mk = deserialize_message(out["markers"], _import_type(messages.type_name("markers")))
     assert [m.ns for m in mk.markers[:3]] == ["", "trajectories", "forecasts"] and len(mk.markers[1].points) > 0
+
+
+def test_pose_and_camera_messages():
+    """Pose <-> message (the planner, sim camera and executor nodes use these) and the pinhole CameraInfo."""
+    from geometry_msgs.msg import Pose, Quaternion
+
+    from trace_anything_ros.planning import se3
+    from trace_anything_ros.ros import messages
+
+    rng = np.random.default_rng(4)
+    for _ in range(20):
+        q = rng.normal(size=4)
+        T = se3.pose_from_xyz_quat(rng.normal(size=3), q / np.linalg.norm(q))
+        np.testing.assert_allclose(messages.pose_matrix(messages.pose_message(T)), T, atol=1e-12)
+    ps = messages.pose_stamped(T, 1_500_000_007, "world")
+    assert (ps.header.stamp.sec, ps.header.stamp.nanosec, ps.header.frame_id) == (1, 500_000_007, "world")
+    with pytest.raises(ValueError, match="quaternion is zero"):
+        messages.pose_matrix(Pose(orientation=Quaternion(w=0.0)))
+    K = np.array([[200.0, 0, 63.5], [0, 210.0, 47.5], [0, 0, 1]])
+    ci = messages.camera_info_message(K, 128, 96, 5, "cam")
+    assert (ci.width, ci.height, ci.header.frame_id, ci.header.stamp.nanosec) == (128, 96, "cam", 5)
+    np.testing.assert_array_equal(np.reshape(ci.k, (3, 3)), K)
+    np.testing.assert_array_equal(np.reshape(ci.p, (3, 4)), np.concatenate([K, np.zeros((3, 1))], axis=1))
+    img = messages.image_message(np.ones((4, 6), np.float32), ps.header.stamp, "cam", "32FC1")
+    assert (img.height, img.width, img.encoding, img.step) == (4, 6, "32FC1", 24)

@@ -263,8 +263,59 @@ def type_name(key: str) -> str:
     return TYPES[key]
 
 
-def image_message(rgb, stamp_ns: int, frame_id: str = ""):
-    """A uint8 RGB frame as sensor_msgs/Image (rgb8)."""
+# ------------------------------------------------------------------------------- camera and pose messages
+def _time(stamp):
+    """builtin_interfaces/Time from a Time or from integer nanoseconds."""
+    return conv.ns_to_time(stamp) if isinstance(stamp, (int, np.integer)) else stamp
+
+
+def image_message(arr, stamp, frame_id: str = "", encoding: str = "rgb8"):
+    """An image array as sensor_msgs/Image (``encoding`` as in ``conversions.ENCODINGS``; ``stamp``: Time or ns)."""
     from std_msgs.msg import Header
 
-    return conv.array_to_image(rgb, "rgb8", Header(stamp=conv.ns_to_time(stamp_ns), frame_id=frame_id))
+    return conv.array_to_image(arr, encoding, Header(stamp=_time(stamp), frame_id=frame_id))
+
+
+def camera_info_message(K, width: int, height: int, stamp, frame_id: str = ""):
+    """sensor_msgs/CameraInfo of an ideal pinhole camera (no distortion, identity rectification, P = [K | 0])."""
+    from sensor_msgs.msg import CameraInfo
+
+    K = np.asarray(K, dtype=np.float64).reshape(3, 3)
+    m = CameraInfo()
+    m.header.stamp, m.header.frame_id = _time(stamp), frame_id
+    m.width, m.height = int(width), int(height)
+    m.distortion_model = "plumb_bob"
+    m.d = [0.0] * 5
+    m.k = K.reshape(9).tolist()
+    m.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
+    m.p = np.concatenate([K, np.zeros((3, 1))], axis=1).reshape(12).tolist()
+    return m
+
+
+def pose_message(T):
+    """A 4x4 rigid transform as geometry_msgs/Pose (quaternion by ``planning.se3``)."""
+    from geometry_msgs.msg import Point, Pose, Quaternion
+
+    from trace_anything_ros.planning import se3
+
+    xyz, q = se3.pose_to_xyz_quat(T)
+    return Pose(position=Point(x=float(xyz[0]), y=float(xyz[1]), z=float(xyz[2])),
+                orientation=Quaternion(x=float(q[0]), y=float(q[1]), z=float(q[2]), w=float(q[3])))
+
+
+def pose_stamped(T, stamp, frame_id: str):
+    """geometry_msgs/PoseStamped of a 4x4 rigid transform (``stamp``: Time or ns)."""
+    from geometry_msgs.msg import PoseStamped
+    from std_msgs.msg import Header
+
+    return PoseStamped(header=Header(stamp=_time(stamp), frame_id=frame_id), pose=pose_message(T))
+
+
+def pose_matrix(p) -> np.ndarray:
+    """geometry_msgs/Pose -> 4x4 rigid transform; ValueError for a zero quaternion (not a rotation)."""
+    from trace_anything_ros.planning import se3
+
+    q = [p.orientation.x, p.orientation.y, p.orientation.z, p.orientation.w]
+    if not np.linalg.norm(q) > 1e-9:
+        raise ValueError("pose orientation quaternion is zero")
+    return se3.pose_from_xyz_quat([p.position.x, p.position.y, p.position.z], q)

@@ -33,7 +33,7 @@ import sys
 import time
 
 import numpy as np
-from geometry_msgs.msg import Pose, PoseArray, PoseStamped
+from geometry_msgs.msg import PoseArray, PoseStamped
 from rclpy.clock import Clock, ClockType
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
@@ -43,6 +43,7 @@ from sensor_msgs.msg import CameraInfo, Image
 
 from trace_anything_ros.sim.scene import Scene, SceneConfig
 
+from . import messages
 from .graph import CAMERA_REMAPS, SIM_CAMERA_NAME, SIM_GT, relative
 from .node_main import spin_node
 from .params import Spec, check, declare_parameters, field_spec
@@ -85,46 +86,6 @@ def rate_from(values: dict, warn=None) -> float:
 
 def _stamp_msg(t_ns: int):
     return Time(nanoseconds=int(t_ns)).to_msg()
-
-
-def _pose_msg(T: np.ndarray) -> Pose:
-    import mujoco
-
-    q = np.zeros(4)
-    mujoco.mju_mat2Quat(q, np.ascontiguousarray(T[:3, :3], dtype=np.float64).reshape(9))
-    p = Pose()
-    p.position.x, p.position.y, p.position.z = (float(v) for v in T[:3, 3])
-    p.orientation.w, p.orientation.x, p.orientation.y, p.orientation.z = (float(v) for v in q)
-    return p
-
-
-def image_msg(arr: np.ndarray, encoding: str, stamp, frame_id: str) -> Image:
-    """numpy image -> sensor_msgs/Image with the data set as bytes (fast; no Python lists)."""
-    arr = np.ascontiguousarray(arr)
-    m = Image()
-    m.header.stamp = stamp
-    m.header.frame_id = frame_id
-    m.height, m.width = int(arr.shape[0]), int(arr.shape[1])
-    m.encoding = encoding
-    m.is_bigendian = 0
-    m.step = int(arr.strides[0])
-    m.data = arr.tobytes()
-    return m
-
-
-def camera_info_msg(K: np.ndarray, width: int, height: int, stamp, frame_id: str) -> CameraInfo:
-    m = CameraInfo()
-    m.header.stamp = stamp
-    m.header.frame_id = frame_id
-    m.width, m.height = int(width), int(height)
-    m.distortion_model = "plumb_bob"
-    m.d = [0.0] * 5
-    m.k = [float(v) for v in np.asarray(K, dtype=np.float64).reshape(9)]
-    m.r = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0]
-    P = np.zeros((3, 4))
-    P[:3, :3] = K
-    m.p = [float(v) for v in P.reshape(12)]
-    return m
 
 
 class SimCameraNode(Node):
@@ -189,24 +150,20 @@ class SimCameraNode(Node):
         else:
             t_ns = self.get_clock().now().nanoseconds
         stamp = _stamp_msg(t_ns)
-        self.pub_info.publish(camera_info_msg(fr["K"], self.scene.config.width, self.scene.config.height, stamp,
-                                              self.frame_id))
-        self.pub_image.publish(image_msg(fr["rgb"], "rgb8", stamp, self.frame_id))
-        self.pub_depth.publish(image_msg(fr["depth"].astype(np.float32), "32FC1", stamp, self.frame_id))
-        ps = PoseStamped()
-        ps.header.stamp = stamp
-        ps.header.frame_id = self.world_frame_id
-        ps.pose = _pose_msg(fr["world_T_cam"])
-        self.pub_pose.publish(ps)
+        self.pub_info.publish(messages.camera_info_message(fr["K"], self.scene.config.width,
+                                                           self.scene.config.height, stamp, self.frame_id))
+        self.pub_image.publish(messages.image_message(fr["rgb"], stamp, self.frame_id, "rgb8"))
+        self.pub_depth.publish(messages.image_message(fr["depth"], stamp, self.frame_id, "32FC1"))
+        self.pub_pose.publish(messages.pose_stamped(fr["world_T_cam"], stamp, self.world_frame_id))
         if self.publish_gt:
             moving = set(self.scene.moving_bodies(self.scene.time - self.period, self.scene.time, samples=3))
             seg = fr["seg_body"]
             mask = (np.isin(seg, list(moving)) if moving else np.zeros(seg.shape, bool)).astype(np.uint8) * 255
-            self.pub_mask.publish(image_msg(mask, "mono8", stamp, self.frame_id))
+            self.pub_mask.publish(messages.image_message(mask, stamp, self.frame_id, "mono8"))
             pa = PoseArray()
             pa.header.stamp = stamp
             pa.header.frame_id = self.world_frame_id
-            pa.poses = [_pose_msg(T) for T in self.scene.body_poses().values()]
+            pa.poses = [messages.pose_message(T) for T in self.scene.body_poses().values()]
             self.pub_objects.publish(pa)
         self.frames += 1
 
