@@ -13,7 +13,11 @@
 #      rosidl_runtime_py, composition_interfaces) from ../shared/vendor/ros2-jazzy-python-tools via its install.sh,
 #      when that directory exists (CI and the team's machines; a robot has them from its ROS 2 install); skipped
 #      with the reason logged otherwise. TRACE_ANYTHING_SHARED overrides ../shared; BOOTSTRAP_SKIP_ROS_TOOLS=1 skips.
-#   7. A smoke check: our modules and the generated messages import from the venv.
+#   7. The ament linters (ament_lint_auto in CMakeLists.txt; flake8, pep257, copyright, xmllint, lint_cmake) via
+#      scripts/install_ament_lint.sh: requirements/lint.txt from PyPI, the rest from the same vendor directory's
+#      ament_lint tarball; skipped with the reason logged when it is absent. BOOTSTRAP_SKIP_LINT=1 skips.
+#      build/ and out/ get an AMENT_IGNORE marker (generated, not sources: the linters' crawlers skip them).
+#   8. A smoke check: our modules and the generated messages import from the venv.
 #
 # Idempotent. Each layer has a stamp (hash of its inputs) under build/bootstrap/; a second run with nothing
 # changed only re-checks and finishes in seconds. Environment: PYTHON (default python3.11), BOOTSTRAP_FORCE=1
@@ -58,7 +62,8 @@ as_root() {
 # ---------------------------------------------------------------------------------------------- 1. Debian
 # libsdformat-dev: the SDFormat parser Gazebo uses (Debian 12: SDFormat 12; Gazebo Harmonic: 14), for
 # test/test_sdformat.py, which loads worlds/*.sdf with it.
-APT_PKGS=(ca-certificates cmake make g++ git libegl1 libegl-mesa0 libgl1-mesa-dri libsdformat-dev)
+# libxml2-utils: xmllint, which ament_xmllint runs (package.xml against the REP-149 schema).
+APT_PKGS=(ca-certificates cmake make g++ git libegl1 libegl-mesa0 libgl1-mesa-dri libsdformat-dev libxml2-utils)
 if ! command -v "$PYTHON" >/dev/null; then
   APT_PKGS+=(python3.11 python3.11-venv python3.11-dev)
 fi
@@ -234,7 +239,20 @@ else
   log "ROS 2 tools (launch, launch_testing, ros2cli): skipped, $ROS_TOOLS not found (launch tests will skip)"
 fi
 
-# ------------------------------------------------------------------------------------------- 7. check
+# ------------------------------------------------------------------------------------ 7. ament linters
+for d in build out; do mkdir -p "$ROOT/$d" && touch "$ROOT/$d/AMENT_IGNORE"; done
+if [[ "${BOOTSTRAP_SKIP_LINT:-0}" == 1 ]]; then
+  log "ament linters: skipped (BOOTSTRAP_SKIP_LINT=1)"
+elif [[ -f "$ROS_TOOLS/ament_lint-0.17.1.tar.gz" ]]; then
+  # idempotent (<1 s when done)
+  if ! "$ROOT/scripts/install_ament_lint.sh" "$VENV" "$ROS_TOOLS" "$ROOT/build/ament-lint" 2>&1 | sed 's/^/[bootstrap] /'; then
+    die "installing the ament linters from $ROS_TOOLS failed"
+  fi
+else
+  log "ament linters: skipped, $ROS_TOOLS/ament_lint-0.17.1.tar.gz not found (test_ament_lint.py will skip)"
+fi
+
+# ------------------------------------------------------------------------------------------- 8. check
 "$VPY" - "$ROOT" <<'EOF'
 import os, sys
 import trace_anything_ros
