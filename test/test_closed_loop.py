@@ -98,15 +98,18 @@ def test_model_perception_default_moves_the_object_to_its_goal():
     assert r.extras["goal_confidence"] >= 0.5
 
 
-def test_network_perception_episode_runs_end_to_end():
-    """The compact network on the RGB pair (``estimator="network"``): the outcome is recorded, not asserted (it
-    sees no motion between a current frame and a goal image; the goal-pair estimator is the default)."""
+def test_network_on_a_goal_pair_sees_no_motion_and_moves_nothing():
+    """The compact network on the RGB pair (``estimator="network"``), a known limitation named as what it is: it
+    was trained on video windows and sees no motion between a current frame and a goal image, so it reports the
+    object at its goal (DONE), nothing is executed and the object stays the full commanded distance away. This
+    fails the day the network learns goal pairs (then assert the 2 cm / 10 deg tolerance here); the goal-pair
+    estimator is the default (``test_model_perception_default_moves_the_object_to_its_goal``)."""
     model = cl.ModelPerception(WEIGHTS, estimator="network", threads=1)
+    spec = cl.sample_episode(0)
     try:
-        r = cl.run_episode(cl.sample_episode(0), "model", model=model)
+        r = cl.run_episode(spec, "model", model=model)
     finally:
         model.close()
-    assert r.plan_status in ("OK", "REFUSED", "DONE")
-    assert np.isfinite(r.translation_error_cm) and np.isfinite(r.rotation_error_deg)
-    print(f"model episode: {r.plan_status} {r.plan_reason!r} grasped={r.grasped} ({r.grasp_note}) "
-          f"error {r.translation_error_cm:.2f} cm / {r.rotation_error_deg:.1f} deg success={r.success}")
+    assert r.plan_status == "DONE", (r.plan_status, r.plan_reason)
+    assert not r.grasped and r.grasp_note == "not executed"
+    assert not r.success and r.translation_error_cm == pytest.approx(spec.translation * 100, abs=1e-6)

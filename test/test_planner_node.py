@@ -258,7 +258,10 @@ def test_cancel_publishes_idle(env):
     assert all(p.status == ManipulationPlan.STATUS_IDLE for p in h.plans[n:])
 
 
-def test_goal_image_with_model_on_the_pair(env):
+def test_goal_image_with_analytic_stand_in_estimator(env):
+    """The goal-image path of the node (estimator factory, image pairing, plan) with the analytic stand-in
+    estimator (``analytic_estimator:create``: it moves red pixels 0.5 m along optical x): the node's plumbing, not
+    a model. The default goal-pair estimator through the node: test_closed_loop_ros.py; tracking: test_goal_track.py."""
     h, _ = env
     from trace_anything_ros.msg import ManipulationPlan
     from trace_anything_ros.ros import conversions as conv
