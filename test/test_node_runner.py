@@ -13,7 +13,8 @@
 # limitations under the License.
 
 """Startup failures of the node (bad parameter file values, model load failure), the runner, launch files and
-the documented parameter file."""
+the documented parameter file. The graphs the runner starts here run the analytic stand-in estimator
+(``estimator.factory: analytic_estimator:create``): these tests are about processes and lifecycles, not the model."""
 import os
 import pathlib
 import py_compile

@@ -15,7 +15,8 @@
 """Faults: bad model files, a model that raises mid-run, camera stop/restart, time jumps, invalid runtime parameters.
 
 One trajectory_field_node process for the module (separate process, real DDS), tests in file order. The node's
-stdout/stderr goes to a file so the tests can count log lines. Not duplicated here (see test_node_perception.py /
+stdout/stderr goes to a file so the tests can count log lines. Its model is the analytic stand-in with an
+injected fault (test/faulty_estimator.py: the 3rd predict call raises) until a test loads a checkpoint file. Not duplicated here (see test_node_perception.py /
 test_planner_node.py): bad image messages, size change, the time-reset counter, stale WARN alone, planner HALTED
 on stale perception.
 """
@@ -198,18 +199,20 @@ def test_time_jump_back_publishes_no_stale_window(env):
             jump_ns = (2 + 10 * attempt) * 1_000_000_000
             h.pub_img.publish(h.image(jump_ns))
             t_jump = time.monotonic()
-            h.stream(jump_ns + 50_000_000, 20, period_ns=50_000_000)
+            new_stamps = {jump_ns, *h.stream(jump_ns + 50_000_000, 20, period_ns=50_000_000)}
             h.spin(0.5)
             assert h.wait_diag(
                 lambda s, v: int(v.get("dropped.time_reset", 0)) > int(v0.get("dropped.time_reset", 0))), \
                 f"attempt {attempt}: time_reset not counted {v0} {h.diag_values()}"
-            # Receive times are the test process's: under load, windows published just before the jump can arrive
-            # a little after it. 0.2 s is beyond that delivery jitter; the in-flight window itself is proven dropped
-            # by the stale_reset counter below (a regression leaves it at 0).
-            late = [(t - t_jump, st) for t, st in arrivals if t > t_jump + 0.2 and max(st) >= old[0]]
-            assert not late, f"attempt {attempt}: windows of the old timeline published after the jump: {late[:3]}"
-            new = [st for t, st in arrivals if t > t_jump and min(st) >= jump_ns]
-            assert new, f"attempt {attempt}: no output after the jump"
+            # When the node saw the jump cannot be read from this process's clock: under load the node works through
+            # old frames still queued when the test published the jump (measured: old windows whose newest frame was
+            # published 0.05-0.1 s before the jump arrived 0.3-0.45 s after it, at load average ~10). The node's
+            # output order can: once a window of the new timeline is out, nothing of the old one may follow. The
+            # in-flight window itself is proven dropped by the stale_reset counter below (a regression leaves it 0).
+            first_new = next((i for i, (t, st) in enumerate(arrivals) if set(st) <= new_stamps), None)
+            assert first_new is not None, f"attempt {attempt}: no output after the jump"
+            late = [(t - t_jump, st) for t, st in arrivals[first_new:] if max(st) >= old[0]]
+            assert not late, f"attempt {attempt}: old-timeline windows after a new-timeline one: {late[:3]}"
             if h.wait_diag(lambda s, v: int(v.get("dropped.stale_reset", 0))
                            > int(v0.get("dropped.stale_reset", 0)), 5):
                 exercised = True

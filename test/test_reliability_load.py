@@ -13,7 +13,9 @@
 # limitations under the License.
 
 """Load: the perception node flooded with 640x480 rgb8 at 60 Hz (model 5x slower than the stream) and the planner
-flooded with tracks at 100 Hz, each in its own process (ros/soak.py; the full run is `bench soak --duration 600`)."""
+flooded with tracks at 100 Hz, each in its own process (ros/soak.py; the full run is `bench soak --duration 600`).
+The perception model is the analytic stand-in (``trace_anything_ros.model.analytic``) made slow by a sleep
+(``TAR_ANALYTIC_DELAY``): the load under test is the node's, not a network's."""
 import json
 
 import pytest
