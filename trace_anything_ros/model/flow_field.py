@@ -56,7 +56,11 @@ STATIC_PX = 0.5         # flow (px per frame at the input size) below which a pi
 STILL_FRAC = 0.3        # the camera is static while at least this fraction of the consistent pixels is still
 MIN_FLOOR_PX = 0.35     # the motion floor never goes below this many pixels over the window
 BG_WARM = 10            # frames before the remembered background is used
-BG_STEP = 2.0           # grey levels per frame the remembered background may move (approximate running median)
+BG_STEP = 2.0           # remembered background: grey levels per frame it follows the pixels that agree with it
+BG_SLOW = 0.5           # ... grey levels per frame it may move where it disagrees (a mover covers it)
+BG_ABSORB = 10          # ... frames a disagreeing pixel must hold still to become background
+BG_AGREE_K = 3.0        # ... agreement: within this many robust sigmas of the frame's differences
+BG_AGREE_MIN = 6.0      # ... and at least this many grey levels
 BG_WIN = 1               # px: window of the comparison with the remembered background
 BG_ONLY = 0
 BOUNDARY_PX = 1          # published motion reaches this far past a small mover's edge (3 x 3 pooled evidence)
@@ -188,9 +192,9 @@ class FlowFieldEstimator:
 
     def _remember(self, gray, keys, moving: bool):
         """The static camera's background (grey, input size) remembered over the stream, updated with this window's
-        new frames (by ``frame_keys``; none: no memory): the median of the first ``BG_WARM`` frames, then an
-        approximate running median (steps of at most ``BG_STEP`` grey levels per frame), so movers that pass do not
-        enter it. Forgotten when the camera moves or the keys restart. None until ``BG_WARM`` frames were seen."""
+        new frames (by ``frame_keys``; none: no memory): the median of the first ``BG_WARM`` frames, then updated per
+        pixel by what the pixel shows (``_bg_update``). Forgotten when the camera moves or the keys restart. None
+        until ``BG_WARM`` frames were seen."""
         if keys is None or any(k is None for k in keys) or moving:
             if moving:
                 self._bg, self._bg_n, self._bg_key = None, 0, None
@@ -203,17 +207,44 @@ class FlowFieldEstimator:
             g = g.astype(np.float32)
             if self._bg is None or self._bg.shape != g.shape:
                 self._bg, self._bg_n, self._bg_first = g.copy(), 1, [g]
+                self._bg_prev, self._bg_still = g, np.zeros(g.shape, np.int32)
             elif self._bg_n < BG_WARM:
                 self._bg_n += 1
                 self._bg_first.append(g)
                 self._bg = np.median(np.stack(self._bg_first), axis=0)   # movers pass, the median stays
                 if self._bg_n == BG_WARM:
                     self._bg_first = []
+                self._bg_track_still(g)
             else:
                 self._bg_n += 1
-                self._bg += np.clip(g - self._bg, -BG_STEP, BG_STEP)
+                self._bg_update(g)
             self._bg_key = k
         return self._bg if self._bg_n >= BG_WARM else None
+
+    def _bg_track_still(self, g):
+        """Count, per pixel, the frames for which it has stayed as it is (within the images' noise): a pixel that
+        holds still for ``BG_ABSORB`` frames shows the background (or an object that stopped: background too)."""
+        d = np.abs(g - self._bg_prev * (float(np.median(g)) / max(float(np.median(self._bg_prev)), 1.0)))
+        tol = max(BG_AGREE_MIN, BG_AGREE_K * 1.4826 * float(np.median(d)))
+        self._bg_still = np.where(d <= tol, self._bg_still + 1, 0)
+        self._bg_prev = g
+        return tol
+
+    def _bg_update(self, g):
+        """One frame into the remembered background, by what each pixel shows: where it agrees with the background
+        (within the images' noise) it follows by up to ``BG_STEP`` grey levels (an approximate running median:
+        noise, lighting); where it does not (a mover covers it) it moves at most ``BG_SLOW``, so a mover that passes
+        slowly does not drag the background along (behind it the background would then be wrong: a trailing ghost);
+        where a pixel has held still for ``BG_ABSORB`` frames while disagreeing (a mover that was there when the
+        background was learnt and left, an object that stopped) it becomes the background."""
+        still_tol = self._bg_track_still(g)
+        gain = float(np.median(g)) / max(float(np.median(self._bg)), 1.0)   # global brightness (flicker)
+        dn = np.abs(g - gain * self._bg)
+        agree = dn <= max(still_tol, BG_AGREE_K * 1.4826 * float(np.median(dn)))
+        d = g - self._bg
+        self._bg += np.where(agree, np.clip(d, -BG_STEP, BG_STEP), np.clip(d, -BG_SLOW, BG_SLOW))
+        absorb = ~agree & (self._bg_still >= BG_ABSORB)
+        self._bg[absorb] = g[absorb]
 
     def close(self) -> None:
         self.clear_cache()
