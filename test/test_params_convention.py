@@ -167,3 +167,25 @@ def test_sim_camera_node_refuses_out_of_range_values_and_warns_on_rate():
     out = ok.stdout + ok.stderr
     assert ok.returncode == 0, out[-2000:]
     assert "parameter 'rate' is deprecated: use rate_hz:=20" in out and "at 20 Hz" in out, out[-2000:]
+
+
+@pytest.mark.ros
+def test_planner_node_refuses_an_open_end_with_the_dataclass_reason(ros_context):
+    from rclpy.parameter import Parameter
+
+    from trace_anything_ros.ros.manipulation_planner_node import ManipulationPlannerNode
+
+    node = ManipulationPlannerNode(context=ros_context)
+    try:
+        desc = node.describe_parameter("planner.max_linear_velocity")
+        r = desc.floating_point_range[0]
+        assert (r.from_value, r.to_value) == meta(PlannerParams, "max_linear_velocity")["range"]
+        res = node.set_parameters([Parameter("planner.max_linear_velocity", Parameter.Type.DOUBLE, 0.0)])[0]
+        assert not res.successful and "(0.0, 5.0]" in res.reason, res.reason
+        res = node.set_parameters([Parameter("planner.max_linear_velocity", Parameter.Type.DOUBLE, 5.5)])[0]
+        assert not res.successful, res.reason                       # the descriptor's own range
+        res = node.set_parameters([Parameter("planner.max_linear_velocity", Parameter.Type.DOUBLE, 1e-7)])[0]
+        assert res.successful, res.reason                          # PlannerParams accepts it, so does the node
+        assert node.get_parameter("planner.max_linear_velocity").value == 1e-7
+    finally:
+        node.destroy_node()
