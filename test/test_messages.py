@@ -91,7 +91,7 @@ def test_recording_is_byte_identical_to_the_live_topic(ros_context, opencv_data_
 
     pr = _products(opencv_data_dir)
     # the node configured as `process` records (OUTPUT_OPTIONS: 16UC1 labels at source size, float16 field)
-    assert OUTPUT_OPTIONS == dict(float16=True, mask_labels=True, mask_source=True)
+    assert OUTPUT_OPTIONS == {"float16": True, "mask_labels": True, "mask_source": True}
     params = {"estimator.factory": "trace_anything_ros.model.analytic:create", "input_height": GRID[0],
               "input_width": GRID[1], "window.length": 4, "model.warmup": False, "mask.encoding": "16UC1",
               "mask.resolution": "source", "field.float16": True}

@@ -99,7 +99,7 @@ def _frames(args):
 
 
 # the node's outputs as ``process`` records them: instance labels at source resolution, float16 field
-OUTPUT_OPTIONS = dict(float16=True, mask_labels=True, mask_source=True)
+OUTPUT_OPTIONS = {"float16": True, "mask_labels": True, "mask_source": True}
 
 
 class _Writer:
@@ -245,19 +245,19 @@ def _count_window(stats: dict, pr) -> int:
 def _summary(args, kind: str, est, input_size, spec, stats: dict, wall_s: float, loop_s: float, writer,
              video) -> dict:
     """summary.json of a run."""
-    return dict(
-        input=args.input, kind=kind, model=getattr(est, "description", type(est).__name__),
-        input_size=list(input_size), window=spec.length, stride=spec.stride, hop=args.hop,
-        frames=stats["frames"], windows=stats["windows"], dropped_frames=stats["dropped"],
-        wall_s=round(wall_s, 3), loop_s=round(loop_s, 3),
-        frames_per_s=round(stats["frames"] / loop_s, 3) if loop_s > 0 else 0.0,
-        windows_per_s=round(stats["windows"] / loop_s, 3) if loop_s > 0 else 0.0,
-        model_time_mean_s=round(float(np.mean(stats["model_s"])), 4) if stats["model_s"] else None,
-        window_time_mean_s=round(float(np.mean(stats["total_s"])), 4) if stats["total_s"] else None,
-        objects_seen=sorted(stats["objects"]), regimes=stats.get("regimes", {}),
-        estimator_warnings=stats.get("warnings", {}), mcap=writer.out.path, mcap_encoding=writer.mode,
-        mcap_encoding_reason=writer.reason, mcap_messages=dict(writer.out.counts),
-        overlay_video=video.path if video.frames else None, overlay_pngs=stats["pngs"])
+    return {
+        "input": args.input, "kind": kind, "model": getattr(est, "description", type(est).__name__),
+        "input_size": list(input_size), "window": spec.length, "stride": spec.stride, "hop": args.hop,
+        "frames": stats["frames"], "windows": stats["windows"], "dropped_frames": stats["dropped"],
+        "wall_s": round(wall_s, 3), "loop_s": round(loop_s, 3),
+        "frames_per_s": round(stats["frames"] / loop_s, 3) if loop_s > 0 else 0.0,
+        "windows_per_s": round(stats["windows"] / loop_s, 3) if loop_s > 0 else 0.0,
+        "model_time_mean_s": round(float(np.mean(stats["model_s"])), 4) if stats["model_s"] else None,
+        "window_time_mean_s": round(float(np.mean(stats["total_s"])), 4) if stats["total_s"] else None,
+        "objects_seen": sorted(stats["objects"]), "regimes": stats.get("regimes", {}),
+        "estimator_warnings": stats.get("warnings", {}), "mcap": writer.out.path, "mcap_encoding": writer.mode,
+        "mcap_encoding_reason": writer.reason, "mcap_messages": dict(writer.out.counts),
+        "overlay_video": video.path if video.frames else None, "overlay_pngs": stats["pngs"]}
 
 
 def main(args) -> int:
@@ -284,7 +284,7 @@ def main(args) -> int:
     png_every = max(1, expected_windows // max(args.pngs, 1)) if expected_windows else 10
     video = ov.VideoOut(os.path.join(out_dir, "overlay.mp4"), (fps or 10.0) / max(args.hop, 1))
     sources = deque(maxlen=ingest.capacity + 1)
-    stats = dict(frames=0, windows=0, model_s=[], total_s=[], objects=set(), dropped=0, pngs=[])
+    stats = {"frames": 0, "windows": 0, "model_s": [], "total_s": [], "objects": set(), "dropped": 0, "pngs": []}
     bar = None
     if not args.no_progress:
         try:

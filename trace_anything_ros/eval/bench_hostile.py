@@ -12,7 +12,7 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""`trace-anything-ros bench hostile`: cost of rejecting hostile input (issue 14; the rclpy work lives in ros/node_bench.py).
+"""`trace-anything-ros bench hostile`: cost of rejecting hostile input (issue 14; rclpy side: ros/node_bench.py).
 
 Each hostile class (1 x 4e6 and 20000 x 1 strips, data longer than step*height, a 1 MiB frame_id, a 100 KB encoding,
 a stamp 1 s in the future, 30 s back, a frame of another size, depth of 1e37 m, a degenerate camera matrix) through

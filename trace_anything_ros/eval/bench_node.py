@@ -47,4 +47,3 @@ def run(args) -> dict:
         os.environ["FASTRTPS_DEFAULT_PROFILES_FILE"] = LARGE_MESSAGES_PROFILE  # before this process's rclpy.init
     from trace_anything_ros.ros.node_bench import run as ros_run
     return ros_run(args)
-

@@ -37,7 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args) -> int:
     mod = importlib.import_module(f"trace_anything_ros.eval.bench_{args.suite}")
-    p = argparse.ArgumentParser(prog=f"trace-anything-ros bench {args.suite}", description=(mod.__doc__ or "").split("\n")[0])
+    p = argparse.ArgumentParser(prog=f"trace-anything-ros bench {args.suite}",
+                                description=(mod.__doc__ or "").split("\n")[0])
     mod.add_arguments(p)
     sub = p.parse_args(args.rest)
     if hasattr(mod, "main"):

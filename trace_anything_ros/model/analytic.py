@@ -46,6 +46,7 @@ def red_mask(frames: np.ndarray) -> np.ndarray:
 
 
 class AnalyticEstimator:
+
     def __init__(self, input_size=(64, 96), num_ctrl: int = 10, delay: float = 0.0):
         self.input_size = tuple(int(v) for v in input_size)
         self.num_ctrl = int(num_ctrl)

@@ -265,6 +265,7 @@ _CDR_LE, _CDR_BE = b"\x00\x01\x00\x00", b"\x00\x00\x00\x00"
 
 
 class _CdrWriter:
+
     def __init__(self):
         self.parts, self.pos = [], 0
 
@@ -387,6 +388,7 @@ def tracks_to_cdr(tracks, header, metric: bool, stamps_ns, forecast_stamps_ns) -
 
 
 class _CdrReader:
+
     def __init__(self, data):
         self.buf = _buffer(data)
         if len(self.buf) < 4 or bytes(self.buf[:4]) not in (_CDR_LE, _CDR_BE):

@@ -50,6 +50,7 @@ ORDER = ("mask", "objects", "field", "tracks", "markers")
 @dataclass(frozen=True)
 class OutputOptions:
     """How the products become messages (the node's parameters of the same names)."""
+
     frame_id: str = ""             # frame_id: override of the outputs' frame id ("" = the images')
     float16: bool = False          # field.float16
     mask_labels: bool = False      # mask.encoding == "16UC1" (instance labels; else mono8 0/255)

@@ -164,8 +164,8 @@ def main(argv=None) -> int:
 
     def cleanup(node):
         out = state["out"]
-        stats = dict(path=args.out, topics=node.recorded_topics, counts=dict(out.counts), bytes=out.bytes,
-                     throttled=throttle, skipped=dict(node.skipped), unsupported=dict(node.unsupported))
+        stats = {"path": args.out, "topics": node.recorded_topics, "counts": dict(out.counts), "bytes": out.bytes,
+                 "throttled": throttle, "skipped": dict(node.skipped), "unsupported": dict(node.unsupported)}
         out.close()
         if args.stats:
             import json

@@ -371,7 +371,8 @@ def object_window_msgs(pos, stamps):
 
 
 def _planner_window(k: int, M: int = 40, T: int = 4, period_ns: int = 100_000_000):
-    """Tracks + objects of one window: object 3 (a box) whose base-frame x encodes k (0.30 + 0.005 * (k % 40): half a step = 2.5 mm)."""
+    """Tracks + objects of one window: object 3 (a box) whose base-frame x encodes k (0.30 + 0.005 * (k % 40): half
+    a step = 2.5 mm)."""
     from trace_anything_ros.planning import se3
 
     from . import conversions as conv
@@ -485,13 +486,14 @@ def soak_planner(duration: float = 15.0, rate: float = 100.0, warmup: float = 3.
                      for k, x in _flat([s["rss_kb"] for s in warm], flat_pct).items()}
     res["fds"] = _flat([s["fds"] for s in warm], flat_pct, abs_tol=2)
     if len(samples) >= 2:
-        res["cpu_fraction"] = (samples[-1][1]["cpu_s"] - samples[0][1]["cpu_s"]) / max(1e-9, samples[-1][0] - samples[0][0])
+        res["cpu_fraction"] = ((samples[-1][1]["cpu_s"] - samples[0][1]["cpu_s"])
+                               / max(1e-9, samples[-1][0] - samples[0][0]))
     res["pass"] = {
         "node_alive": bool(res.get("node_alive")),
         "plans": res.get("plans_ok", 0) > 0,
         "no_backlog": res.get("plans_after_stop", 99) <= max_trailing_plans,
-        "last_plan_is_newest_input": abs(res.get("last_plan_object_x", float("nan")) - (res.get("last_input_object_x")
-                                                                                         or float("nan"))) < 0.0025,
+        "last_plan_is_newest_input": abs(res.get("last_plan_object_x", float("nan"))
+                                         - (res.get("last_input_object_x") or float("nan"))) < 0.0025,
         "rss_flat": bool(res["rss_MB"]["ok"]),
         "fds_flat": bool(res["fds"]["ok"]),
         "cpu_bounded": res.get("cpu_fraction", 9.0) <= 1.05,  # at most one core on average (2 threads)
