@@ -244,8 +244,8 @@ def node_parameters(spec: NodeSpec, share_dir: Optional[str] = None, user_files:
     position. ``user_params``: only what the user gave (an empty launch argument is not a value)."""
     user = unique_param_files([os.path.abspath(f) for f in user_files if f])
     again = {os.path.realpath(f) for f in user}
-    out: List[Union[str, Dict[str, Any]]] = [f for f in param_files(spec, share_dir)
-                                            if os.path.realpath(f) not in again]
+    out: List[Union[str, Dict[str, Any]]] = [
+        f for f in param_files(spec, share_dir) if os.path.realpath(f) not in again]
     if spec.overrides:
         out.append(dict(spec.overrides))
     out += user
@@ -290,4 +290,3 @@ def node_parameter_files(spec: NodeSpec, share_dir: Optional[str] = None, user_f
     key = f"/{ns}/{spec.name}" if ns else spec.name
     return [src if isinstance(src, str) else write_params_file(key, src, directory)
             for src in node_parameters(spec, share_dir, user_files, user_params)]
-
