@@ -13,7 +13,6 @@
 # limitations under the License.
 
 """Stamp <-> normalised time map: degenerate predictions, irregular stamps, monotone and invertible."""
-import json
 import pathlib
 
 import numpy as np

@@ -16,7 +16,8 @@
 
 Blob assignment into a ``uint8[]`` field: ``bytes`` (``arr.tobytes()``) or ``array.array('B', arr.tobytes())`` take
 ~20-80 ms for 15.7 MB here (a copy plus a type check; ``bytearray`` similar); a ``memoryview`` took ~1.2 s and a
-numpy ``uint8`` array ~3.3 s (per-element path). Reading back with ``np.frombuffer`` is free. test_blob_assignment_fast_paths measures the fast paths.
+numpy ``uint8`` array ~3.3 s (per-element path). Reading back with ``np.frombuffer`` is free.
+test_blob_assignment_fast_paths measures the fast paths.
 """
 from __future__ import annotations
 

@@ -26,7 +26,7 @@ from trace_anything_ros.model.checkpoint import build_model, init_pattern_
 from trace_anything_ros.model.config import DecoderConfig, EncoderConfig, HeadConfig, ModelConfig
 from trace_anything_ros.model.engine import (EngineUnavailableError, OnnxEngine, TorchEngine, create_estimator,
                                              select_providers)
-from trace_anything_ros.model.network import TraceAnythingNet, default_times
+from trace_anything_ros.model.network import default_times
 from trace_anything_ros.model import preprocess as pp
 
 TINY = ModelConfig(encoder=EncoderConfig(embed_dim=32, depth=2, num_heads=2),

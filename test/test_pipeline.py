@@ -15,8 +15,8 @@
 """ROS-free tests of trace_anything_ros.pipeline: ring bounds, window selection, drop counting, products.
 
 The estimator is the analytic stand-in (``trace_anything_ros.model.analytic``: red pixels translate at a known
-velocity on a plane at a known depth), not a network: the products are checked against that known field. The networks through
-the same pipeline: test_node_model.py, test_camera_poses.py, test_sim_perception.py."""
+velocity on a plane at a known depth), not a network: the products are checked against that known field. The
+networks through the same pipeline: test_node_model.py, test_camera_poses.py, test_sim_perception.py."""
 import threading
 import time
 

@@ -16,9 +16,9 @@
 
 One trajectory_field_node process for the module (separate process, real DDS), tests in file order. The node's
 stdout/stderr goes to a file so the tests can count log lines. Its model is the analytic stand-in with an
-injected fault (test/faulty_estimator.py: the 3rd predict call raises) until a test loads a checkpoint file. Not duplicated here (see test_node_perception.py /
-test_planner_node.py): bad image messages, size change, the time-reset counter, stale WARN alone, planner HALTED
-on stale perception.
+injected fault (test/faulty_estimator.py: the 3rd predict call raises) until a test loads a checkpoint file.
+Not duplicated here (see test_node_perception.py / test_planner_node.py): bad image messages, size change, the
+time-reset counter, stale WARN alone, planner HALTED on stale perception.
 """
 import os
 import pathlib
