@@ -189,3 +189,14 @@ def test_goal_pair_is_a_regime_of_the_one_estimator(episode):
             est.predict(frames, intrinsics=cur["K"])
     finally:
         est.close()
+
+
+def test_turn_at_the_edge_of_the_search_is_refused_as_ambiguous():
+    """Episode 205 (a square box turned -25.5 deg): the alignment's best turn lands on the +45 deg edge of the
+    searched range, 70 deg off (it was executed before this check). Refused with the reason, not guessed."""
+    spec = cl.sample_episode(205)
+    scene, cur, goal = cl._render_pair(spec)
+    scene.close()
+    gm = gp.estimate_goal_motion(cur["rgb"], cur["depth"], cur["K"], goal["rgb"])
+    assert not gm.ok and gm.diagnostics["yaw_at_edge"] and "ambiguous" in gm.reason, gm.reason
+    assert abs(np.degrees(gm.yaw)) >= gp.GoalPairParams().yaw_range_deg - 1.0

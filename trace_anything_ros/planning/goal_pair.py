@@ -54,7 +54,8 @@ held-out set).
 
 Limits (measured in ``bench closed_loop``; see the README): rigid objects resting on a plane, moved on it (x, y,
 yaw; no tilting, no stacking); one object moved; a static camera between the two images; objects with a square
-footprint are ambiguous by 90 deg in yaw (the search covers +-``yaw_range_deg``).
+footprint are ambiguous by 90 deg in yaw (the search covers +-``yaw_range_deg``; a best turn at the edge of that
+range is refused as ambiguous rather than executed).
 """
 from __future__ import annotations
 
@@ -548,10 +549,19 @@ def _align(model: ObjectModel, rgb1, d1, changed, p: GoalPairParams, diag: dict,
     T[:3, :3] = R
     T[:3, 3] = center + t - R @ center
     min_conf = p.min_confidence_depth if d1 is not None else p.min_confidence
-    ok = conf >= min_conf
-    reason = "" if ok else (f"goal alignment not trusted: confidence {conf:.2f} < {min_conf} ("
-                            f"{visible:.2f} of the object's points visible in the goal image, "
-                            f"{inl.sum() / max(vis.sum(), 1):.2f} of those on goal evidence with a consistent colour)")
+    # the best turn at the edge of the searched range: the optimum may lie beyond it (a square footprint looks
+    # alike turned by 90 deg, and the turn the goal asks for is then ambiguous): refused, not guessed
+    at_edge = abs(float(best[2])) >= yaw_max - np.deg2rad(1.0)
+    diag["yaw_at_edge"] = bool(at_edge)
+    ok = conf >= min_conf and not at_edge
+    if at_edge:
+        reason = (f"goal alignment ambiguous: the best turn ({np.degrees(best[2]):+.1f} deg) is at the edge of the "
+                  f"searched +-{p.yaw_range_deg:g} deg (a symmetric footprint looks alike turned by 90 deg)")
+    else:
+        reason = "" if ok else (f"goal alignment not trusted: confidence {conf:.2f} < {min_conf} ("
+                                f"{visible:.2f} of the object's points visible in the goal image, "
+                                f"{inl.sum() / max(vis.sum(), 1):.2f} of those on goal evidence with a consistent "
+                                "colour)")
     return GoalMotion(ok, reason, T, center, n, t, float(best[2]), conf, model.mask, True, diag)
 
 
