@@ -1,0 +1,100 @@
+"""The geometric flow field's remembered background (model.flow_field) on real images: a mover that passes slowly
+must not drag it along (behind the mover it would then be wrong: a trailing ghost in the mask), a mover present
+while it was learnt must not stay in it; and on real video (vtest.avi) the masks stay on the walkers."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from trace_anything_ros.eval import clips
+from trace_anything_ros.model import flow_field
+from trace_anything_ros.model.flow_field import FlowFieldEstimator
+
+SIZE = (96, 128)
+
+
+def _scene(seed=0):
+    """A real photograph (opencv-doc) at the input size, grey, and a real-textured dark patch to move over it."""
+    import cv2
+    root = clips.data_dir()
+    if root is None:
+        pytest.skip("opencv-doc sample data not found (make bootstrap extracts it)")
+    img = clips._cover(clips._read("fruits.jpg", root), SIZE[0], SIZE[1], 0)
+    tex = clips._cover(clips._read("messi5.jpg", root), 30, 20, 0) * 0.4
+    return img.astype(np.float32), tex.astype(np.float32), np.random.default_rng(seed)
+
+
+def _frame(img, tex, x, rng, noise=2.0):
+    f = img.copy()
+    if x is not None:
+        f[40:70, x:x + 20] = tex
+    return np.clip(f + rng.normal(0, noise, f.shape), 0, 255).astype(np.uint8)
+
+
+def _feed(est, frames):
+    """Every 4-frame window of ``frames`` through the estimator, as a stream (frame keys = indices)."""
+    for s in range(len(frames) - 3):
+        est.predict(np.stack(frames[s:s + 4]), frame_keys=list(range(s, s + 4)))
+    return est._bg
+
+
+def test_a_slow_mover_does_not_drag_the_remembered_background_along():
+    """A patch crosses the view at 1 px per frame (each pixel covered ~20 frames): right after it has passed, the
+    background where it was is the scene again (a background that followed the covered pixels by 2 grey levels per
+    frame was up to 40 levels off there: the mask showed the patch's trailing ghost)."""
+    img, tex, rng = _scene()
+    frames = [_frame(img, tex, None, rng) for _ in range(12)]
+    frames += [_frame(img, tex, x, rng) for x in range(20, 80)]                # 1 px per frame
+    bg = _feed(FlowFieldEstimator(SIZE), frames)
+    grey = flow_field._gray(img.astype(np.uint8)).astype(np.float32)
+    behind = np.s_[40:70, 60:75]                                                # uncovered 4-19 frames ago
+    err = np.abs(bg - grey)[behind]
+    # measured: median 1, 90th percentile 8 grey levels (dragged along at 2 levels per frame: 16 and 30)
+    assert np.median(err) <= 4.0 and np.percentile(err, 90) <= 12.0, (np.median(err), np.percentile(err, 90))
+
+
+def test_a_mover_present_while_the_background_was_learnt_leaves_it():
+    """The patch stands still during the first 10 frames (the median learns it), then leaves: within ~15 frames the
+    pixels it uncovered, which hold still, are background again."""
+    img, tex, rng = _scene(1)
+    frames = [_frame(img, tex, 60, rng) for _ in range(12)] + [_frame(img, tex, None, rng) for _ in range(16)]
+    bg = _feed(FlowFieldEstimator(SIZE), frames)
+    grey = flow_field._gray(img.astype(np.uint8)).astype(np.float32)
+    err = np.abs(bg - grey)[40:70, 60:80]
+    assert np.percentile(err, 90) <= 8.0, np.percentile(err, 90)
+
+
+@pytest.mark.slow
+def test_vtest_masks_stay_on_the_walkers():
+    """vtest.avi (real, static camera), first 120 frames, the default estimator and the node's mask rules: against
+    OpenCV MOG2 (``eval-video``'s measure, its 2 s warm-up unscored), at least 93 % of the moving pixels lie near
+    the reference foreground and 75 % of its person-sized blobs are touched (measured 0.95 / 0.83; with the
+    background dragged along by slow walkers 0.89)."""
+    import cv2
+
+    from trace_anything_ros.eval.video_reference import agreement_masks
+    from trace_anything_ros.io.video import find_vtest, read_video
+    from trace_anything_ros.model import regimes
+    from trace_anything_ros.pipeline import Frame, FrameIngest, PerceptionPipeline, PipelineParams, WindowSpec, \
+        preprocess_rgb
+
+    path = find_vtest()
+    if path is None:
+        pytest.skip("vtest.avi not found (make bootstrap extracts opencv-doc; or set TRACE_ANYTHING_VTEST)")
+    est = regimes.create_estimator({"regime": "auto", "weights": None})
+    spec = WindowSpec(length=4, stride=1)
+    ingest = FrameIngest(spec.ring_capacity(), window=spec)
+    pipe = PerceptionPipeline(est, PipelineParams())
+    masks = {}
+    for f in read_video(path, 120):
+        ingest.push(Frame(stamp_ns=f.stamp_ns, rgb=preprocess_rgb(f.rgb, SIZE), frame_id="cam",
+                          source_size=f.rgb.shape[:2]))
+        win = ingest.take_window(timeout=0.0)
+        if win is not None:
+            pr = pipe.process(win, {"mask"})
+            assert pr.regime == "rgb_static"
+            masks[f.stamp_ns] = cv2.resize(pr.mask.astype(np.uint8), (f.rgb.shape[1], f.rgb.shape[0]),
+                                           interpolation=cv2.INTER_NEAREST)
+    r = agreement_masks(masks, path)
+    assert r["windows"] >= 90
+    assert r["precision"] >= 0.93 and r["recall"] >= 0.75, r
