@@ -96,3 +96,23 @@ def test_node_env_adds_the_checkout_only_when_there_is_one(tmp_path, monkeypatch
     monkeypatch.setattr(soak, "REPO", tmp_path)  # as installed: no test/ beside the package
     assert "PYTHONPATH" not in soak.node_env()
     assert soak.ANALYTIC_FACTORY.split(":")[0] == "trace_anything_ros.model.analytic"
+
+
+def test_cheap_ros_free_suites_run(tmp_path):
+    """`bench motion` and `bench planner`, small, from outside the checkout: finite timings, their own pass rule."""
+    env = _outside_checkout_env(tmp_path)
+    cli = [sys.executable, "-m", "trace_anything_ros.cli", "bench"]
+    p = subprocess.run(cli + ["motion", "--repeats", "2", "--size", "32", "--frames", "4", "--json"], cwd=tmp_path,
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stderr[-3000:]
+    m = json.loads(p.stdout)
+    assert m["window"] == {"frames": 4, "height": 32, "width": 32, "ctrl": 10}
+    assert 0 < m["mask_objects_ms_median"] < 5000 and m["within_budget"] == (m["mask_objects_ms_median"]
+                                                                             <= m["budget_ms"])
+    out_json = tmp_path / "planner.json"
+    p = subprocess.run(cli + ["planner", "--repeats", "2", "--warmup", "1", "--points", "200", "--json",
+                              str(out_json)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert "Traceback" not in p.stderr, p.stderr[-3000:]
+    r = json.loads(out_json.read_text())
+    assert r["suite"] == "planner" and r["points"] == 200 and r["repeats"] == 2
+    assert p.returncode == (0 if r["meets_budget"] else 1)
