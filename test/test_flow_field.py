@@ -67,9 +67,9 @@ def test_a_mover_present_while_the_background_was_learnt_leaves_it():
 @pytest.mark.slow
 def test_vtest_masks_stay_on_the_walkers():
     """vtest.avi (real, static camera), first 120 frames, the default estimator and the node's mask rules: against
-    OpenCV MOG2 (``eval-video``'s measure, its 2 s warm-up unscored), at least 93 % of the moving pixels lie near
-    the reference foreground and 75 % of its person-sized blobs are touched (measured 0.95 / 0.83; with the
-    background dragged along by slow walkers 0.89)."""
+    OpenCV MOG2 (``eval-video``'s measure, its 2 s warm-up unscored), at least 95 % of the moving pixels lie near
+    the reference foreground and 85 % of its person-sized blobs are touched (measured 0.977 / 0.903; with the
+    background dragged along by slow walkers 0.894 / 0.906)."""
     import cv2
 
     from trace_anything_ros.eval.video_reference import agreement_masks
@@ -97,4 +97,4 @@ def test_vtest_masks_stay_on_the_walkers():
                                            interpolation=cv2.INTER_NEAREST)
     r = agreement_masks(masks, path)
     assert r["windows"] >= 90
-    assert r["precision"] >= 0.93 and r["recall"] >= 0.75, r
+    assert r["precision"] >= 0.95 and r["recall"] >= 0.85, r
