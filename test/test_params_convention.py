@@ -189,3 +189,24 @@ def test_planner_node_refuses_an_open_end_with_the_dataclass_reason(ros_context)
         assert node.get_parameter("planner.max_linear_velocity").value == 1e-7
     finally:
         node.destroy_node()
+
+
+@pytest.mark.ros
+@pytest.mark.sim
+def test_sim_camera_parameters_are_read_only_after_start(ros_context):
+    from rclpy.parameter import Parameter
+
+    from trace_anything_ros.ros.sim_camera_node import SimCameraNode
+
+    node = SimCameraNode(context=ros_context, parameter_overrides=[Parameter("width", Parameter.Type.INTEGER, 64),
+                                                                  Parameter("height", Parameter.Type.INTEGER, 48)])
+    try:
+        assert node.scene.config.width == 64                       # the override applied at start-up
+        d = node.describe_parameter("width")
+        assert d.read_only and "[read at start-up]" in d.description
+        res = node.set_parameters([Parameter("rate_hz", Parameter.Type.DOUBLE, 20.0)])[0]
+        assert not res.successful                                   # was accepted and silently ignored
+        assert node.get_parameter("rate_hz").value == 10.0
+    finally:
+        node.scene.close()
+        node.destroy_node()

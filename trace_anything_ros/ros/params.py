@@ -188,15 +188,18 @@ PERCEPTION: List[Spec] = [
 BY_NAME: Dict[str, Spec] = {s.name: s for s in PERCEPTION}
 
 
-def descriptor(spec: Spec):
+def descriptor(spec: Spec, lifecycle: bool = True):
     """The ParameterDescriptor of ``spec``: description (+ "[configure-time only]"), typed range, choices, and a
-    fixed double-array type for list defaults."""
+    fixed double-array type for list defaults. ``lifecycle=False`` (a plain node that reads its parameters once, at
+    start-up): a non-dynamic parameter is read-only ("[read at start-up]"), so that setting it later is refused
+    instead of silently doing nothing."""
     from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType
 
     text = spec.description
     if spec.range is not None and any(spec.open):  # a ROS range is closed: say which end is excluded
         text += f" (valid: {range_text(spec.range, spec.open)})"
-    d = ParameterDescriptor(description=text + ("" if spec.dynamic else " [configure-time only]"))
+    note = "" if spec.dynamic else " [configure-time only]" if lifecycle else " [read at start-up]"
+    d = ParameterDescriptor(description=text + note, read_only=not (spec.dynamic or lifecycle))
     if isinstance(spec.default, list):
         d.type = ParameterType.PARAMETER_DOUBLE_ARRAY
         d.dynamic_typing = False
@@ -211,7 +214,7 @@ def descriptor(spec: Spec):
     return d
 
 
-def declare_parameters(node, specs: Sequence[Spec]) -> List[str]:
+def declare_parameters(node, specs: Sequence[Spec], lifecycle: bool = True) -> List[str]:
     """Declare every spec on ``node``. An override (parameter file / command line) that rclpy rejects (out of the
     descriptor's range) does not abort construction: the parameter falls back to its default, the error is logged
     and returned (``"name: reason"``) so that configure can refuse with it."""
@@ -220,10 +223,10 @@ def declare_parameters(node, specs: Sequence[Spec]) -> List[str]:
     errors: List[str] = []
     for spec in specs:
         try:
-            node.declare_parameter(spec.name, spec.default, descriptor(spec))
+            node.declare_parameter(spec.name, spec.default, descriptor(spec, lifecycle))
         except InvalidParameterValueException as e:
             errors.append(f"{spec.name}: {e}")
-            node.declare_parameter(spec.name, spec.default, descriptor(spec), ignore_override=True)
+            node.declare_parameter(spec.name, spec.default, descriptor(spec, lifecycle), ignore_override=True)
     for e in errors:
         node.get_logger().error(f"rejected parameter override: {e}")
     return errors

@@ -91,7 +91,7 @@ def _stamp_msg(t_ns: int):
 class SimCameraNode(Node):
     def __init__(self, **kwargs):
         super().__init__(SIM_CAMERA_NAME, **kwargs)
-        errors = declare_parameters(self, PARAMS)
+        errors = declare_parameters(self, PARAMS, lifecycle=False)
         v = {p.name: self.get_parameter(p.name).value for p in PARAMS}
         errors += [e for p in PARAMS for e in [check(p, v[p.name])] if e]
         if errors:

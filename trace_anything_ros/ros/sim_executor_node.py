@@ -106,7 +106,7 @@ def _pose_T(p) -> np.ndarray:
 class SimExecutorNode(Node):
     def __init__(self, **kwargs):
         super().__init__(NODE_NAME, **kwargs)
-        errors = declare_parameters(self, PARAMS)
+        errors = declare_parameters(self, PARAMS, lifecycle=False)
         if errors:
             raise ValueError("; ".join(errors))
         v = {s.name: self.get_parameter(s.name).value for s in PARAMS}
