@@ -217,7 +217,8 @@ def test_time_jump_back_publishes_no_stale_window(env):
                            > int(v0.get("dropped.stale_reset", 0)), 5):
                 exercised = True
                 break
-        assert exercised, "in 4 attempts no window was in flight at the jump (scenario not exercised)"
+        assert exercised, ("in 4 attempts no window was dropped as stale_reset: none was in flight at the jump, or "
+                           "the node published the in-flight window of the old timeline (what this test guards)")
     finally:
         h.node.destroy_subscription(sub)
     assert proc.poll() is None
