@@ -2,7 +2,9 @@
 # colcon build of this checkout as a ROS lab would do it: a workspace whose src/ links to the repository,
 # built against the venv's Jazzy wheels (the "underlay"). Usage: scripts/colcon_build.sh [WORKSPACE]
 # (default build/colcon_ws). BUILD_TESTING=ON (default OFF) also configures the tests (the ament linters and the
-# pytest suite) for `colcon test`, see scripts/colcon_lint.sh. Afterwards `. WORKSPACE/install/setup.sh` gives a working ROS 2
+# pytest suite) for `colcon test`; their lint hooks glob the source tree, .venv/ and build/ included, which takes
+# minutes here (scripts/colcon_lint.sh lints a clean copy instead).
+# Afterwards `. WORKSPACE/install/setup.sh` gives a working ROS 2
 # environment: `ros2 launch trace_anything_ros ...`, `ros2 topic ...`, `launch_test ...`.
 # The venv is the underlay, as /opt/ros/jazzy is on a robot: this script writes VENV/local_setup.{sh,bash,zsh}
 # (AMENT_PREFIX_PATH += VENV, where the wheels' ament index lives; VENV/bin first on PATH, so the node
