@@ -30,7 +30,7 @@ from launch_ros.events.lifecycle import ChangeState
 from lifecycle_msgs.msg import Transition
 
 from trace_anything_ros.ros.graph import (CAMERA_REMAPS, LAUNCH_PARAM_ARGS, MODEL_LAUNCH_ARGS, graph,
-                                         node_parameter_files)
+                                          node_parameter_files)
 
 ARGS = {
     "namespace": "namespace of every node",

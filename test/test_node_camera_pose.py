@@ -37,7 +37,7 @@ def env(ros_context):
     from geometry_msgs.msg import PoseStamped
     from rclpy.qos import QoSProfile, ReliabilityPolicy
     h.pub_pose = h.node.create_publisher(PoseStamped, "camera_pose", QoSProfile(depth=50,
-                                                                              reliability=ReliabilityPolicy.RELIABLE))
+                                                                                reliability=ReliabilityPolicy.RELIABLE))
     with node_under_test(proc, h) as hp:
         yield hp
 

@@ -199,7 +199,7 @@ def test_sim_camera_parameters_are_read_only_after_start(ros_context):
     from trace_anything_ros.ros.sim_camera_node import SimCameraNode
 
     node = SimCameraNode(context=ros_context, parameter_overrides=[Parameter("width", Parameter.Type.INTEGER, 64),
-                                                                  Parameter("height", Parameter.Type.INTEGER, 48)])
+                                                                   Parameter("height", Parameter.Type.INTEGER, 48)])
     try:
         assert node.scene.config.width == 64                       # the override applied at start-up
         d = node.describe_parameter("width")

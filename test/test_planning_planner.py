@@ -53,7 +53,7 @@ def test_goal_image_with_instance_labels():
     fld, truth, motion = _goal_field()
     planner = ManipulationPlanner(PlannerParams())
     plan = planner.plan_from_goal_image(fld, ObjectSelection(labels=truth.labels[0], object_id=1), BASE_T_CAM,
-                                       now=1000.0, object_id=7)
+                                        now=1000.0, object_id=7)
     _check_motion(plan, motion, truth)
     assert plan.object_id == 7 and 0.5 < plan.confidence <= 1.0
     assert plan.ee_labels[0] == "pre_grasp" and plan.ee_labels[-1] == "retreat"
@@ -78,7 +78,7 @@ def test_goal_image_with_pixel_and_box_prompts_and_noise():
     planner = ManipulationPlanner()
     v, u = np.argwhere(truth.labels[0] == 1).mean(0)
     plan = planner.plan_from_goal_image(fld, ObjectSelection(pixel=(u * 2, v * 2), source_size=(192, 192)),
-                                       BASE_T_CAM, now=0.0)
+                                        BASE_T_CAM, now=0.0)
     _check_motion(plan, motion, truth, rot_tol_deg=2.0, trans_tol=0.004)
     assert "moving region" in plan.diagnostics["selection"]
     rows, cols = np.nonzero(truth.labels[0] == 1)

@@ -123,7 +123,7 @@ def _make_mcap(path, n=12, h=48, w=64, k=(50.0, 0, 32, 0, 50.0, 24, 0, 0, 1)):
             img[10:22, 4 + 3 * i: 16 + 3 * i] = (250, 60, 20)   # a square moving right
             hdr = {"stamp": stamp, "frame_id": "cam_optical"}
             wr.write_message("/cam/image_raw", s_img, {"header": hdr, "height": h, "width": w, "encoding": "rgb8",
-                                                        "is_bigendian": 0, "step": w * 3, "data": img.tobytes()},
+                                                       "is_bigendian": 0, "step": w * 3, "data": img.tobytes()},
                              log_time=t, publish_time=t)
             wr.write_message("/cam/depth/image_raw", s_img, {
                 "header": hdr, "height": h, "width": w, "encoding": "32FC1", "is_bigendian": 0, "step": w * 4,

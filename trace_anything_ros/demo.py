@@ -24,8 +24,9 @@ Two scenarios (``--scenario``):
   /goal_image. The planner (its default goal-image estimator: ``planning.goal_pair`` on the current RGB-D frame +
   the goal image) first plans in ``dry_run`` for ``--look-windows`` plans (the robot watches, the executor ignores
   dry-run plans), then ``dry_run`` is switched off, the next OK plan is executed, and once the executor reports
-  its result the goal is cancelled. The planner plans on every perception window while the goal is active (the
-  goal image is estimated once, then the object is tracked); ``summary.md`` reports success, the object's final
+  its result the demo waits for the planner's DONE (the object seen at its goal; else it cancels the goal). The
+  planner plans on every perception window while the goal is active (the goal image is estimated once, then the
+  object is tracked); ``summary.md`` reports success, the object's final
   error (cm, deg), and the plan status of every window with the goal active, scored on the windows in which the
   goal object is visible (the executor's ground truth, ``demo_report.window_statuses``).
 * ``tabletop``: the earlier demo: ``sim_camera_node`` (a tabletop scene with moving objects) and a pose goal for a
@@ -79,7 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--field-hz", type=float, default=0.2,
                         help="record at most this many dense fields per second (0: every one)")
     parser.add_argument("--param", action="append", default=[], metavar="NAME:=VALUE",
-                        help="extra parameter for every node (e.g. rate:=10.0, window.length:=6)")
+                        help="extra parameter for every node (e.g. rate_hz:=10.0, window.length:=6)")
     parser.add_argument("--domain-id", type=int, default=-1,
                         help="ROS_DOMAIN_ID of the demo's graph (default: a private one derived from the pid)")
     parser.add_argument("--wall-timeout", type=float, default=0.0,
@@ -129,21 +130,22 @@ def planner_extrinsics(params: List[str]):
     ``camera_to_base.*`` = the sim camera's pose in the world (static camera scenes; the scene is rebuilt here from
     the same seed/preset/size parameters the sim camera gets), and that pose (base_T_cam). ([], None) for
     moving-camera scenes."""
+    from trace_anything_ros.ros.graph import SIM_CAMERA_NAME, effective_parameters, node_spec  # rclpy-free
     from trace_anything_ros.sim.scene import Scene, SceneConfig
 
-    kv = dict(p.split(":=", 1) for p in params if ":=" in p)
-    try:
-        cfg = SceneConfig.from_preset(kv.get("scene", "tabletop"), seed=int(kv.get("seed", 0)),
-                                      width=int(kv.get("width", 320)), height=int(kv.get("height", 240)),
-                                      fovy=float(kv.get("fovy", 55.0)))
-    except (ValueError, TypeError) as e:
+    try:  # the sim camera's values as it will read them: config/sim_camera.yaml, the graph's settings, --param
+        kv = effective_parameters(node_spec("manipulation", SIM_CAMERA_NAME),
+                                  param_strings=[p for p in params if ":=" in p])
+        cfg = SceneConfig.from_preset(str(kv["scene"]), seed=int(kv["seed"]), width=int(kv["width"]),
+                                      height=int(kv["height"]), fovy=float(kv["fovy"])).validate()
+    except (ValueError, TypeError, KeyError) as e:
         _log(f"planner extrinsics left at their defaults ({e})")
         return [], None
     if cfg.moving_camera:
         return [], None
     scene = Scene(cfg)
     try:
-        T = scene.camera_pose_at(float(kv.get("start_time", 0.0)))
+        T = scene.camera_pose_at(float(kv["start_time"]))
     finally:
         scene.close()
     return _extrinsics_params(T), T
@@ -362,7 +364,7 @@ def run_video(args, out: str) -> Optional[dict]:
     process.add_arguments(p)
     pargs = p.parse_args([path, "--out", vout, "--max-frames", str(args.video_frames), "--stride", "3", "--hop", "3",
                           "--pngs", "3", "--no-progress"] + (["--weights", os.path.abspath(args.weights)]
-                                                            if args.weights else []))
+                                                             if args.weights else []))
     _log(f"real video: {path} ({args.video_frames} frames) -> {vout}/")
     t0 = time.monotonic()
     try:
@@ -407,8 +409,8 @@ def _wait(args, live, runner, rec, t_start, wall_timeout, timings, out) -> str:
             el = live.sim_elapsed
             if live.cl is not None:
                 live.closed_loop_step()
-                if live.cl.phase == "done" and now - live.cl.t_result > 2.0:
-                    return "ok"   # the object is where it should be: a last window or two shows it there
+                if live.cl.phase == "done" and now - live.cl.t_done > 1.0:
+                    return "ok"   # the planner found the object at its goal (or the goal was cancelled)
                 if live.cl.phase == "act" and live.cl.result is None and now - live.cl.t_act > 60.0:
                     _log("no execution result 60 s after dry_run was switched off")
                     return "no execution result"

@@ -54,7 +54,7 @@ def level_name(level) -> str:
     except ImportError:   # no ROS message packages: the number
         return str(lvl)
     names = {int.from_bytes(bytes(getattr(DiagnosticStatus, n)), "little"): n for n in ("OK", "WARN", "ERROR",
-                                                                                          "STALE")}
+                                                                                        "STALE")}
     return names.get(lvl, str(lvl))
 
 
@@ -275,8 +275,9 @@ def window_statuses(windows: List[dict], answers: Dict[int, dict], plans: List[d
                     min_visible: float = VISIBLE_FRACTION) -> List[dict]:
     """Per perception window that arrived while the goal was active: the status of the plan that answered it
     (``answers``: the planner's ``~/plan_windows`` records by window stamp; "none" when the planner reported
-    nothing for it) and whether the goal object was visible in its newest frame
-    (``visibility[stamp_ns]['fraction'] >= min_visible``; None when unknown). ``windows``: dicts with stamp_ns
+    nothing for it; a window whose goal the planner dropped while planning it, NONE, is not counted) and whether
+    the goal object was visible in its newest frame (``visibility[stamp_ns]['fraction'] >= min_visible``; None
+    when unknown). ``windows``: dicts with stamp_ns
     and arrival (sim s, here); the goal counts as active for the windows whose newest frame was taken at or after
     ``goal_from`` (sim s: the goal was sent) and that arrived before ``goal_until`` or the first DONE plan (the
     planner drops a goal that is reached), whichever is first."""
@@ -288,9 +289,12 @@ def window_statuses(windows: List[dict], answers: Dict[int, dict], plans: List[d
             continue
         v = visibility.get(int(w["stamp_ns"]))
         a = answers.get(int(w["stamp_ns"]))
+        if a is not None and a["status"] == "NONE":
+            continue   # the goal was dropped (cancelled, reached) while this window was being planned
         out.append(dict(stamp_ns=int(w["stamp_ns"]), arrival=round(w["arrival"], 3), phase=w.get("phase", ""),
                         status=a["status"] if a else "none", reason=(a or {}).get("reason", ""),
                         compute_s=(a or {}).get("compute_s"), track=(a or {}).get("track", ""),
+                        planner_seen=(a or {}).get("windows_seen"),
                         visible=None if v is None else bool(v["fraction"] >= min_visible),
                         visible_fraction=None if v is None else float(v["fraction"])))
     return out

@@ -209,7 +209,7 @@ class ModelConfig:
             feature_dim=feature_dim,
             last_dim=int(pick(dpt.get("last_dim"), head_a.get("last_dim"), default=feature_dim // 2)),
             layer_dims=tuple(int(x) for x in pick(dpt.get("layer_dims"), head_a.get("layer_dims"),
-                                                   default=(96, 192, 384, 768))),
+                                                  default=(96, 192, 384, 768))),
         )
         if pick(cfg.get("with_local_head"), head_a.get("with_local_head"), default=False):
             raise ValueError("a local head is not supported by this implementation")

@@ -253,8 +253,12 @@ class PlannerSession:
             return Plan(PlanStatus.IDLE, "no active goal", stamp=now)
         if g.kind != "image" or g.track is None:
             raise ValueError("plan_image_window is for image goals bound to a track (bind_track)")
-        tr = g.track
-        up = tr.update(rgb, depth)
+        return self.plan_track_update(g.track.update(rgb, depth), base_T_camera, now, start_pose)
+
+    def plan_track_update(self, up, base_T_camera, now: float, start_pose=None) -> Plan:
+        """The plan of a tracked image goal after its track's ``update`` (``goal_track.TrackUpdate``; the node runs
+        the update outside its lock)."""
+        tr = self.goal.track
         if not up.found:
             return Plan(PlanStatus.REFUSED, up.reason, tr.confidence, stamp=now,
                         diagnostics={"track": up.status, "visible": up.visible, "agree": up.agree})

@@ -21,10 +21,10 @@ background thread:
 * progress: sim time (``/clock``), perception windows (``tracks``), objects, the plan statuses, the perception
   node's last diagnostics;
 * ``closed_loop`` scenario (``ClosedLoop``): publishes the goal image, switches the planner's ``dry_run`` off after
-  the look phase, cancels the goal once the executor reported its result; it keeps, per perception window, its
-  arrival (sim time) and phase, every plan (stamp, status, reason), the planner's record of which plan answered
-  which window (``~/plan_windows``) and the executor's per-frame object visibility (simulator ground truth), which
-  ``demo_report.window_statuses`` joins;
+  the look phase, and after the executor's result waits for the planner's DONE (else cancels the goal); it
+  keeps, per perception window, its arrival (sim time) and phase, every plan (stamp, status, reason), the
+  planner's record of which plan answered which window (``~/plan_windows``) and the executor's per-frame object
+  visibility (simulator ground truth), which ``demo_report.window_statuses`` joins;
 * ``tabletop`` scenario: once the perception reports a moving object, asks the planner (``set_object_goal``) to
   move it ``GOAL_OFFSET`` along the camera's x axis (the largest object whose goal and pre-grasp lie inside the
   planner's workspace, read from the running planner); without an object by half time it sends ``goal_pose``.
@@ -61,7 +61,8 @@ def _log(msg: str) -> None:
 
 class ClosedLoop:
     """State of the closed-loop scenario: wait (perception warms up) -> look (goal image sent; dry-run plans) ->
-    act (dry_run off: the executor runs the next OK plan) -> done (its result arrived: goal cancelled)."""
+    act (dry_run off: the executor runs the next OK plan) -> settle (its result arrived; the planner, still planning
+    every window, should report DONE) -> done (DONE came, or the goal was cancelled after ``settle_s``)."""
 
     def __init__(self, seed: int, goal_rgb: np.ndarray, look: int, frame_id: str, translation_cm: float,
                  yaw_deg: float):
@@ -73,7 +74,7 @@ class ClosedLoop:
         self.visibility: Dict[int, dict] = {}   # frame stamp_ns -> the executor's object_visibility record
         self.answers: Dict[int, dict] = {}      # window stamp_ns -> the planner's plan_windows record
         self.result: Optional[dict] = None
-        self.t_goal = self.t_act = self.t_result = None           # wall (monotonic)
+        self.t_goal = self.t_act = self.t_result = self.t_done = None   # wall (monotonic)
         self.sim_goal = self.sim_cancel = None                    # sim time of the goal image / the cancel
 
     def look_plans(self) -> int:
@@ -218,7 +219,7 @@ class DemoClient:
         r = json.loads(m.data)
         self.cl.answers[int(r["window_stamp_ns"])] = r
 
-    def closed_loop_step(self, warmup_windows: int = 2) -> None:
+    def closed_loop_step(self, warmup_windows: int = 2, settle_s: float = 5.0) -> None:
         """Advance the closed-loop scenario (``ClosedLoop``) by what has arrived."""
         c = self.cl
         if c.phase == "wait" and self.windows >= warmup_windows:
@@ -242,11 +243,17 @@ class DemoClient:
             c.phase, c.t_act = "act", time.monotonic()
             _log("dry_run off: the executor runs the next OK plan")
         elif c.phase == "act" and c.result is not None:
-            from std_srvs.srv import Trigger
-            c.sim_cancel = self._sim()
-            self._cancel_cli.call_async(Trigger.Request())
-            c.phase = "done"
+            c.phase = "settle"   # the planner should now find the object at its goal and report DONE
             self.goal_result = "executed: " + ("SUCCESS" if c.result["success"] else "FAILURE")
+        elif c.phase == "settle":
+            done = any(p["status"] == "DONE" for p in c.plans if p["phase"] in ("act", "settle"))
+            if done or time.monotonic() - c.t_result > settle_s:
+                if not done:   # no DONE (a failed execution, or no window since): the goal is cancelled
+                    from std_srvs.srv import Trigger
+                    c.sim_cancel = self._sim()
+                    self._cancel_cli.call_async(Trigger.Request())
+                c.phase, c.t_done = "done", time.monotonic()
+                self.goal_result += "; planner: " + ("DONE (object at its goal)" if done else "no DONE: goal cancelled")
 
     # ------------------------------------------------------------------------------------------- tabletop
     def maybe_send_goal(self, warmup_frac: float = 0.2, fallback_frac: float = 0.5) -> None:

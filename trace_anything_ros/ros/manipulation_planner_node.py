@@ -206,6 +206,7 @@ class ManipulationPlannerNode(LifecycleNode):
         self._img_cv = threading.Lock()
         self._img_busy = False
         self._img_jobs = deque()      # image-goal plans to compute: (trigger time, window stamp ns or None)
+        self._windows_seen = 0        # perception windows received with a goal active
         self._tf_buffer = None
         self._tf_listener = None
         self._last_halt_pub = 0.0
@@ -266,18 +267,20 @@ class ManipulationPlannerNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self._cfg_dynamic = v
         self._session = PlannerSession(ManipulationPlanner(planner_params_from(v)), v["stale_timeout"],
-                                      rebind_radius=v["rebind_radius"])
+                                       rebind_radius=v["rebind_radius"])
         out_q = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
         self._pubs = {"plan": self.create_lifecycle_publisher(ManipulationPlan, private(PLANNER_OUTPUTS["plan"]), out_q),
                       "path": self.create_lifecycle_publisher(Path, private(PLANNER_OUTPUTS["ee_path"]), out_q),
                       "windows": self.create_lifecycle_publisher(String, private(PLANNER_OUTPUTS["plan_windows"]),
                                                                  QoSProfile(depth=20, reliability=out_q.reliability))}
         in_q = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
-        # perception: keep only the newest window (a plan from an older one is outdated; a queue of them is a
-        # backlog when planning is slower than perception); goals keep a small queue
+        # perception: the object list, newest only; windows, the newest few (a burst of windows -- two finished
+        # close together -- is planned window by window; a longer queue would be a backlog when planning is slower
+        # than perception); goals keep a small queue
         newest_q = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
+        windows_q = QoSProfile(depth=3, reliability=ReliabilityPolicy.RELIABLE)
         self._subs = [
-            self.create_subscription(TrajectoryArray, "tracks", self._on_tracks, newest_q),
+            self.create_subscription(TrajectoryArray, "tracks", self._on_tracks, windows_q),
             self.create_subscription(DynamicObjectArray, "dynamic_objects", self._on_objects, newest_q),
             self.create_subscription(PoseStamped, "goal_pose", self._on_goal_pose, in_q),
         ]
@@ -622,10 +625,11 @@ class ManipulationPlannerNode(LifecycleNode):
             return Plan(PlanStatus.REFUSED, "image goal: no depth image with the newest image's stamp: the goal "
                         "object cannot be tracked (topic 'depth')", goal.track.confidence, stamp=now)
         base_T_cam = self._base_T_camera(self._v()["camera_frame"] or cur.header.frame_id)
+        up = goal.track.update(rgb, depth[0])  # outside the lock (only this worker moves the track): callbacks run
         with self._lock:
             if self._session is None or self._session.goal is not goal:
                 return None  # cancelled or replaced meanwhile
-            return self._session.plan_image_window(rgb, depth[0], base_T_cam, now)
+            return self._session.plan_track_update(up, base_T_cam, now)
 
     def _plan_estimated(self, est, goal, cur: Image, rgb, size, now: float) -> Optional[Plan]:
         from trace_anything_ros.field.types import TrajectoryField
@@ -689,6 +693,7 @@ class ManipulationPlannerNode(LifecycleNode):
         if goal is None:
             return
         window_ns = conv.stamp_to_ns(msg.header.stamp)
+        self._windows_seen += 1
         if goal.kind == "image":
             self._start_image_plan(now, window_ns)
             return
@@ -712,7 +717,8 @@ class ManipulationPlannerNode(LifecycleNode):
         goal was dropped meanwhile)."""
         if not self._pubs or self.lc_state != "active":
             return
-        rec = {"window_stamp_ns": int(window_ns), "status": what or (plan.status.name if plan else "NONE")}
+        rec = {"window_stamp_ns": int(window_ns), "status": what or (plan.status.name if plan else "NONE"),
+               "windows_seen": self._windows_seen}
         if plan is not None:
             rec.update(plan_stamp_ns=int(round(plan.stamp * 1e9)), reason=plan.reason, compute_s=round(compute_s, 3),
                        track=plan.diagnostics.get("track", ""))

@@ -758,7 +758,7 @@ class TrajectoryFieldNode(LifecycleNode):
             level = max(level, diag.WARN)
             win = self._cfg.get("diagnostics.drop_warn_window", 2.0)
             msgs.append(f"input rejected in the last {win:g} s: " + ", ".join(f"{r} ({drops.get(r, 0)})"
-                                                                          for r in recent))
+                                                                              for r in recent))
         for w in list(self.warnings.values()):  # a snapshot: the worker thread may change it meanwhile
             level = max(level, diag.WARN)
             msgs.append(w)

@@ -270,7 +270,7 @@ def _generate(cfg: SceneConfig):
         shape = "box" if is_target else shapes[int(rng.integers(len(shapes)))]
         if shape == "box":
             hx, hy, hz = (0.03, 0.03, 0.035) if is_target else tuple(rng.uniform([0.03, 0.03, 0.03],
-                                                                                  [0.08, 0.08, 0.07]))
+                                                                                 [0.08, 0.08, 0.07]))
             size, half_h, rxy = (hx, hy, hz), hz, float(np.hypot(hx, hy))
         elif shape == "cylinder":
             r, hh = rng.uniform(0.03, 0.06), rng.uniform(0.03, 0.09)

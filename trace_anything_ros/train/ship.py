@@ -182,7 +182,7 @@ def write_model_card(record: dict, run_dir: str, name: str = "compact_sim") -> s
     first = f"{avg(tr, 'loss', 0, 20):.3f}" if n else "?"
     lastl = f"{avg(tr, 'loss', max(0, n - 50), n):.3f}" if n else "?"
     val_table = "\n".join(f"| {r['step']} | {float(r['loss']):.4f} | {float(r['epe']):.4f} | "
-                           f"{float(r['motion_epe_dyn']):.4f} | {float(r['time']):.4f} |" for r in va)
+                          f"{float(r['motion_epe_dyn']):.4f} | {float(r['time']):.4f} |" for r in va)
     spp = [float(r["sec_per_step"]) for r in tr if r.get("sec_per_step")]
     med_sps = sorted(spp)[len(spp) // 2] if spp else float("nan")
     wall = float(summary.get("wall_s", float("nan")))
@@ -310,7 +310,7 @@ def main(argv=None) -> int:
     p.add_argument("--cache", default=ds.DEFAULT_CACHE)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--run-dir", default=None, help="training run directory (log.csv, log.json, curves.png); "
-                                                  "default: the checkpoint's directory")
+                   "default: the checkpoint's directory")
     a = p.parse_args(argv)
     rec = ship(a.src, a.name, a.scenes, a.windows_per_scene, a.cache, a.threads)
     run_dir = a.run_dir or os.path.dirname(os.path.abspath(a.src))
