@@ -37,10 +37,10 @@ figure: even with this exact field, other moving_camera seeds (1, 2, 4) agree wi
 66-72 % of windows offline (window motion vs instantaneous GT, splits/merges of touching bodies), so seed 3 is
 the scene this bound was measured on.
 Test 2 runs the shipped compact model (``compact_sim.safetensors``; the node's auto regime hands RGB-D windows to
-the network) through the same graph with 4-frame windows, 6 scored windows. Its mean IoU over the runs made for
-the bound was 0.67-0.80 (a single window can drop to ~0.13 where the mask misses a body), the object count right in
+the network) through the same graph with 4-frame windows, 6 scored windows. Its mean IoU over the 5 runs made for
+the bound was 0.67-0.81 (a single window can drop to ~0.13 where the mask misses a body), the object count right in
 50-100 % of the windows (mean |predicted - GT count| 0-0.67, 3 GT bodies); a mask calling every pixel dynamic scores
-0.035. Bounds: mean IoU >= 0.5 (two bad windows of six still pass; an empty, random or all-dynamic mask does not) and
+0.035; a network that predicts no motion scores 0 (tried: fails the bound). Bounds: mean IoU >= 0.5 (two bad windows of six still pass; an empty, random or all-dynamic mask does not) and
 >= 5x the all-dynamic IoU; every window finds an object and the count is off by <= 1 on average.
 """
 from __future__ import annotations
