@@ -40,8 +40,9 @@ Test 2 runs the shipped compact model (``compact_sim.safetensors``; the node's a
 the network) through the same graph with 4-frame windows, 6 scored windows. Its mean IoU over the 5 runs made for
 the bound was 0.67-0.81 (a single window can drop to ~0.13 where the mask misses a body), the object count right in
 50-100 % of the windows (mean |predicted - GT count| 0-0.67, 3 GT bodies); a mask calling every pixel dynamic scores
-0.035; a network that predicts no motion scores 0 (tried: fails the bound). Bounds: mean IoU >= 0.5 (two bad windows of six still pass; an empty, random or all-dynamic mask does not) and
->= 5x the all-dynamic IoU; every window finds an object and the count is off by <= 1 on average.
+0.035; a network that predicts no motion scores 0 (tried: fails the bound). Bounds: mean IoU >= 0.5 (two bad
+windows of six still pass; an empty, random or all-dynamic mask does not) and >= 5x the all-dynamic IoU; every
+window finds an object and the count is off by <= 1 on average.
 """
 from __future__ import annotations
 
