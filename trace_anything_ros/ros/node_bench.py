@@ -92,58 +92,63 @@ def _field_path_ops(path: str, f, payload: np.ndarray):
     return UInt8MultiArray, True, lambda h: raw, lambda m: np.frombuffer(m, np.uint8, offset=len(m) - payload.size)
 
 
-def _time_path(ex, pub_node, sub_node, path: str, f, payload: np.ndarray, reps: int) -> dict:
-    """``reps`` + 2 round trips of one path (``_field_path_ops``) from ``pub_node`` to ``sub_node``: seconds in
-    total and to build, minor page faults, per round trip; each read-back checked."""
-    import resource
-
+def _path_rig(ex, pub_node, sub_node, path: str, f, payload: np.ndarray) -> dict:
+    """Publisher (``pub_node``) + subscription (``sub_node``) of one path (``_field_path_ops``), matched."""
     from rclpy.qos import QoSProfile, ReliabilityPolicy
-    from std_msgs.msg import Header
 
     q = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
     typ, raw, build, read = _field_path_ops(path, f, payload)
-    want = f.ctrl_pts.reshape(-1) if path.startswith("field") else payload
     box = []
     pub = pub_node.create_publisher(typ, f"bench_field_{path}", q)
     sub = sub_node.create_subscription(typ, f"bench_field_{path}", box.append, q, raw=raw)
-    try:
-        deadline = time.monotonic() + 10.0
-        while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
-            ex.spin_once(timeout_sec=0.05)
-        r = {"total": [], "build": [], "faults": []}
-        for _ in range(reps + 2):
-            box.clear()
-            fl0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-            t0 = time.perf_counter()
-            m = build(Header(frame_id="cam"))
-            t1 = time.perf_counter()
-            pub.publish(m)
-            while not box:
-                ex.spin_once(timeout_sec=0.01)
-            g = read(box[0])
-            t2 = time.perf_counter()
-            assert g.size == want.size and g.reshape(-1)[-1] == want[-1]
-            r["total"].append(t2 - t0)
-            r["build"].append(t1 - t0)
-            r["faults"].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - fl0)
-            del m, g
-        return r
-    finally:
-        pub_node.destroy_publisher(pub)
-        sub_node.destroy_subscription(sub)
+    deadline = time.monotonic() + 10.0
+    while pub.get_subscription_count() == 0 and time.monotonic() < deadline:
+        ex.spin_once(timeout_sec=0.05)
+    return {"pub": pub, "sub": sub, "box": box, "build": build, "read": read,
+            "want": f.ctrl_pts.reshape(-1) if path.startswith("field") else payload,
+            "total": [], "build_s": [], "faults": []}
 
 
-def bench_field(reps: int = 10, context=None, tune: bool = True, paths=FIELD_PATHS) -> dict:
+def _round_trips(ex, rig: dict, n: int, keep: bool = True) -> None:
+    """``n`` round trips on a rig: seconds in total and to build, minor page faults (appended to the rig when
+    ``keep``); each read-back checked."""
+    import resource
+
+    from std_msgs.msg import Header
+
+    box = rig["box"]
+    for _ in range(n):
+        box.clear()
+        fl0 = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+        t0 = time.perf_counter()
+        m = rig["build"](Header(frame_id="cam"))
+        t1 = time.perf_counter()
+        rig["pub"].publish(m)
+        while not box:
+            ex.spin_once(timeout_sec=0.01)
+        g = rig["read"](box[0])
+        t2 = time.perf_counter()
+        assert g.size == rig["want"].size and g.reshape(-1)[-1] == rig["want"][-1]
+        if keep:
+            rig["total"].append(t2 - t0)
+            rig["build_s"].append(t1 - t0)
+            rig["faults"].append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - fl0)
+        del m, g
+
+
+def bench_field(reps: int = 10, context=None, tune: bool = True, paths=FIELD_PATHS, block: int = 5) -> dict:
     """Round trip of an 8x10x128x128 float32 field (21 MB message) from a publishing node to a subscribing node over
     DDS in one process (rmw_fastrtps delivers intra-process: no transport copies; ``bench_field_xproc`` for two
     processes): build + publish + take + read back, median of ``reps``, against rclpy's own round trip of the same
     number of bytes as a ``uint8[]`` message (``_field_path_ops`` defines each path).
 
     ``field_vs_rclpy_uint8`` = uint8 round trip / field round trip (>= 1: the field is at least as fast as rclpy
-    moves the same bytes; issue 15 asks >= 0.9). The paths run one after the other (interleaving them alternates
-    allocation patterns and provoked glibc into unmapping and re-faulting the 21 MB buffers); ``tune``:
+    moves the same bytes; issue 15 asks >= 0.9). The paths take turns in blocks of ``block`` round trips (one more
+    before each block, not counted), the order reversed every other block, so that a load that changes during the
+    run weighs on every path alike; ``field_vs_rclpy_uint8_blocks`` holds the ratio of each block pair. ``tune``:
     ``threads.tune_malloc`` first, as the node does when it first publishes a field (TAR_MALLOC_TUNE=0 disables
-    it). Minor page faults per round trip are reported (0 when large buffers are reused)."""
+    it; without it glibc unmaps and re-faults the 21 MB buffers). Minor page faults per round trip are reported (0
+    when large buffers are reused)."""
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
 
@@ -162,11 +167,24 @@ def bench_field(reps: int = 10, context=None, tune: bool = True, paths=FIELD_PAT
     ex = SingleThreadedExecutor(context=ctx)
     ex.add_node(pub_node)
     ex.add_node(sub_node)
-    res = {}
+    rigs = {}
+    block_ratios = []
     try:
-        for path in paths:  # one path after the other, as a process uses one of them
-            res[path] = _time_path(ex, pub_node, sub_node, path, f, payload, reps)
+        rigs = {path: _path_rig(ex, pub_node, sub_node, path, f, payload) for path in paths}
+        n_blocks = max(1, -(-reps // block))
+        for bi in range(n_blocks):
+            n = min(block, reps - bi * block)
+            start = {path: len(r["total"]) for path, r in rigs.items()}
+            for path in (paths if bi % 2 == 0 else paths[::-1]):
+                _round_trips(ex, rigs[path], 1, keep=False)
+                _round_trips(ex, rigs[path], n)
+            if "field" in rigs and "uint8" in rigs:
+                med = {k: float(np.median(rigs[k]["total"][start[k]:])) for k in ("field", "uint8")}
+                block_ratios.append(med["uint8"] / med["field"])
     finally:
+        for r in rigs.values():
+            pub_node.destroy_publisher(r["pub"])
+            sub_node.destroy_subscription(r["sub"])
         ex.shutdown()
         pub_node.destroy_node()
         sub_node.destroy_node()
@@ -181,38 +199,40 @@ def bench_field(reps: int = 10, context=None, tune: bool = True, paths=FIELD_PAT
         cp.append(time.perf_counter() - t0)
     t_copy = float(np.median(cp[2:]))
     out = {"field_ctrl_MB": nbytes / 1e6, "field_message_MB": total / 1e6, "malloc_tuned": bool(malloc["applied"]),
-           "reps": reps, "memcpy_GBps": total / t_copy / 1e9}
-    for path, r in res.items():
-        t = float(np.median(r["total"][2:]))
+           "reps": reps, "block": block, "memcpy_GBps": total / t_copy / 1e9}
+    for path, r in rigs.items():
+        t = float(np.median(r["total"]))
         out.update({f"{path}_roundtrip_ms": t * 1e3,
-                    f"{path}_roundtrip_ms_p90": float(np.percentile(r["total"][2:], 90)) * 1e3,
-                    f"{path}_build_ms": float(np.median(r["build"][2:])) * 1e3,
+                    f"{path}_roundtrip_ms_p90": float(np.percentile(r["total"], 90)) * 1e3,
+                    f"{path}_build_ms": float(np.median(r["build_s"])) * 1e3,
                     f"{path}_GBps_message": total / t / 1e9,
-                    f"{path}_page_faults": int(np.median(r["faults"][2:])),
+                    f"{path}_page_faults": int(np.median(r["faults"])),
                     f"{path}_memcpy_equivalents": t / t_copy})
-    if "field" in res:
+    if "field" in rigs:
         out["field_GBps_ctrl"] = nbytes / (out["field_roundtrip_ms"] * 1e-3) / 1e9
-        if "uint8" in res:
+        if "uint8" in rigs:
             out["field_vs_rclpy_uint8"] = out["uint8_roundtrip_ms"] / out["field_roundtrip_ms"]
-        if "uint8_raw" in res:
+            out["field_vs_rclpy_uint8_blocks"] = [round(x, 3) for x in block_ratios]
+        if "uint8_raw" in rigs:
             out["field_vs_transport_floor"] = out["uint8_raw_roundtrip_ms"] / out["field_roundtrip_ms"]
     return out
 
 
-def _bench_field_child(role: str, reps: int, ctrl: int = 10) -> None:
+def _bench_field_child(role: str, reps: int, ctrl: int = 10, kind: str = "field") -> None:
     """One side of ``bench_field_xproc`` (run in its own process, so that its Fast DDS profile applies). ``pub``
-    sends ``reps`` fields (header stamp = CLOCK_MONOTONIC at the start of the build), ``sub`` prints a JSON line
-    with the one-way latency (build + publish + transport + take + cdr_to_field) of each field it received and
-    whether every one read back intact."""
+    sends ``reps`` messages stamped with CLOCK_MONOTONIC at the start of the build, ``sub`` prints a JSON line with
+    the one-way latency of each message it received (build + publish + transport + take + read back) and whether
+    every one read back intact. ``kind``: ``field`` (as the node publishes it: ``field_to_cdr`` bytes, raw take,
+    ``cdr_to_field``) or ``uint8`` (rclpy's own path for the same bytes: a UInt8MultiArray, the stamp in its first
+    dimension's label, typed subscription, ``np.frombuffer``)."""
     import json
 
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.qos import QoSProfile, ReliabilityPolicy
-    from std_msgs.msg import Header
+    from std_msgs.msg import Header, MultiArrayDimension
 
     from trace_anything_ros.field.types import TrajectoryField
-    from trace_anything_ros.msg import TrajectoryField as FieldMsg
     from trace_anything_ros.pipeline.threads import tune_malloc
 
     from . import conversions as conv
@@ -225,28 +245,40 @@ def _bench_field_child(role: str, reps: int, ctrl: int = 10) -> None:
     rng = np.random.default_rng(0)
     f = TrajectoryField(rng.random((8, ctrl, 128, 128, 3), dtype=np.float32),
                         rng.random((8, ctrl, 128, 128), dtype=np.float32), np.linspace(0, 1, 8), np.arange(8) * 0.1)
+    payload = _field_payload(f)
+    typ, raw, build, read = _field_path_ops(kind, f, payload)
+    topic = f"/bench/field_xproc_{kind}"
     try:
         if role == "pub":
-            pub = node.create_publisher(FieldMsg, "/bench/field_xproc", q)
+            pub = node.create_publisher(typ, topic, q)
             end = time.monotonic() + 30
             while pub.get_subscription_count() == 0 and time.monotonic() < end:
                 ex.spin_once(timeout_sec=0.05)
             time.sleep(0.5)
             for _ in range(reps):
-                h = Header(frame_id="cam", stamp=conv.ns_to_time(time.monotonic_ns()))
-                pub.publish(conv.field_to_cdr(f, h))
+                t0 = time.monotonic_ns()
+                m = build(Header(frame_id="cam", stamp=conv.ns_to_time(t0)))
+                if kind == "uint8":
+                    m.layout.dim = [MultiArrayDimension(label=str(t0))]
+                pub.publish(m)
+                del m
                 t1 = time.monotonic()
                 while time.monotonic() - t1 < 0.25:  # one message in flight at a time
                     ex.spin_once(timeout_sec=0.02)
             return
         lat, ok = [], []
+        want = f.ctrl_pts.reshape(-1) if kind == "field" else payload
 
-        def cb(data):
-            g = conv.cdr_to_field(data)
-            sec, nsec = struct.unpack_from("<iI", data, 4)
-            lat.append((time.monotonic_ns() - (sec * 1_000_000_000 + nsec)) * 1e-6)
-            ok.append(bool(np.array_equal(g.ctrl_pts[-1, -1], f.ctrl_pts[-1, -1])))
-        node.create_subscription(FieldMsg, "/bench/field_xproc", cb, q, raw=True)
+        def cb(m):
+            g = read(m)
+            if kind == "field":
+                sec, nsec = struct.unpack_from("<iI", m, 4)
+                t0 = sec * 1_000_000_000 + nsec
+            else:
+                t0 = int(m.layout.dim[0].label)
+            lat.append((time.monotonic_ns() - t0) * 1e-6)
+            ok.append(bool(g.size == want.size and np.array_equal(g.reshape(-1)[-1000:], want[-1000:])))
+        node.create_subscription(typ, topic, cb, q, raw=raw)
         end = time.monotonic() + 40 + reps * 0.5
         while len(lat) < reps and time.monotonic() < end:
             ex.spin_once(timeout_sec=0.05)
@@ -257,11 +289,12 @@ def _bench_field_child(role: str, reps: int, ctrl: int = 10) -> None:
         rclpy.shutdown()
 
 
-def bench_field_xproc(reps: int = 15, profile: Optional[str] = None, ctrl: int = 10) -> dict:
+def bench_field_xproc(reps: int = 15, profile: Optional[str] = None, ctrl: int = 10, kind: str = "field") -> dict:
     """The field between two processes (publisher and subscriber children; rmw_fastrtps transports: shared memory
     + UDP by default): median one-way latency from the start of the build to the field read back in the other
     process. ``profile``: a Fast DDS XML profile for both (FASTRTPS_DEFAULT_PROFILES_FILE), e.g.
-    config/fastdds_large_messages.xml."""
+    config/fastdds_large_messages.xml. ``kind``: ``field`` or ``uint8`` (the same bytes through rclpy's own
+    message path, ``_bench_field_child``)."""
     import json
 
     from .soak import node_env
@@ -269,11 +302,12 @@ def bench_field_xproc(reps: int = 15, profile: Optional[str] = None, ctrl: int =
     if profile:
         env["FASTRTPS_DEFAULT_PROFILES_FILE"] = os.path.abspath(profile)
     code = ("import sys; from trace_anything_ros.ros.node_bench import _bench_field_child as c; "
-            "c(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))")
-    sub = subprocess.Popen([sys.executable, "-c", code, "sub", str(reps), str(ctrl)], env=env, stdout=subprocess.PIPE,
+            "c(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])")
+    args = [str(reps), str(ctrl), kind]
+    sub = subprocess.Popen([sys.executable, "-c", code, "sub"] + args, env=env, stdout=subprocess.PIPE,
                            stderr=subprocess.PIPE, text=True)
     time.sleep(1.0)
-    pub = subprocess.Popen([sys.executable, "-c", code, "pub", str(reps), str(ctrl)], env=env,
+    pub = subprocess.Popen([sys.executable, "-c", code, "pub"] + args, env=env,
                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         out, err = sub.communicate(timeout=90 + reps)
@@ -287,11 +321,19 @@ def bench_field_xproc(reps: int = 15, profile: Optional[str] = None, ctrl: int =
     lat = np.asarray(res["latency_ms"][2:] or [np.nan])
     nbytes = 8 * ctrl * 128 * 128 * 3 * 4
     med = float(np.median(lat))
-    return {"profile": os.path.basename(profile) if profile else "default (builtin SHM 512 KB + UDPv4)",
+    return {"kind": kind, "profile": os.path.basename(profile) if profile else "default (builtin SHM 512 KB + UDPv4)",
             "received": len(res["latency_ms"]), "sent": reps, "intact": bool(res["intact"]),
             "latency_ms_median": med, "latency_ms_min": float(np.min(lat)),
             "GBps_ctrl": nbytes / (med * 1e-3) / 1e9 if med == med else float("nan"),
             "xml_errors": int(("XMLPARSER" in err) + ("XMLPARSER" in perr))}
+
+
+def bench_field_xproc_ratio(reps: int = 15, profile: Optional[str] = None) -> dict:
+    """The field and rclpy's uint8[] message of the same bytes between two processes, one after the other:
+    ``field_vs_rclpy_uint8`` = uint8 median latency / field median latency."""
+    out = {k: bench_field_xproc(reps, profile, kind=k) for k in ("field", "uint8")}
+    out["field_vs_rclpy_uint8"] = out["uint8"]["latency_ms_median"] / out["field"]["latency_ms_median"]
+    return out
 
 
 def _rss_kb(pid: int) -> int:
@@ -548,7 +590,8 @@ def run(args) -> dict:
     # transports vs the opt-in large-message profile
     from .graph import config_dir
     large = os.path.join(config_dir(), "fastdds_large_messages.xml")
-    out["field_xproc"] = {"default": bench_field_xproc(), "large_messages": bench_field_xproc(profile=large)}
+    out["field_xproc"] = {"default": bench_field_xproc_ratio(), "large_messages": bench_field_xproc_ratio(
+        profile=large)}
     out["stream"] = bench_stream(args.duration, args.model_delay, args.factory, policy=args.policy)
     out["overhead_definition"] = OVERHEAD_DEFINITION
     out["pass"] = {
