@@ -63,10 +63,30 @@ def test_readme_block_has_the_lab_commands():
     for need in ("make colcon", "install/setup.sh", "ros2 launch trace_anything_ros", "ros2 lifecycle get",
                  "ros2 param get", "ros2 topic hz"):
         assert need in cmds, need
-    # every launch file the README names exists, and every launch argument it uses is declared
+    # every launch file the README names exists (its arguments: test_readme_launch_arguments_are_declared)
     text = (REPO / "README.md").read_text()
     for name in set(re.findall(r"ros2 launch trace_anything_ros (\S+\.launch\.py)", text)):
         assert (REPO / "launch" / name).is_file(), name
+
+
+@pytest.mark.launch_testing
+def test_readme_launch_arguments_are_declared():
+    """Every ``name:=value`` the README passes to ``ros2 launch trace_anything_ros X.launch.py`` is a launch argument
+    X declares (read from the LaunchDescription the file generates; ros2 launch would reject an unknown one)."""
+    import importlib.util
+    text = (REPO / "README.md").read_text().replace("\\\n", " ")   # join continued shell lines
+    checked = 0
+    for m in re.finditer(r"ros2 launch trace_anything_ros (\S+\.launch\.py)([^\n#&]*)", text):
+        used = re.findall(r"(\w+):=", m.group(2))
+        if not used:
+            continue
+        spec = importlib.util.spec_from_file_location(f"readme_{checked}", REPO / "launch" / m.group(1))
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        declared = {a.name for a in mod.generate_launch_description().get_launch_arguments()}
+        assert set(used) <= declared, (m.group(1), sorted(set(used) - declared))
+        checked += 1
+    assert checked >= 1, "the README passes no launch argument any more: drop or update this test"
 
 
 def _sh(prefix: str, cmd: str) -> list:
