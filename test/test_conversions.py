@@ -13,7 +13,6 @@
 # limitations under the License.
 
 """sensor_msgs/Image <-> numpy conversions and the dense field message builder (real generated messages)."""
-import sys
 
 import numpy as np
 import pytest

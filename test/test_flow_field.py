@@ -15,7 +15,6 @@ SIZE = (96, 128)
 
 def _scene(seed=0):
     """A real photograph (opencv-doc) at the input size, grey, and a real-textured dark patch to move over it."""
-    import cv2
     root = clips.data_dir()
     if root is None:
         pytest.skip("opencv-doc sample data not found (make bootstrap extracts it)")

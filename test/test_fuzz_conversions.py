@@ -20,7 +20,6 @@ allocate beyond what the declared, capped size needs (tracemalloc peaks).
 """
 import math
 import os
-import pathlib
 import pickle
 import subprocess
 import sys

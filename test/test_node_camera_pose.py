@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 
 from ros_helpers import node_env, node_under_test
-from test_node_perception import NODE, SRC_H, SRC_W, Harness
+from test_node_perception import SRC_H, SRC_W, Harness
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 

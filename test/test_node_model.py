@@ -21,7 +21,6 @@ preset with random weights (the plumbing is the same). ONNX engine: the node exp
 import pathlib
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest

@@ -46,6 +46,7 @@ def start_node(*params, env=None):
 
 class Harness(RosHarness):
     """A test-side rclpy node (in ``context``): publishers for the camera topics, collectors for every output."""
+
     WAIT_TIMEOUT = 20.0
 
     def __init__(self, context, name="perception_test"):
@@ -220,8 +221,8 @@ def test_parameters_out_of_range_are_rejected_with_a_message(env):
     ("non_monotonic", "non_monotonic_stamp")])
 def test_bad_input_is_dropped_counted_and_survived(env, case, reason):
     h, proc = env
-    base = 10_000_000_000 + 10**9 * list(("unsupported_encoding", "truncated", "wrong_step", "too_large",
-                                          "zero_stamp", "duplicate", "non_monotonic")).index(case)
+    base = 10_000_000_000 + 10**9 * ["unsupported_encoding", "truncated", "wrong_step", "too_large",
+                                     "zero_stamp", "duplicate", "non_monotonic"].index(case)
     h.stream(base, 1)  # a good frame first (sets the last stamp)
     m = h.image(base + 50_000_000)
     if case == "unsupported_encoding":

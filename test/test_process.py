@@ -16,7 +16,6 @@
 from __future__ import annotations
 
 import json
-import os
 
 import numpy as np
 import pytest
@@ -176,9 +175,9 @@ def test_process_mcap_input_cdr_and_json(tmp_path):
     rc = cli.main(["process", src, "--window", "4", "--hop", "4", "--field-every", "1", "--out", str(out),
                    "--no-progress", "--record-images"])
     assert rc == 0
-    s = _check_outputs(out, "cam", 3, (48, 64), "cdr")
+    _check_outputs(out, "cam", 3, (48, 64), "cdr")
     # stamps of the outputs are the input stamps of each window's newest frame
-    tr = [r for r in bag.iter_messages(str(out / "cam.mcap"), [f"{NODE}/tracks"])]
+    tr = list(bag.iter_messages(str(out / "cam.mcap"), [f"{NODE}/tracks"]))
     assert [bag.stamp_ns(r.msg.header.stamp) for r in tr] == [5_000_000_000 + i * 100_000_000 for i in (3, 7, 11)]
     assert tr[0].msg.header.frame_id == "cam_optical"
     assert bag.list_topics(str(out / "cam.mcap"))["/camera/image_raw"][1] == 12

@@ -20,13 +20,10 @@ injected fault (test/faulty_estimator.py: the 3rd predict call raises) until a t
 Not duplicated here (see test_node_perception.py / test_planner_node.py): bad image messages, size change, the
 time-reset counter, stale WARN alone, planner HALTED on stale perception.
 """
-import os
-import pathlib
 import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 
 from ros_helpers import node_env, node_under_test

@@ -340,7 +340,7 @@ def _f(v, fmt="{:.3g}"):
 
 def _table(s: dict) -> List[str]:
     p, c, o, pl, r = s["perception"], s["camera"], s["objects"], s["planner"], s.get("run", {})
-    statuses = ', '.join(f'{k} {v}' for k, v in pl['statuses'].items()) or 'no plan'
+    statuses = ", ".join(f"{k} {v}" for k, v in pl["statuses"].items()) or "no plan"
     lines = [
         "| | |", "|---|---|",
         f"| run | {_f(r.get('status'))}: {_f(r.get('duration_sim_s'))} s sim time after the first window, "

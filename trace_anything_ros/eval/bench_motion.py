@@ -112,7 +112,7 @@ def main(args) -> int:
         print(f"motion bench: {w['frames']} frames, {w['height']}x{w['width']}, D={w['ctrl']}")
         print(f"  mask + objects: median {out['mask_objects_ms_median']:.1f} ms (p90 {out['mask_objects_ms_p90']:.1f})"
               f", budget {out['budget_ms']:.0f} ms -> {'OK' if out['within_budget'] else 'OVER'}")
-        print(f"  stages (last run): " + ", ".join(f"{k} {v:.1f}" for k, v in out["stages_ms_last"].items()))
+        print("  stages (last run): " + ", ".join(f"{k} {v:.1f}" for k, v in out["stages_ms_last"].items()))
         print(f"  objects {out['objects']} (expected {out['expected_objects']}), mask IoU {out['mask_iou']:.3f}")
         print(f"  field evaluation [N,N,H,W,3]: {out['eval_ms_median']:.2f} ms vs memcpy of the control points "
               f"{out['memcpy_ms_median']:.2f} ms (ratio {out['eval_over_memcpy_time_ratio']:.1f}x)")

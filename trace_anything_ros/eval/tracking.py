@@ -33,7 +33,6 @@ import argparse
 import json
 import sys
 from collections import defaultdict
-from typing import Optional
 
 import numpy as np
 

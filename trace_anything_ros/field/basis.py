@@ -38,7 +38,7 @@ def num_segments(num_ctrl: int) -> int:
 
 
 def knots(num_ctrl: int) -> np.ndarray:
-    """Clamped knot vector with triple interior knots (for documentation and cross-checks)."""
+    """Clamped knot vector with triple interior knots, for documentation and cross-checks."""
     s = num_segments(num_ctrl)
     interior = np.repeat(np.arange(1, s) / s, 3)
     return np.concatenate([np.zeros(4), interior, np.ones(4)])
@@ -93,7 +93,7 @@ def basis_matrix_torch(t, num_ctrl: int):
     local = idx - 3 * seg.unsqueeze(-1)  # [..., D] position of column within the active segment
     out = torch.zeros(t.shape + (num_ctrl,), dtype=t.dtype, device=t.device)
     for k in range(4):  # four Bernstein terms, static loop (not over control points)
-        out = out + (local == k).to(t.dtype) * w[..., k : k + 1]
+        out = out + (local == k).to(t.dtype) * w[..., k:k + 1]
     return out
 
 

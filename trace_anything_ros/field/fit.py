@@ -129,4 +129,3 @@ def resample_field(field, num_ctrl_out: int):
 def fit_field_from_samples(t, positions, num_ctrl: int, weights=None, smooth: float = 1e-9) -> np.ndarray:
     """Convenience: ``positions [N, T, H, W, 3]`` sampled at ``t [T]`` -> ``ctrl_pts [N, D, H, W, 3]`` float32."""
     return fit_control_points(t, positions, num_ctrl, weights=weights, t_axis=1, smooth=smooth).astype(np.float32)
-

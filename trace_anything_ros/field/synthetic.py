@@ -245,6 +245,7 @@ def random_scene(rng: np.random.Generator, kind: str, duration: float = 1.0) -> 
     bodies: List[Body] = []
     # positions are chosen for the END of the window (the analysed, newest frame): objects are in view and
     # "touching" objects touch there; start positions follow from the motion (s = 0 is `duration` earlier).
+
     def back(c, vel):
         return tuple(np.asarray(c, dtype=np.float64) - np.asarray(vel) * duration)
 

@@ -28,7 +28,6 @@ Two formats:
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 import warnings

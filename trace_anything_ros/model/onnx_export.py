@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import time
 import warnings
-from typing import Dict, Optional, Tuple
+from typing import Dict, Tuple
 
 import numpy as np
 import torch

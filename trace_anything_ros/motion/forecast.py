@@ -441,4 +441,3 @@ def frame_alignment(prev_points, prev_dynamic, new_points, max_points: int = 400
     if keep.sum() >= min_points:
         s, R, t = similarity(P[keep], Q[keep])
     return s, R, t
-

@@ -124,7 +124,7 @@ def _ransac_parts(Y, ref_index, invz, tol, rng, iters, sample, max_parts, min_pa
     """Sequential RANSAC on one region's points ``Y [T, M, 3]`` -> list of (R [T,3,3], t [T,3])."""
     M, T = Y.shape[1], Y.shape[0]
     others = [k for k in range(T) if k != ref_index % T]
-    pick = sorted(set(others[i] for i in np.linspace(0, len(others) - 1, min(3, len(others))).round().astype(int))) \
+    pick = sorted({others[i] for i in np.linspace(0, len(others) - 1, min(3, len(others))).round().astype(int)}) \
         if others else []
     t_sel = np.array(sorted(pick + [ref_index % T]))
     ref_s = int(np.flatnonzero(t_sel == ref_index % T)[0])

@@ -34,7 +34,7 @@ from trace_anything_ros.model.preprocess import pixel_transform
 from trace_anything_ros.paramspec import param, validate_fields
 
 from . import fieldops
-from .frames import STALE_RESET, DropCounter, Frame, FrameIngest
+from .frames import STALE_RESET, Frame, FrameIngest
 from .poses import relative_to_first
 
 log = logging.getLogger(__name__)

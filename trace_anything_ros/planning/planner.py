@@ -47,8 +47,7 @@ from ..paramspec import from_dict, param, validate_fields
 from . import se3
 from .grasp import Grasp, compute_grasp
 from .kabsch import FitParams, finite_rows
-from .object_motion import (ObjectMotion, ObjectSelection, fit_confidence, motion_from_goal_field,
-                            object_pose_history)
+from .object_motion import ObjectSelection, fit_confidence, motion_from_goal_field, object_pose_history
 from .path import Limits, build_waypoints, check_workspace, limit_violations, time_parameterize
 
 

@@ -154,7 +154,7 @@ def main(args) -> int:
         for s, h in old.items():
             signal.signal(s, h)
     codes = [p.returncode for _, p in procs]
-    _log(f"exit codes: {dict((s.name, c) for (s, _), c in zip(procs, codes))}")
+    _log(f"exit codes: {dict(zip((s.name for s, _ in procs), codes))}")
     return rc
 
 

@@ -355,7 +355,7 @@ def _generate(cfg: SceneConfig):
             f'material="{mat_grip}" contype="0" conaffinity="0"/>'
             f'<geom name="forearm" type="capsule" size="0.028 0.2" pos="0 0 {top + 0.29:.3f}" '
             'rgba="0.85 0.5 0.1 1" contype="0" conaffinity="0"/>'
-            '</body>')
+            "</body>")
     shadow = "true" if cfg.shadows else "false"
     tz = TABLE_TOP_Z
     leg = tz - 0.02

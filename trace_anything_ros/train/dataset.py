@@ -376,6 +376,6 @@ def list_cache(cache_dir: str, spec: WindowSpec, seeds: Optional[Sequence[int]] 
     d = os.path.dirname(window_path(cache_dir, spec, 0, 0))
     paths = sorted(glob.glob(os.path.join(d, "scene*_w*.npz")))
     if seeds is not None:
-        keep = set(int(s) for s in seeds)
+        keep = {int(s) for s in seeds}
         paths = [p for p in paths if int(os.path.basename(p)[5:11]) in keep]
     return paths

@@ -12,9 +12,9 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Ship a trained checkpoint: copy it into ``model/weights/`` and record its held-out figures next to it.
+r"""Ship a trained checkpoint: copy it into ``model/weights/`` and record its held-out figures next to it.
 
-    python -m trace_anything_ros.train.ship build/train_run/best.safetensors \\
+    python -m trace_anything_ros.train.ship build/train_run/best.safetensors \
         --name compact_sim --scenes 10 --windows-per-scene 2
 
 writes ``trace_anything_ros/model/weights/<name>.safetensors`` and ``<name>.eval.json``: the full held-out
@@ -165,7 +165,6 @@ def _architecture(record: dict, s: dict) -> str:
 def write_model_card(record: dict, run_dir: str, name: str = "compact_sim") -> str:
     """MODEL_CARD.md next to the checkpoint, every figure taken from ``record`` and the run's logs."""
     s = record["held_out"]["summary"]
-    c = record["config"]
     tc = record.get("train_config") or {}
     tr, va = _train_rows(run_dir)
     summary = {}
@@ -291,7 +290,7 @@ simulator, as odometry would; the ROS node does not look it up in TF yet, so on 
 includes the camera's motion as scene motion). Without depth (plain video) the field is 2.5D: exact image motion,
 unit depth. The motion it can see is limited by the optical flow at 96x128 (DIS, `model.geometry`): small or
 fast objects and occlusion boundaries are where it errs. Training curves: `{name}_curves.png`.
-"""
+"""  # noqa: E501 (the model card's Markdown: table rows and paragraphs are written as they render)
     path = os.path.join(WEIGHTS_DIR, "MODEL_CARD.md")
     with open(path, "w") as f:
         f.write(text)
