@@ -94,6 +94,20 @@ class Harness(RosHarness):
         self.node.create_subscription(Image, "image", self._on_image, rel)
         self.pub_goal_image = self.node.create_publisher(Image, "goal_image", rel)
         self.cancel = self.node.create_client(Trigger, f"{NODE}/cancel")
+        from trace_anything_ros.msg import TrajectoryArray
+        self.pub_tracks = self.node.create_publisher(TrajectoryArray, "tracks", rel)
+        self.windows = []
+        self.node.create_subscription(String, f"{NODE}/plan_windows", lambda m: self.windows.append(json.loads(m.data)),
+                                      rel)
+
+    def window(self):
+        """A perception window (an empty TrajectoryArray) stamped with the newest camera frame: the planner plans
+        a tracked image goal on that frame."""
+        from trace_anything_ros.msg import TrajectoryArray
+        m = TrajectoryArray()
+        m.header = self.images[-1].header
+        self.pub_tracks.publish(m)
+        return m.header.stamp.sec * 10**9 + m.header.stamp.nanosec
 
     def _on_image(self, m):
         self.images.append(m)
@@ -111,6 +125,7 @@ def episodes():
 def planner(ros_context, request):
     proc = start_planner(request.param)
     h = Harness(ros_context)
+    h.estimator = request.param
     try:
         assert h.lc.wait_for_service(60), "planner node did not come up"
         yield h
@@ -204,6 +219,16 @@ def test_goal_image_to_object_at_goal(planner, episodes, seed):  # planner first
         # and it moved: the object started the commanded distance away
         s_t = np.linalg.norm(spec.start_pose[:3, 3] - spec.goal_pose[:3, 3]) * 100
         assert s_t >= 4.0 and e_t < s_t / 2
+        if h.estimator == "default":
+            # the goal image was estimated once; a perception window now finds the object at its goal (tracked by
+            # geometry in the window's frame): DONE, recorded for that window
+            k = h.n_images
+            assert h.wait(lambda: h.n_images >= k + 3, 10)   # frames after the execution
+            assert h.wait(lambda: h.pub_tracks.get_subscription_count() > 0, 10)
+            w_ns = h.window()
+            assert h.wait(lambda: any(r["window_stamp_ns"] == w_ns for r in h.windows), 30), h.windows
+            rec = [r for r in h.windows if r["window_stamp_ns"] == w_ns][0]
+            assert rec["status"] == "DONE" and rec["track"] == "moved", rec
         print(f"episode {seed}: plan {len(stamps)} waypoints over {duration:.2f} s, object moved {s_t:.1f} cm, "
               f"final error {e_t:.3f} cm / {e_r:.3f} deg; {time.monotonic() - t_start:.1f} s wall")
     finally:
