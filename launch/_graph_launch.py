@@ -17,7 +17,8 @@ launch_ros actions (needs launch + launch_ros: a ROS 2 install, or the venv with
 
 The nodes' parameter files come from ``graph.node_parameter_files``, the same function the runner
 (`trace-anything-ros run --graph NAME`) uses: the graph's files, the graph's own settings, then only what the
-user gave (single parameters as files keyed like config/*.yaml, not as launch_ros dicts: see that function). A launch argument left out (empty) overrides nothing -- in particular not the YAML's
+user gave (single parameters as files keyed like config/*.yaml, not as launch_ros dicts: see that function). A launch
+argument left out (empty) overrides nothing -- in particular not the YAML's
 ``model.weights: embedded`` -- so `ros2 launch` and the runner start nodes with identical parameters.
 """
 from ament_index_python.packages import get_package_share_directory

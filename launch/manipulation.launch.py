@@ -16,7 +16,8 @@
 [device:=cuda] [weights:=/path/trace_anything.pt] [image_topic:=...] [camera_info_topic:=...] [depth_topic:=...]
 [camera_pose_topic:=...]
 
-Starts the 'manipulation' graph (sim camera + perception + planner) of trace_anything_ros/ros/graph.py (the same nodes, parameter files and remaps as
+Starts the 'manipulation' graph (sim camera + perception + planner) of trace_anything_ros/ros/graph.py (the same nodes,
+parameter files and remaps as
 `trace-anything-ros run --graph manipulation`) and configures + activates the lifecycle nodes.
 """
 import os

@@ -81,7 +81,8 @@ class ModelConfig:
     # multiple-of-16 size with W >= H.
     input_size: Tuple[int, int] = (288, 512)
     # "none": the official RGB-only network. "depth_flow": the project's depth-aware compact variant -- the encoder
-    # also sees inverse depth, a depth-valid flag, optical flow and a motion cue (``model.geometry``; in_chans 3 + 7) and the
+    # also sees inverse depth, a depth-valid flag, optical flow and a motion cue (``model.geometry``; in_chans 3 + 7)
+    # and the
     # track head blends each pixel's curve between its depth back-projection and its flow-chained samples with a
     # learned gate (one extra head channel + a full-resolution refinement; see ``network.GeometryHead``).
     geometry: str = "none"

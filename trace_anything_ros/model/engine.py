@@ -355,7 +355,8 @@ def create_estimator(params: Dict):
 
     engine 'torch'|'onnx' (torch); device 'cpu'|'cuda'|'tensorrt' (cpu); dtype 'fp32'|'fp16'|'bf16' (fp32);
     precision 'autocast'|'cast'; weights PATH (official .pt or our .safetensors) or 'embedded' (the shipped
-    compact model), else preset 'official'|'compact' with random weights; input_size [H, W] (preset's); window N (onnx: fixed, default 4);
+    compact model), else preset 'official'|'compact' with random weights; input_size [H, W] (preset's); window N (onnx:
+    fixed, default 4);
     onnx_path PATH (onnx: exported on the fly into onnx_cache_dir when absent); fallback 'error'|'cpu' (error);
     trt_cache_dir PATH; threads INT; cache_size INT (64).
 

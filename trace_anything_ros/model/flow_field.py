@@ -129,7 +129,8 @@ def background_motion(fwd: np.ndarray, ok: np.ndarray, static_px: float = STATIC
 def _motion_evidence(gi: np.ndarray, gj: np.ndarray, uf, vf, ub, vb, win: Optional[int] = None,
                      background: Optional[np.ndarray] = None) -> np.ndarray:
     """``(evidence, changed)`` ``[H, W]`` bool. evidence: frame i's pixels for which the flow's position in frame j
-    explains the image clearly better than the background's (local mean absolute difference over ``win`` x ``win``). Where both explain it as well
+    explains the image clearly better than the background's (local mean absolute difference over ``win`` x ``win``).
+    Where both explain it as well
     (flow that bled from a mover onto the background next to it, textureless areas, noise), the pixel is taken to
     follow the background: motion must be seen in the images, not only in the regularised flow. changed: the
     background's hypothesis (and the remembered background) is far off -- something else is there now."""

@@ -23,7 +23,8 @@ of the same static camera (``ImageGoalTrack.update``):
 
 1. **Still there?** The object's points, at the pose it was last found at, are projected into the frame's depth:
    the share hidden behind something in front of them (a gripper) and the share of the visible ones whose depth
-   and colour agree. Enough visible and agreeing: it is where it was, up to a local refinement (``goal_pair.refine_tracked``:
+   and colour agree. Enough visible and agreeing: it is where it was, up to a local refinement
+   (``goal_pair.refine_tracked``:
    a depth check cannot see a flat top slide sideways; tens of milliseconds).
 2. **Moved**: otherwise it is searched on its support plane near where it was (``goal_pair.track_object``: the
    goal-pair alignment with the frame's depth as goal depth; occluded points carry no evidence) and the result is

@@ -102,7 +102,8 @@ def gate_loss(gate_logits: Tensor, batch: Dict[str, Tensor]) -> Tensor:
 def compute_losses(ctrl_pts: Tensor, ctrl_conf: Tensor, times_pred: Tensor, batch: Dict[str, Tensor],
                    weights: LossWeights = LossWeights(), gate_logits: Tensor = None) -> Dict[str, Tensor]:
     """Loss terms and their weighted sum (``'loss'``); also the unweighted normalised end-point error
-    (``'epe'``, same units as the traj term; ``'epe_dyn'`` over GT-dynamic pixels only) for monitoring. Every value is a scalar tensor."""
+    (``'epe'``, same units as the traj term; ``'epe_dyn'`` over GT-dynamic pixels only) for monitoring. Every value is a
+    scalar tensor."""
     gt = batch["gt_tracks"].to(ctrl_pts.dtype)                  # [B, N, N, H, W, 3]
     valid = batch["valid"]                                       # [B, N, H, W]
     times = batch["times"].to(ctrl_pts.dtype)                    # [B, N]
