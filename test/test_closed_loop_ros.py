@@ -57,7 +57,8 @@ def _cam_params(world_T_cam):
 def start_planner(estimator: str):
     """camera_to_base.* are set per episode (dynamic parameters) by the test."""
     cmd = [sys.executable, "-m", "trace_anything_ros.ros.manipulation_planner_node", "--ros-args",
-           "-p", "base_frame:=world", "-p", "use_tf:=false", "-p", "stale_timeout:=10.0"]  # the stand-in camera stalls under CI load
+           # stale_timeout: the stand-in camera stalls under CI load
+           "-p", "base_frame:=world", "-p", "use_tf:=false", "-p", "stale_timeout:=10.0"]
     if estimator == "oracle":
         cmd += ["-p", "goal_image.estimator.factory:=trace_anything_ros.sim.oracle_goal:create",
                 "-p", "goal_image.input_height:=240", "-p", "goal_image.input_width:=320"]
@@ -101,7 +102,7 @@ class Harness(RosHarness):
                                       rel)
 
     def window(self):
-        """A perception window (an empty TrajectoryArray) stamped with the newest camera frame: the planner plans
+        """A perception window -- an empty TrajectoryArray -- stamped with the newest camera frame: the planner plans
         a tracked image goal on that frame."""
         from trace_anything_ros.msg import TrajectoryArray
         m = TrajectoryArray()

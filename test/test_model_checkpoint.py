@@ -146,7 +146,8 @@ def test_check_weights_synthetic_official(tmp_path, capsys):
     cfg_path.write_text(json.dumps(SMALL.to_dict()))
     rc, out, err = _cli(tmp_path / "trace_anything.pt", capsys, "--config", str(cfg_path), "--build")
     assert rc == 0, err
-    assert "missing: 0" in out and "unexpected: 0" in out and f"parameters: {sum(p.numel() for p in m.parameters()):,}" in out
+    n_params = sum(p.numel() for p in m.parameters())
+    assert "missing: 0" in out and "unexpected: 0" in out and f"parameters: {n_params:,}" in out
     assert "float32" in out and "stripped prefix 'net.'" in out
     rc, out, err = _cli(tmp_path / "trace_anything.pt", capsys)  # config inferred from shapes
     assert rc == 0 and "inferred" in out

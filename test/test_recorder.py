@@ -88,7 +88,8 @@ def test_recorder_writes_decodable_mcap(tmp_path):
         summary = reader.get_summary()
         schemas = {s.name: s for s in summary.schemas.values()}
         assert schemas["trace_anything_ros/msg/DynamicObjectArray"].encoding == "ros2msg"
-        assert "MSG: trace_anything_ros/DynamicObject" in schemas["trace_anything_ros/msg/DynamicObjectArray"].data.decode()
+        schema_text = schemas["trace_anything_ros/msg/DynamicObjectArray"].data.decode()
+        assert "MSG: trace_anything_ros/DynamicObject" in schema_text
         objs, imgs = [], []
         for schema, channel, message, decoded in reader.iter_decoded_messages():
             assert channel.message_encoding == "cdr"

@@ -63,7 +63,8 @@ def ckpts(tmp_path_factory):
     save_file({k: v.contiguous() for k, v in TraceAnythingNet(other).state_dict().items()},
               str(d / "wrong_arch.safetensors"), metadata=meta)
     return {"good": d / "good.safetensors", "truncated": d / "truncated.safetensors",
-            "wrong_dtype": d / "int32.safetensors", "wrong_arch": d / "wrong_arch.safetensors", "missing": d / "nope.pt"}
+            "wrong_dtype": d / "int32.safetensors", "wrong_arch": d / "wrong_arch.safetensors",
+            "missing": d / "nope.pt"}
 
 
 @pytest.fixture(scope="module")
@@ -152,7 +153,8 @@ def test_model_exception_mid_run_drops_one_window_and_continues(env):
     time.sleep(0.3)
     lines = _lines(log_path, "window dropped, model failed")
     assert len(lines) == 1, lines
-    assert "injected model fault" in lines[0] and "4 frames" in lines[0] and "stamps 50.200..50.800" in lines[0], lines[0]
+    assert ("injected model fault" in lines[0] and "4 frames" in lines[0]
+            and "stamps 50.200..50.800" in lines[0]), lines[0]
     # the failed window (3rd predict = 2nd stream window: frames 1..4) is missing, the rest came through
     from trace_anything_ros.ros.conversions import stamp_to_ns
 

@@ -83,8 +83,9 @@ def test_every_subprocess_launch_inherits_the_environment():
                 continue
             seg = ast.get_source_segment(src, env) or ""
             ok = ("node_env" in seg or "os.environ" in seg or seg == "base_env()"
-                  or (isinstance(env, ast.Name) and ("dict(os.environ)" in src or "os.environ.copy()" in src or "os.environ.items()" in src
-                                                     or "node_env(" in src or "ros_env(" in src or "base_env(" in src)))
+                  or (isinstance(env, ast.Name) and ("dict(os.environ)" in src or "os.environ.copy()" in src
+                                                     or "os.environ.items()" in src or "node_env(" in src
+                                                     or "ros_env(" in src or "base_env(" in src)))
             if isinstance(env, ast.Dict):
                 ok = False
             if not ok:

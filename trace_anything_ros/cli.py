@@ -35,7 +35,8 @@ COMMANDS = {
     "eval-video": ("trace_anything_ros.eval.video_reference",
                    "agreement of `process` masks with background subtraction on a static-camera video"),
     "train": ("trace_anything_ros.train.cli", "train / fine-tune a model on simulated windows"),
-    "bench": ("trace_anything_ros.eval.benchmarks", "performance benchmarks (node, model, motion, planner, soak, gpu, ...)"),
+    "bench": ("trace_anything_ros.eval.benchmarks",
+              "performance benchmarks (node, model, motion, planner, soak, gpu, ...)"),
 }
 
 

@@ -150,6 +150,7 @@ def main(args) -> int:
 
 
 if __name__ == "__main__":
-    p = argparse.ArgumentParser(prog="python -m trace_anything_ros.eval.bench_planner", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m trace_anything_ros.eval.bench_planner",
+                                description=__doc__.split("\n")[0])
     add_arguments(p)
     sys.exit(main(p.parse_args()))

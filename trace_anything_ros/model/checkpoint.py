@@ -138,9 +138,9 @@ def _read_file(path: str) -> Tuple[Dict[str, object], str, Dict[str, str]]:
     except Exception as e:  # noqa: BLE001 - every failure becomes one clear line
         msg = _short(e)
         if "Weights only load failed" in msg or "Unsupported global" in msg or "GLOBAL" in msg:
+            detail = msg.split("WeightsUnpickler error:")[-1].split("Check the documentation")[0].strip()
             raise CheckpointError(f"refusing {path}: not a valid tensor-only checkpoint (corrupt, or it holds "
-                                  f"pickled Python objects; only weights_only loading is allowed): "
-                                  f"{msg.split('WeightsUnpickler error:')[-1].split('Check the documentation')[0].strip()}") from None
+                                  f"pickled Python objects; only weights_only loading is allowed): {detail}") from None
         if isinstance(e, (zipfile.BadZipFile, EOFError)) or "zip" in msg.lower() or "central directory" in msg:
             raise CheckpointError(f"corrupt or truncated checkpoint {path}: {msg}") from None
         raise CheckpointError(f"cannot read {path} as a torch checkpoint: {msg}") from None
@@ -341,7 +341,8 @@ def _check_dtypes(path: str, sd: Dict[str, Tensor], cfg: ModelConfig) -> None:
 
 class _Refused(CheckpointError):
     def __init__(self, report: LoadReport):
-        super().__init__(f"wrong architecture in {report.path} for {report.config.name if report.config else '?'} config: "
+        name = report.config.name if report.config else "?"
+        super().__init__(f"wrong architecture in {report.path} for {name} config: "
                          f"{report.one_line_problem()}")
         self.report = report
 

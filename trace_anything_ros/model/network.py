@@ -332,7 +332,8 @@ class TrackHead(nn.Module):
 
 
 def activate_track(raw: Tensor, num_ctrl: int) -> Tuple[Tensor, Tensor]:
-    """Raw ``[F, 4D, H, W]`` (channel c*D+k = coord c of point k; 3D+k = conf logit k) -> ``[F,D,H,W,3]``, ``[F,D,H,W]``."""
+    """Raw ``[F, 4D, H, W]`` (channel c*D+k = coord c of point k; 3D+k = conf logit k) -> ``[F,D,H,W,3]``,
+    ``[F,D,H,W]``."""
     Fr, _, H, W = raw.shape
     v = raw.reshape(Fr, 4, num_ctrl, H, W)
     x, y, z = v[:, 0], v[:, 1], v[:, 2]                 # [F, D, H, W] each (cheap slices, no strided reduction)

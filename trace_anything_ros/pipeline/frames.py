@@ -43,7 +43,8 @@ TIME_JUMP = "time_jump"              # frames of an unconfirmed forward jump of 
 FUTURE_STAMP = "future_stamp"        # stamps ahead of the node's clock beyond the tolerance
 STALE_WINDOW = "stale_window"        # windows superseded by a newer one while the model was busy
 STALE_AGE = "stale_age"              # windows older than max_window_age when the worker got to them
-STALE_RESET = "stale_reset"          # windows whose processing straddled a reset (time jump / size change): not published
+# windows whose processing straddled a reset (time jump / size change): not published
+STALE_RESET = "stale_reset"
 TOO_CLOSE = "min_spacing"            # not a drop of a frame: counted when a frame is skipped by spacing
 BAD_ENCODING = "unsupported_encoding"
 BAD_DATA = "invalid_image"
@@ -87,7 +88,8 @@ class Frame:
     intrinsics: Optional[np.ndarray] = None  # 3x3, scaled to the model grid
     source_size: Tuple[int, int] = (0, 0)     # (H, W) of the original image
     arrival: float = field(default_factory=time.monotonic)
-    key: int = -1                     # set by FrameIngest.push: increasing arrival id (identifies the frame across windows)
+    # set by FrameIngest.push: increasing arrival id (identifies the frame across windows)
+    key: int = -1
     used: bool = False                # set when the worker took a window holding this frame
 
     @property

@@ -89,7 +89,8 @@ _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 LARGE_BUFFER_ENV = "TAR_MALLOC_TUNE"
 
 
-def tune_malloc(mmap_threshold: int = 64 << 20, trim_threshold: int = 256 << 20, force: bool = False) -> Dict[str, object]:
+def tune_malloc(mmap_threshold: int = 64 << 20, trim_threshold: int = 256 << 20,
+                force: bool = False) -> Dict[str, object]:
     """Keep large buffers (dense fields, serialized messages: ~21 MB each) in the malloc heap instead of fresh mmaps.
     Applied when ``force`` or ``TAR_MALLOC_TUNE=1``; never with ``TAR_MALLOC_TUNE=0``.
 

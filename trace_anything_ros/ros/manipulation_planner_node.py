@@ -269,7 +269,8 @@ class ManipulationPlannerNode(LifecycleNode):
         self._session = PlannerSession(ManipulationPlanner(planner_params_from(v)), v["stale_timeout"],
                                        rebind_radius=v["rebind_radius"])
         out_q = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE)
-        self._pubs = {"plan": self.create_lifecycle_publisher(ManipulationPlan, private(PLANNER_OUTPUTS["plan"]), out_q),
+        self._pubs = {"plan": self.create_lifecycle_publisher(ManipulationPlan, private(PLANNER_OUTPUTS["plan"]),
+                                                              out_q),
                       "path": self.create_lifecycle_publisher(Path, private(PLANNER_OUTPUTS["ee_path"]), out_q),
                       "windows": self.create_lifecycle_publisher(String, private(PLANNER_OUTPUTS["plan_windows"]),
                                                                  QoSProfile(depth=20, reliability=out_q.reliability))}
@@ -291,7 +292,8 @@ class ManipulationPlannerNode(LifecycleNode):
                            self.create_subscription(Image, "depth", self._on_depth, qos_profile_sensor_data),
                            self.create_subscription(CameraInfo, "camera_info", self._on_info,
                                                     qos_profile_sensor_data)]
-        self._srvs = [self.create_service(SetObjectGoal, private(PLANNER_SERVICES["set_object_goal"]), self._on_set_goal),
+        self._srvs = [self.create_service(SetObjectGoal, private(PLANNER_SERVICES["set_object_goal"]),
+                                          self._on_set_goal),
                       self.create_service(Trigger, private(PLANNER_SERVICES["cancel"]), self._on_cancel)]
         if tf2_ros is not None and v["use_tf"]:
             self._tf_buffer = tf2_ros.Buffer()

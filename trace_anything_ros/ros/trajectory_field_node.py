@@ -75,7 +75,8 @@ class TrajectoryFieldNode(LifecycleNode):
 
         self.lc_state = "unconfigured"
         self.drops = DropCounter()
-        self.warned = DropCounter()  # named warnings (input used, but adapted): camera_info_rescaled, depth_rescaled ...
+        # named warnings (input used, but adapted): camera_info_rescaled, depth_rescaled ...
+        self.warned = DropCounter()
         self._drop_lock = threading.Lock()
         self._drop_seen = {}        # reason -> monotonic time it was last seen (diagnostics WARN window)
         self._drop_logged = {}      # reason -> monotonic time of its last log line (one throttle per reason)
@@ -731,7 +732,8 @@ class TrajectoryFieldNode(LifecycleNode):
                            "frames_used": st["used"], "frames_unused": st["unused_dropped"],
                            "frames_unused_in_ring": st["unused_in_ring"], "windows_offered": st["windows_offered"]})
         if self._poses is not None:
-            values.update({"camera_motion": self.camera_motion, "windows_without_camera_pose": self.windows_without_pose,
+            values.update({"camera_motion": self.camera_motion,
+                           "windows_without_camera_pose": self.windows_without_pose,
                            "queue.camera_poses": len(self._poses)})
         values["estimator_regime"] = self.estimator_regime
         values.update({"queue.sync_images": len(self._pending), "queue.sync_depth": len(self._depths),

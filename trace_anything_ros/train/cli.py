@@ -79,7 +79,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def config_from_args(args) -> TrainConfig:
     import torch
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    weights = LossWeights(traj=args.w_traj, alpha=args.w_alpha, motion=args.w_motion, static=args.w_static, corr=args.w_corr,
+    weights = LossWeights(traj=args.w_traj, alpha=args.w_alpha, motion=args.w_motion, static=args.w_static,
+                          corr=args.w_corr,
                           time=args.w_time, dynamic_weight=args.w_dynamic_weight, conf_eps=args.w_conf_eps,
                           gate=args.w_gate)
     return TrainConfig(preset=args.preset, init=args.init, steps=args.steps, batch=args.batch, lr=args.lr,

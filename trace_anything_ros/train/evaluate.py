@@ -242,7 +242,8 @@ def format_summary(s: Dict) -> str:
         f"windows: {s['windows']}",
         f"3D EPE all pixels  : model {s['epe'] * mm:.1f} mm | static (GT depth) {s['static_gt_epe'] * mm:.1f} mm | "
         f"static (model depth) {s['static_model_epe'] * mm:.1f} mm",
-        f"3D EPE dynamic     : model {s['epe_dyn'] * mm:.1f} mm | static (GT depth) {s['static_gt_epe_dyn'] * mm:.1f} mm"
+        f"3D EPE dynamic     : model {s['epe_dyn'] * mm:.1f} mm | "
+        f"static (GT depth) {s['static_gt_epe_dyn'] * mm:.1f} mm"
         f" | static (model depth) {s['static_model_epe_dyn'] * mm:.1f} mm "
         f"(ratio vs static-GT {s['ratio_epe_dyn_vs_static_gt']:.2f})",
         f"motion EPE all     : model {s['motion_epe'] * mm:.1f} mm vs static {s['static_gt_epe'] * mm:.1f} mm "
