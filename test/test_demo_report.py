@@ -31,7 +31,7 @@ def _loop():
                int(12.5 * S): {"status": "OK"}, int(13.5 * S): {"status": "REFUSED", "reason": "occluded"},
                int(14.5 * S): {"status": "DONE"}}
     visibility = {int(t * S): {"fraction": f} for t, f in [(9.5, 1.0), (10.5, 1.0), (11.5, 1.0), (12.5, 0.9),
-                                                            (13.5, 0.2), (14.5, 0.8)]}
+                                                           (13.5, 0.2), (14.5, 0.8)]}
     plans = [dict(stamp=t, arrival=t + 0.1, status=s, reason="", phase=ph) for t, s, ph in
              [(11.6, "OK", "look"), (13.6, "OK", "act"), (14.6, "REFUSED", "act"), (15.6, "DONE", "settle")]]
     return windows, answers, plans, visibility

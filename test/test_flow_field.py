@@ -1,3 +1,17 @@
+# Copyright 2026 The trace_anything_ros authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
 """The geometric flow field's remembered background (model.flow_field) on real images: a mover that passes slowly
 must not drag it along (behind the mover it would then be wrong: a trailing ghost in the mask), a mover present
 while it was learnt must not stay in it; and on real video (vtest.avi) the masks stay on the walkers."""
