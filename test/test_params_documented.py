@@ -13,7 +13,7 @@
 # limitations under the License.
 
 """config/*.yaml list every parameter the nodes declare, with the declared default and a comment above it that
-states the declared range (open ends included) and choices."""
+is the declared description and states the declared range (open ends included) and choices."""
 import importlib
 import pathlib
 
@@ -68,6 +68,10 @@ def test_every_parameter_is_in_its_yaml_with_its_default(path, node, module, att
             assert type(values[s.name]) is type(s.default), (s.name, "a YAML 1 for 1.0 declares an int")
         else:
             assert s.default in (None, []), s.name
+        # the comment is the declared description (the dataclass field's doc for dataclass parameters) ...
+        said = " ".join(comments[s.name].split())
+        assert said.startswith(" ".join(s.description.split()).rstrip(".")), (s.name, said, s.description)
+        # ... and states the declared range and choices
         if s.range is not None:
             assert f"Range {range_text(s.range, s.open)}" in comments[s.name], (s.name, comments[s.name])
         if s.choices is not None:
