@@ -31,7 +31,12 @@ Per window of N frames at the input size:
    plane at depth 1 (``metric`` false: a scale-free 2.5D field, exact in the image, no depth motion).
 4. A cubic B-spline per pixel fitted through its samples at the frames' times (``field.fit``); confidence = the
    fraction of the window the pixel was tracked.
-5. The measured noise: the robust spread of the background's residual flow (after the homography), reported as
+5. Motion only where the images show it (``_motion_evidence``): the flow's position must explain the pixel clearly
+   better than the background's, including a background remembered over the stream -- a static camera's in its
+   image (``_remember``), a moving camera's on a canvas reached through the chained homographies
+   (``_remember_moving``); each updated per pixel by what the pixel shows, so that movers do not enter it and the
+   background they uncover is known (no trailing ghosts).
+6. The measured noise: the robust spread of the background's residual flow (after the homography), reported as
    ``motion_floor`` in extras -- the relative displacement over the window (``motion.mask`` units: displacement /
    depth) that flow noise alone reaches; ``motion.analyze`` uses it as its threshold floor for this field.
 """
@@ -60,6 +65,8 @@ BG_STEP = 2.0           # remembered background: grey levels per frame it follow
 BG_SLOW = 0.5           # ... grey levels per frame it may move where it disagrees (a mover covers it)
 BG_ABSORB = 10          # ... frames a disagreeing pixel must hold still to become background
 BG_AGREE_K = 3.0        # ... agreement: within this many robust sigmas of the frame's differences
+MOVING_BG = 1           # a moving camera remembers its background too (on a canvas, through the homographies)
+MOVING_BG_OVERLAP = 0.5  # ... restarted when less than this fraction of the view is still on its canvas
 BG_AGREE_MIN = 6.0      # ... and at least this many grey levels
 BG_WIN = 1               # px: window of the comparison with the remembered background
 BG_ONLY = 0
@@ -139,13 +146,21 @@ def _motion_evidence(gi: np.ndarray, gj: np.ndarray, uf, vf, ub, vb, win: Option
     rf = cv2.blur(np.abs(a - _remap(gj.astype(np.float32), uf, vf)), (win, win))
     rb = cv2.blur(np.abs(a - _remap(gj.astype(np.float32), ub, vb)), (win, win))
     tau = 2.0 * float(np.median(rb)) + 2.0   # grey levels: the images' noise (most pixels are background)
-    if background is not None:  # a static camera's remembered background explains the pixel too: not moving
-        gain = float(np.median(a)) / max(float(np.median(background)), 1.0)   # global brightness changes
-        rbg = cv2.blur(np.abs(a - gain * background), (int(BG_WIN), int(BG_WIN)))
+    changed_k = CHANGED_K if background is not None else 2 * CHANGED_K
+    if background is not None:  # the remembered background explains the pixel too: not moving
+        known = np.isfinite(background)   # a moving camera's: NaN where the view was not seen long enough
+        if known.all():
+            gain = float(np.median(a)) / max(float(np.median(background)), 1.0)   # global brightness changes
+            rbg = cv2.blur(np.abs(a - gain * background), (int(BG_WIN), int(BG_WIN)))
+        else:
+            gain = float(np.median(a[known])) / max(float(np.median(background[known])), 1.0) if known.any() \
+                else 1.0
+            rbg = np.where(known, np.abs(a - gain * np.where(known, background, 0.0)), np.inf).astype(np.float32)
+            changed_k = np.where(known, CHANGED_K, 2 * CHANGED_K)
         rb = rbg if BG_ONLY else np.minimum(rb, rbg)
-    # without a remembered background (moving camera, start of a stream) "changed" also fires where the camera
-    # uncovered or sheared the view: it needs more
-    return rb > np.maximum(1.5 * rf, rf + tau), rb > (CHANGED_K if background is not None else 2 * CHANGED_K) * tau
+    # without a remembered background (start of a stream, a view the moving camera has just uncovered) "changed"
+    # also fires where the camera uncovered or sheared the view: it needs more
+    return rb > np.maximum(1.5 * rf, rf + tau), rb > changed_k * tau
 
 
 class FlowFieldEstimator:
@@ -190,6 +205,7 @@ class FlowFieldEstimator:
     def clear_cache(self) -> None:
         self._flows.clear()
         self._bg, self._bg_n, self._bg_key = None, 0, None
+        self._mbg = None
 
     def _remember(self, gray, keys, moving: bool):
         """The static camera's background (grey, input size) remembered over the stream, updated with this window's
@@ -246,6 +262,72 @@ class FlowFieldEstimator:
         self._bg += np.where(agree, np.clip(d, -BG_STEP, BG_STEP), np.clip(d, -BG_SLOW, BG_SLOW))
         absorb = ~agree & (self._bg_still >= BG_ABSORB)
         self._bg[absorb] = g[absorb]
+
+    def _remember_moving(self, gray, keys, Hs):
+        """A moving camera's remembered background, per frame of the window in that frame's image (NaN where not
+        known), or None. Kept on a canvas in the image of the frame it was started with: each new frame is mapped
+        onto it by the chained background homographies (one resampling per frame, none of the memory), updated by
+        the same per-pixel rule as a static camera's (``_bg_update``; pixels newly in view start there), and read
+        back through the window's homographies. A pixel is known once ``BG_WARM`` frames covered it; the memory
+        restarts when the keys jump or less than ``MOVING_BG_OVERLAP`` of the view is still on the canvas."""
+        n = len(gray)
+        if keys is None or any(k is None for k in keys):
+            self._mbg = None
+            return None
+        st = getattr(self, "_mbg", None)
+        if st is not None and (keys[-1] < st["key"] or st["key"] < keys[0] - 1 or st["key"] > keys[-1]):
+            st = None
+        h, w = gray[0].shape
+        for idx, (g, k) in enumerate(zip(gray, keys)):
+            if st is not None and k <= st["key"]:
+                continue
+            g = g.astype(np.float32)
+            if st is not None and idx > 0 and keys[idx - 1] == st["key"]:
+                C = st["C"] @ np.linalg.inv(Hs[idx - 1])        # frame idx -> canvas
+                ones = cv2.warpPerspective(np.ones((h, w), np.float32), C, (w, h), flags=cv2.INTER_LINEAR)
+                inview = ones > 0.999
+                if inview.mean() < MOVING_BG_OVERLAP:
+                    st = None
+            elif st is not None:
+                st = None
+            if st is None:
+                st = {"bg": g.copy(), "age": np.ones((h, w), np.int32), "still": np.zeros((h, w), np.int32),
+                      "prev": g.copy(), "C": np.eye(3), "key": k}
+                continue
+            gw = cv2.warpPerspective(g, C, (w, h), flags=cv2.INTER_LINEAR)
+            new = inview & (st["age"] == 0)
+            old = inview & (st["age"] > 0)
+            bg, prev = st["bg"], st["prev"]
+            ref = old   # pixels the canvas already knew: the brightness and noise references
+            gm = float(np.median(gw[ref])) if ref.any() else 1.0
+            d_prev = np.abs(gw - prev * (gm / max(float(np.median(prev[ref])) if ref.any() else 1.0, 1.0)))
+            tol = max(BG_AGREE_MIN, BG_AGREE_K * 1.4826 * float(np.median(d_prev[ref]))) if ref.any() \
+                else BG_AGREE_MIN
+            st["still"] = np.where(inview & (d_prev <= tol), st["still"] + 1, 0)
+            gain = gm / max(float(np.median(bg[ref])), 1.0) if ref.any() else 1.0
+            dn = np.abs(gw - gain * bg)
+            agree = dn <= max(tol, BG_AGREE_K * 1.4826 * float(np.median(dn[ref])) if ref.any() else tol)
+            d = gw - bg
+            step = np.where(agree, np.clip(d, -BG_STEP, BG_STEP), np.clip(d, -BG_SLOW, BG_SLOW))
+            bg = np.where(old, bg + step, bg)
+            absorb = old & ~agree & (st["still"] >= BG_ABSORB)
+            bg = np.where(absorb | new, gw, bg)
+            st["age"] = np.where(inview, st["age"] + 1, st["age"])
+            st["prev"] = np.where(inview, gw, prev)
+            st["bg"], st["C"], st["key"] = bg.astype(np.float32), C, k
+        self._mbg = st
+        if st is None or st["key"] != keys[-1]:
+            return None
+        known = np.where(st["age"] >= BG_WARM, st["bg"], np.nan).astype(np.float32)
+        out = []
+        T = np.eye(3)                                           # frame i -> the newest frame
+        for i in range(n - 1, -1, -1):
+            if i < n - 1:
+                T = T @ Hs[i]
+            out.append(cv2.warpPerspective(known, st["C"] @ T, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                           borderMode=cv2.BORDER_CONSTANT, borderValue=float("nan")))
+        out = out[::-1]
+        return out if any(np.isfinite(b).any() for b in out) else None
 
     def close(self) -> None:
         self.clear_cache()
@@ -347,6 +429,8 @@ class FlowFieldEstimator:
                 noise.append(nz)
         U, V, A, UR, VR = self._chains(pairs, n, h, w)
         background = self._remember(gray, keys, any_moving)
+        # kept through static windows too (identity homographies): a hand-held camera's windows alternate
+        moving_bg = self._remember_moving(gray, keys, Hs) if MOVING_BG else None
         # G[j]: frame j's image -> frame 0's image (background-stabilised coordinates)
         G = [np.eye(3)]
         for H in Hs:
@@ -362,8 +446,8 @@ class FlowFieldEstimator:
                 M = np.linalg.inv(G[j]) @ G[i]
                 d = M[2, 0] * gu + M[2, 1] * gv + M[2, 2]
                 ub, vb = (M[0, 0] * gu + M[0, 1] * gv + M[0, 2]) / d, (M[1, 0] * gu + M[1, 1] * gv + M[1, 2]) / d
-                evidence, changed = _motion_evidence(gray[i], gray[j], U[i, j], V[i, j], ub, vb,
-                                                     background=None if any_moving else background)
+                bgi = (moving_bg[i] if moving_bg is not None else None) if any_moving else background
+                evidence, changed = _motion_evidence(gray[i], gray[j], U[i, j], V[i, j], ub, vb, background=bgi)
                 # a tracked pixel moves where the images show it; one whose chain broke (a fast, blurred mover:
                 # flow fails its checks) follows the raw flow where the pixel clearly changed, else the background
                 broken = ~A[i, j]
