@@ -189,3 +189,22 @@ def test_rgbd_flow_field_is_metric_and_follows_the_depth():
     f = 0.9 * max(SIZE)                                            # default intrinsics
     dx = np.median(X[-1, ..., 0] - X[0, ..., 0]) * f / 2.0          # metres at 2 m -> pixels
     assert abs(dx - (-6.0)) < 0.5, dx
+
+
+def test_a_shaking_camera_segments_the_mover_without_its_trailing_ghosts():
+    """Hand-held camera, a real-textured occluder sweeping over a held-out photograph: 'rgb_moving', and the
+    moving camera's remembered background (a canvas reached through the homographies) keeps the background the
+    occluder uncovers from counting as motion. Measured: precision 0.85, recall 0.73 against the clip's true masks
+    (without that memory 0.58 / 0.78: trailing ghosts)."""
+    clip = clips.make_clip("shake", seed=3, size=(120, 160), num_frames=44, split="holdout")
+    got = _run(regimes.create_estimator({"regime": "auto", "weights": None}), clip.frames)
+    assert "rgb_moving" in {p.regime for p in got.values()}
+    prec, rec = [], []
+    for i, pr in got.items():
+        g = _small(clip.masks[i])
+        if g.mean() >= 0.05:
+            inter = float((pr.mask & g).sum())
+            rec.append(inter / g.sum())
+            prec.append(inter / max(pr.mask.sum(), 1))
+    assert len(rec) >= 8
+    assert np.mean(prec) >= 0.75 and np.mean(rec) >= 0.6, (np.mean(prec), np.mean(rec))
