@@ -74,6 +74,12 @@ class Harness(RosHarness):
         self.pub_goal_image = self.node.create_publisher(Image, "goal_image", rel)
         self.pub_image = self.node.create_publisher(Image, "image", qos_profile_sensor_data)
         self.set_goal = self.node.create_client(SetObjectGoal, f"{NODE}/set_object_goal")
+        import json
+
+        from std_msgs.msg import String
+        self.windows = []
+        self.node.create_subscription(String, f"{NODE}/plan_windows", lambda m: self.windows.append(json.loads(m.data)),
+                                      rel)
         self.cancel = self.node.create_client(Trigger, f"{NODE}/cancel")
         self.frame = 0
 
@@ -296,5 +302,14 @@ def test_goal_image_with_analytic_stand_in_estimator(env):
     # optical +x = base +x: the object moves 0.5 m along base x (assumed scale 1: non-metric model output)
     assert (b.x - a.x, b.y - a.y, b.z - a.z) == pytest.approx((0.5, 0.0, 0.0), abs=0.01)
     assert a.z == pytest.approx(CAM_XYZ[2] - 2.0, abs=0.01)
+    # Each perception window is planned while the goal is active (this stand-in cannot track its estimate, so it
+    # estimates again), and ~/plan_windows says which plan answered which window.
+    for _ in range(2):
+        h.pub_image.publish(im)
+        stamp = 5_000_000_000 + h.frame * 100_000_000 + 300_000_000  # window() stamps its newest frame so
+        h.window()
+        assert h.wait(lambda: any(r["window_stamp_ns"] == stamp for r in h.windows), 10), h.windows[-3:]
+        rec = [r for r in h.windows if r["window_stamp_ns"] == stamp][-1]
+        assert rec["status"] == "OK" and rec["plan_stamp_ns"] > 0, rec
     # Without camera images nor windows the image goal halts too.
     assert h.wait(lambda: h.plans[-1].status == ManipulationPlan.STATUS_HALTED, STALE + 3)
