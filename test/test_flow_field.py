@@ -108,9 +108,14 @@ def test_vtest_masks_stay_on_the_walkers():
             assert pr.regime == "rgb_static"
             masks[f.stamp_ns] = cv2.resize(pr.mask.astype(np.uint8), (f.rgb.shape[1], f.rgb.shape[0]),
                                            interpolation=cv2.INTER_NEAREST)
-    r = agreement_masks(masks, path)
-    assert r["windows"] >= 90
+    r = agreement_masks(masks, path, per_window=True)
+    rows = r.pop("per_window")
+    assert r["windows"] >= 90 and len(rows) == r["windows"]
     assert r["precision"] >= 0.95 and r["recall"] >= 0.85, r
+    # where the false positives are (eval-video --per-window): the rows add up to the summary, in frame order
+    assert [w["frame"] for w in rows] == sorted(w["frame"] for w in rows) and rows[0]["frame"] >= 20
+    assert sum(w["fp_px"] for w in rows) == r["false_positive_px"]
+    assert r["pixel_weighted_precision"] >= 0.93, r
 
 
 def test_a_shaking_camera_remembers_its_background_on_a_canvas():
