@@ -59,10 +59,11 @@ def test_a_slow_mover_does_not_drag_the_remembered_background_along():
     frames = [_frame(img, tex, None, rng) for _ in range(12)]
     frames += [_frame(img, tex, x, rng) for x in range(20, 80)]                # 1 px per frame
     bg = _feed(FlowFieldEstimator(SIZE), frames)
-    grey = flow_field._gray(img.astype(np.uint8)).astype(np.float32)
+    scene = flow_field._photo(img.astype(np.uint8))        # what the memory holds (colour; grey with COLOUR 0)
     behind = np.s_[40:70, 60:75]                                                # uncovered 4-19 frames ago
-    err = np.abs(bg - grey)[behind]
-    # measured: median 1, 90th percentile 8 grey levels (dragged along at 2 levels per frame: 16 and 30)
+    err = flow_field._chan(np.abs(bg - scene))[behind]
+    # measured (mean absolute difference over the colour channels): median 1.3, 90th percentile 3 levels (dragged
+    # along at 2 levels per frame: 14 and 24)
     assert np.median(err) <= 4.0 and np.percentile(err, 90) <= 12.0, (np.median(err), np.percentile(err, 90))
 
 
@@ -72,8 +73,8 @@ def test_a_mover_present_while_the_background_was_learnt_leaves_it():
     img, tex, rng = _scene(1)
     frames = [_frame(img, tex, 60, rng) for _ in range(12)] + [_frame(img, tex, None, rng) for _ in range(16)]
     bg = _feed(FlowFieldEstimator(SIZE), frames)
-    grey = flow_field._gray(img.astype(np.uint8)).astype(np.float32)
-    err = np.abs(bg - grey)[40:70, 60:80]
+    scene = flow_field._photo(img.astype(np.uint8))
+    err = flow_field._chan(np.abs(bg - scene))[40:70, 60:80]
     assert np.percentile(err, 90) <= 8.0, np.percentile(err, 90)
 
 
@@ -81,7 +82,7 @@ def test_a_mover_present_while_the_background_was_learnt_leaves_it():
 def test_vtest_masks_stay_on_the_walkers():
     """vtest.avi (real, static camera), first 120 frames, the default estimator and the node's mask rules: against
     OpenCV MOG2 (``eval-video``'s measure, its 2 s warm-up unscored), at least 95 % of the moving pixels lie near
-    the reference foreground and 85 % of its person-sized blobs are touched (measured 0.977 / 0.903; with the
+    the reference foreground and 85 % of its person-sized blobs are touched (measured 0.975 / 0.906; with the
     background dragged along by slow walkers 0.894 / 0.906)."""
     import cv2
 
@@ -141,12 +142,12 @@ def test_a_shaking_camera_remembers_its_background_on_a_canvas():
     _feed(est, frames)
     st = est._mbg
     assert st is not None and st["key"] == len(frames) - 1
-    known = np.where(st["age"] >= flow_field.BG_WARM, st["bg"], np.nan).astype(np.float32)
+    known = np.where(flow_field._px(st["age"] >= flow_field.BG_WARM, st["bg"]), st["bg"], np.nan).astype(np.float32)
     back = cv2.warpPerspective(known, st["C"], (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                               borderMode=cv2.BORDER_CONSTANT, borderValue=float("nan"))
-    newest = flow_field._gray(frames[-1]).astype(np.float32)
-    ok = np.isfinite(back)
+                               borderMode=cv2.BORDER_CONSTANT, borderValue=(float("nan"),) * 4)
+    err = flow_field._chan(np.abs(back - flow_field._photo(frames[-1])))
+    ok = np.isfinite(err)
     assert ok.mean() >= 0.8, ok.mean()
-    err = np.abs(back - newest)[ok]
-    # measured: 90th percentile 4.2 grey levels; with the camera's motion ignored (identity homographies) 13
+    err = err[ok]
+    # measured: 90th percentile 4.7 levels; with the camera's motion ignored (identity homographies) 12.8
     assert np.median(err) <= 4.0 and np.percentile(err, 90) <= 8.0, (np.median(err), np.percentile(err, 90))

@@ -31,8 +31,8 @@ Per window of N frames at the input size:
    plane at depth 1 (``metric`` false: a scale-free 2.5D field, exact in the image, no depth motion).
 4. A cubic B-spline per pixel fitted through its samples at the frames' times (``field.fit``); confidence = the
    fraction of the window the pixel was tracked.
-5. Motion only where the images show it (``_motion_evidence``): the flow's position must explain the pixel clearly
-   better than the background's, including a background remembered over the stream -- a static camera's in its
+5. Motion only where the images show it (``_motion_evidence``, in colour: a mover as bright as what is behind it
+   differs in hue): the flow's position must explain the pixel clearly better than the background's, including a background remembered over the stream -- a static camera's in its
    image (``_remember``), a moving camera's on a canvas reached through the chained homographies
    (``_remember_moving``); each updated per pixel by what the pixel shows, so that movers do not enter it and the
    background they uncover is known (no trailing ghosts).
@@ -72,12 +72,29 @@ BG_WIN = 1               # px: window of the comparison with the remembered back
 BG_ONLY = 0
 BOUNDARY_PX = 1          # published motion reaches this far past a small mover's edge (3 x 3 pooled evidence)
 CHANGED_K = 2.0          # 'changed': the background's residual above this many times the noise level
+COLOUR = 1              # the photometric evidence and the remembered background in colour (0: grey)
 EVIDENCE_WIN = 3         # px: window of the photometric motion test
 NOISE_K = 6.0           # floor = NOISE_K * (background residual noise, px) * sqrt(steps), relative to the focal length
 
 
 def _gray(frame: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(np.ascontiguousarray(frame), cv2.COLOR_RGB2GRAY)
+
+
+def _photo(frame: np.ndarray) -> np.ndarray:
+    """The image the photometric evidence compares: colour (float32 [H, W, 3]; a mover as bright as the background
+    behind it differs in hue) or grey (``COLOUR`` 0)."""
+    return np.ascontiguousarray(frame, dtype=np.float32) if COLOUR else _gray(frame).astype(np.float32)
+
+
+def _chan(x: np.ndarray) -> np.ndarray:
+    """Per-pixel mean over the colour channels of a difference image (grey: itself)."""
+    return x.mean(-1) if x.ndim == 3 else x
+
+
+def _px(mask: np.ndarray, like: np.ndarray) -> np.ndarray:
+    """A per-pixel mask broadcastable against ``like`` (grey or colour)."""
+    return mask[..., None] if like.ndim == 3 and mask.ndim == 2 else mask
 
 
 def _remap(img: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -143,19 +160,21 @@ def _motion_evidence(gi: np.ndarray, gj: np.ndarray, uf, vf, ub, vb, win: Option
     background's hypothesis (and the remembered background) is far off -- something else is there now."""
     win = int(win or EVIDENCE_WIN)
     a = gi.astype(np.float32)
-    rf = cv2.blur(np.abs(a - _remap(gj.astype(np.float32), uf, vf)), (win, win))
-    rb = cv2.blur(np.abs(a - _remap(gj.astype(np.float32), ub, vb)), (win, win))
+    rf = cv2.blur(_chan(np.abs(a - _remap(gj.astype(np.float32), uf, vf))), (win, win))
+    rb = cv2.blur(_chan(np.abs(a - _remap(gj.astype(np.float32), ub, vb))), (win, win))
     tau = 2.0 * float(np.median(rb)) + 2.0   # grey levels: the images' noise (most pixels are background)
     changed_k = CHANGED_K if background is not None else 2 * CHANGED_K
     if background is not None:  # the remembered background explains the pixel too: not moving
-        known = np.isfinite(background)   # a moving camera's: NaN where the view was not seen long enough
+        # a moving camera's: NaN where the view was not seen long enough
+        known = np.isfinite(background if background.ndim == 2 else background[..., 0])
         if known.all():
             gain = float(np.median(a)) / max(float(np.median(background)), 1.0)   # global brightness changes
-            rbg = cv2.blur(np.abs(a - gain * background), (int(BG_WIN), int(BG_WIN)))
+            rbg = cv2.blur(_chan(np.abs(a - gain * background)), (int(BG_WIN), int(BG_WIN)))
         else:
             gain = float(np.median(a[known])) / max(float(np.median(background[known])), 1.0) if known.any() \
                 else 1.0
-            rbg = np.where(known, np.abs(a - gain * np.where(known, background, 0.0)), np.inf).astype(np.float32)
+            rbg = np.where(known, _chan(np.abs(a - gain * np.where(_px(known, a), background, 0.0))),
+                           np.inf).astype(np.float32)
             changed_k = np.where(known, CHANGED_K, 2 * CHANGED_K)
         rb = rbg if BG_ONLY else np.minimum(rb, rbg)
     # without a remembered background (start of a stream, a view the moving camera has just uncovered) "changed"
@@ -224,7 +243,7 @@ class FlowFieldEstimator:
             g = g.astype(np.float32)
             if self._bg is None or self._bg.shape != g.shape:
                 self._bg, self._bg_n, self._bg_first = g.copy(), 1, [g]
-                self._bg_prev, self._bg_still = g, np.zeros(g.shape, np.int32)
+                self._bg_prev, self._bg_still = g, np.zeros(g.shape[:2], np.int32)
             elif self._bg_n < BG_WARM:
                 self._bg_n += 1
                 self._bg_first.append(g)
@@ -241,7 +260,7 @@ class FlowFieldEstimator:
     def _bg_track_still(self, g):
         """Count, per pixel, the frames for which it has stayed as it is (within the images' noise): a pixel that
         holds still for ``BG_ABSORB`` frames shows the background (or an object that stopped: background too)."""
-        d = np.abs(g - self._bg_prev * (float(np.median(g)) / max(float(np.median(self._bg_prev)), 1.0)))
+        d = _chan(np.abs(g - self._bg_prev * (float(np.median(g)) / max(float(np.median(self._bg_prev)), 1.0))))
         tol = max(BG_AGREE_MIN, BG_AGREE_K * 1.4826 * float(np.median(d)))
         self._bg_still = np.where(d <= tol, self._bg_still + 1, 0)
         self._bg_prev = g
@@ -256,10 +275,10 @@ class FlowFieldEstimator:
         background was learnt and left, an object that stopped) it becomes the background."""
         still_tol = self._bg_track_still(g)
         gain = float(np.median(g)) / max(float(np.median(self._bg)), 1.0)   # global brightness (flicker)
-        dn = np.abs(g - gain * self._bg)
+        dn = _chan(np.abs(g - gain * self._bg))
         agree = dn <= max(still_tol, BG_AGREE_K * 1.4826 * float(np.median(dn)))
         d = g - self._bg
-        self._bg += np.where(agree, np.clip(d, -BG_STEP, BG_STEP), np.clip(d, -BG_SLOW, BG_SLOW))
+        self._bg += np.where(_px(agree, d), np.clip(d, -BG_STEP, BG_STEP), np.clip(d, -BG_SLOW, BG_SLOW))
         absorb = ~agree & (self._bg_still >= BG_ABSORB)
         self._bg[absorb] = g[absorb]
 
@@ -277,7 +296,7 @@ class FlowFieldEstimator:
         st = getattr(self, "_mbg", None)
         if st is not None and (keys[-1] < st["key"] or st["key"] < keys[0] - 1 or st["key"] > keys[-1]):
             st = None
-        h, w = gray[0].shape
+        h, w = gray[0].shape[:2]
         for idx, (g, k) in enumerate(zip(gray, keys)):
             if st is not None and k <= st["key"]:
                 continue
@@ -300,32 +319,32 @@ class FlowFieldEstimator:
             bg, prev = st["bg"], st["prev"]
             ref = old   # pixels the canvas already knew: the brightness and noise references
             gm = float(np.median(gw[ref])) if ref.any() else 1.0
-            d_prev = np.abs(gw - prev * (gm / max(float(np.median(prev[ref])) if ref.any() else 1.0, 1.0)))
+            d_prev = _chan(np.abs(gw - prev * (gm / max(float(np.median(prev[ref])) if ref.any() else 1.0, 1.0))))
             tol = max(BG_AGREE_MIN, BG_AGREE_K * 1.4826 * float(np.median(d_prev[ref]))) if ref.any() \
                 else BG_AGREE_MIN
             st["still"] = np.where(inview & (d_prev <= tol), st["still"] + 1, 0)
             gain = gm / max(float(np.median(bg[ref])), 1.0) if ref.any() else 1.0
-            dn = np.abs(gw - gain * bg)
+            dn = _chan(np.abs(gw - gain * bg))
             agree = dn <= max(tol, BG_AGREE_K * 1.4826 * float(np.median(dn[ref])) if ref.any() else tol)
             d = gw - bg
-            step = np.where(agree, np.clip(d, -BG_STEP, BG_STEP), np.clip(d, -BG_SLOW, BG_SLOW))
-            bg = np.where(old, bg + step, bg)
+            step = np.where(_px(agree, d), np.clip(d, -BG_STEP, BG_STEP), np.clip(d, -BG_SLOW, BG_SLOW))
+            bg = np.where(_px(old, bg), bg + step, bg)
             absorb = old & ~agree & (st["still"] >= BG_ABSORB)
-            bg = np.where(absorb | new, gw, bg)
+            bg = np.where(_px(absorb | new, bg), gw, bg)
             st["age"] = np.where(inview, st["age"] + 1, st["age"])
-            st["prev"] = np.where(inview, gw, prev)
+            st["prev"] = np.where(_px(inview, gw), gw, prev)
             st["bg"], st["C"], st["key"] = bg.astype(np.float32), C, k
         self._mbg = st
         if st is None or st["key"] != keys[-1]:
             return None
-        known = np.where(st["age"] >= BG_WARM, st["bg"], np.nan).astype(np.float32)
+        known = np.where(_px(st["age"] >= BG_WARM, st["bg"]), st["bg"], np.nan).astype(np.float32)
         out = []
         T = np.eye(3)                                           # frame i -> the newest frame
         for i in range(n - 1, -1, -1):
             if i < n - 1:
                 T = T @ Hs[i]
             out.append(cv2.warpPerspective(known, st["C"] @ T, (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                                           borderMode=cv2.BORDER_CONSTANT, borderValue=float("nan")))
+                                           borderMode=cv2.BORDER_CONSTANT, borderValue=(float("nan"),) * 4))
         out = out[::-1]
         return out if any(np.isfinite(b).any() for b in out) else None
 
@@ -356,7 +375,8 @@ class FlowFieldEstimator:
         if depth is not None:
             samples, alive_frac, camera, noise_px = self._lift_depth(frames, depth, K, cam_poses, pairs)
         else:
-            samples, alive_frac, camera, noise_px = self._lift_plane(pairs, gray, K, n, h, w, keys)
+            samples, alive_frac, camera, noise_px = self._lift_plane(pairs, [_photo(f) for f in frames], K, n, h, w,
+                                                                     keys)
         t2 = time.perf_counter()
         ctrl = fit_field_from_samples(t, samples, self.num_ctrl, smooth=self.smooth)      # [N, D, H, W, 3]
         conf = (0.1 + 0.9 * alive_frac).astype(np.float32)                               # [N, H, W]
