@@ -109,6 +109,7 @@ try:  # tf2 is not available as wheels; on a ROS install it is.
 except Exception:  # noqa: BLE001
     tf2_ros = None
 
+TRACKS_QUEUE_DEPTH = 3  # perception windows queued while one is planned (a burst is planned window by window)
 FRAME_BUFFER = 40   # camera images / depth images kept (4 s at 10 Hz): a queued window is planned on its own frame
 WINDOW_QUEUE = 8    # perception windows waiting for an image-goal plan; beyond, the oldest is skipped
 NODE_NAME = PLANNER_NAME
@@ -279,7 +280,7 @@ class ManipulationPlannerNode(LifecycleNode):
         # close together -- is planned window by window; a longer queue would be a backlog when planning is slower
         # than perception); goals keep a small queue
         newest_q = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE)
-        windows_q = QoSProfile(depth=3, reliability=ReliabilityPolicy.RELIABLE)
+        windows_q = QoSProfile(depth=TRACKS_QUEUE_DEPTH, reliability=ReliabilityPolicy.RELIABLE)
         self._subs = [
             self.create_subscription(TrajectoryArray, "tracks", self._on_tracks, windows_q),
             self.create_subscription(DynamicObjectArray, "dynamic_objects", self._on_objects, newest_q),

@@ -35,7 +35,8 @@ and CPU time. Figures and checks:
 
 Planner: the planner node in its own process, a goal set, then ``tracks`` + ``dynamic_objects`` flooded at
 ``rate`` Hz; checks that plans keep up with the newest input (after the flood stops, at most
-``max_trailing_plans`` plans arrive and the last plan describes the last window), CPU and RSS bounded.
+``max_trailing_plans`` plans arrive -- by default the planner's tracks queue depth + the window in work -- and
+the last plan describes the last window), CPU and RSS bounded.
 """
 from __future__ import annotations
 
@@ -389,7 +390,7 @@ def _planner_window(k: int, M: int = 40, T: int = 4, period_ns: int = 100_000_00
 
 
 def soak_planner(duration: float = 15.0, rate: float = 100.0, warmup: float = 3.0, flat_pct: float = 5.0,
-                 max_trailing_plans: int = 2, log=print, context=None) -> dict:
+                 max_trailing_plans: Optional[int] = None, log=print, context=None) -> dict:
     import rclpy
     from geometry_msgs.msg import PoseStamped
     from rclpy.executors import SingleThreadedExecutor
@@ -399,8 +400,11 @@ def soak_planner(duration: float = 15.0, rate: float = 100.0, warmup: float = 3.
     from trace_anything_ros.srv import SetObjectGoal
 
     from .lifecycle_client import LifecycleClient
+    from .manipulation_planner_node import TRACKS_QUEUE_DEPTH
     from .node_main import context_or_default
 
+    if max_trailing_plans is None:
+        max_trailing_plans = TRACKS_QUEUE_DEPTH + 1
     cmd = [sys.executable, "-m", "trace_anything_ros.ros.manipulation_planner_node", "--ros-args",
            "--params-file", config_file("planner.yaml"),
            "-p", f"camera_to_base.xyz:={list(CAM_XYZ)}", "-p", f"camera_to_base.quat:={list(CAM_QUAT)}",
