@@ -282,7 +282,7 @@ gives somewhat different figures; the stored test windows do not move).
 ## Limitations
 Used only in its regime: the node's default estimator (`model.regimes`, `estimator.regime: auto`) runs this network
 for windows with depth (rgbd_poses / rgbd); RGB-only windows run the geometric flow field (`model.flow_field`;
-vtest.avi with defaults: MOG2 precision 0.949, blob recall 0.847), and official weights replace it everywhere (README,
+vtest.avi with defaults: MOG2 precision 0.954, blob recall 0.848), and official weights replace it everywhere (README,
 "Estimators by input regime").
 Simulation only (procedural MuJoCo tabletop, textured primitives, one camera model, 96x128): not meant for real
 robots' images -- use the official model there. Depth-aware: it wants registered depth (`use_depth: true`) and,
