@@ -32,10 +32,10 @@ Per window of N frames at the input size:
 4. A cubic B-spline per pixel fitted through its samples at the frames' times (``field.fit``); confidence = the
    fraction of the window the pixel was tracked.
 5. Motion only where the images show it (``_motion_evidence``, in colour: a mover as bright as what is behind it
-   differs in hue): the flow's position must explain the pixel clearly better than the background's, including a background remembered over the stream -- a static camera's in its
-   image (``_remember``), a moving camera's on a canvas reached through the chained homographies
-   (``_remember_moving``); each updated per pixel by what the pixel shows, so that movers do not enter it and the
-   background they uncover is known (no trailing ghosts).
+   differs in hue): the flow's position must explain the pixel clearly better than the background's, including a
+   background remembered over the stream -- a static camera's in its image (``_remember``), a moving camera's on a
+   canvas reached through the chained homographies (``_remember_moving``); each updated per pixel by what the pixel
+   shows, so that movers do not enter it and the background they uncover is known (no trailing ghosts).
 6. The measured noise: the robust spread of the background's residual flow (after the homography), reported as
    ``motion_floor`` in extras -- the relative displacement over the window (``motion.mask`` units: displacement /
    depth) that flow noise alone reaches; ``motion.analyze`` uses it as its threshold floor for this field.
