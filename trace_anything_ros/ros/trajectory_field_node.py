@@ -46,7 +46,7 @@ from trace_anything_ros.pipeline import (DropCounter, Frame, FrameIngest, Percep
                                          Products, WindowSpec, WindowWorker, frame_intrinsics, load_estimator,
                                          preprocess_depth, preprocess_rgb)
 from trace_anything_ros.pipeline import frames as F
-from trace_anything_ros.pipeline import gates
+from trace_anything_ros.pipeline import gates, sync
 from trace_anything_ros.model.preprocess import PreprocessBudgetError, check_cost
 from trace_anything_ros.pipeline.freshness import LatencyFirstWindows
 from trace_anything_ros.pipeline.poses import PoseBuffer, pose_matrix
@@ -432,32 +432,15 @@ class TrajectoryFieldNode(LifecycleNode):
             return None
         self.warnings.pop("camera_info", None)
         self._last_info_warn = False
-        image_hw = tuple(image_hw)
-        slop = int(self._cfg["sync.slop"] * 1e9)
-        nearest = min(self._infos, key=lambda it: abs(it[0] - stamp_ns))
-        # only camera_info that can describe this image: its size, or the same aspect ratio (binning / resize)
-        infos = [it for it in self._infos if it[2] == image_hw] or [
-            it for it in self._infos if gates.same_aspect(it[2], image_hw)]
-        if not infos or not gates.same_aspect(nearest[2], image_hw):
-            got = nearest[2]
-            self._warn_input("camera_info_size_mismatch",
-                             f"camera_info is {got[1]}x{got[0]}, another aspect ratio than the {image_hw[1]}x"
-                             f"{image_hw[0]} image: not used" + ("" if infos else
-                                                                 ", running without intrinsics (up to scale)"))
-            if not infos:
-                return None
-        else:
-            self.warnings.pop("camera_info_size_mismatch", None)
-        best = min(infos, key=lambda it: abs(it[0] - stamp_ns))
-        if abs(best[0] - stamp_ns) > slop:
-            best = infos[-1]  # intrinsics rarely change: the latest is the best guess
-        if best[2] != image_hw:
-            self._warn_input("camera_info_rescaled", f"camera_info is {best[2][1]}x{best[2][0]}, the image "
-                             f"{image_hw[1]}x{image_hw[0]} (same aspect): intrinsics rescaled")
-        else:
-            self.warnings.pop("camera_info_rescaled", None)
-        k = frame_intrinsics(best[1], image_hw, self.input_size, info_hw=best[2])
+        got = sync.pick_camera_info(self._infos, stamp_ns, image_hw, int(self._cfg["sync.slop"] * 1e9),
+                                    self._warn_input, self._clear_warning)
+        if got is None:
+            return None
+        k = frame_intrinsics(got[0], tuple(image_hw), self.input_size, info_hw=got[1])
         return k if np.isfinite(k).all() else None
+
+    def _clear_warning(self, key: str):
+        self.warnings.pop(key, None)
 
     def _admit(self, msg, what: str, encodings):
         """Checks of a message's declared fields, before any conversion (a zero-copy view validates shape, step,
@@ -568,48 +551,9 @@ class TrajectoryFieldNode(LifecycleNode):
         return pose_matrix((t.x, t.y, t.z), (q.x, q.y, q.z, q.w))
 
     def _match_depth(self, ingest: FrameIngest):
-        """Pair pending images with depth images (called with ``self._lock`` held). A pending image that cannot be
-        paired yet does not block later ones (a hostile image far ahead would hold the queue), and it is given up
-        (unsynchronised) once an image that arrived after it was paired with a stamp past it: the stream moved on.
-        A depth of another aspect ratio than the image cannot be its depth (depth_size_mismatch)."""
-        slop = int(self._cfg["sync.slop"] * 1e9)
-        waiting = []
-        for fr in list(self._pending):
-            src = tuple(fr.source_size)
-            match = None
-            for i, (s, d, dhw) in enumerate(self._depths):
-                if abs(s - fr.stamp_ns) <= slop and (dhw == src or gates.same_aspect(dhw, src)):
-                    match = i
-                    break
-            if match is None:
-                waiting.append(fr)
-                continue
-            fr.depth = self._depths[match][1]
-            dhw = self._depths[match][2]
-            for _ in range(match + 1):  # older depth images can no longer match newer frames
-                s_old, _, hw_old = self._depths.popleft()
-                if hw_old != src and not gates.same_aspect(hw_old, src):
-                    self._drop("depth_size_mismatch", f"depth {hw_old[1]}x{hw_old[0]} cannot belong to the "
-                               f"{src[1]}x{src[0]} image (another aspect ratio)")
-            if dhw != src:
-                self._warn_input("depth_rescaled", f"depth is {dhw[1]}x{dhw[0]}, the image {src[1]}x{src[0]} "
-                                 "(same aspect): resampled to the model grid")
-            else:
-                self.warnings.pop("depth_rescaled", None)
-            still = []
-            for old in waiting:
-                if old.stamp_ns + slop < fr.stamp_ns:
-                    self._drop(F.NO_SYNC, f"no depth within {self._cfg['sync.slop']} s of image "
-                                          f"{old.stamp_ns * 1e-9:.3f}")
-                else:
-                    still.append(old)
-            waiting = still
-            self._push(ingest, fr)
-        self._pending.clear()
-        self._pending.extend(waiting)
-        while len(self._pending) == self._pending.maxlen:
-            self._pending.popleft()
-            self._drop(F.NO_SYNC, "image waited too long for depth")
+        """Pair pending images with depth images (called with ``self._lock`` held): pipeline.sync.match_depth."""
+        sync.match_depth(self._pending, self._depths, self._cfg["sync.slop"], lambda fr: self._push(ingest, fr),
+                         self._drop, self._warn_input, self._clear_warning)
 
     def _on_worker_error(self, exc: BaseException):
         if not self.context.ok():
