@@ -20,6 +20,7 @@ window:     WindowSpec, select_window
 perception: PerceptionPipeline, PipelineParams, Products, WindowWorker, load_estimator
 fieldops:   the seam to field/ and motion/
 poses:      PoseBuffer (stamped camera poses of a moving camera, looked up at a window's stamps)
+sync:       pick_camera_info, match_depth (camera_info for an image, depth <-> image pairing by stamp)
 """
 from .frames import (DropCounter, Frame, FrameIngest, frame_intrinsics, preprocess_depth, preprocess_rgb,  # noqa: F401
                      scale_intrinsics)

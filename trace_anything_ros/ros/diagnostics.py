@@ -15,10 +15,12 @@
 """diagnostic_msgs/DiagnosticArray for /diagnostics, written here (no diagnostic_updater in this environment)."""
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import deque
-from typing import Dict, Optional
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 
@@ -94,6 +96,109 @@ def array(stamp, statuses) -> DiagnosticArray:
     a.header.stamp = stamp
     a.status = list(statuses)
     return a
+
+
+@dataclass
+class PerceptionSnapshot:
+    """What the perception node gathers for one /diagnostics status (plain values; ``perception_report`` builds
+    the level, message and key/values from it)."""
+
+    lc_state: str
+    model_state: str
+    model_error: str
+    input_rate_hz: float
+    output_rate_hz: float
+    frames_in: int
+    windows_out: int
+    since_input_s: float                       # inf: no image ever
+    drops: Dict[str, int]
+    warned: Dict[str, int]
+    stats: Dict[str, Dict[str, float]]         # key prefix (latency_s ...) -> Stat.summary()
+    qos_events: int = 0
+    qos_event_text: str = ""
+    last_drop: Tuple[str, str, Optional[float]] = ("", "", None)  # (reason, text, age in s or None)
+    recent_drops: List[str] = field(default_factory=list)  # reasons seen within drop_warn_window
+    drop_warn_window: float = 2.0
+    stale_after: float = 2.0
+    ingest: Optional[Dict[str, int]] = None    # FrameIngest.stats() plus "switches"; None while unconfigured
+    lost_before_node: int = 0
+    lost_since_last: int = 0                   # camera messages lost / received since the previous status
+    in_since_last: int = 0
+    camera_pose: Optional[Tuple[str, int, int]] = None  # (camera_motion, windows without pose, queued poses)
+    estimator_regime: str = ""
+    sync_queues: Tuple[int, int, int, int] = (0, 0, 0, 0)  # images, depth, camera_info, capacity
+    warnings: List[str] = field(default_factory=list)
+
+
+def perception_report(s: PerceptionSnapshot) -> Tuple[int, str, Dict[str, object], Optional[str]]:
+    """``(level, message, values, input_loss_line)`` of the perception node's status; ``input_loss_line`` is the
+    message part the node also logs (None when no input loss)."""
+    since = s.since_input_s
+    values = {
+        "lifecycle_state": s.lc_state, "model_state": s.model_state,
+        "input_rate_hz": s.input_rate_hz, "output_rate_hz": s.output_rate_hz,
+        "frames_in": s.frames_in, "windows_out": s.windows_out,
+        "time_since_last_input_s": since if math.isfinite(since) else -1.0,
+        "dropped_total": sum(s.drops.values()),
+        "incompatible_qos_events": s.qos_events,
+    }
+    for k, summary in s.stats.items():
+        for kk, vv in summary.items():
+            values[f"{k}_{kk}"] = vv
+    for r, n in sorted(s.drops.items()):
+        values[f"dropped.{r}"] = n
+    for r, n in sorted(s.warned.items()):
+        values[f"warned.{r}"] = n
+    last_reason, last_text, last_age = s.last_drop
+    if last_age is not None:
+        values.update({"last_drop_reason": last_reason, "last_drop": last_text, "last_drop_age_s": last_age})
+    st = s.ingest
+    if st is not None:
+        values["stream_switches"] = st["switches"]
+    values["frames_lost_before_node"] = s.lost_before_node  # estimate: DDS sequence gaps while one publisher sends
+    # bounded queues and frame accounting: frames_in == rejected (input drops) + frames_accepted;
+    # frames_accepted == frames_used + frames_unused + frames_unused_in_ring
+    if st is not None:
+        values.update({"queue.ring": st["ring"], "queue.ring_capacity": st["ring_capacity"],
+                       "queue.window_pending": st["window_pending"], "frames_accepted": st["accepted"],
+                       "frames_used": st["used"], "frames_unused": st["unused_dropped"],
+                       "frames_unused_in_ring": st["unused_in_ring"], "windows_offered": st["windows_offered"]})
+    if s.camera_pose is not None:
+        values.update({"camera_motion": s.camera_pose[0], "windows_without_camera_pose": s.camera_pose[1],
+                       "queue.camera_poses": s.camera_pose[2]})
+    values["estimator_regime"] = s.estimator_regime
+    n_img, n_depth, n_info, cap = s.sync_queues
+    values.update({"queue.sync_images": n_img, "queue.sync_depth": n_depth, "queue.camera_info": n_info,
+                   "queue.sync_capacity": cap})
+    if s.model_error:
+        values["error"] = s.model_error
+    level, msgs, loss = OK, [], None
+    if s.model_state == "failed":
+        level, msgs = ERROR, [f"model failed to load: {s.model_error}"]
+    elif s.model_error and s.lc_state == "unconfigured":
+        level, msgs = ERROR, [f"configuration rejected: {s.model_error}"]
+    if s.lc_state == "active" and since > s.stale_after:
+        level = max(level, WARN)
+        msgs.append("stale input: no image for " + (f"{since:.1f} s" if math.isfinite(since) else "ever"))
+    if s.qos_events:
+        level = max(level, WARN)
+        msgs.append(s.qos_event_text)
+    d_lost, d_in = s.lost_since_last, s.in_since_last
+    if d_lost > max(10, d_in):  # more camera messages lost than received since the previous status
+        level = max(level, WARN)
+        loss = (f"input loss: {d_lost} of {d_lost + d_in} camera messages lost before the node (transport "
+                "or subscription queue: check qos.depth, the camera's rate and message size)")
+        msgs.append(loss)
+    if s.recent_drops:
+        level = max(level, WARN)
+        msgs.append(f"input rejected in the last {s.drop_warn_window:g} s: "
+                    + ", ".join(f"{r} ({s.drops.get(r, 0)})" for r in s.recent_drops))
+    for w in s.warnings:
+        level = max(level, WARN)
+        msgs.append(w)
+    if not msgs:
+        msgs = [f"{s.lc_state}, model {s.model_state}"]
+    return level, "; ".join(msgs), values, loss
 
 
 def level_of(s: DiagnosticStatus) -> int:

@@ -635,83 +635,38 @@ class TrajectoryFieldNode(LifecycleNode):
     # -------------------------------------------------------------------------------------------- diagnostics
     def diagnostic_status(self):
         now = time.monotonic()
-        drops = self.drops.snapshot()
         since = (now - self.in_rate.last) if self.in_rate.last is not None else float("inf")
-        values = {
-            "lifecycle_state": self.lc_state, "model_state": self.model_state,
-            "input_rate_hz": self.in_rate.rate(now), "output_rate_hz": self.out_rate.rate(now),
-            "frames_in": self.in_rate.count, "windows_out": self.out_rate.count,
-            "time_since_last_input_s": since if np.isfinite(since) else -1.0,
-            "dropped_total": sum(drops.values()),
-            "incompatible_qos_events": self.qos_events,
-        }
-        for k, s in (("latency_s", self.latency), ("model_time_s", self.model_time), ("overhead_s", self.overhead),
-                     ("queue_wait_s", self.queue_wait), ("processing_overhead_s", self.processing_overhead),
-                     ("post_s", self.post_time), ("publish_s", self.publish_stat)):
-            for kk, vv in s.summary().items():
-                values[f"{k}_{kk}"] = vv
-        for r, n in sorted(drops.items()):
-            values[f"dropped.{r}"] = n
-        for r, n in sorted(self.warned.snapshot().items()):
-            values[f"warned.{r}"] = n
+        stats = {k: s.summary() for k, s in (
+            ("latency_s", self.latency), ("model_time_s", self.model_time), ("overhead_s", self.overhead),
+            ("queue_wait_s", self.queue_wait), ("processing_overhead_s", self.processing_overhead),
+            ("post_s", self.post_time), ("publish_s", self.publish_stat))}
+        win = self._cfg.get("diagnostics.drop_warn_window", 2.0)
         with self._drop_lock:
             last_reason, last_text, last_t = self._last_drop
-            recent = sorted(r for r, t in self._drop_seen.items()
-                            if now - t <= self._cfg.get("diagnostics.drop_warn_window", 2.0))
-        if last_t is not None:
-            values.update({"last_drop_reason": last_reason, "last_drop": last_text, "last_drop_age_s": now - last_t})
-        if self._ingest is not None:
-            values["stream_switches"] = self._ingest.switches
+            recent = sorted(r for r, t in self._drop_seen.items() if now - t <= win)
         lost, n_in = self.lost_before_node, self.in_rate.count
         d_lost, d_in = lost - self._loss_mark[1], n_in - self._loss_mark[0]
         self._loss_mark = (n_in, lost)
-        values["frames_lost_before_node"] = lost  # estimate: DDS sequence gaps while one publisher sends images
-        # bounded queues and frame accounting: frames_in == rejected (input drops) + frames_accepted;
-        # frames_accepted == frames_used + frames_unused + frames_unused_in_ring
-        ingest = self._ingest
-        if ingest is not None:
-            st = ingest.stats()
-            values.update({"queue.ring": st["ring"], "queue.ring_capacity": st["ring_capacity"],
-                           "queue.window_pending": st["window_pending"], "frames_accepted": st["accepted"],
-                           "frames_used": st["used"], "frames_unused": st["unused_dropped"],
-                           "frames_unused_in_ring": st["unused_in_ring"], "windows_offered": st["windows_offered"]})
-        if self._poses is not None:
-            values.update({"camera_motion": self.camera_motion,
-                           "windows_without_camera_pose": self.windows_without_pose,
-                           "queue.camera_poses": len(self._poses)})
-        values["estimator_regime"] = self.estimator_regime
-        values.update({"queue.sync_images": len(self._pending), "queue.sync_depth": len(self._depths),
-                       "queue.camera_info": len(self._infos), "queue.sync_capacity": self._pending.maxlen or 0})
-        if self.model_error:
-            values["error"] = self.model_error
-        level, msgs = diag.OK, []
-        if self.model_state == "failed":
-            level, msgs = diag.ERROR, [f"model failed to load: {self.model_error}"]
-        elif self.model_error and self.lc_state == "unconfigured":
-            level, msgs = diag.ERROR, [f"configuration rejected: {self.model_error}"]
-        if self.lc_state == "active" and since > self._cfg.get("diagnostics.stale_after", 2.0):
-            level = max(level, diag.WARN)
-            msgs.append("stale input: no image for " + (f"{since:.1f} s" if np.isfinite(since) else "ever"))
-        if self.qos_events:
-            level = max(level, diag.WARN)
-            msgs.append(self.qos_event_text)
-        if d_lost > max(10, d_in):  # more camera messages lost than received since the previous status
-            level = max(level, diag.WARN)
-            msgs.append(f"input loss: {d_lost} of {d_lost + d_in} camera messages lost before the node (transport "
-                        "or subscription queue: check qos.depth, the camera's rate and message size)")
-            self.get_logger().warn(msgs[-1], throttle_duration_sec=5.0)
-        if recent:
-            level = max(level, diag.WARN)
-            win = self._cfg.get("diagnostics.drop_warn_window", 2.0)
-            msgs.append(f"input rejected in the last {win:g} s: " + ", ".join(f"{r} ({drops.get(r, 0)})"
-                                                                              for r in recent))
-        for w in list(self.warnings.values()):  # a snapshot: the worker thread may change it meanwhile
-            level = max(level, diag.WARN)
-            msgs.append(w)
-        if not msgs:
-            msgs = [f"{self.lc_state}, model {self.model_state}"]
-        return diag.status(f"{self.get_name()}: perception", self.get_fully_qualified_name(), level,
-                           "; ".join(msgs), values)
+        ingest, poses = self._ingest, self._poses
+        ingest_st = None if ingest is None else dict(ingest.stats(), switches=ingest.switches)
+        snap = diag.PerceptionSnapshot(
+            lc_state=self.lc_state, model_state=self.model_state, model_error=self.model_error,
+            input_rate_hz=self.in_rate.rate(now), output_rate_hz=self.out_rate.rate(now),
+            frames_in=n_in, windows_out=self.out_rate.count, since_input_s=since,
+            drops=self.drops.snapshot(), warned=self.warned.snapshot(), stats=stats,
+            qos_events=self.qos_events, qos_event_text=self.qos_event_text,
+            last_drop=(last_reason, last_text, None if last_t is None else now - last_t), recent_drops=recent,
+            drop_warn_window=win, stale_after=self._cfg.get("diagnostics.stale_after", 2.0), ingest=ingest_st,
+            lost_before_node=lost, lost_since_last=d_lost, in_since_last=d_in,
+            camera_pose=None if poses is None else (self.camera_motion, self.windows_without_pose, len(poses)),
+            estimator_regime=self.estimator_regime,
+            sync_queues=(len(self._pending), len(self._depths), len(self._infos), self._pending.maxlen or 0),
+            warnings=list(self.warnings.values()))  # a snapshot: the worker thread may change it meanwhile
+        level, message, values, loss = diag.perception_report(snap)
+        if loss is not None:
+            self.get_logger().warn(loss, throttle_duration_sec=5.0)
+        return diag.status(f"{self.get_name()}: perception", self.get_fully_qualified_name(), level, message,
+                           values)
 
     def _publish_diagnostics(self):
         try:

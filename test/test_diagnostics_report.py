@@ -1,0 +1,69 @@
+# Copyright 2026 The trace_anything_ros authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+
+"""ros.diagnostics.perception_report: the perception node's status from a plain snapshot (no node, no DDS)."""
+from trace_anything_ros.ros import diagnostics as diag
+
+
+def _snap(**kw):
+    base = dict(lc_state="active", model_state="loaded", model_error="", input_rate_hz=10.0, output_rate_hz=2.0,
+                frames_in=100, windows_out=20, since_input_s=0.1, drops={}, warned={},
+                stats={"latency_s": {"last": 0.2, "mean": 0.25, "median": 0.2, "max": 0.5}, "post_s": {}})
+    base.update(kw)
+    return diag.PerceptionSnapshot(**base)
+
+
+def test_a_healthy_node_is_ok_with_its_counters_and_queues():
+    level, msg, values, loss = diag.perception_report(_snap(sync_queues=(1, 2, 3, 10)))
+    assert level == diag.OK and msg == "active, model loaded" and loss is None
+    assert values["frames_in"] == 100 and values["latency_s_max"] == 0.5 and "post_s_last" not in values
+    assert (values["queue.sync_images"], values["queue.sync_depth"], values["queue.camera_info"],
+            values["queue.sync_capacity"]) == (1, 2, 3, 10)
+    assert "stream_switches" not in values and "camera_motion" not in values and "error" not in values
+    keys = list(values)  # the order the node always published
+    assert keys[:9] == ["lifecycle_state", "model_state", "input_rate_hz", "output_rate_hz", "frames_in",
+                        "windows_out", "time_since_last_input_s", "dropped_total", "incompatible_qos_events"]
+
+
+def test_stale_input_recent_drops_and_warnings_raise_warn():
+    level, msg, values, _ = diag.perception_report(_snap(
+        since_input_s=float("inf"), drops={"future_stamp": 3, "invalid_depth": 1}, recent_drops=["future_stamp"],
+        last_drop=("future_stamp", "image stamp ...", 0.5), warnings=["depth is 320x240 ..."]))
+    assert level == diag.WARN
+    assert msg == ("stale input: no image for ever; input rejected in the last 2 s: future_stamp (3); "
+                   "depth is 320x240 ...")
+    assert values["time_since_last_input_s"] == -1.0 and values["dropped_total"] == 4
+    assert values["dropped.future_stamp"] == 3 and values["last_drop_reason"] == "future_stamp"
+
+
+def test_model_failure_is_error_and_input_loss_is_reported_for_the_log():
+    level, msg, values, loss = diag.perception_report(_snap(
+        model_state="failed", model_error="OSError: no weights", lost_before_node=50, lost_since_last=40,
+        in_since_last=5))
+    assert level == diag.ERROR and msg.startswith("model failed to load: OSError: no weights; input loss: 40 of 45")
+    assert loss is not None and loss in msg and values["error"] == "OSError: no weights"
+    _, _, _, loss = diag.perception_report(_snap(lost_since_last=8, in_since_last=5))
+    assert loss is None  # up to 10 lost per status: not reported
+
+
+def test_ingest_and_camera_pose_values_when_configured():
+    st = {"ring": 3, "ring_capacity": 8, "window_pending": 1, "accepted": 90, "used": 80, "unused_dropped": 5,
+          "unused_in_ring": 5, "windows_offered": 30, "switches": 1}
+    _, _, values, _ = diag.perception_report(_snap(ingest=st, camera_pose=("moving", 2, 40)))
+    assert values["stream_switches"] == 1 and values["frames_accepted"] == 90 and values["queue.ring_capacity"] == 8
+    assert (values["camera_motion"], values["windows_without_camera_pose"], values["queue.camera_poses"]) == (
+        "moving", 2, 40)
+    s = diag.status("n: perception", "/n", diag.WARN, "m", values)  # the message the node publishes
+    assert diag.level_of(s) == diag.WARN and {kv.key for kv in s.values} == set(values)
