@@ -25,7 +25,8 @@ from trace_anything_ros.motion.objects import DynamicObject, ObjectTracker
 DT = 0.1  # 10 Hz, as the node's windows
 CV = dict(damping_s=np.inf, accel_gain=0.0)  # plain constant velocity (the defaults turn with the acceleration)
 FIT = dict(CV, tail_velocity=False)  # the history fit's own velocity (the default uses the newest window's last step)
-BT = dict(backtest=True, damping_s=2.0, shrink=4.0)  # the backtest option as it was measured (ForecastParams doc)
+# the backtest option as it was measured (ForecastParams doc; then the velocity was the last frame step: tail_order 1)
+BT = dict(backtest=True, damping_s=2.0, shrink=4.0, tail_order=1)
 
 
 def _samples(pos_fn, t_end=2.0, span=1.0, noise=0.0, seed=0, windows=True):
@@ -104,11 +105,19 @@ def test_accelerating_object_quadratic_fit_lags_less_than_a_line():
     m2 = fit_motion(s, c, t, centroid=now)
     s0, c0, _ = _samples(lambda t: np.array([0, 0, 1.0]) + np.array([0.0, 0.4, 0.0]) * t)
     assert m2.sigma([1.0])[0] > fit_motion(s0, c0, t).sigma([1.0])[0]
-    # the defaults take the newest window's last step as the velocity and turn with the acceleration's normal part:
-    # none on a straight line, so the tangential acceleration is not extrapolated; undamped, that lags less than
-    # the line (damped, as by default, it lags about as much: the damping hedges against reversals)
+    # the defaults take the velocity from the newest window's last samples and turn with the acceleration's normal
+    # part: none on a straight line, so the tangential acceleration is not extrapolated; undamped, that lags less
+    # than the line (damped, as by default, it lags about as much: the damping hedges against reversals)
     assert np.linalg.norm(m2.acceleration - a) < 1e-6 and m2.turn_rate() < 1e-6
-    assert np.allclose(m2.velocity, a * (t - DT / 2), atol=1e-6)             # the last frame step's velocity
+    # second-order backward difference (tail_order 2, the default): the slope at the newest frame, no lag; the last
+    # frame step alone (tail_order 1) is the velocity half a step earlier
+    assert np.allclose(m2.velocity, a * t, atol=1e-6)
+    m1 = fit_motion(s, c, t, centroid=now, params=ForecastParams(tail_order=1))
+    assert np.allclose(m1.velocity, a * (t - DT / 2), atol=1e-6)
+    # its noise gain is larger (|(3, -4, 1)| / 2 vs |(1, -1)| per step): on noisy samples so is the velocity error
+    sn, cn, _ = _samples(lambda t: 0.5 * a * t * t + np.array([0, 0, 1.0]), noise=0.002, seed=3)
+    assert (fit_motion(sn, cn, t, params=ForecastParams(tail_order=2)).sigma_v
+            > fit_motion(sn, cn, t, params=ForecastParams(tail_order=1)).sigma_v)
     m3 = fit_motion(s, c, t, centroid=now, params=ForecastParams(damping_s=np.inf))
     assert float(np.linalg.norm(now + m3.displacement(lead)[0] - true)) < 0.8 * errs[1]
 
@@ -336,7 +345,7 @@ def test_backtest_holds_back_an_oscillating_object_and_keeps_a_steady_one():
 
 def test_params_are_validated():
     for bad in (dict(degree=3), dict(history_s=0.0), dict(tolerance=-1.0), dict(shrink=-1.0),
-                dict(backtest_power=-1.0), dict(rim_px=-1)):
+                dict(backtest_power=-1.0), dict(rim_px=-1), dict(tail_order=3)):
         with pytest.raises(ValueError):
             ForecastParams(**bad).validate()
 
