@@ -41,6 +41,7 @@ goal is not estimated again, and no perception object id is needed.
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -281,3 +282,38 @@ class PlannerSession:
         if plan.status == PlanStatus.DONE:
             self.goal = None
         return plan
+
+
+@dataclass
+class GoalEstimate:
+    """The goal-image estimator's answer on (current frame, goal image): the 2-frame field, or the refusal."""
+
+    field: Optional[TrajectoryField]   # None: refused
+    refusal: Optional[Plan]            # REFUSED plan naming what was missing or why the estimate failed
+    seconds: float = 0.0               # estimator time
+    quality: object = None             # the estimator's ``last`` (reason, confidence, ok), where it has one
+
+
+def estimate_image_goal(est, frames: np.ndarray, now: float, frame_id: str = "", depth=None,
+                        intrinsics=None) -> GoalEstimate:
+    """Run the goal-image estimator ``est`` on ``frames`` [2, H, W, 3] (current frame, goal image, on its grid).
+    An estimator declaring ``needs_intrinsics`` also gets ``depth`` [2, H, W] and ``intrinsics`` (None where
+    missing: it names what it lacks, refused); the field carries those intrinsics and is stamped ``[now, now]``."""
+    kw, K = {}, None
+    if getattr(est, "needs_intrinsics", False):
+        K = intrinsics
+        kw = dict(depth=depth, intrinsics=K, times=np.array([0.0, 1.0], np.float32))
+    t0 = time.perf_counter()
+    try:
+        pred = est.predict(frames, **kw)
+    except ValueError as e:  # a missing input, named by the estimator, + where it comes from
+        return GoalEstimate(None, Plan(PlanStatus.REFUSED, f"image goal: {e} (topics 'depth' with the image's "
+                                       "stamp, 'camera_info')", stamp=now))
+    last = getattr(est, "last", None)
+    if last is not None and not last.ok and getattr(last, "changed", True):
+        return GoalEstimate(None, Plan(PlanStatus.REFUSED, f"image goal: {last.reason}", float(last.confidence),
+                                       stamp=now), quality=last)
+    seconds = time.perf_counter() - t0
+    fld = TrajectoryField(np.asarray(pred.ctrl_pts), np.asarray(pred.ctrl_conf), pred.frame_times, [now, now],
+                          intrinsics=K, metric=bool(getattr(pred, "metric", False)), frame_id=frame_id)
+    return GoalEstimate(fld, None, seconds, last)

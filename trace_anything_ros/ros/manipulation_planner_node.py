@@ -95,7 +95,7 @@ from trace_anything_ros.msg import DynamicObjectArray, ManipulationPlan, Traject
 from trace_anything_ros.planning import se3
 from trace_anything_ros.planning.path import check_workspace, limit_violations
 from trace_anything_ros.planning.planner import ManipulationPlanner, Plan, PlannerParams, PlanStatus
-from trace_anything_ros.planning.session import PlannerSession, TrackedObjects
+from trace_anything_ros.planning.session import PlannerSession, TrackedObjects, estimate_image_goal
 from trace_anything_ros.srv import SetObjectGoal
 
 from . import conversions as conv
@@ -635,34 +635,24 @@ class ManipulationPlannerNode(LifecycleNode):
             return self._session.plan_track_update(up, base_T_cam, now)
 
     def _plan_estimated(self, est, goal, cur: Image, rgb, size, now: float) -> Optional[Plan]:
-        from trace_anything_ros.field.types import TrajectoryField
         from trace_anything_ros.pipeline import preprocess_rgb
 
         frames = np.stack([rgb, preprocess_rgb(goal.image, size)])
-        kw, K = {}, None
+        depth = K = None
         if getattr(est, "needs_intrinsics", False):
             depth, K = self._pair_inputs(cur, goal, size)
-            kw = dict(depth=depth, intrinsics=K, times=np.array([0.0, 1.0], np.float32))
-        t0 = time.perf_counter()
-        try:
-            pred = est.predict(frames, **kw)
-        except ValueError as e:  # a missing input, named by the estimator, + where it comes from
-            return Plan(PlanStatus.REFUSED, f"image goal: {e} (topics 'depth' with the image's stamp, "
-                        "'camera_info')", stamp=now)
-        last = getattr(est, "last", None)
-        if last is not None and not last.ok and getattr(last, "changed", True):
-            return Plan(PlanStatus.REFUSED, f"image goal: {last.reason}", float(last.confidence), stamp=now)
-        self.get_logger().info(f"goal image estimated in {time.perf_counter() - t0:.2f} s"
+        ge = estimate_image_goal(est, frames, now, cur.header.frame_id, depth, K)
+        if ge.refusal is not None:
+            return ge.refusal
+        last = ge.quality
+        self.get_logger().info(f"goal image estimated in {ge.seconds:.2f} s"
                                + (f": {last.reason or 'ok'}, confidence {last.confidence:.2f}" if last else ""))
-        fld = TrajectoryField(np.asarray(pred.ctrl_pts), np.asarray(pred.ctrl_conf), pred.frame_times,
-                              [now, now], intrinsics=K, metric=bool(getattr(pred, "metric", False)),
-                              frame_id=cur.header.frame_id)
         base_T_cam = self._base_T_camera(self._v()["camera_frame"] or cur.header.frame_id)
         track = est.tracker() if callable(getattr(est, "tracker", None)) else None
         with self._lock:
             if self._session is None or self._session.goal is not goal:
                 return None  # cancelled or replaced meanwhile
-            plan = self._session.plan_image(fld, base_T_cam, now)
+            plan = self._session.plan_image(ge.field, base_T_cam, now)
             if track is not None and plan.status != PlanStatus.DONE:
                 self._session.bind_track(goal, track)  # the next windows follow this estimate
         return plan
