@@ -63,14 +63,3 @@ def test_a_missing_input_is_refused_with_its_source(episode):
     assert ge.field is None and ge.refusal.status == PlanStatus.REFUSED and ge.refusal.stamp == 3.0
     assert ge.refusal.reason.startswith("image goal: goal-pair estimator: missing input: depth of the current frame")
     assert ge.refusal.reason.endswith("(topics 'depth' with the image's stamp, 'camera_info')")
-
-
-def test_an_untrusted_estimate_is_refused_with_its_confidence(episode):
-    _, cur, _ = episode
-    est = gp.GoalPairEstimator()
-    depth = np.stack([cur["depth"], np.full_like(cur["depth"], np.nan)])
-    blank = np.zeros_like(cur["rgb"])  # a goal image that shows nothing of the scene
-    ge = estimate_image_goal(est, np.stack([cur["rgb"], blank]), 1.0, "cam", depth, cur["K"])
-    assert ge.field is None and ge.refusal.status == PlanStatus.REFUSED
-    assert ge.refusal.reason == f"image goal: {est.last.reason}"
-    assert ge.refusal.confidence == pytest.approx(float(est.last.confidence))
