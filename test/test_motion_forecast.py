@@ -355,7 +355,7 @@ def test_pipeline_forecasts_of_a_moving_sim_object_beat_holding_still():
     """A MuJoCo pick-and-place stream (the gripper carries an object) through ``PerceptionPipeline`` (the node's
     code path: tracker, histories, motion models), ground-truth fields as perception: the dense forecasts, the
     sparse tracks' forecasts and the object's forecast beat holding still at +0.5 s and +1 s."""
-    from trace_anything_ros.eval import runner
+    from trace_anything_ros.eval import field_benchmark as runner
     from trace_anything_ros.eval.estimators import GroundTruthEstimator
     from trace_anything_ros.eval.metrics import forecast_error, forecast_references
     from trace_anything_ros.pipeline import PipelineParams
