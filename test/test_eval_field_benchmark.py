@@ -21,7 +21,7 @@ import pytest
 pytestmark = pytest.mark.sim
 
 from trace_anything_ros.eval import metrics  # noqa: E402
-from trace_anything_ros.eval.runner import PRESETS, add_arguments, main, resolve_estimator, run  # noqa: E402
+from trace_anything_ros.eval.field_benchmark import PRESETS, add_arguments, main, resolve_estimator, run  # noqa: E402
 from trace_anything_ros.model.api import FieldPrediction  # noqa: E402
 
 CFG = dict(PRESETS["ci"], scenes=["tabletop", "moving_camera"], frames=5, width=96, height=72, name="test")
@@ -78,7 +78,7 @@ def test_forecast_reference_rows_are_sane(result):
     # the oracle is exact to first order: at a short lead it is far better than holding still (at +0.5 s the sim's
     # oscillating, hopping and circling bodies often make it worse)
     from trace_anything_ros.eval.metrics import forecast_references
-    from trace_anything_ros.eval.runner import generate_windows
+    from trace_anything_ros.eval.field_benchmark import generate_windows
 
     w = next(iter(generate_windows(dict(CFG, scenes=["tabletop"]))))
     t_last = w["frames"][-1]["stamp"]
@@ -155,7 +155,7 @@ def test_cli_writes_reports(tmp_path, monkeypatch):
 
 def test_motion_mask_function_runs_the_nodes_segmentation():
     """``--mask motion`` scores ``motion.analyze``'s labels (it once imported the function instead of the module)."""
-    from trace_anything_ros.eval.runner import mask_function
+    from trace_anything_ros.eval.field_benchmark import mask_function
     from trace_anything_ros.field.synthetic import random_case
     field, truth, kind = random_case(3)
     labels = mask_function("motion")(field)
