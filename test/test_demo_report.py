@@ -66,4 +66,4 @@ def test_closed_loop_summary_scores_visible_windows_before_the_goal_was_reached(
     assert s["ok_fraction_visible_windows"] == round(2 / 3, 3)   # OK of the visible windows before DONE
     assert s["ok_or_done_fraction_visible_windows"] == 0.75
     md = dr._closed_loop_rows(s)
-    assert "**SUCCESS**" in md[0] and "**OK in 0.667**" in md[1]
+    assert "**SUCCESS**" in md[0] and "**OK in 67%**" in md[1]

@@ -375,8 +375,8 @@ def _closed_loop_rows(cl: dict) -> List[str]:
         f"2 cm / 10 deg), grasped {cl['grasped']} |",
         f"| plan per window | goal object visible in {cl['windows_visible']} of the {cl['windows_goal_active']} "
         f"windows with the goal active: {counts(cl['window_status_visible'])}; **OK in "
-        f"{_f(cl['ok_fraction_visible_windows'])}** of those before the goal was reached (DONE: at the goal), OK or "
-        f"DONE in {_f(cl['ok_or_done_fraction_visible_windows'])}; all goal-active windows: "
+        f"{_f(cl['ok_fraction_visible_windows'], '{:.0%}')}** of those before the goal was reached (DONE: at the "
+        f"goal), OK or DONE in {_f(cl['ok_or_done_fraction_visible_windows'], '{:.0%}')}; all goal-active windows: "
         f"{counts(cl['window_status_all'])} |",
         "| plans per phase | " + "; ".join(f"{ph}: {counts(c)}" for ph, c in cl["plans_by_phase"].items()) + " |",
     ]

@@ -52,6 +52,7 @@ from trace_anything_ros.demo_report import status_name
 from . import conversions as conv
 from .graph import TOPICS
 
+GOAL_RESEND_S, GOAL_SENDS = 10.0, 3   # closed loop: a goal image no plan answers is sent again, at most 3 times
 GOAL_OFFSET = (0.10, 0.0, 0.0)   # tabletop: move the object 10 cm along the camera x axis (right in the image)
 
 
@@ -76,6 +77,7 @@ class ClosedLoop:
         self.result: Optional[dict] = None
         self.t_goal = self.t_act = self.t_result = self.t_done = None   # wall (monotonic)
         self.sim_goal = self.sim_cancel = None                    # sim time of the goal image / the cancel
+        self.goal_sends, self.t_goal_sent = 0, None               # goal images sent (a lost one is sent again)
 
     def look_plans(self) -> int:
         return sum(p["phase"] == "look" and p["status"] != "IDLE" for p in self.plans)
@@ -222,16 +224,20 @@ class DemoClient:
     def closed_loop_step(self, warmup_windows: int = 2, settle_s: float = 5.0) -> None:
         """Advance the closed-loop scenario (``ClosedLoop``) by what has arrived."""
         c = self.cl
-        if c.phase == "wait" and self.windows >= warmup_windows:
-            img = conv.array_to_image(c.goal_rgb, "rgb8")
-            img.header.frame_id = c.frame_id
-            img.header.stamp = self.node.get_clock().now().to_msg()
-            c.sim_goal = self._sim()
-            self._img_pub.publish(img)
-            c.phase, c.t_goal = "look", time.monotonic()
+        # The goal image is a volatile message: it is sent once the planner answers windows (active, subscribed) --
+        # on a slow start (a fresh checkout compiling its modules) the planner activates after perception's first
+        # windows, and a goal sent then was lost (every plan IDLE) -- and sent again while no plan answers it.
+        planner_up = sum(self.plans.values()) > 0 and self._img_pub.get_subscription_count() > 0
+        if c.phase == "wait" and self.windows >= warmup_windows and planner_up:
+            self._send_goal_image()
+            c.phase = "look"
             self.goal_sent = (f"goal image of episode {c.seed} (object moved {c.translation_cm:.1f} cm, yaw "
                               f"{c.yaw_deg:.1f} deg) on {TOPICS['goal_image']}; {c.look} dry-run plans, then act")
             _log(f"goal: {self.goal_sent}")
+        elif (c.phase == "look" and not any(p["phase"] == "look" and p["status"] != "IDLE" for p in c.plans)
+              and time.monotonic() - c.t_goal_sent > GOAL_RESEND_S and c.goal_sends < GOAL_SENDS):
+            self._send_goal_image()
+            _log(f"goal: no plan answered the goal image in {GOAL_RESEND_S:.0f} s: sent again")
         elif c.phase == "look" and c.look_plans() >= c.look:
             if not self._param_cli.service_is_ready():
                 return
@@ -254,6 +260,19 @@ class DemoClient:
                     self._cancel_cli.call_async(Trigger.Request())
                 c.phase, c.t_done = "done", time.monotonic()
                 self.goal_result += "; planner: " + ("DONE (object at its goal)" if done else "no DONE: goal cancelled")
+
+    def _send_goal_image(self) -> None:
+        c = self.cl
+        img = conv.array_to_image(c.goal_rgb, "rgb8")
+        img.header.frame_id = c.frame_id
+        img.header.stamp = self.node.get_clock().now().to_msg()
+        if c.sim_goal is None:
+            c.sim_goal = self._sim()
+        self._img_pub.publish(img)
+        c.t_goal_sent = time.monotonic()
+        if c.t_goal is None:
+            c.t_goal = c.t_goal_sent
+        c.goal_sends += 1
 
     # ------------------------------------------------------------------------------------------- tabletop
     def maybe_send_goal(self, warmup_frac: float = 0.2, fallback_frac: float = 0.5) -> None:
