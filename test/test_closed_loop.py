@@ -15,6 +15,8 @@
 """Closed loop of the goal-conditioned manipulation planner in MuJoCo (``sim.closed_loop``): perceive the pair
 (current frame, goal image), plan, let the kinematic gripper execute the timed EE path, measure the object's final
 pose against the goal. The full 20 + 20 episode figures come from ``trace-anything-ros bench closed_loop``."""
+import pathlib
+
 import numpy as np
 import pytest
 
@@ -25,7 +27,8 @@ from trace_anything_ros.sim.scene import make_T, rot_z  # noqa: E402
 
 pytestmark = pytest.mark.sim
 
-WEIGHTS = "trace_anything_ros/model/weights/compact_sim.safetensors"
+# the checkout's shipped weights, whatever the working directory (colcon test runs from its build directory)
+WEIGHTS = str(pathlib.Path(__file__).resolve().parents[1] / "trace_anything_ros/model/weights/compact_sim.safetensors")
 
 
 def test_episodes_are_random_reachable_and_deterministic():

@@ -28,6 +28,7 @@ serves every assertion (and the parameter dump). Skipped with a reason where the
 from __future__ import annotations
 
 import json
+import os
 import pathlib
 import signal
 import subprocess
@@ -88,8 +89,8 @@ _DUMPS: dict = {}
 
 # ------------------------------------------------------------------------------------- without ROS tools
 def test_node_parameters_order_graph_files_overrides_then_the_users(tmp_path):
-    from trace_anything_ros.ros.graph import GRAPHS as G, node_parameters
-    cfg = REPO / "config"
+    from trace_anything_ros.ros.graph import GRAPHS as G, config_dir, node_parameters
+    cfg = pathlib.Path(config_dir())  # the imported package's config/ (the checkout's, or a copy's under colcon test)
     perception = {s.name: s for s in G["manipulation"]}["trajectory_field_node"]
     assert node_parameters(perception) == [str(cfg / "perception.yaml"),
                                            {"use_sim_time": True, "use_depth": True, "camera_pose.enabled": True}]
@@ -116,7 +117,8 @@ def test_runner_passes_the_same_sources_in_the_same_order():
     p = argparse.ArgumentParser()
     runner.add_arguments(p)
     args = p.parse_args(["--graph", "manipulation", "--param", "model.device:=cpu", "--use-sim-time",
-                         "--params", str(REPO / "config" / "perception.yaml"), "--namespace", "robot1"])
+                         "--params", os.path.join(runner.config_dir(), "perception.yaml"),
+                         "--namespace", "robot1"])
     spec = {s.name: s for s in runner.graph("manipulation")}["trajectory_field_node"]
     cmd = runner.node_command(spec, args)
     files = [cmd[i + 1] for i, a in enumerate(cmd) if a == "--params-file"]

@@ -171,7 +171,9 @@ def test_graph_is_complete_and_points_at_real_files():
     for specs in GRAPHS.values():
         for s in specs:
             assert (REPO / "scripts" / "nodes" / s.executable).exists(), s.executable
-    assert param_files(GRAPHS["perception"][0]) == [str(REPO / "config" / "perception.yaml")]
+    from trace_anything_ros.ros.graph import config_dir  # the imported package's config/ (cwd-independent)
+    assert param_files(GRAPHS["perception"][0]) == [os.path.join(config_dir(), "perception.yaml")]
+    assert os.path.isfile(os.path.join(config_dir(), "perception.yaml"))
 
 
 def test_perception_yaml_documents_every_parameter_with_valid_defaults():
