@@ -51,6 +51,19 @@ def _small(m):
     return cv2.resize(m.astype(np.uint8), (SIZE[1], SIZE[0]), interpolation=cv2.INTER_AREA) > 0
 
 
+def _scores(got, masks, min_cover=0.05):
+    """Per-window precision and recall of the published masks against the clip's true masks, over the windows
+    where the mover covers at least ``min_cover`` of the image."""
+    prec, rec = [], []
+    for i, pr in got.items():
+        g = _small(masks[i])
+        if g.mean() >= min_cover:
+            inter = float((pr.mask & g).sum())
+            rec.append(inter / g.sum())
+            prec.append(inter / max(pr.mask.sum(), 1))
+    return prec, rec
+
+
 @pytest.fixture(scope="module")
 def rgb_estimator():
     return regimes.create_estimator({"regime": "auto", "weights": None})
@@ -62,13 +75,7 @@ def test_sweep_on_a_held_out_photo_is_segmented_and_quiet_scenes_publish_nothing
     clip = clips.make_clip("sweep", seed=1, size=(120, 160), num_frames=44, split="holdout")
     got = _run(rgb_estimator, clip.frames)
     assert {p.regime for p in got.values()} == {"rgb_static"}
-    prec, rec = [], []
-    for i, pr in got.items():
-        g = _small(clip.masks[i])
-        if g.mean() >= 0.05:
-            inter = float((pr.mask & g).sum())
-            rec.append(inter / g.sum())
-            prec.append(inter / max(pr.mask.sum(), 1))
+    prec, rec = _scores(got, clip.masks)
     assert len(rec) >= 8
     assert np.mean(rec) >= 0.5 and np.mean(prec) >= 0.7, (np.mean(rec), np.mean(prec))
     quiet = clips.make_clip("quiet", seed=1, size=(120, 160), num_frames=24, split="holdout")
@@ -199,13 +206,7 @@ def test_a_shaking_camera_segments_the_mover_without_its_trailing_ghosts():
     clip = clips.make_clip("shake", seed=3, size=(120, 160), num_frames=44, split="holdout")
     got = _run(regimes.create_estimator({"regime": "auto", "weights": None}), clip.frames)
     assert "rgb_moving" in {p.regime for p in got.values()}
-    prec, rec = [], []
-    for i, pr in got.items():
-        g = _small(clip.masks[i])
-        if g.mean() >= 0.05:
-            inter = float((pr.mask & g).sum())
-            rec.append(inter / g.sum())
-            prec.append(inter / max(pr.mask.sum(), 1))
+    prec, rec = _scores(got, clip.masks)
     assert len(rec) >= 8
     assert np.mean(prec) >= 0.75 and np.mean(rec) >= 0.6, (np.mean(prec), np.mean(rec))
 
@@ -227,13 +228,7 @@ def test_a_mover_as_bright_as_the_background_is_seen_by_its_colour():
         flow_field.COLOUR = old
     res = {}
     for colour, out in got.items():
-        prec, rec = [], []
-        for i, pr in out.items():
-            g = _small(clip.masks[i])
-            if g.mean() >= 0.05:
-                inter = float((pr.mask & g).sum())
-                rec.append(inter / g.sum())
-                prec.append(inter / max(pr.mask.sum(), 1))
+        prec, rec = _scores(out, clip.masks)
         res[colour] = (float(np.mean(prec)), float(np.mean(rec)), len(rec))
     assert res[1][2] >= 8
     assert res[1][0] >= 0.85 and res[1][1] >= 0.62, res
