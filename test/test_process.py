@@ -94,6 +94,30 @@ def test_process_vtest_finds_the_walking_people(tmp_path):
     assert a["precision"] >= 0.8 and a["recall"] >= 0.85, a
 
 
+def test_process_tree_segments_a_hand_close_to_the_lens(tmp_path, opencv_data_dir):
+    """Real video, DEFAULT settings: opencv-doc's tree.avi (static camera on a tree in the wind; from frame ~53 a
+    hand sweeps in close to the lens, against the light). The issue's acceptance for large close movers, against
+    OpenCV MOG2 (``eval-video``, its 2 s warm-up unscored), in the windows where the reference covers >= 5 % of the
+    frame: per-pixel recall >= 0.6 and precision >= 0.8 (measured 0.663 / 0.813 over 14 windows; a clip no default
+    was chosen on -- vtest.avi and the semi-real clips were). MOG2 is a reference, not the truth: most of our pixels
+    it lacks are on the hand's inside, which MOG2 loses where the hand is as dark as the trunk behind it. The
+    leaves moving in the wind before the hand give empty masks."""
+    path = opencv_data_dir / "tree.avi"
+    if not path.is_file():
+        pytest.skip(f"{path} not found (opencv-doc sample data, extracted by make bootstrap)")
+    out = tmp_path / "tree"
+    assert cli.main(["process", str(path), "--out", str(out), "--no-progress"]) == 0
+    s = json.load(open(out / "summary.json"))
+    assert s["regimes"] == {"rgb_static": s["windows"]}, s["regimes"]
+    from trace_anything_ros.eval.video_reference import agreement
+    a = agreement(str(out), str(path), per_window=True)
+    rows = a.pop("per_window")
+    assert a["large_mover_windows"] >= 10, a
+    assert a["pixel_recall"] >= 0.6 and a["pixel_precision"] >= 0.8, a
+    quiet = [r for r in rows if r["frame"] < 50]      # the tree alone (the hand's first pixels: frame 53)
+    assert len(quiet) >= 15 and all(r["ours_cover"] == 0 for r in quiet), quiet
+
+
 def test_process_forced_regime_names_the_missing_input(tmp_path):
     """A video has no depth: forcing an RGB-D regime is an error that names depth, not a silent stand-in."""
     from trace_anything_ros.model.regimes import MissingInputError
