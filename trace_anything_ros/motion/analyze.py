@@ -21,6 +21,7 @@ from typing import List, Optional
 
 import numpy as np
 
+from ..field.camera import default_intrinsics
 from ..field.evaluate import evaluate_curves
 from ..field.forecast import forecast_curves
 from .forecast import ForecastParams, confidence, fit_motion, window_omega
@@ -28,6 +29,7 @@ from ..field.scale import metric_scale_from_depth
 from ..field.timemap import TimeMap, build_time_map
 from ..field.types import TrajectoryField
 from ..paramspec import from_dict
+from .aperture import adopt_motion, aperture_merges
 from .mask import dynamic_mask
 from .objects import DynamicObject, ObjectTracker, grow_instances, segment_instances
 
@@ -64,6 +66,10 @@ class MotionParams:
                                 reaches past an edge) has objects smaller than this fraction of the frame published
                                 without that outer ring (mixed pixels at the field's resolution)
     depth_jump         [0.05]   in (0, 1]; relative depth step that stops that growth (object/background edge)
+    aperture_energy    [0.2]    in [0, 1]; with the analysed frame's image given, a part touching a clearly faster
+                                part moves with it when that motion runs along its edges: less than this fraction
+                                of its image-gradient energy across it (:mod:`motion.aperture`: a textureless link
+                                sliding along itself shows no motion to any image-based estimator); 0: off
     forecast_horizon_s [0.5]    > 0; forecast length (clamped to max_forecast_s)
     max_forecast_s     [None]   > 0 or None (= 2 x the longer of the window and forecast_model.history_s)
     forecast_model     [None]   motion.forecast.ForecastParams (or its dict) of the object motion models fitted
@@ -95,6 +101,7 @@ class MotionParams:
     grow_min_score: float = 0.5
     boundary_max_frac: float = 0.02
     depth_jump: float = 0.05
+    aperture_energy: float = 0.2
     forecast_horizon_s: float = 0.5
     max_forecast_s: Optional[float] = None
     forecast_mode: str = "velocity"
@@ -128,6 +135,7 @@ class MotionParams:
         rng("grow_min_score", 0.0, 1.0)
         rng("boundary_max_frac", 0.0, 1.0)
         rng("depth_jump", 0.0, 1.0, lo_open=True)
+        rng("aperture_energy", 0.0, 1.0)
         rng("forecast_horizon_s", 0.0, np.inf, lo_open=True)
         rng("forecast_samples", 1, 100)
         if self.max_forecast_s is not None:
@@ -242,12 +250,14 @@ def object_motions(objects: List[DynamicObject], stamp: float, params: MotionPar
 
 
 def analyze(field: TrajectoryField, depth=None, params: Optional[MotionParams] = None,
-            tracker: Optional[ObjectTracker] = None) -> MotionResult:
+            tracker: Optional[ObjectTracker] = None, images=None) -> MotionResult:
     """Dynamic mask, instance labels and moving objects of ``field``'s analysed frame (the newest by default).
 
     depth: optional ``[N, H, W]`` or ``[H, W]`` (frame 0) depth in metres at the field's resolution; when the
     field is not metric (and ``use_depth_scale``), the field is scaled by the robust depth / z ratio first.
     tracker: an :class:`ObjectTracker` kept by the caller across windows for stable object ids.
+    images: optional ``[N, H, W, 3]`` (or the analysed frame's ``[H, W, 3]``) RGB at the field's resolution: parts
+    whose motion the images cannot show take the motion of the part they touch (``aperture_energy``).
     """
     p = (params or MotionParams()).validate()
     tic = time.perf_counter()
@@ -303,12 +313,28 @@ def analyze(field: TrajectoryField, depth=None, params: Optional[MotionParams] =
         keep = inner | np.isin(seg.labels, [lab for lab in seg.parts if (seg.labels == lab).sum() >= big
                                             or not (inner & (seg.labels == lab)).any()])
         seg.labels = np.where(keep, seg.labels, 0).astype(seg.labels.dtype)
+    X_obj, ctrl_obj = X, ctrl_f      # what the objects are summarised from (the field's, unless a part adopts)
+    img = None if images is None else np.asarray(images)
+    if img is not None and img.ndim == 4:
+        img = img[ref]
+    if (img is not None and p.aperture_energy > 0 and len(seg.parts) > 1
+            and img.shape[:2] == seg.labels.shape):
+        K = field.intrinsics if field.intrinsics is not None else default_intrinsics(*seg.labels.shape)
+        merges = aperture_merges(seg.labels, X, ref, img, np.asarray(K, np.float64), mr.threshold,
+                                 max_energy=p.aperture_energy)
+        if merges:
+            X_obj, ctrl_obj, seg.labels = adopt_motion(X, ctrl_f, seg.labels, merges, ref)
+            for a, b in merges.items():
+                seg.parts[b] += seg.parts.pop(a)
+                seg.models.pop(a, None)
+                seg.all_models.pop(a, None)
+        timings["aperture_merges"] = len(merges)
     timings["segment"] = (time.perf_counter() - t2) * 1e3
     t3 = time.perf_counter()
     objects = []
     for label in sorted(seg.parts):
         sel = seg.labels == label
-        objects.append(_summarise(label, sel, X, ctrl_f, conf_own, mr.score, mr.threshold, tm, ref, p,
+        objects.append(_summarise(label, sel, X_obj, ctrl_obj, conf_own, mr.score, mr.threshold, tm, ref, p,
                                   seg.parts[label], seg.models[label], metric))
     resting = {}
     if tracker is not None:

@@ -106,8 +106,9 @@ def object_tracker():
     return ObjectTracker()
 
 
-def analyze_motion(field: TrajectoryField, depth: Optional[np.ndarray], params, tracker=None):
-    """``motion.analyze`` on the newest frame: MotionResult (mask, labels, objects with forecasts)."""
+def analyze_motion(field: TrajectoryField, depth: Optional[np.ndarray], params, tracker=None, images=None):
+    """``motion.analyze`` on the newest frame: MotionResult (mask, labels, objects with forecasts). ``images``: the
+    window's RGB at the field's resolution (parts whose motion the images cannot show, see ``motion.aperture``)."""
     from trace_anything_ros.motion import analyze
 
-    return analyze(field, depth, params, tracker=tracker)
+    return analyze(field, depth, params, tracker=tracker, images=images)

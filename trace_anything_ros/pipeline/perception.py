@@ -280,7 +280,7 @@ class PerceptionPipeline:
         if want_motion:
             mp = fieldops.motion_params(p.motion_threshold, p.min_object_pixels, p.forecast_horizon,
                                         p.forecast_samples, forecast=out.forecast_params)
-            motion = fieldops.analyze_motion(fld, depth, mp, self._tracker)
+            motion = fieldops.analyze_motion(fld, depth, mp, self._tracker, images=rgb)
             out.motion_models = dict(motion.motion_models)
             lut = np.zeros(int(motion.labels.max()) + 1 if motion.labels.size else 1, np.uint16)
             for o in motion.objects:
