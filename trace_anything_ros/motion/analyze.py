@@ -182,6 +182,9 @@ class MotionResult:
     resting: dict = dc_field(default_factory=dict)
     # object id -> motion.forecast.ObjectMotion fitted over the object's history (the forecasts' model)
     motion_models: dict = dc_field(default_factory=dict)
+    # instance label -> the label whose motion it took (``motion.aperture``: parts whose motion the images could not
+    # show); the labels here are already merged
+    aperture_merges: dict = dc_field(default_factory=dict)
 
 
 def _summarise(label, sel, X, ctrl_f, conf_own, score, thr, tm: TimeMap, ref, params, nparts, model, metric):
@@ -314,6 +317,7 @@ def analyze(field: TrajectoryField, depth=None, params: Optional[MotionParams] =
                                             or not (inner & (seg.labels == lab)).any()])
         seg.labels = np.where(keep, seg.labels, 0).astype(seg.labels.dtype)
     X_obj, ctrl_obj = X, ctrl_f      # what the objects are summarised from (the field's, unless a part adopts)
+    merges = {}
     img = None if images is None else np.asarray(images)
     if img is not None and img.ndim == 4:
         img = img[ref]
@@ -328,7 +332,6 @@ def analyze(field: TrajectoryField, depth=None, params: Optional[MotionParams] =
                 seg.parts[b] += seg.parts.pop(a)
                 seg.models.pop(a, None)
                 seg.all_models.pop(a, None)
-        timings["aperture_merges"] = len(merges)
     timings["segment"] = (time.perf_counter() - t2) * 1e3
     t3 = time.perf_counter()
     objects = []
@@ -354,4 +357,5 @@ def analyze(field: TrajectoryField, depth=None, params: Optional[MotionParams] =
     return MotionResult(mask=seg.labels > 0, labels=seg.labels, objects=objects, score=mr.score,
                         threshold=mr.threshold, noise_scale=mr.noise_scale, frame_index=ref,
                         stamp=float(field.stamps[ref]), time_map=tm, scale=scale, metric=metric, valid=mr.valid,
-                        timings_ms=timings, positions=X, resting=resting, motion_models=models)
+                        timings_ms=timings, positions=X, resting=resting, motion_models=models,
+                        aperture_merges=merges)

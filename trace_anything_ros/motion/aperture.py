@@ -33,6 +33,8 @@ from typing import Dict
 
 import numpy as np
 
+from ..field.camera import project
+
 
 def aperture_merges(labels: np.ndarray, X: np.ndarray, ref: int, image: np.ndarray, K: np.ndarray,
                     threshold: float, max_energy: float = 0.2, ring_px: int = 2, min_pixels: int = 5) -> Dict[int, int]:
@@ -96,10 +98,7 @@ def aperture_merges(labels: np.ndarray, X: np.ndarray, ref: int, image: np.ndarr
             if good.sum() < min_pixels:
                 continue
             Q = Q[good]
-            Q1 = Q + disp[b]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                f = np.stack([K[0, 0] * (Q1[:, 0] / Q1[:, 2] - Q[:, 0] / Q[:, 2]),
-                              K[1, 1] * (Q1[:, 1] / Q1[:, 2] - Q[:, 1] / Q[:, 2])], 1)
+            f = project(Q + disp[b], K)[0] - project(Q, K)[0]            # B's image motion at A's pixels
             f = f / np.maximum(np.linalg.norm(f, axis=1, keepdims=True), 1e-12)
             g = np.stack([gx[away][good], gy[away][good]], 1).astype(np.float64)
             total = float(np.sum(g ** 2))
