@@ -165,6 +165,19 @@ OPENCV_DATA_DIRS = (
 )
 
 
+@pytest.fixture(scope="module")
+def goal_pair_episode():
+    """``(spec, current frame, goal frame)`` of ``sim.closed_loop`` episode 103 (one of the goal-pair tuning episodes
+    100..139), rendered once per module: the current RGB-D frame and the goal image after the object's move."""
+    pytest.importorskip("mujoco", reason="MuJoCo is needed to render the goal-pair episode")
+    from trace_anything_ros.sim import closed_loop as cl
+
+    spec = cl.sample_episode(103)
+    scene, cur, goal = cl._render_pair(spec)
+    scene.close()
+    return spec, cur, goal
+
+
 @pytest.fixture(scope="session")
 def opencv_data_dir() -> pathlib.Path:
     """opencv-doc's sample data (vtest.avi: real video, static camera, people walking)."""

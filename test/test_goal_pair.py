@@ -40,16 +40,8 @@ def _errors(spec, world_T_cam, motion_cam):
     return cl.pose_error(moved, spec.goal_pose)
 
 
-@pytest.fixture(scope="module")
-def episode():
-    spec = cl.sample_episode(103)
-    scene, cur, goal = cl._render_pair(spec)
-    scene.close()
-    return spec, cur, goal
-
-
-def test_goal_rgb_recovers_the_motion(episode):
-    spec, cur, goal = episode
+def test_goal_rgb_recovers_the_motion(goal_pair_episode):
+    spec, cur, goal = goal_pair_episode
     gm = gp.estimate_goal_motion(cur["rgb"], cur["depth"], cur["K"], goal["rgb"])
     assert gm.ok and gm.changed, gm.reason
     e_t, e_r = _errors(spec, cur["world_T_cam"], gm.motion)
@@ -66,16 +58,16 @@ def test_goal_rgb_recovers_the_motion(episode):
     assert gm.axis @ up_cam > 0.999
 
 
-def test_goal_depth_is_used_and_tighter(episode):
-    spec, cur, goal = episode
+def test_goal_depth_is_used_and_tighter(goal_pair_episode):
+    spec, cur, goal = goal_pair_episode
     gm = gp.estimate_goal_motion(cur["rgb"], cur["depth"], cur["K"], goal["rgb"], goal["depth"])
     assert gm.ok, gm.reason
     e_t, e_r = _errors(spec, cur["world_T_cam"], gm.motion)
     assert e_t < 0.005 and np.degrees(e_r) < 2.0, (e_t, np.degrees(e_r))
 
 
-def test_field_moves_only_the_object_and_the_planner_plans_that_motion(episode):
-    spec, cur, goal = episode
+def test_field_moves_only_the_object_and_the_planner_plans_that_motion(goal_pair_episode):
+    spec, cur, goal = goal_pair_episode
     est = gp.create({"weights": "embedded", "window": 2})  # engine keys are ignored
     assert est.needs_intrinsics and est.input_size == (240, 320)
     depth = np.stack([cur["depth"], np.full_like(cur["depth"], np.nan)])
@@ -104,8 +96,8 @@ def test_field_moves_only_the_object_and_the_planner_plans_that_motion(episode):
     assert e_t < 0.01 and np.degrees(e_r) < 4.0, (e_t, np.degrees(e_r))
 
 
-def test_no_change_is_the_goal(episode):
-    _, cur, _ = episode
+def test_no_change_is_the_goal(goal_pair_episode):
+    _, cur, _ = goal_pair_episode
     gm = gp.estimate_goal_motion(cur["rgb"], cur["depth"], cur["K"], cur["rgb"].copy())
     assert gm.ok and not gm.changed and np.allclose(gm.motion, np.eye(4))
     pred = gp.goal_field(cur["rgb"].shape, cur["depth"], cur["K"], gm)
@@ -113,10 +105,10 @@ def test_no_change_is_the_goal(episode):
     assert np.abs(pred.ctrl_pts[0, -1][ok] - pred.ctrl_pts[0, 0][ok]).max() < 1e-6
 
 
-def test_object_gone_from_the_goal_is_rejected_and_the_planner_refuses(episode):
+def test_object_gone_from_the_goal_is_rejected_and_the_planner_refuses(goal_pair_episode):
     """The goal image shows the table without the object (it left the view): nothing in the goal matches the
     object, so the estimate is not trusted and the planner refuses rather than moving it somewhere."""
-    spec, cur, _ = episode
+    spec, cur, _ = goal_pair_episode
     scene = Scene(cl._scene_config(spec.scene_seed, spec.width, spec.height))
     try:
         scene.set_pose_override("gripper", cl.PARK_POSE)
@@ -135,8 +127,8 @@ def test_object_gone_from_the_goal_is_rejected_and_the_planner_refuses(episode):
     assert plan.status.name == "REFUSED" and "usable" in plan.reason, plan.reason
 
 
-def test_missing_inputs_are_named(episode):
-    _, cur, goal = episode
+def test_missing_inputs_are_named(goal_pair_episode):
+    _, cur, goal = goal_pair_episode
     est = gp.GoalPairEstimator()
     frames = np.stack([cur["rgb"], goal["rgb"]])
     with pytest.raises(ValueError, match="depth of the current frame"):
@@ -158,8 +150,8 @@ def test_model_perception_default_is_the_goal_pair_estimator():
     assert r.success, (r.translation_error_cm, r.rotation_error_deg, r.grasp_note)
 
 
-def test_an_unchanged_pair_is_not_estimated_twice(episode):
-    _, cur, goal = episode
+def test_an_unchanged_pair_is_not_estimated_twice(goal_pair_episode):
+    _, cur, goal = goal_pair_episode
     est = gp.GoalPairEstimator()
     frames = np.stack([cur["rgb"], goal["rgb"]])
     depth = np.stack([cur["depth"], np.full_like(cur["depth"], np.nan)])
@@ -172,11 +164,11 @@ def test_an_unchanged_pair_is_not_estimated_twice(episode):
     assert c is not a and est.reused == 1
 
 
-def test_goal_pair_is_a_regime_of_the_one_estimator(episode):
+def test_goal_pair_is_a_regime_of_the_one_estimator(goal_pair_episode):
     """Forcing ``regime=goal_pair`` on the regime estimator (the node's / process's factory) runs this estimator,
     reports the regime, and names the missing depth instead of running without it."""
     from trace_anything_ros.model import regimes
-    _, cur, goal = episode
+    _, cur, goal = goal_pair_episode
     est = regimes.create_estimator({"regime": "goal_pair", "weights": None})
     try:
         frames = np.stack([cur["rgb"], goal["rgb"]])

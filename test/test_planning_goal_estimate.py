@@ -30,16 +30,8 @@ from trace_anything_ros.sim import closed_loop as cl  # noqa: E402
 pytestmark = pytest.mark.sim
 
 
-@pytest.fixture(scope="module")
-def episode():
-    spec = cl.sample_episode(103)
-    scene, cur, goal = cl._render_pair(spec)
-    scene.close()
-    return spec, cur, goal
-
-
-def test_the_estimate_is_a_field_the_session_plans(episode):
-    spec, cur, goal = episode
+def test_the_estimate_is_a_field_the_session_plans(goal_pair_episode):
+    spec, cur, goal = goal_pair_episode
     est = gp.GoalPairEstimator()
     depth = np.stack([cur["depth"], np.full_like(cur["depth"], np.nan)])
     ge = estimate_image_goal(est, np.stack([cur["rgb"], goal["rgb"]]), 7.5, "cam_optical", depth, cur["K"])
@@ -56,8 +48,8 @@ def test_the_estimate_is_a_field_the_session_plans(episode):
     assert e_t < 0.01 and np.degrees(e_r) < 4.0, (e_t, np.degrees(e_r))
 
 
-def test_a_missing_input_is_refused_with_its_source(episode):
-    _, cur, goal = episode
+def test_a_missing_input_is_refused_with_its_source(goal_pair_episode):
+    _, cur, goal = goal_pair_episode
     ge = estimate_image_goal(gp.GoalPairEstimator(), np.stack([cur["rgb"], goal["rgb"]]), 3.0, "cam", None,
                              cur["K"])
     assert ge.field is None and ge.refusal.status == PlanStatus.REFUSED and ge.refusal.stamp == 3.0

@@ -279,6 +279,15 @@ def plots(result: dict, out: str) -> List[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    def save(fig, ax, title, name):
+        ax.set_title(title)
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        path = os.path.join(out, name)
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return path
+
     s = result["summary"]
     names = list(s)
     files = []
@@ -291,12 +300,7 @@ def plots(result: dict, out: str) -> List[str]:
         ax.bar(x + k * wbar, [s[n].get(key, np.nan) * 1e3 for n in names], wbar, label=label)
     ax.set_xticks(x + wbar * (len(groups) - 1) / 2, names)
     ax.set_ylabel("mm (scale-aligned)")
-    ax.set_title("Trajectory error at the frame times")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    files.append(os.path.join(out, "epe.png"))
-    fig.savefig(files[-1], dpi=110)
-    plt.close(fig)
+    files.append(save(fig, ax, "Trajectory error at the frame times", "epe.png"))
     hs = sorted({k.split(".")[1] for n in names for k in s[n] if k.startswith("forecast.")},
                 key=lambda v: float(v.rstrip("s")))
     if hs:
@@ -306,12 +310,7 @@ def plots(result: dict, out: str) -> List[str]:
                     "o-", label=n)
         ax.set_xlabel("lead time past the newest frame (s)")
         ax.set_ylabel("dynamic-pixel error (mm)")
-        ax.set_title("Forecast error")
-        ax.legend(fontsize=8)
-        fig.tight_layout()
-        files.append(os.path.join(out, "forecast.png"))
-        fig.savefig(files[-1], dpi=110)
-        plt.close(fig)
+        files.append(save(fig, ax, "Forecast error", "forecast.png"))
     return files
 
 
