@@ -22,11 +22,11 @@ Two scenarios (``--scenario``):
   /camera/{image_raw,depth/image_raw,camera_info,pose} + /clock, and executes the planner's path with the kinematic
   gripper. This process publishes the goal image (the episode rendered with the object at its goal pose) on
   /goal_image. The planner (its default goal-image estimator: ``planning.goal_pair`` on the current RGB-D frame +
-  the goal image) first plans in ``dry_run`` for ``--look-windows`` plans (the robot watches, the executor ignores
-  dry-run plans), then ``dry_run`` is switched off, the next OK plan is executed, and once the executor reports
-  its result the demo waits for the planner's DONE (the object seen at its goal; else it cancels the goal). The
-  planner plans on every perception window while the goal is active (the goal image is estimated once, then the
-  object is tracked); ``summary.md`` reports success, the object's final
+  the goal image) first plans in ``dry_run`` until ``--look-windows`` of its plans are OK (the robot watches, the
+  executor ignores dry-run plans; at most twice that many plans), then ``dry_run`` is switched off, the next OK plan
+  is executed, and once the executor reports its result the demo waits for the planner's DONE (the object seen at
+  its goal; else it cancels the goal). The planner plans on every perception window while the goal is active (the
+  goal image is estimated once, then the object is tracked); ``summary.md`` reports success, the object's final
   error (cm, deg), and the plan status of every window with the goal active, scored on the windows in which the
   goal object is visible (the executor's ground truth, ``demo_report.window_statuses``).
 * ``tabletop``: the earlier demo: ``sim_camera_node`` (a tabletop scene with moving objects) and a pose goal for a
@@ -97,7 +97,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "objects and a pose goal (planned, not executed)")
     parser.add_argument("--episode", type=int, default=1, help="closed_loop: episode seed (sim.closed_loop)")
     parser.add_argument("--look-windows", type=int, default=4,
-                        help="closed_loop: plans computed in dry_run before the robot acts on the next OK one")
+                        help="closed_loop: OK plans computed in dry_run (at most twice as many plans) before the robot "
+                             "acts on the next OK one")
 
 
 def _log(msg: str) -> None:

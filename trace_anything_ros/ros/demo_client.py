@@ -79,8 +79,15 @@ class ClosedLoop:
         self.sim_goal = self.sim_cancel = None                    # sim time of the goal image / the cancel
         self.goal_sends, self.t_goal_sent = 0, None               # goal images sent (a lost one is sent again)
 
-    def look_plans(self) -> int:
-        return sum(p["phase"] == "look" and p["status"] != "IDLE" for p in self.plans)
+    def look_plans(self, status: Optional[str] = None) -> int:
+        """Plans answered in the look phase (IDLE ones are no answer), or only those of ``status``."""
+        return sum(p["phase"] == "look" and p["status"] != "IDLE" and (status is None or p["status"] == status)
+                   for p in self.plans)
+
+    def looked_enough(self) -> bool:
+        """``look`` OK dry-run plans (a plan refused at start-up -- the goal image before the planner's first
+        camera image -- is retried by the next window), or twice that many answers whatever their status."""
+        return self.look_plans("OK") >= self.look or self.look_plans() >= 2 * self.look
 
 
 class DemoClient:
@@ -232,13 +239,13 @@ class DemoClient:
             self._send_goal_image()
             c.phase = "look"
             self.goal_sent = (f"goal image of episode {c.seed} (object moved {c.translation_cm:.1f} cm, yaw "
-                              f"{c.yaw_deg:.1f} deg) on {TOPICS['goal_image']}; {c.look} dry-run plans, then act")
+                              f"{c.yaw_deg:.1f} deg) on {TOPICS['goal_image']}; {c.look} OK dry-run plans, then act")
             _log(f"goal: {self.goal_sent}")
         elif (c.phase == "look" and not any(p["phase"] == "look" and p["status"] != "IDLE" for p in c.plans)
               and time.monotonic() - c.t_goal_sent > GOAL_RESEND_S and c.goal_sends < GOAL_SENDS):
             self._send_goal_image()
             _log(f"goal: no plan answered the goal image in {GOAL_RESEND_S:.0f} s: sent again")
-        elif c.phase == "look" and c.look_plans() >= c.look:
+        elif c.phase == "look" and c.looked_enough():
             if not self._param_cli.service_is_ready():
                 return
             from rcl_interfaces.msg import Parameter, ParameterType, ParameterValue
