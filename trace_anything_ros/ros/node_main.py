@@ -57,9 +57,11 @@ def spin_node(node_factory: Callable[[], "rclpy.node.Node"], args: Optional[Sequ
     except (KeyboardInterrupt, ExternalShutdownException):
         pass
     except Exception as e:
-        # SIGINT's handler shut the context down while an executor thread was building its wait set: rclpy raises
-        # RCLError ("the given context is not valid") instead of ExternalShutdownException -- a clean shutdown too
-        if rclpy.ok() or type(e).__name__ != "RCLError":
+        # SIGINT's handler shut the context down while the executor was building its wait set or taking a message:
+        # rclpy raises RCLError ("the given context is not valid") or, from the take, a pybind11 RuntimeError
+        # ("Unable to convert call argument '0' to Python object"; fresh-clone CI, the planner under ros2 launch)
+        # instead of ExternalShutdownException -- a clean shutdown too. While the context is ok, anything raises.
+        if rclpy.ok() or type(e).__name__ not in ("RCLError", "RuntimeError"):
             raise
     finally:
         if signal_handlers:
