@@ -108,3 +108,61 @@ def test_aperture_merges_needs_contact_and_a_faster_neighbour():
     assert aperture_merges(far, Xf, 3, img, K, res.threshold) == {}
     # a neighbour no faster than twice the bar: no merge
     assert aperture_merges(labels, X, 3, img, K, res.threshold, max_energy=0.0) == {}
+
+
+def _one_object_displacements(velocity, texture):
+    """The bar and the block as one object: its pixels, their displacements over the window, the image, K."""
+    f, truth, img = _case(velocity, texture)
+    from trace_anything_ros.field.evaluate import evaluate_curves
+    from trace_anything_ros.field.timemap import build_time_map
+    tm = build_time_map(f.stamps, f.frame_times)
+    X = evaluate_curves(f.ctrl_pts[-1], list(tm.frame_times), d_axis=0).astype(np.float64)
+    sel = truth.body[-1] >= 0
+    d = (X[-1] - X[0])[sel]
+    return X[-1], sel, d, truth.body[-1][sel], img, np.asarray(f.intrinsics, np.float64)
+
+
+def test_an_objects_motion_along_its_uniform_part_comes_from_its_textured_part():
+    """One object, a uniform bar that barely moves (what the images show of a lifted forearm) and a textured block
+    moving fast along the bar's axis: the information-weighted translation is close to the block's, the plain mean
+    is pulled toward the bar's."""
+    from trace_anything_ros.motion.aperture import translation_gains
+    P, sel, d, body, img, K = _one_object_displacements((0.0, -0.4, 0.0), "uniform")
+    w = np.full(len(d), 1.0 / len(d))
+    G = translation_gains(P, sel, img, K, w)
+    assert np.allclose(G.sum(0), np.eye(3), atol=1e-9)
+    block = d[body == 1].mean(0)
+    plain = w @ d
+    weighted = np.einsum("mij,mj->i", G, d)
+    assert plain[1] > 0.5 * block[1], (plain, block)                        # the bar dominates the plain mean
+    assert weighted[1] < 0.7 * block[1], (weighted, block)                  # the block's motion dominates this one
+    # a pure translation of every pixel is returned exactly
+    t = np.array([0.03, -0.02, 0.01])
+    assert np.allclose(np.einsum("mij,mj->i", G, np.broadcast_to(t, d.shape)), t, atol=1e-12)
+
+
+def test_a_textured_part_keeps_its_own_motion_in_the_weighted_mean():
+    """Stripes across the bar: the images would show a lift on it, so its own slow motion counts as much as the
+    block's -- the weighted mean stays between the two (no part is ignored where it can show its motion)."""
+    from trace_anything_ros.motion.aperture import translation_gains
+    P, sel, d, body, img, K = _one_object_displacements((0.0, -0.4, 0.0), "stripes")
+    w = np.full(len(d), 1.0 / len(d))
+    weighted = np.einsum("mij,mj->i", translation_gains(P, sel, img, K, w), d)
+    block, bar = d[body == 1].mean(0), d[body == 0].mean(0)
+    assert block[1] < 0.5 * bar[1] < 0
+    assert 0.5 * block[1] < weighted[1] < bar[1], (weighted, bar, block)
+
+
+def test_analyze_weights_each_objects_motion_only_when_asked():
+    """Off (the default), with or without the image: the plain mean. On: the weighted one, which for the block (a
+    rigid translation of all its pixels) is the same motion, and for the bar stays its own slow lift."""
+    f, truth, img = _case((0.0, -0.4, 0.0), "uniform")
+    plain = analyze(f, params=MotionParams(aperture_energy=0.0), images=img)
+    none = analyze(f, params=MotionParams(aperture_energy=0.0))
+    on = analyze(f, params=MotionParams(aperture_energy=0.0, aperture_weighting=True), images=img)
+    assert len(plain.objects) == len(none.objects) == len(on.objects) == 2
+    for a, b, c in zip(plain.objects, none.objects, on.objects):
+        assert np.allclose(a.trajectory, b.trajectory) and np.allclose(a.velocity, b.velocity)
+        assert np.allclose(c.trajectory[-1], a.trajectory[-1])                 # the centroid now is the same
+        assert np.linalg.norm(c.velocity - a.velocity) < 0.1 * max(np.linalg.norm(a.velocity), 0.05), (a.velocity,
+                                                                                                     c.velocity)

@@ -128,9 +128,11 @@ def test_process_forced_regime_names_the_missing_input(tmp_path):
                   "--no-progress", "--json"])
 
 
-def _make_mcap(path, n=12, h=48, w=64, k=(50.0, 0, 32, 0, 50.0, 24, 0, 0, 1)):
+def _make_mcap(path, n=12, h=48, w=64, k=(50.0, 0, 32, 0, 50.0, 24, 0, 0, 1), compressed=""):
     """A small MCAP of a camera (rgb8 image + camera_info + a depth topic that must not be picked), written
-    ROS-free with mcap_ros2's writer and our ros2msg schemas."""
+    ROS-free with mcap_ros2's writer and our ros2msg schemas. ``compressed`` ('jpeg' | 'png'): the colour images
+    only as image_transport's ``/cam/image_raw/compressed`` (sensor_msgs/CompressedImage), as robots record them."""
+    import cv2
     from mcap_ros2.writer import Writer
 
     from trace_anything_ros.io.msgdefs import schema_text
@@ -139,15 +141,23 @@ def _make_mcap(path, n=12, h=48, w=64, k=(50.0, 0, 32, 0, 50.0, 24, 0, 0, 1)):
         wr = Writer(f)
         s_img = wr.register_msgdef("sensor_msgs/msg/Image", schema_text("sensor_msgs/msg/Image"))
         s_info = wr.register_msgdef("sensor_msgs/msg/CameraInfo", schema_text("sensor_msgs/msg/CameraInfo"))
+        s_comp = wr.register_msgdef("sensor_msgs/msg/CompressedImage",
+                                    schema_text("sensor_msgs/msg/CompressedImage"))
         for i in range(n):
             t = 5_000_000_000 + i * 100_000_000
             stamp = {"sec": t // 10**9, "nanosec": t % 10**9}
             img = np.full((h, w, 3), 40, np.uint8)
             img[10:22, 4 + 3 * i: 16 + 3 * i] = (250, 60, 20)   # a square moving right
             hdr = {"stamp": stamp, "frame_id": "cam_optical"}
-            wr.write_message("/cam/image_raw", s_img, {"header": hdr, "height": h, "width": w, "encoding": "rgb8",
-                                                       "is_bigendian": 0, "step": w * 3, "data": img.tobytes()},
-                             log_time=t, publish_time=t)
+            if compressed:
+                ok, buf = cv2.imencode("." + compressed, np.ascontiguousarray(img[:, :, ::-1]))
+                wr.write_message("/cam/image_raw/compressed", s_comp, {
+                    "header": hdr, "format": f"rgb8; {compressed} compressed bgr8", "data": buf.tobytes()},
+                    log_time=t, publish_time=t)
+            else:
+                wr.write_message("/cam/image_raw", s_img, {"header": hdr, "height": h, "width": w,
+                                                           "encoding": "rgb8", "is_bigendian": 0, "step": w * 3,
+                                                           "data": img.tobytes()}, log_time=t, publish_time=t)
             wr.write_message("/cam/depth/image_raw", s_img, {
                 "header": hdr, "height": h, "width": w, "encoding": "32FC1", "is_bigendian": 0, "step": w * 4,
                 "data": np.full((h, w), 1.5, np.float32).tobytes()}, log_time=t, publish_time=t)
@@ -211,6 +221,25 @@ def test_process_mcap_input_cdr_and_json(tmp_path):
                    str(out_j), "--no-progress", "--json"])
     assert rc == 0
     _check_outputs(out_j, "cam", 3, (48, 64), "json")
+
+
+@pytest.mark.parametrize("fmt", ["jpeg", "png"])
+def test_process_reads_a_bag_of_compressed_images(tmp_path, fmt):
+    """A robot's bag often holds only image_transport's ``<image>/compressed`` (JPEG / PNG CompressedImage): process
+    picks it, decodes it to RGB, finds the camera_info of the image's namespace and runs."""
+    src = str(tmp_path / "comp.mcap")
+    _make_mcap(src, compressed=fmt)
+    assert bag.pick_image_topic(src) == "/cam/image_raw/compressed"
+    frames = list(bag.read_images(src))
+    assert len(frames) == 12 and frames[0].K is not None and frames[0].frame_id == "cam_optical"
+    want = np.full((48, 64, 3), 40, np.uint8)
+    want[10:22, 4 + 3 * 5: 16 + 3 * 5] = (250, 60, 20)
+    err = np.abs(frames[5].rgb.astype(int) - want).mean()
+    assert err == 0 if fmt == "png" else err < 3, err          # RGB, not the codec's BGR
+    out = tmp_path / "o"
+    assert cli.main(["process", src, "--window", "4", "--hop", "4", "--out", str(out), "--no-progress",
+                     "--json"]) == 0
+    _check_outputs(out, "comp", 3, (48, 64), "json")
 
 
 def test_process_errors(tmp_path):

@@ -32,6 +32,8 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
 import numpy as np
 
 IMAGE_TYPES = ("sensor_msgs/msg/Image", "sensor_msgs/Image")
+# image_transport's 'compressed' topics (<image>/compressed): JPEG / PNG, decoded by conversions.compressed_to_rgb
+COMPRESSED_TYPES = ("sensor_msgs/msg/CompressedImage", "sensor_msgs/CompressedImage")
 
 
 @dataclass
@@ -183,23 +185,29 @@ def iter_messages(path: str, topics: Optional[Iterable[str]] = None) -> Iterator
 
 
 def image_topics(path: str) -> List[str]:
-    return sorted(t for t, (typ, n) in list_topics(path).items() if typ in IMAGE_TYPES and n > 0)
+    """Image topics with messages: sensor_msgs/Image first, then CompressedImage (image_transport 'compressed')."""
+    topics = list_topics(path).items()
+    return (sorted(t for t, (typ, n) in topics if typ in IMAGE_TYPES and n > 0)
+            + sorted(t for t, (typ, n) in topics if typ in COMPRESSED_TYPES and n > 0))
 
 
 def pick_image_topic(path: str, topic: str = "") -> str:
-    """The topic to read: ``topic`` when given (checked), else the only / the first colour-like image topic."""
+    """The topic to read: ``topic`` when given (checked), else the first colour-like image topic: a raw
+    sensor_msgs/Image one when the bag has one, else a compressed one (a robot's bag often records only
+    ``.../image_raw/compressed``)."""
     topics = list_topics(path)
     if topic:
         if topic not in topics:
             raise ValueError(f"{path}: no topic {topic!r} (topics: {', '.join(sorted(topics))})")
-        if topics[topic][0] not in IMAGE_TYPES:
-            raise ValueError(f"{path}: topic {topic!r} has type {topics[topic][0]}, not sensor_msgs/msg/Image")
+        if topics[topic][0] not in IMAGE_TYPES + COMPRESSED_TYPES:
+            raise ValueError(f"{path}: topic {topic!r} has type {topics[topic][0]}, not sensor_msgs/msg/Image or "
+                             "CompressedImage")
         return topic
     cands = image_topics(path)
     if not cands:
-        raise ValueError(f"{path}: no sensor_msgs/msg/Image topic with messages (topics: "
+        raise ValueError(f"{path}: no sensor_msgs/msg/Image or CompressedImage topic with messages (topics: "
                          f"{', '.join(f'{k} [{v[0]}]' for k, v in sorted(topics.items()))})")
-    pref = [t for t in cands if "depth" not in t and "mask" not in t]
+    pref = [t for t in cands if "depth" not in t.lower() and "mask" not in t]
     return (pref or cands)[0]
 
 
@@ -208,10 +216,12 @@ def stamp_ns(header_stamp) -> int:
 
 
 def image_rgb(msg) -> np.ndarray:
-    """uint8 RGB [H, W, 3] of a decoded sensor_msgs/Image (colour or mono encodings)."""
-    from trace_anything_ros.ros.conversions import image_to_rgb  # ROS-free module (numpy/cv2 only)
+    """uint8 RGB [H, W, 3] of a decoded sensor_msgs/Image (colour or mono encodings) or CompressedImage."""
+    from trace_anything_ros.ros import conversions  # ROS-free module (numpy/cv2 only)
 
-    return np.ascontiguousarray(image_to_rgb(msg))
+    if hasattr(msg, "format") and not hasattr(msg, "encoding"):
+        return conversions.compressed_to_rgb(msg)
+    return np.ascontiguousarray(conversions.image_to_rgb(msg))
 
 
 def image_array(msg) -> np.ndarray:
@@ -233,7 +243,8 @@ def read_images(path: str, topic: str = "", max_frames: int = 0) -> Iterator[Ima
     """Image frames of one topic of an MCAP / rosbag2 (stamps from the headers; log time when the stamp is 0).
     Intrinsics from ``<topic's namespace>/camera_info`` when recorded."""
     topic = pick_image_topic(path, topic)
-    info_topic = topic.rsplit("/", 1)[0] + "/camera_info"
+    base = topic[:-len("/compressed")] if topic.endswith("/compressed") else topic   # image_transport's layout
+    info_topic = base.rsplit("/", 1)[0] + "/camera_info"
     have_info = info_topic in list_topics(path)
     K = None
     if have_info:  # the first valid camera_info (it may be logged after the first image)

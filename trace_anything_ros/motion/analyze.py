@@ -29,7 +29,7 @@ from ..field.scale import metric_scale_from_depth
 from ..field.timemap import TimeMap, build_time_map
 from ..field.types import TrajectoryField
 from ..paramspec import from_dict
-from .aperture import adopt_motion, aperture_merges
+from .aperture import adopt_motion, aperture_merges, translation_gains
 from .mask import dynamic_mask
 from .objects import DynamicObject, ObjectTracker, grow_instances, segment_instances
 
@@ -70,6 +70,14 @@ class MotionParams:
                                 part moves with it when that motion runs along its edges: less than this fraction
                                 of its image-gradient energy across it (:mod:`motion.aperture`: a textureless link
                                 sliding along itself shows no motion to any image-based estimator); 0: off
+    aperture_weighting [False]  with the analysed frame's image given, an object's motion is its pixels' motion
+                                weighted by what each pixel's surroundings can show (surface normal + image
+                                gradient, :func:`motion.aperture.translation_gains`) instead of their plain mean:
+                                a gripper's uniform forearm no longer holds the whole gripper's velocity down.
+                                Off: object velocities get better but forecasts do not (sim, fresh seeds
+                                3061-3076, 345 objects: newest-step velocity error median 0.046 -> 0.034 m/s; moving
+                                pixels +0.5 / +1 s 50.3 / 100.7 -> 49.9 / 103.1 mm: the forecasts' hedge had been
+                                helped by under-measured grippers that were about to stop)
     forecast_horizon_s [0.5]    > 0; forecast length (clamped to max_forecast_s)
     max_forecast_s     [None]   > 0 or None (= 2 x the longer of the window and forecast_model.history_s)
     forecast_model     [None]   motion.forecast.ForecastParams (or its dict) of the object motion models fitted
@@ -102,6 +110,7 @@ class MotionParams:
     boundary_max_frac: float = 0.02
     depth_jump: float = 0.05
     aperture_energy: float = 0.2
+    aperture_weighting: bool = False
     forecast_horizon_s: float = 0.5
     max_forecast_s: Optional[float] = None
     forecast_mode: str = "velocity"
@@ -187,16 +196,26 @@ class MotionResult:
     aperture_merges: dict = dc_field(default_factory=dict)
 
 
-def _summarise(label, sel, X, ctrl_f, conf_own, score, thr, tm: TimeMap, ref, params, nparts, model, metric):
-    """DynamicObject for the pixels ``sel [H, W]``."""
+def _summarise(label, sel, X, ctrl_f, conf_own, score, thr, tm: TimeMap, ref, params, nparts, model, metric,
+               image=None, K=None):
+    """DynamicObject for the pixels ``sel [H, W]``. With the analysed frame's ``image`` (and ``K``) its motion is
+    the information-weighted mean of its pixels' (``aperture.translation_gains``), else their plain mean."""
     H, W = sel.shape
     vv, uu = np.nonzero(sel)
     w = np.maximum(conf_own[sel].astype(np.float64), 0.0)
     w = w / w.sum() if w.sum() > 0 else np.full(w.size, 1.0 / w.size)
     Xs = X[:, sel].astype(np.float64)  # [T, m, 3]
-    traj = np.einsum("m,tmi->ti", w, Xs)
-    # the centroid curve is the weighted mean of the pixel curves (the basis is linear)
-    c_ctrl = np.einsum("m,dmi->di", w, ctrl_f[:, sel].astype(np.float64))  # [D, 3]
+    ctrl_s = ctrl_f[:, sel].astype(np.float64)  # [D, m, 3]
+    if image is not None and params.aperture_weighting:
+        # the centroid stays the pixels' weighted mean; its motion is what their surroundings can show
+        G = translation_gains(X[ref], sel, image, K, w)
+        c0 = w @ Xs[ref]
+        traj = c0 + np.einsum("mij,tmj->ti", G, Xs - Xs[ref][None])
+        c_ctrl = c0 + np.einsum("mij,dmj->di", G, ctrl_s - Xs[ref][None])
+    else:
+        traj = np.einsum("m,tmi->ti", w, Xs)
+        # the centroid curve is the weighted mean of the pixel curves (the basis is linear)
+        c_ctrl = np.einsum("m,dmi->di", w, ctrl_s)  # [D, 3]
     s_ref = tm.frame_stamps[ref]
     t_ref = tm.frame_times[ref]
     vel = evaluate_curves(c_ctrl, [t_ref], d_axis=0, deriv=1)[0] * float(tm.rate(s_ref))
@@ -321,10 +340,12 @@ def analyze(field: TrajectoryField, depth=None, params: Optional[MotionParams] =
     img = None if images is None else np.asarray(images)
     if img is not None and img.ndim == 4:
         img = img[ref]
-    if (img is not None and p.aperture_energy > 0 and len(seg.parts) > 1
-            and img.shape[:2] == seg.labels.shape):
-        K = field.intrinsics if field.intrinsics is not None else default_intrinsics(*seg.labels.shape)
-        merges = aperture_merges(seg.labels, X, ref, img, np.asarray(K, np.float64), mr.threshold,
+    if img is not None and img.shape[:2] != seg.labels.shape:
+        img = None
+    K = np.asarray(field.intrinsics if field.intrinsics is not None else default_intrinsics(*seg.labels.shape),
+                   np.float64)
+    if img is not None and p.aperture_energy > 0 and len(seg.parts) > 1:
+        merges = aperture_merges(seg.labels, X, ref, img, K, mr.threshold,
                                  max_energy=p.aperture_energy)
         if merges:
             X_obj, ctrl_obj, seg.labels = adopt_motion(X, ctrl_f, seg.labels, merges, ref)
@@ -338,7 +359,7 @@ def analyze(field: TrajectoryField, depth=None, params: Optional[MotionParams] =
     for label in sorted(seg.parts):
         sel = seg.labels == label
         objects.append(_summarise(label, sel, X_obj, ctrl_obj, conf_own, mr.score, mr.threshold, tm, ref, p,
-                                  seg.parts[label], seg.models[label], metric))
+                                  seg.parts[label], seg.models[label], metric, image=img, K=K))
     resting = {}
     if tracker is not None:
         for o in objects:  # the object's 3D extent, for recognising it at rest later

@@ -25,7 +25,15 @@ in 3D) a part ``B`` moving clearly faster, where ``B``'s motion, projected into 
 along ``A``'s edges -- the fraction of ``A``'s image-gradient energy along that motion (away from the joint) is
 below ``max_energy``. Then nothing in the images contradicts ``A`` moving with ``B``, and the touching rigid body is
 the simpler explanation; :func:`adopt_motion` gives ``A``'s pixels ``B``'s translation over the window. A part whose
-texture would show ``B``'s motion and does not (a textured static object next to a mover) is left alone. ROS-free.
+texture would show ``B``'s motion and does not (a textured static object next to a mover) is left alone.
+
+The same holds inside one object: a gripper segmented as one piece is mostly its long uniform forearm, whose pixels
+the field holds still while the palm moves, so the plain mean of its pixels' motion is a fraction of the true one.
+:func:`translation_gains` weighs each pixel's motion by what its surroundings can show (the information a
+point-to-plane + photometric alignment would have): its surface normal (from the field's own points: the motion
+across the surface, which depth shows) and its image gradient's direction lifted through the projection (the motion
+across the texture's edges, which the image shows), so that the object's translation along its forearm comes from
+the palm and the fingers; directions no pixel shows keep the plain mean. ROS-free.
 """
 from __future__ import annotations
 
@@ -34,6 +42,10 @@ from typing import Dict
 import numpy as np
 
 from ..field.camera import project
+
+GRAD_SIGMA = 10.0    # Sobel units (3 x 3, grey 0-255): a pixel's photometric weight is |g|^2 / (|g|^2 + GRAD_SIGMA^2)
+NORMAL_WEIGHT = 1.0  # weight of the depth (surface normal) constraint against a fully textured pixel's
+RIDGE = 0.02         # directions whose summed information is below this (per pixel, on average) fall back to the mean
 
 
 def aperture_merges(labels: np.ndarray, X: np.ndarray, ref: int, image: np.ndarray, K: np.ndarray,
@@ -136,3 +148,48 @@ def adopt_motion(X: np.ndarray, ctrl: np.ndarray, labels: np.ndarray, merges: Di
         ctrl[:, A] = (here[None] + (cb_ctrl - cb[ref])[:, None, :]).astype(ctrl.dtype)
         lab[A] = b
     return X, ctrl, lab
+
+
+def translation_gains(points: np.ndarray, sel: np.ndarray, image: np.ndarray, K: np.ndarray,
+                      weights: np.ndarray) -> np.ndarray:
+    """``G [m, 3, 3]`` with ``sum_m G_m = I``: the object's translation is ``sum_m G_m d_m`` for its pixels'
+    displacements ``d_m`` (``sel``'s pixels in row-major order), an information-weighted mean.
+
+    ``points [H, W, 3]`` the analysed frame's positions (the field's frame), ``sel [H, W]`` the object's pixels,
+    ``image [H, W(, 3)]`` the analysed frame, ``K`` its intrinsics on that grid, ``weights [m]`` the pixels' weights
+    (summing to one). Pixel ``m`` contributes ``I_m = w_g c c^T + NORMAL_WEIGHT n n^T``: ``c`` the direction in
+    which a 3D displacement moves the pixel across its image gradient (``J^T g``, J the projection's Jacobian),
+    ``w_g`` how strong that gradient is; ``n`` the surface normal from the neighbouring points of the same object.
+    ``G_m = (A + RIDGE I)^-1 w_m (I_m + RIDGE I)`` with ``A = sum_m w_m I_m``: a pure translation of every pixel
+    is returned exactly; a direction no pixel's surroundings show takes the plain weighted mean."""
+    import cv2
+
+    P = np.asarray(points, np.float64)
+    grey = image if image.ndim == 2 else cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2GRAY)
+    grey = np.asarray(grey, np.float32)
+    gx = cv2.Sobel(grey, cv2.CV_32F, 1, 0, ksize=3)[sel].astype(np.float64)
+    gy = cv2.Sobel(grey, cv2.CV_32F, 0, 1, ksize=3)[sel].astype(np.float64)
+    Q = P[sel]
+    z = np.maximum(np.abs(Q[:, 2]), 1e-9)
+    c = np.stack([K[0, 0] * gx / z, K[1, 1] * gy / z, -(K[0, 0] * Q[:, 0] * gx + K[1, 1] * Q[:, 1] * gy) / (z * z)], 1)
+    c /= np.maximum(np.linalg.norm(c, axis=1, keepdims=True), 1e-300)
+    g2 = gx * gx + gy * gy
+    wg = g2 / (g2 + GRAD_SIGMA ** 2)
+    # normals: central differences between neighbours that belong to the object too
+    H, W = sel.shape
+    inner = np.zeros((H, W), bool)
+    inner[1:-1, 1:-1] = sel[1:-1, 2:] & sel[1:-1, :-2] & sel[2:, 1:-1] & sel[:-2, 1:-1]
+    du = np.zeros_like(P)
+    dv = np.zeros_like(P)
+    du[:, 1:-1] = P[:, 2:] - P[:, :-2]
+    dv[1:-1] = P[2:] - P[:-2]
+    n = np.cross(du[sel], dv[sel])
+    nn = np.linalg.norm(n, axis=1, keepdims=True)
+    has_n = inner[sel] & np.isfinite(nn[:, 0]) & (nn[:, 0] > 0)
+    n = np.where(has_n[:, None], n / np.maximum(nn, 1e-300), 0.0)
+    c = np.where(np.isfinite(c), c, 0.0)
+    I = (wg[:, None, None] * c[:, :, None] * c[:, None, :]
+         + NORMAL_WEIGHT * n[:, :, None] * n[:, None, :]) + RIDGE * np.eye(3)[None]
+    w = np.asarray(weights, np.float64).reshape(-1)
+    WI = w[:, None, None] * I
+    return np.einsum("ij,mjk->mik", np.linalg.inv(WI.sum(0)), WI)

@@ -117,6 +117,131 @@ def image_to_rgb(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     return cv2.cvtColor(np.ascontiguousarray(a), cv2.COLOR_GRAY2RGB)
 
 
+# ------------------------------------------------------------------------------------------------ compressed
+# sensor_msgs/CompressedImage as image_transport's 'compressed' and 'compressedDepth' plugins write it: format
+# "jpeg" / "png" (older publishers) or "<encoding>; jpeg compressed <enc>" / "<encoding>; png compressed <enc>";
+# depth "16UC1; compressedDepth png" / "32FC1; compressedDepth png" (older: "<enc>; compressedDepth"), whose data
+# starts with a 12-byte ConfigHeader (int32 format, float32 depthQuantA, depthQuantB) before the PNG.
+COMPRESSED_DEPTH_HEADER = 12
+
+
+def compressed_size(data) -> Tuple[int, int]:
+    """``(height, width)`` that a PNG or JPEG stream declares, read from its header without decoding it (a few
+    hundred bytes declaring a 100000 x 100000 image must be rejected before anything is allocated)."""
+    b = bytes(memoryview(data)[:65536])
+    if b[:8] == b"\x89PNG\r\n\x1a\n" and len(b) >= 24 and b[12:16] == b"IHDR":
+        w, h = struct.unpack(">II", b[16:24])
+        return int(h), int(w)
+    if b[:2] == b"\xff\xd8":
+        i = 2
+        while i + 4 <= len(b):
+            if b[i] != 0xFF:
+                i += 1
+                continue
+            marker = b[i + 1]
+            if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7 or marker == 0xFF:
+                i += 1 if marker == 0xFF else 2
+                continue
+            seg = struct.unpack(">H", b[i + 2:i + 4])[0]
+            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):   # a start-of-frame segment
+                if i + 9 > len(b):
+                    break
+                h, w = struct.unpack(">HH", b[i + 5:i + 9])
+                return int(h), int(w)
+            i += 2 + seg
+        raise ImageError("undecodable", "JPEG without a frame header in its first 64 KiB")
+    raise ImageError("undecodable", "compressed data is neither PNG nor JPEG")
+
+
+def _compressed_kind(fmt: str) -> str:
+    f = fmt.lower()
+    if "compresseddepth" in f:
+        return "depth"
+    if "jpeg" in f or "jpg" in f or "png" in f:
+        return "colour"
+    raise ImageError("unsupported_encoding", f"unsupported compressed format {_clip(fmt)} (supported: image_transport "
+                                             "'compressed' jpeg / png, 'compressedDepth' png)")
+
+
+def compressed_image_size(msg, max_pixels: int = DEFAULT_MAX_PIXELS, depth: bool = False) -> Tuple[int, int]:
+    """Checks of a CompressedImage before it is decoded: its format (colour, or ``depth``: compressedDepth) and the
+    size its header declares (at most ``max_pixels``). Returns ``(height, width)``."""
+    kind = _compressed_kind(msg.format)
+    if (kind == "depth") != depth:
+        raise ImageError("unsupported_encoding", f"format {_clip(msg.format)} on a "
+                                                 f"{'depth' if depth else 'colour'} topic")
+    data = memoryview(_buffer(msg.data))
+    if depth:
+        if len(data) <= COMPRESSED_DEPTH_HEADER:
+            raise ImageError("truncated", f"compressedDepth data of {len(data)} bytes has no image after its header")
+        data = data[COMPRESSED_DEPTH_HEADER:]
+    h, w = compressed_size(data)
+    if h <= 0 or w <= 0:
+        raise ImageError("invalid_image", f"compressed image declares {w}x{h}")
+    if h * w > max_pixels:
+        raise ImageError("too_large", f"compressed image declares {w}x{h} = {h * w} pixels, over the cap of "
+                                      f"{max_pixels}")
+    return h, w
+
+
+def _decode(data, flags: int, hw: Tuple[int, int]) -> np.ndarray:
+    import cv2
+
+    a = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    if a is None:
+        raise ImageError("undecodable", "the compressed data does not decode")
+    if a.shape[:2] != hw:
+        raise ImageError("undecodable", f"decoded {a.shape[1]}x{a.shape[0]}, the header declared {hw[1]}x{hw[0]}")
+    return a
+
+
+def compressed_to_rgb(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """uint8 RGB [H, W, 3] of a sensor_msgs/CompressedImage (image_transport 'compressed': JPEG or PNG, colour or
+    mono; the decoder's BGR is turned to RGB, as image_transport's republisher would give ``rgb8``)."""
+    import cv2
+
+    hw = compressed_image_size(msg, max_pixels)
+    a = _decode(_buffer(msg.data), cv2.IMREAD_UNCHANGED, hw)
+    if a.dtype == np.uint16:
+        a = (a.astype(np.float32) / 257.0).astype(np.uint8)
+    if a.ndim == 2:
+        return cv2.cvtColor(a, cv2.COLOR_GRAY2RGB)
+    if a.shape[2] == 4:
+        return cv2.cvtColor(a, cv2.COLOR_BGRA2RGB)
+    return cv2.cvtColor(a, cv2.COLOR_BGR2RGB)
+
+
+def compressed_depth_to_metres(msg, max_pixels: int = DEFAULT_MAX_PIXELS, min_range: float = 0.0,
+                               max_range: float = float("inf")) -> Tuple[np.ndarray, np.ndarray]:
+    """``depth_to_metres`` of a compressedDepth CompressedImage: "16UC1; compressedDepth" is a 16-bit PNG of
+    millimetres; "32FC1; compressedDepth" a 16-bit PNG of quantised inverse depth, ``depth = depthQuantA /
+    (v - depthQuantB)`` (0: no return), the quantisation parameters in the 12-byte header before the PNG."""
+    import cv2
+
+    from trace_anything_ros.pipeline.gates import depth_range_valid
+
+    hw = compressed_image_size(msg, max_pixels, depth=True)
+    raw = _buffer(msg.data)
+    _, qa, qb = struct.unpack("<iff", bytes(raw[:COMPRESSED_DEPTH_HEADER]))
+    a = _decode(raw[COMPRESSED_DEPTH_HEADER:], cv2.IMREAD_UNCHANGED, hw)
+    if a.dtype != np.uint16 or a.ndim != 2:
+        raise ImageError("undecodable", f"compressedDepth PNG is {a.dtype} with {a.shape[2] if a.ndim == 3 else 1} "
+                                        "channels, not 16-bit mono")
+    if msg.format.lower().startswith("32fc1"):
+        if not (np.isfinite(qa) and np.isfinite(qb) and qa > 0):
+            raise ImageError("undecodable", f"compressedDepth quantisation ({qa}, {qb}) is not usable")
+        v = a.astype(np.float32)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            d = np.where(a > 0, np.float32(qa) / (v - np.float32(qb)), np.nan).astype(np.float32)
+        valid = np.isfinite(d) & depth_range_valid(d, max(min_range, np.nextafter(np.float32(0), np.float32(1))),
+                                                   max_range)
+    else:
+        d = a.astype(np.float32) * np.float32(1e-3)
+        valid = (a != 0) & depth_range_valid(d, min_range, max_range)
+    d[~valid] = np.nan
+    return d, valid
+
+
 def depth_to_metres(msg, max_pixels: int = DEFAULT_MAX_PIXELS, min_range: float = 0.0,
                     max_range: float = float("inf")) -> Tuple[np.ndarray, np.ndarray]:
     """(depth float32 [H, W] in metres with NaN where invalid, valid mask). 16UC1/mono16 are millimetres
