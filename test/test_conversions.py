@@ -169,3 +169,78 @@ def test_matches_cv_bridge(conv, encoding):
     a = (RNG.random(shape) * 200).astype(dtype)
     m = CvBridge().cv2_to_imgmsg(a, encoding=encoding)
     np.testing.assert_array_equal(conv.image_to_array(m), CvBridge().imgmsg_to_cv2(m, "passthrough"))
+
+
+# ------------------------------------------------------------------------ compressed (image_transport)
+def cimg(fmt, data):
+    from sensor_msgs.msg import CompressedImage
+    m = CompressedImage()
+    m.format, m.data = fmt, bytes(data)
+    return m
+
+
+@pytest.mark.parametrize("codec,fmt", [(".jpg", "rgb8; jpeg compressed bgr8"), (".png", "png"),
+                                       (".png", "bgr8; png compressed bgr8")])
+def test_compressed_colour_decodes_to_rgb(conv, codec, fmt):
+    import cv2
+    rgb = np.zeros((30, 40, 3), np.uint8)
+    rgb[5:15, 10:30] = (250, 40, 10)                                      # a red block: channel order shows
+    ok, buf = cv2.imencode(codec, rgb[:, :, ::-1])
+    m = cimg(fmt, buf.tobytes())
+    assert conv.compressed_image_size(m) == (30, 40)
+    out = conv.compressed_to_rgb(m)
+    assert out.shape == (30, 40, 3) and out.dtype == np.uint8
+    if codec == ".png":
+        assert np.array_equal(out, rgb)
+    else:   # JPEG is lossy (and subsamples colour): the block is still red, not blue
+        r, g, b = out[7:13, 13:27].reshape(-1, 3).mean(0)
+        assert r > 200 and b < 60, (r, g, b)
+    mono = cv2.imencode(".png", rgb[:, :, 0])[1]
+    assert np.array_equal(conv.compressed_to_rgb(cimg("mono8; png compressed mono8", mono.tobytes()))[..., 1],
+                          rgb[:, :, 0])
+
+
+def test_compressed_depth_16uc1_and_32fc1(conv):
+    import cv2
+    import struct
+    mm = np.full((20, 30), 1500, np.uint16)
+    mm[:, :5] = 0                                                          # no return
+    png = cv2.imencode(".png", mm)[1].tobytes()
+    d, valid = conv.compressed_depth_to_metres(cimg("16UC1; compressedDepth png", struct.pack("<iff", 0, 0, 0) + png))
+    assert np.allclose(d[valid], 1.5) and not valid[:, :5].any() and valid[:, 5:].all()
+    # 32FC1: quantised inverse depth, depth = A / (v - B) (compressed_depth_image_transport's defaults q=100, 10 m)
+    q, dmax = 100.0, 10.0
+    A = q * (q + 1.0)
+    B = 1.0 - A / dmax
+    depth = np.linspace(0.4, 3.0, 600, dtype=np.float32).reshape(20, 30)
+    inv = np.round(A / depth + B).astype(np.uint16)
+    inv[0, 0] = 0
+    data = struct.pack("<iff", 0, A, B) + cv2.imencode(".png", inv)[1].tobytes()
+    d, valid = conv.compressed_depth_to_metres(cimg("32FC1; compressedDepth png", data), min_range=0.05)
+    assert not valid[0, 0] and np.isnan(d[0, 0])
+    assert np.allclose(d[valid], depth[valid], rtol=0.01)
+
+
+def test_hostile_compressed_images_raise_clear_errors(conv):
+    import struct
+    # a PNG header declaring 100000 x 100000: rejected from the header, nothing decoded or allocated
+    bomb = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + struct.pack(">II", 100000, 100000) + bytes(20)
+    with pytest.raises(conv.ImageError, match="over the cap") as e:
+        conv.compressed_to_rgb(cimg("png", bomb), max_pixels=4096 * 4096)
+    assert e.value.reason == "too_large"
+    cases = [(cimg("jpeg", b"not an image at all"), "undecodable"),
+             (cimg("jpeg", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(40)), "undecodable"),
+             (cimg("theora", b"\x89PNG\r\n\x1a\n"), "unsupported_encoding"),
+             (cimg("16UC1; compressedDepth png", b"\x89PNG\r\n\x1a\n"), "unsupported_encoding")]
+    for m, reason in cases:
+        with pytest.raises(conv.ImageError) as e:
+            conv.compressed_to_rgb(m)
+        assert e.value.reason == reason, (m.format, e.value)
+    with pytest.raises(conv.ImageError) as e:
+        conv.compressed_depth_to_metres(cimg("16UC1; compressedDepth png", b"\x00" * 8))
+    assert e.value.reason == "truncated"
+    # a valid header over a corrupt body: the decoder's failure is a clear error too
+    body = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + struct.pack(">II", 8, 8) + bytes(40)
+    with pytest.raises(conv.ImageError) as e:
+        conv.compressed_to_rgb(cimg("png", body))
+    assert e.value.reason == "undecodable"

@@ -164,5 +164,5 @@ def test_analyze_weights_each_objects_motion_only_when_asked():
     for a, b, c in zip(plain.objects, none.objects, on.objects):
         assert np.allclose(a.trajectory, b.trajectory) and np.allclose(a.velocity, b.velocity)
         assert np.allclose(c.trajectory[-1], a.trajectory[-1])                 # the centroid now is the same
-        assert np.linalg.norm(c.velocity - a.velocity) < 0.1 * max(np.linalg.norm(a.velocity), 0.05), (a.velocity,
-                                                                                                     c.velocity)
+        tol = 0.1 * max(np.linalg.norm(a.velocity), 0.05)
+        assert np.linalg.norm(c.velocity - a.velocity) < tol, (a.velocity, c.velocity)

@@ -318,6 +318,58 @@ def test_reconfigure_with_depth_and_reliable_qos(env):
     assert proc.poll() is None
 
 
+def test_compressed_transport_rgbd(env):
+    """image_transport 'compressed': JPEG images on '<image>/compressed' and 16UC1 PNG depth on
+    '<depth>/compressedDepth' (sensor_msgs/CompressedImage, as a robot streams or records them) run the same
+    pipeline -- metric from the decoded depth -- and a compressed image whose header declares too many pixels is
+    dropped before it is decoded."""
+    import struct
+
+    import cv2
+    from rclpy.qos import QoSProfile, ReliabilityPolicy
+    from sensor_msgs.msg import CompressedImage
+
+    from trace_anything_ros.ros import conversions as conv
+    h, proc = env
+    assert h.lc.change_state("deactivate") and h.lc.change_state("cleanup")
+    rs = h.set_params(image_transport="compressed")
+    assert all(r.successful for r in rs), [r.reason for r in rs]
+    assert h.lc.change_state("configure") and h.lc.change_state("activate")
+    rel = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+    pub_c = h.node.create_publisher(CompressedImage, "image/compressed", rel)
+    pub_d = h.node.create_publisher(CompressedImage, "depth/compressedDepth", rel)
+    assert h.wait(lambda: pub_c.get_subscription_count() > 0 and pub_d.get_subscription_count() > 0, 30), \
+        "compressed subscriptions never matched"
+    mm = np.full((SRC_H, SRC_W), 3000, np.uint16)
+    mm[:10] = 0
+    depth_png = struct.pack("<iff", 0, 0.0, 0.0) + cv2.imencode(".png", mm)[1].tobytes()
+    h.got.clear()
+    for i in range(8):
+        s = 50_000_000_000 + i * 50_000_000
+        h.pub_info.publish(h.camera_info(s))
+        d = CompressedImage(format="16UC1; compressedDepth png", data=depth_png)
+        d.header.stamp, d.header.frame_id = conv.ns_to_time(s), "cam_optical"
+        pub_d.publish(d)
+        rgb = np.asarray(conv.image_to_rgb(h.image(s, red_at=10 + 4 * i)))
+        c = CompressedImage(format="rgb8; jpeg compressed bgr8",
+                            data=cv2.imencode(".jpg", np.ascontiguousarray(rgb[:, :, ::-1]))[1].tobytes())
+        c.header.stamp, c.header.frame_id = conv.ns_to_time(s), "cam_optical"
+        pub_c.publish(c)
+        h.spin(0.05)
+    assert h.wait(lambda: h.got.get("trajectory_field") and h.got.get("tracks"), 15), h.diag_values()
+    f = h.got["trajectory_field"][-1]
+    assert f.metric and f.scale == pytest.approx(1.5, rel=1e-3)          # the analytic scene at Z=2, depth 3 m
+    assert (f.height, f.width) == (IN_H, IN_W)
+    # a PNG header declaring 100000 x 100000 pixels: dropped (too_large), nothing decoded
+    bomb = b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + b"IHDR" + struct.pack(">II", 100000, 100000) + bytes(20)
+    before = int(h.diag_values().get("dropped.too_large", 0))
+    c = CompressedImage(format="png", data=bomb)
+    c.header.stamp, c.header.frame_id = conv.ns_to_time(60_000_000_000), "cam_optical"
+    pub_c.publish(c)
+    assert h.wait_diag(lambda s, v: int(v.get("dropped.too_large", 0)) > before), h.diag_values()
+    assert proc.poll() is None and h.lc.get_state() == "active"
+
+
 def test_sigint_exits_cleanly(env):
     h, proc = env
     proc.send_signal(2)

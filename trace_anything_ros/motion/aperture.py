@@ -188,8 +188,8 @@ def translation_gains(points: np.ndarray, sel: np.ndarray, image: np.ndarray, K:
     has_n = inner[sel] & np.isfinite(nn[:, 0]) & (nn[:, 0] > 0)
     n = np.where(has_n[:, None], n / np.maximum(nn, 1e-300), 0.0)
     c = np.where(np.isfinite(c), c, 0.0)
-    I = (wg[:, None, None] * c[:, :, None] * c[:, None, :]
-         + NORMAL_WEIGHT * n[:, :, None] * n[:, None, :]) + RIDGE * np.eye(3)[None]
+    info = (wg[:, None, None] * c[:, :, None] * c[:, None, :]
+            + NORMAL_WEIGHT * n[:, :, None] * n[:, None, :]) + RIDGE * np.eye(3)[None]
     w = np.asarray(weights, np.float64).reshape(-1)
-    WI = w[:, None, None] * I
+    WI = w[:, None, None] * info
     return np.einsum("ij,mjk->mik", np.linalg.inv(WI.sum(0)), WI)

@@ -130,6 +130,10 @@ PERCEPTION: List[Spec] = [
          choices=("latency", "throughput")),
     Spec("buffer.capacity", 0, "frames in the ring (0: just enough for one window with stride)", range=(0, 10000)),
     Spec("use_depth", False, "subscribe to 'depth' and recover metric scale from it"),
+    Spec("image_transport", "raw", "how 'image' and 'depth' arrive: raw (sensor_msgs/Image on 'image' / 'depth') or "
+         "compressed (image_transport's sensor_msgs/CompressedImage on '<image>/compressed' (JPEG / PNG) and "
+         "'<depth>/compressedDepth' (PNG), after remapping, decoded in the node; a robot that streams or records "
+         "only compressed images)", choices=("raw", "compressed")),
     Spec("camera_pose.enabled", False, "subscribe to 'camera_pose' (geometry_msgs/PoseStamped: the camera optical "
          "frame in a fixed frame, e.g. from odometry / TF) and give a depth-aware model each window's camera motion; "
          "needed for a moving camera"),

@@ -38,7 +38,7 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import (HistoryPolicy, QoSProfile, ReliabilityPolicy, DurabilityPolicy, qos_profile_sensor_data)
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from visualization_msgs.msg import MarkerArray
 
 from trace_anything_ros.msg import DynamicObjectArray, TrajectoryArray, TrajectoryField as TrajectoryFieldMsg
@@ -185,14 +185,21 @@ class TrajectoryFieldNode(LifecycleNode):
         qos = self._qos(v)
         ev = SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos)
         # every input callback runs through _guarded: no exception leaves it (counted + logged as callback_error)
-        self._image_sub = self.create_subscription(Image, "image", self._guarded(self._on_image, "image", seq=True),
-                                                   qos, event_callbacks=ev)
+        # image_transport 'compressed': '<image>/compressed' and '<depth>/compressedDepth' of the remapped names
+        packed = v["image_transport"] == "compressed"
+        img_type, img_topic = ((CompressedImage, self.resolve_topic_name("image") + "/compressed") if packed
+                               else (Image, "image"))
+        self._image_sub = self.create_subscription(img_type, img_topic,
+                                                   self._guarded(self._on_image, "image", seq=True), qos,
+                                                   event_callbacks=ev)
         self._seq_last = None
         self._subs = [self._image_sub,
                       self.create_subscription(CameraInfo, "camera_info", self._guarded(self._on_info, "camera_info"),
                                                qos, event_callbacks=ev)]
         if v["use_depth"]:
-            self._subs.append(self.create_subscription(Image, "depth", self._guarded(self._on_depth, "depth"), qos,
+            d_type, d_topic = ((CompressedImage, self.resolve_topic_name("depth") + "/compressedDepth") if packed
+                               else (Image, "depth"))
+            self._subs.append(self.create_subscription(d_type, d_topic, self._guarded(self._on_depth, "depth"), qos,
                                                        event_callbacks=ev))
         self._poses = PoseBuffer() if v["camera_pose.enabled"] else None
         self._tf_buffer = self._tf_listener = None
@@ -209,7 +216,7 @@ class TrajectoryFieldNode(LifecycleNode):
         self.get_logger().info(
             f"configured: window {self._spec.length} (stride {self._spec.stride}, min spacing "
             f"{self._spec.min_spacing} s), qos {v['qos.reliability']}/{v['qos.depth']}, depth "
-            f"{'on' if v['use_depth'] else 'off'}")
+            f"{'on' if v['use_depth'] else 'off'}, image transport {v['image_transport']} ({img_topic})")
         return TransitionCallbackReturn.SUCCESS
 
     def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
@@ -450,11 +457,14 @@ class TrajectoryFieldNode(LifecycleNode):
             self._drop(bad[0], f"{what}: {bad[1]}")
             return None
         try:
-            conv.image_to_array(msg, self._cfg["max_image_pixels"], encodings)
+            if isinstance(msg, CompressedImage):  # the size its header declares, before anything is decoded
+                hw = conv.compressed_image_size(msg, self._cfg["max_image_pixels"], depth=what == "depth")
+            else:
+                conv.image_to_array(msg, self._cfg["max_image_pixels"], encodings)
+                hw = (int(msg.height), int(msg.width))
         except conv.ImageError as e:
             self._drop(e.reason, f"{what}: {e}")
             return None
-        hw = (int(msg.height), int(msg.width))
         try:
             check_cost(hw, self.input_size)  # the resize to the model grid stays within budget for this shape
         except PreprocessBudgetError as e:
@@ -462,7 +472,7 @@ class TrajectoryFieldNode(LifecycleNode):
             return None
         return conv.stamp_to_ns(msg.header.stamp), hw
 
-    def _on_image(self, msg: Image):
+    def _on_image(self, msg):  # sensor_msgs/Image, or CompressedImage (image_transport: compressed)
         ingest = self._ingest
         if ingest is None:
             return
@@ -478,7 +488,8 @@ class TrajectoryFieldNode(LifecycleNode):
                             + (f" (node clock {now_ns * 1e-9:.3f} s)" if reason == F.FUTURE_STAMP else ""))
             return
         try:
-            rgb = conv.image_to_rgb(msg, self._cfg["max_image_pixels"])
+            rgb = (conv.compressed_to_rgb if isinstance(msg, CompressedImage) else conv.image_to_rgb)(
+                msg, self._cfg["max_image_pixels"])
         except conv.ImageError as e:
             self._drop(e.reason, str(e))
             return
@@ -497,7 +508,7 @@ class TrajectoryFieldNode(LifecycleNode):
         if reason is not None:  # counted by the ingest
             self._note_drop(reason, f"image stamp {frame.stamp_ns * 1e-9:.9f} s")
 
-    def _on_depth(self, msg: Image):
+    def _on_depth(self, msg):  # sensor_msgs/Image, or CompressedImage (compressedDepth)
         if self._ingest is None:
             return
         got = self._admit(msg, "depth", conv.DEPTH_ENCODINGS)
@@ -510,8 +521,8 @@ class TrajectoryFieldNode(LifecycleNode):
                                        f"{now_ns * 1e-9:.3f} s")
             return
         try:
-            d, valid = conv.depth_to_metres(msg, self._cfg["max_image_pixels"], self._cfg["depth.min_range"],
-                                            self._cfg["depth.max_range"])
+            d, valid = (conv.compressed_depth_to_metres if isinstance(msg, CompressedImage) else conv.depth_to_metres)(
+                msg, self._cfg["max_image_pixels"], self._cfg["depth.min_range"], self._cfg["depth.max_range"])
         except conv.ImageError as e:
             self._drop(e.reason, f"depth: {e}")
             return
