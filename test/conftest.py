@@ -17,11 +17,13 @@
 - ROS isolation, set before anything imports rclpy: DDS discovery on localhost only and a per-run
   ``ROS_DOMAIN_ID`` in 100..199 (from the pid), so parallel test runs on one machine do not see each other.
 - ``MUJOCO_GL=egl`` for offscreen rendering without a display.
+- Stale Fast DDS shared-memory segments (of processes killed with SIGKILL, no live process maps them) are removed
+  before anything starts, as ``fastdds shm clean`` would.
 - Markers (registered in pytest.ini): ``ros`` tests are skipped with the import error as reason when rclpy or the
   generated ``trace_anything_ros.msg`` cannot be imported; ``gpu`` without CUDA; ``launch_testing`` without
   launch_testing; ``sim`` without MuJoCo; ``official_weights`` unless ``TRACE_ANYTHING_WEIGHTS`` names the official
   checkpoint file. Never silently: the reason appears in ``pytest -rs``.
-- Fixtures: ``shared_dir`` (``$TRACE_ANYTHING_SHARED`` or ``<repo>/../shared``), ``fixtures_dir``,
+- Fixtures: ``clean_stale_shm`` (that clean-up, for a test that killed ROS processes with SIGKILL), ``shared_dir`` (``$TRACE_ANYTHING_SHARED`` or ``<repo>/../shared``), ``fixtures_dir``,
   ``opencv_data_dir`` (opencv-doc sample data: vtest.avi, ...), ``repo_root``, ``ros_context`` (a fresh rclpy
   context per test module: every in-process node and executor of a test takes ``context=ros_context``; nothing in
   the tests initialises rclpy's global default context, so the modules do not depend on their order).
@@ -44,6 +46,39 @@ else:
 os.environ.setdefault("MUJOCO_GL", "egl")
 os.environ.setdefault("PYOPENGL_PLATFORM", "egl")
 os.environ.setdefault("RCUTILS_LOGGING_BUFFERED_STREAM", "1")
+
+
+def _clean_stale_fastdds_shm(shm: str = "/dev/shm") -> list:
+    """What ``fastdds shm clean`` does (the CLI is not in the wheels): remove Fast DDS shared-memory segments and
+    port semaphores that no live process maps -- left by processes killed with SIGKILL. A participant that later
+    gets such a port can hang in its stale lock (seen in CI: a node that never answered its lifecycle services).
+    Only this user's files can go (/dev/shm is sticky); a segment in use is always mapped by its owner."""
+    import glob
+
+    names = glob.glob(os.path.join(shm, "fastrtps_*")) + glob.glob(os.path.join(shm, "sem.fastrtps_*"))
+    if not names:
+        return []
+    mapped = set()
+    for maps in glob.glob("/proc/[0-9]*/maps"):
+        try:
+            with open(maps) as f:
+                mapped.update(line.split(None, 5)[-1].strip() for line in f if shm in line)
+        except OSError:  # gone meanwhile, or another user's process (its files are not ours to remove)
+            continue
+    removed = []
+    for path in names:
+        owner = path[:-3] if path.endswith("_el") else path        # "<segment>_el": the segment's lock file
+        if owner in mapped or path in mapped:
+            continue
+        try:
+            os.unlink(path)
+            removed.append(path)
+        except OSError:
+            pass
+    return removed
+
+
+_clean_stale_fastdds_shm()
 
 REPO_ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -131,6 +166,13 @@ def repo_root() -> pathlib.Path:
 def _shared_dir() -> pathlib.Path:
     env = os.environ.get("TRACE_ANYTHING_SHARED")
     return pathlib.Path(env).resolve() if env else (REPO_ROOT.parent / "shared").resolve()
+
+
+@pytest.fixture
+def clean_stale_shm():
+    """``_clean_stale_fastdds_shm`` for a test that had to kill ROS processes with SIGKILL: call it once they are
+    gone, so that no later participant meets their locked shared-memory ports."""
+    return _clean_stale_fastdds_shm
 
 
 @pytest.fixture(scope="module")
