@@ -23,10 +23,11 @@
   generated ``trace_anything_ros.msg`` cannot be imported; ``gpu`` without CUDA; ``launch_testing`` without
   launch_testing; ``sim`` without MuJoCo; ``official_weights`` unless ``TRACE_ANYTHING_WEIGHTS`` names the official
   checkpoint file. Never silently: the reason appears in ``pytest -rs``.
-- Fixtures: ``clean_stale_shm`` (that clean-up, for a test that killed ROS processes with SIGKILL), ``shared_dir`` (``$TRACE_ANYTHING_SHARED`` or ``<repo>/../shared``), ``fixtures_dir``,
-  ``opencv_data_dir`` (opencv-doc sample data: vtest.avi, ...), ``repo_root``, ``ros_context`` (a fresh rclpy
-  context per test module: every in-process node and executor of a test takes ``context=ros_context``; nothing in
-  the tests initialises rclpy's global default context, so the modules do not depend on their order).
+- Fixtures: ``clean_stale_shm`` (that clean-up, for a test that killed ROS processes with SIGKILL),
+  ``shared_dir`` (``$TRACE_ANYTHING_SHARED`` or ``<repo>/../shared``), ``fixtures_dir``, ``opencv_data_dir``
+  (opencv-doc sample data: vtest.avi, ...), ``repo_root``, ``ros_context`` (a fresh rclpy context per test module:
+  every in-process node and executor of a test takes ``context=ros_context``; nothing in the tests initialises
+  rclpy's global default context, so the modules do not depend on their order).
 """
 from __future__ import annotations
 

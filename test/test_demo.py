@@ -87,10 +87,12 @@ def test_demo_recording_has_every_output(demo_run):
     for t in (TOPICS["plan"], "/diagnostics"):
         st = _stamps(mcap, t)
         assert all(b >= a for a, b in zip(st, st[1:])), (t, st)
-    # perception outputs carry camera stamps (sim time): every window's stamp is a recorded camera frame stamp
+    # perception outputs carry camera stamps (sim time): windows' stamps are recorded camera frame stamps. The
+    # recorder's subscriptions match one by one (DDS discovery), so its first camera frame may come a few frames
+    # after the first window it recorded (CI once: 0.2 s); not more than a second
     cam = set(_stamps(mcap, "/camera/image_raw"))
     tr = _stamps(mcap, f"{PERCEPTION}/tracks")
-    assert sum(s in cam for s in tr) >= 1 and min(cam) <= min(tr)
+    assert sum(s in cam for s in tr) >= 1 and min(cam) - 1_000_000_000 <= min(tr), (min(cam), min(tr))
     # decoded content: mask coloured by object ids at the camera's size, a plan with a status
     img = next(bag.iter_messages(str(mcap), ["/camera/image_raw"])).msg
     m = next(bag.iter_messages(str(mcap), [f"{PERCEPTION}/dynamic_mask"])).msg
