@@ -313,3 +313,50 @@ def test_goal_image_with_analytic_stand_in_estimator(env):
         assert rec["status"] == "OK" and rec["plan_stamp_ns"] > 0, rec
     # Without camera images nor windows the image goal halts too.
     assert h.wait(lambda: h.plans[-1].status == ManipulationPlan.STATUS_HALTED, STALE + 3)
+
+
+def test_goal_image_on_compressed_camera_images(env):
+    """``image_transport: compressed``: the current frame comes as image_transport's CompressedImage on
+    '<image>/compressed' (PNG here, so that the stand-in estimator sees the exact red block), kept compressed and
+    decoded when the goal image is planned; a compressed message of an unknown format is dropped on arrival (a
+    warning), not met by a later plan."""
+    import cv2
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import CompressedImage
+
+    from trace_anything_ros.msg import ManipulationPlan
+    from trace_anything_ros.ros import conversions as conv
+    h, _ = env
+    assert h.lc.change_state("deactivate") and h.lc.change_state("cleanup")
+    assert all(r.successful for r in h.set_params(image_transport="compressed"))
+    assert h.lc.change_state("configure") and h.lc.change_state("activate")
+    pub = h.node.create_publisher(CompressedImage, "image/compressed", qos_profile_sensor_data)
+    assert h.wait(lambda: pub.get_subscription_count() > 0, 20), "the planner never subscribed to image/compressed"
+    cur = np.full((64, 96, 3), 40, np.uint8)
+    cur[20:40, 10:25] = (255, 0, 0)
+    goal = np.full((64, 96, 3), 40, np.uint8)
+    goal[20:40, 58:73] = (255, 0, 0)
+    im = CompressedImage(format="rgb8; png compressed bgr8",
+                         data=cv2.imencode(".png", np.ascontiguousarray(cur[:, :, ::-1]))[1].tobytes())
+    im.header.frame_id = "cam_optical"
+    bad = CompressedImage(format="theora", data=b"\x00" * 64)
+    bad.header.frame_id = "cam_optical"
+    gm = conv.array_to_image(goal, "rgb8")
+    gm.header.frame_id = "cam_optical"
+    for _ in range(5):
+        pub.publish(im)
+        h.spin(0.05)
+    n = len(h.plans)
+    h.pub_goal_image.publish(gm)
+    waiting = (ManipulationPlan.STATUS_IDLE, ManipulationPlan.STATUS_HALTED)
+
+    def planned():
+        pub.publish(im)
+        pub.publish(bad)      # the newest message is unusable: dropped, the last good frame is planned on
+        return any(p.status not in waiting for p in h.plans[n:])
+
+    assert h.wait(planned, 20), [(p.status, p.reason) for p in h.plans[-3:]]
+    p = [p for p in h.plans[n:] if p.status not in waiting][0]
+    assert p.status == ManipulationPlan.STATUS_OK, p.reason
+    a, b = p.object_poses[0].position, p.object_poses[-1].position
+    assert (b.x - a.x, b.y - a.y, b.z - a.z) == pytest.approx((0.5, 0.0, 0.0), abs=0.01)

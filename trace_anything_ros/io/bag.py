@@ -217,11 +217,9 @@ def stamp_ns(header_stamp) -> int:
 
 def image_rgb(msg) -> np.ndarray:
     """uint8 RGB [H, W, 3] of a decoded sensor_msgs/Image (colour or mono encodings) or CompressedImage."""
-    from trace_anything_ros.ros import conversions  # ROS-free module (numpy/cv2 only)
+    from trace_anything_ros.ros.conversions import to_rgb  # ROS-free module (numpy/cv2 only)
 
-    if hasattr(msg, "format") and not hasattr(msg, "encoding"):
-        return conversions.compressed_to_rgb(msg)
-    return np.ascontiguousarray(conversions.image_to_rgb(msg))
+    return np.ascontiguousarray(to_rgb(msg))
 
 
 def image_array(msg) -> np.ndarray:

@@ -242,6 +242,30 @@ def compressed_depth_to_metres(msg, max_pixels: int = DEFAULT_MAX_PIXELS, min_ra
     return d, valid
 
 
+def is_compressed(msg) -> bool:
+    """A sensor_msgs/CompressedImage (or its decoded / JSON form): a ``format``, no ``encoding``."""
+    return hasattr(msg, "format") and not hasattr(msg, "encoding")
+
+
+def to_rgb(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """uint8 RGB [H, W, 3] of an Image (``image_to_rgb``) or a CompressedImage (``compressed_to_rgb``)."""
+    return compressed_to_rgb(msg, max_pixels) if is_compressed(msg) else image_to_rgb(msg, max_pixels)
+
+
+def to_depth_metres(msg, max_pixels: int = DEFAULT_MAX_PIXELS, min_range: float = 0.0,
+                    max_range: float = float("inf")) -> Tuple[np.ndarray, np.ndarray]:
+    """``depth_to_metres`` of an Image or ``compressed_depth_to_metres`` of a compressedDepth CompressedImage."""
+    fn = compressed_depth_to_metres if is_compressed(msg) else depth_to_metres
+    return fn(msg, max_pixels, min_range, max_range)
+
+
+def declared_size(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> Tuple[int, int]:
+    """``(height, width)`` an Image declares, or a CompressedImage's header (nothing decoded)."""
+    if is_compressed(msg):
+        return compressed_image_size(msg, max_pixels, depth="compresseddepth" in msg.format.lower())
+    return int(msg.height), int(msg.width)
+
+
 def depth_to_metres(msg, max_pixels: int = DEFAULT_MAX_PIXELS, min_range: float = 0.0,
                     max_range: float = float("inf")) -> Tuple[np.ndarray, np.ndarray]:
     """(depth float32 [H, W] in metres with NaN where invalid, valid mask). 16UC1/mono16 are millimetres

@@ -87,7 +87,7 @@ from nav_msgs.msg import Path
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from std_msgs.msg import Header, String
 from std_srvs.srv import Trigger
 
@@ -138,6 +138,10 @@ PARAMS = [
          "empty: the compact network engine, RGB only)"),
     Spec("goal_image.depth_max_skew", 0.05, "the current depth image is paired with the image when their stamps "
          "differ by at most this (s)", range=(0.0, 10.0)),
+    Spec("image_transport", "raw", "how the camera's 'image' and 'depth' arrive (the current frame of a goal image): "
+         "raw (sensor_msgs/Image) or compressed (image_transport's CompressedImage on '<image>/compressed' and "
+         "'<depth>/compressedDepth' of the remapped names; decoded only when a goal image is planned)",
+         choices=("raw", "compressed")),
     Spec("goal_image.model.preset", "compact", "architecture preset when no weights are given"),
     Spec("goal_image.model.weights", "embedded", "checkpoint path ('embedded': the shipped compact model; "
          "empty: random weights, meaningless plans)"),
@@ -289,8 +293,10 @@ class ManipulationPlannerNode(LifecycleNode):
         if v["goal_image.enabled"]:
             self._subs += [self.create_subscription(Image, "goal_image", self._on_goal_image, in_q),
                            self.create_subscription(Image, "goal_depth", self._on_goal_depth, in_q),
-                           self.create_subscription(Image, "image", self._on_image, qos_profile_sensor_data),
-                           self.create_subscription(Image, "depth", self._on_depth, qos_profile_sensor_data),
+                           self.create_subscription(*self._camera_topic("image", "compressed", v),
+                                                    self._on_image, qos_profile_sensor_data),
+                           self.create_subscription(*self._camera_topic("depth", "compressedDepth", v),
+                                                    self._on_depth, qos_profile_sensor_data),
                            self.create_subscription(CameraInfo, "camera_info", self._on_info,
                                                     qos_profile_sensor_data)]
         self._srvs = [self.create_service(SetObjectGoal, private(PLANNER_SERVICES["set_object_goal"]),
@@ -469,7 +475,28 @@ class ManipulationPlannerNode(LifecycleNode):
         res.success, res.message = True, "goal cancelled"
         return res
 
-    def _on_image(self, msg: Image):
+    def _camera_topic(self, name: str, transport: str, v: dict):
+        """(message type, topic) of camera input ``name``: raw, or image_transport's ``<name>/<transport>``
+        CompressedImage of the remapped name (kept compressed: decoded when a goal image is planned on it)."""
+        if v["image_transport"] == "compressed":
+            return CompressedImage, self.resolve_topic_name(name) + "/" + transport
+        return Image, name
+
+    def _compressed_ok(self, msg, what: str) -> bool:
+        """A compressed camera message whose format and declared size are usable (nothing decoded yet); the others
+        are dropped with a warning, so that no later plan meets them."""
+        if not conv.is_compressed(msg):
+            return True
+        try:
+            conv.compressed_image_size(msg, depth=what == "depth")
+            return True
+        except conv.ImageError as e:
+            self.get_logger().warn(f"{what}: dropped: {e}", throttle_duration_sec=5.0)
+            return False
+
+    def _on_image(self, msg):
+        if not self._compressed_ok(msg, "image"):
+            return
         self._latest_image = msg
         self._images = self._images[-(FRAME_BUFFER - 1):] + [msg]
         self._latest_image_time = self._now()
@@ -477,7 +504,9 @@ class ManipulationPlannerNode(LifecycleNode):
         if s is not None and s.goal is not None and s.goal.kind == "image":
             s.perception_arrived(self._latest_image_time)  # an image goal lives on the camera stream
 
-    def _on_depth(self, msg: Image):
+    def _on_depth(self, msg):
+        if not self._compressed_ok(msg, "depth"):
+            return
         self._depths = self._depths[-(FRAME_BUFFER - 1):] + [msg]
 
     def _on_info(self, msg: CameraInfo):
@@ -489,8 +518,8 @@ class ManipulationPlannerNode(LifecycleNode):
     def _depth_for(self, img: Image):
         """The received depth image closest in stamp to ``img`` within goal_image.depth_max_skew, or None."""
         t_img = conv.stamp_to_ns(img.header.stamp)
-        hw = (int(img.height), int(img.width))
-        dms = [m for m in list(self._depths) if (int(m.height), int(m.width)) == hw]
+        hw = conv.declared_size(img)
+        dms = [m for m in list(self._depths) if conv.declared_size(m) == hw]
         dm = min(dms, key=lambda m: abs(conv.stamp_to_ns(m.header.stamp) - t_img)) if dms else None
         skew_ns = float(self._v()["goal_image.depth_max_skew"]) * 1e9
         if dm is None or abs(conv.stamp_to_ns(dm.header.stamp) - t_img) > skew_ns:
@@ -516,7 +545,7 @@ class ManipulationPlannerNode(LifecycleNode):
         from trace_anything_ros.pipeline.frames import frame_intrinsics, preprocess_depth
 
         h, w = size
-        img_hw = (int(cur.height), int(cur.width))
+        img_hw = conv.declared_size(cur)
         K = None
         info = self._latest_info
         if info is not None and float(info.k[0]) > 0:
@@ -525,7 +554,7 @@ class ManipulationPlannerNode(LifecycleNode):
         depth = None
         dm = self._depth_for(cur)
         if dm is not None:
-            d0 = preprocess_depth(conv.depth_to_metres(dm)[0], (h, w))
+            d0 = preprocess_depth(conv.to_depth_metres(dm)[0], (h, w))
             d1 = np.full((h, w), np.nan, np.float32)
             gd = self._goal_depth
             if gd is not None and goal.stamp_ns is not None and conv.stamp_to_ns(gd.header.stamp) == goal.stamp_ns:
@@ -603,7 +632,7 @@ class ManipulationPlannerNode(LifecycleNode):
             h, w = (int(x) for x in est.input_size)
             from trace_anything_ros.pipeline import preprocess_rgb
 
-            rgb = preprocess_rgb(conv.image_to_rgb(cur), (h, w))
+            rgb = preprocess_rgb(conv.to_rgb(cur), (h, w))
             if goal.track is not None:
                 plan = self._plan_tracked(goal, cur, rgb, (h, w), now)
             else:

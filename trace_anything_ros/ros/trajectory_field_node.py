@@ -488,8 +488,7 @@ class TrajectoryFieldNode(LifecycleNode):
                             + (f" (node clock {now_ns * 1e-9:.3f} s)" if reason == F.FUTURE_STAMP else ""))
             return
         try:
-            rgb = (conv.compressed_to_rgb if isinstance(msg, CompressedImage) else conv.image_to_rgb)(
-                msg, self._cfg["max_image_pixels"])
+            rgb = conv.to_rgb(msg, self._cfg["max_image_pixels"])
         except conv.ImageError as e:
             self._drop(e.reason, str(e))
             return
@@ -521,8 +520,8 @@ class TrajectoryFieldNode(LifecycleNode):
                                        f"{now_ns * 1e-9:.3f} s")
             return
         try:
-            d, valid = (conv.compressed_depth_to_metres if isinstance(msg, CompressedImage) else conv.depth_to_metres)(
-                msg, self._cfg["max_image_pixels"], self._cfg["depth.min_range"], self._cfg["depth.max_range"])
+            d, valid = conv.to_depth_metres(msg, self._cfg["max_image_pixels"], self._cfg["depth.min_range"],
+                                            self._cfg["depth.max_range"])
         except conv.ImageError as e:
             self._drop(e.reason, f"depth: {e}")
             return
