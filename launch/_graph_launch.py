@@ -30,8 +30,8 @@ from launch_ros.event_handlers import OnStateTransition
 from launch_ros.events.lifecycle import ChangeState
 from lifecycle_msgs.msg import Transition
 
-from trace_anything_ros.ros.graph import (CAMERA_REMAPS, LAUNCH_PARAM_ARGS, MODEL_LAUNCH_ARGS, graph,
-                                          node_parameter_files)
+from trace_anything_ros.ros.graph import (CAMERA_REMAPS, LAUNCH_PARAM_ARGS, graph, node_parameter_files,
+                                          takes_launch_arg)
 
 ARGS = {
     "namespace": "namespace of every node",
@@ -39,6 +39,8 @@ ARGS = {
     "use_sim_time": "use_sim_time of every node: true / false (empty: the graph's choice)",
     "device": "model.device of the perception node, e.g. cuda (empty: the parameter file's)",
     "weights": "model.weights of the perception node: a checkpoint path, or 'embedded' (empty: the parameter file's)",
+    "image_transport": "image_transport of the nodes that read the camera: raw, or compressed (image_transport's "
+                       "<image>/compressed and <depth>/compressedDepth) (empty: the parameter file's)",
 }
 
 
@@ -61,7 +63,7 @@ def _nodes(context, graph_name: str):
     actions = []
     for spec in graph(graph_name):
         user = {param: _value(arg, _given(context, arg)) for arg, param in LAUNCH_PARAM_ARGS.items()
-                if _given(context, arg) and (spec.model or arg not in MODEL_LAUNCH_ARGS)}
+                if _given(context, arg) and takes_launch_arg(spec, arg)}
         params = node_parameter_files(spec, share, user_files=user_files, user_params=user, namespace=ns)
         remaps = [(k, _given(context, f"{k}_topic") or v if k in CAMERA_REMAPS else v)
                   for k, v in spec.remaps.items()]

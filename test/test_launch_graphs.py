@@ -59,13 +59,16 @@ def _cases(tmp: pathlib.Path):
     return {
         "perception": (dict(
             launch_file="perception.launch.py",
-            launch_args={"params_file": str(pfile), "device": "cpu", "image_topic": "/camera/image_raw"},
+            launch_args={"params_file": str(pfile), "device": "cpu", "image_topic": "/camera/image_raw",
+                         "image_transport": "raw"},
             standin={"publish_clock": False, "publish_gt": False, "rate_hz": 10.0},
             lifecycle=["/trajectory_field_node"],
             params={"/trajectory_field_node": {"model.weights": "embedded", "model.device": "cpu", "use_depth": False,
-                                               "use_sim_time": False, "tracks.stride": 24}},
+                                               "use_sim_time": False, "tracks.stride": 24,
+                                               "image_transport": "raw"}},
             topics=_topics(1.0), log_contains=["compact_sim.safetensors"], nodes=["/trajectory_field_node"]),
-            ["--params", str(pfile), "--param", "model.device:=cpu", "--remap", "image:=/camera/image_raw"]),
+            ["--params", str(pfile), "--param", "model.device:=cpu", "--param", "image_transport:=raw", "--remap",
+             "image:=/camera/image_raw"]),
         "manipulation": (dict(
             launch_file="manipulation.launch.py", launch_args={}, standin=None,
             lifecycle=["/trajectory_field_node", "/manipulation_planner_node"],
@@ -235,3 +238,14 @@ def test_runner_user_file_overrides_the_graphs_own_settings(tmp_path, ros_contex
         log = proc.communicate(timeout=30)[0]
     assert proc.returncode == 0, log
     assert (got["use_sim_time"], got["use_depth"], got["tracks.stride"]) == (True, False, 28), got
+
+
+def test_launch_arguments_reach_the_nodes_they_concern():
+    """device / weights set the perception node's model only; image_transport every node that reads the camera
+    image (perception, planner), not the simulated camera that publishes it; use_sim_time every node."""
+    from trace_anything_ros.ros.graph import GRAPHS as G, LAUNCH_PARAM_ARGS, takes_launch_arg
+    specs = {s.name: s for s in G["manipulation"]}
+    takes = {name: {a for a in LAUNCH_PARAM_ARGS if takes_launch_arg(s, a)} for name, s in specs.items()}
+    assert takes == {"sim_camera_node": {"use_sim_time"},
+                     "trajectory_field_node": {"use_sim_time", "device", "weights", "image_transport"},
+                     "manipulation_planner_node": {"use_sim_time", "image_transport"}}, takes

@@ -168,7 +168,7 @@ def test_launch_files_compile_and_use_the_graph():
     for name in ("perception.launch.py", "manipulation.launch.py", "_graph_launch.py"):
         py_compile.compile(str(REPO / "launch" / name), doraise=True)
     text = (REPO / "launch" / "_graph_launch.py").read_text()
-    for arg in ("namespace", "params_file", "use_sim_time", "device", "weights"):
+    for arg in ("namespace", "params_file", "use_sim_time", "device", "weights", "image_transport"):
         assert f'"{arg}": "' in text  # _graph_launch.ARGS: declared with an empty default (overrides nothing)
     assert "trace_anything_ros.ros.graph" in text
 

@@ -142,8 +142,19 @@ GRAPHS: Dict[str, List[NodeSpec]] = {
 }
 
 # launch argument -> the parameter it sets (on the nodes with NodeSpec.model for the model ones)
-LAUNCH_PARAM_ARGS = {"use_sim_time": "use_sim_time", "device": "model.device", "weights": "model.weights"}
+LAUNCH_PARAM_ARGS = {"use_sim_time": "use_sim_time", "device": "model.device", "weights": "model.weights",
+                     "image_transport": "image_transport"}
 MODEL_LAUNCH_ARGS = ("device", "weights")
+CAMERA_LAUNCH_ARGS = ("image_transport",)   # on the nodes that read the camera image (a remap of 'image')
+
+
+def takes_launch_arg(spec: NodeSpec, arg: str) -> bool:
+    """Whether launch argument ``arg`` (of LAUNCH_PARAM_ARGS) sets its parameter on the node of ``spec``."""
+    if arg in MODEL_LAUNCH_ARGS:
+        return spec.model
+    if arg in CAMERA_LAUNCH_ARGS:
+        return "image" in spec.remaps
+    return True
 
 
 def graph(name: str) -> List[NodeSpec]:
