@@ -87,7 +87,7 @@ from nav_msgs.msg import Path
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header, String
 from std_srvs.srv import Trigger
 
@@ -291,11 +291,12 @@ class ManipulationPlannerNode(LifecycleNode):
             self.create_subscription(PoseStamped, "goal_pose", self._on_goal_pose, in_q),
         ]
         if v["goal_image.enabled"]:
+            packed = v["image_transport"] == "compressed"   # kept compressed: decoded when a goal image is planned
             self._subs += [self.create_subscription(Image, "goal_image", self._on_goal_image, in_q),
                            self.create_subscription(Image, "goal_depth", self._on_goal_depth, in_q),
-                           self.create_subscription(*self._camera_topic("image", "compressed", v),
+                           self.create_subscription(*messages.camera_input(self, "image", packed),
                                                     self._on_image, qos_profile_sensor_data),
-                           self.create_subscription(*self._camera_topic("depth", "compressedDepth", v),
+                           self.create_subscription(*messages.camera_input(self, "depth", packed),
                                                     self._on_depth, qos_profile_sensor_data),
                            self.create_subscription(CameraInfo, "camera_info", self._on_info,
                                                     qos_profile_sensor_data)]
@@ -474,13 +475,6 @@ class ManipulationPlannerNode(LifecycleNode):
             self._publish(plan)
         res.success, res.message = True, "goal cancelled"
         return res
-
-    def _camera_topic(self, name: str, transport: str, v: dict):
-        """(message type, topic) of camera input ``name``: raw, or image_transport's ``<name>/<transport>``
-        CompressedImage of the remapped name (kept compressed: decoded when a goal image is planned on it)."""
-        if v["image_transport"] == "compressed":
-            return CompressedImage, self.resolve_topic_name(name) + "/" + transport
-        return Image, name
 
     def _compressed_ok(self, msg, what: str) -> bool:
         """A compressed camera message whose format and declared size are usable (nothing decoded yet); the others

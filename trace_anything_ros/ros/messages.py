@@ -270,6 +270,21 @@ def _time(stamp):
     return conv.ns_to_time(stamp) if isinstance(stamp, (int, np.integer)) else stamp
 
 
+# image_transport's 'compressed' topic of each camera input (depth: its compressedDepth plugin)
+COMPRESSED_TRANSPORT = {"image": "compressed", "depth": "compressedDepth"}
+
+
+def camera_input(node, name: str, compressed: bool):
+    """``(message type, topic)`` a node subscribes to for camera input ``name`` ('image' or 'depth'): the raw
+    sensor_msgs/Image on ``name``, or with ``compressed`` image_transport's CompressedImage on
+    ``<name>/compressed`` (depth: ``<name>/compressedDepth``) of the remapped name, as image_transport resolves it."""
+    from sensor_msgs.msg import CompressedImage, Image
+
+    if compressed:
+        return CompressedImage, node.resolve_topic_name(name) + "/" + COMPRESSED_TRANSPORT[name]
+    return Image, name
+
+
 def image_message(arr, stamp, frame_id: str = "", encoding: str = "rgb8"):
     """An image array as sensor_msgs/Image (``encoding`` as in ``conversions.ENCODINGS``; ``stamp``: Time or ns)."""
     from std_msgs.msg import Header

@@ -38,7 +38,7 @@ from rcl_interfaces.msg import SetParametersResult
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.qos import (HistoryPolicy, QoSProfile, ReliabilityPolicy, DurabilityPolicy, qos_profile_sensor_data)
-from sensor_msgs.msg import CameraInfo, CompressedImage, Image
+from sensor_msgs.msg import CameraInfo, Image
 from visualization_msgs.msg import MarkerArray
 
 from trace_anything_ros.msg import DynamicObjectArray, TrajectoryArray, TrajectoryField as TrajectoryFieldMsg
@@ -185,10 +185,8 @@ class TrajectoryFieldNode(LifecycleNode):
         qos = self._qos(v)
         ev = SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos)
         # every input callback runs through _guarded: no exception leaves it (counted + logged as callback_error)
-        # image_transport 'compressed': '<image>/compressed' and '<depth>/compressedDepth' of the remapped names
         packed = v["image_transport"] == "compressed"
-        img_type, img_topic = ((CompressedImage, self.resolve_topic_name("image") + "/compressed") if packed
-                               else (Image, "image"))
+        img_type, img_topic = messages.camera_input(self, "image", packed)
         self._image_sub = self.create_subscription(img_type, img_topic,
                                                    self._guarded(self._on_image, "image", seq=True), qos,
                                                    event_callbacks=ev)
@@ -197,8 +195,7 @@ class TrajectoryFieldNode(LifecycleNode):
                       self.create_subscription(CameraInfo, "camera_info", self._guarded(self._on_info, "camera_info"),
                                                qos, event_callbacks=ev)]
         if v["use_depth"]:
-            d_type, d_topic = ((CompressedImage, self.resolve_topic_name("depth") + "/compressedDepth") if packed
-                               else (Image, "depth"))
+            d_type, d_topic = messages.camera_input(self, "depth", packed)
             self._subs.append(self.create_subscription(d_type, d_topic, self._guarded(self._on_depth, "depth"), qos,
                                                        event_callbacks=ev))
         self._poses = PoseBuffer() if v["camera_pose.enabled"] else None
@@ -457,7 +454,7 @@ class TrajectoryFieldNode(LifecycleNode):
             self._drop(bad[0], f"{what}: {bad[1]}")
             return None
         try:
-            if isinstance(msg, CompressedImage):  # the size its header declares, before anything is decoded
+            if conv.is_compressed(msg):  # the size its header declares, before anything is decoded
                 hw = conv.compressed_image_size(msg, self._cfg["max_image_pixels"], depth=what == "depth")
             else:
                 conv.image_to_array(msg, self._cfg["max_image_pixels"], encodings)
