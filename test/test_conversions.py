@@ -244,3 +244,27 @@ def test_hostile_compressed_images_raise_clear_errors(conv):
     with pytest.raises(conv.ImageError) as e:
         conv.compressed_to_rgb(cimg("png", body))
     assert e.value.reason == "undecodable"
+
+
+def test_a_jpeg_for_the_model_grid_is_decoded_reduced_onto_the_same_grid(conv):
+    """A 720p JPEG for a 128 x 96 grid is decoded at a quarter of its size (DCT scaling) and prepares to nearly the same
+    model input as the full decode; sizes the reduction would change (not divisible, or smaller than the resize)
+    are decoded whole."""
+    import cv2
+    from trace_anything_ros.pipeline import preprocess_rgb
+    rng = np.random.default_rng(0)
+    img = cv2.GaussianBlur(rng.integers(0, 255, (720, 1280, 3)).astype(np.uint8), (0, 0), 3)
+    img[200:500, 300:700] = (250, 40, 10)
+    m = cimg("rgb8; jpeg compressed bgr8", cv2.imencode(".jpg", img[:, :, ::-1])[1].tobytes())
+    k = conv.jpeg_reduction((720, 1280), (96, 128))
+    assert k == 4                                # 320 x 180 still covers the 170 x 96 resize; 160 x 90 would not
+    reduced = conv.compressed_to_rgb(m, target=(96, 128))
+    assert reduced.shape == (180, 320, 3)
+    full = conv.compressed_to_rgb(m)
+    assert full.shape == (720, 1280, 3)
+    a, b = preprocess_rgb(reduced, (96, 128)), preprocess_rgb(full, (96, 128))
+    assert a.shape == b.shape == (96, 128, 3)
+    assert np.abs(a.astype(int) - b.astype(int)).mean() < 4.0
+    assert conv.jpeg_reduction((721, 1280), (96, 128)) == 1          # not divisible: the crop would move
+    assert conv.jpeg_reduction((96, 128), (96, 128)) == 1            # no resize at all
+    assert conv.jpeg_reduction((480, 640), (96, 128)) == 4           # 160 x 120 still covers the 128 x 96 resize

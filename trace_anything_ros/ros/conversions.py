@@ -195,12 +195,35 @@ def _decode(data, flags: int, hw: Tuple[int, int]) -> np.ndarray:
     return a
 
 
-def compressed_to_rgb(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def jpeg_reduction(hw: Tuple[int, int], target: Tuple[int, int]) -> int:
+    """The largest k in 8, 4, 2 (else 1) at which a JPEG of size ``hw`` can be decoded (DCT scaling: ~k^2 less
+    work) and still be prepared for the model grid ``target`` exactly as the full image would: k divides both
+    sides (the crop and the resize factor are the same) and the reduced image is not smaller than the resize."""
+    from trace_anything_ros.model.preprocess import plan
+
+    rot_in, size, _, _ = plan(hw, target)
+    if size is None:
+        return 1
+    h, w = (hw[1], hw[0]) if rot_in else hw                  # the working (landscape) orientation of the resize
+    for k in (8, 4, 2):
+        if h % k == 0 and w % k == 0 and w // k >= size[0] and h // k >= size[1]:
+            return k
+    return 1
+
+
+def compressed_to_rgb(msg, max_pixels: int = DEFAULT_MAX_PIXELS, target: Optional[Tuple[int, int]] = None
+                      ) -> np.ndarray:
     """uint8 RGB [H, W, 3] of a sensor_msgs/CompressedImage (image_transport 'compressed': JPEG or PNG, colour or
-    mono; the decoder's BGR is turned to RGB, as image_transport's republisher would give ``rgb8``)."""
+    mono; the decoder's BGR is turned to RGB, as image_transport's republisher would give ``rgb8``). ``target``:
+    the model grid the image is for; a JPEG is then decoded at the reduced size ``jpeg_reduction`` allows (720p
+    for a 128 x 96 grid, decode + preparation: 11.4 -> 1.9 ms; a raw rgb8 720p image: 5.9 ms), which ``pipeline.preprocess_rgb`` maps onto the same grid."""
     import cv2
 
     hw = compressed_image_size(msg, max_pixels)
+    k = jpeg_reduction(hw, target) if target is not None and _buffer(msg.data)[:2] == b"\xff\xd8" else 1
+    if k > 1:
+        flag = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}[k]
+        return cv2.cvtColor(_decode(_buffer(msg.data), flag, (hw[0] // k, hw[1] // k)), cv2.COLOR_BGR2RGB)
     a = _decode(_buffer(msg.data), cv2.IMREAD_UNCHANGED, hw)
     if a.dtype == np.uint16:
         a = (a.astype(np.float32) / 257.0).astype(np.uint8)
@@ -218,8 +241,6 @@ def compressed_depth_to_metres(msg, max_pixels: int = DEFAULT_MAX_PIXELS, min_ra
     (v - depthQuantB)`` (0: no return), the quantisation parameters in the 12-byte header before the PNG."""
     import cv2
 
-    from trace_anything_ros.pipeline.gates import depth_range_valid
-
     hw = compressed_image_size(msg, max_pixels, depth=True)
     raw = _buffer(msg.data)
     _, qa, qb = struct.unpack("<iff", bytes(raw[:COMPRESSED_DEPTH_HEADER]))
@@ -227,17 +248,26 @@ def compressed_depth_to_metres(msg, max_pixels: int = DEFAULT_MAX_PIXELS, min_ra
     if a.dtype != np.uint16 or a.ndim != 2:
         raise ImageError("undecodable", f"compressedDepth PNG is {a.dtype} with {a.shape[2] if a.ndim == 3 else 1} "
                                         "channels, not 16-bit mono")
-    if msg.format.lower().startswith("32fc1"):
-        if not (np.isfinite(qa) and np.isfinite(qb) and qa > 0):
-            raise ImageError("undecodable", f"compressedDepth quantisation ({qa}, {qb}) is not usable")
-        v = a.astype(np.float32)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            d = np.where(a > 0, np.float32(qa) / (v - np.float32(qb)), np.nan).astype(np.float32)
-        valid = np.isfinite(d) & depth_range_valid(d, max(min_range, np.nextafter(np.float32(0), np.float32(1))),
-                                                   max_range)
-    else:
+    if not msg.format.lower().startswith("32fc1"):
+        return _metres(a, True, min_range, max_range)
+    if not (np.isfinite(qa) and np.isfinite(qb) and qa > 0):
+        raise ImageError("undecodable", f"compressedDepth quantisation ({qa}, {qb}) is not usable")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        d = np.where(a > 0, np.float32(qa) / (a.astype(np.float32) - np.float32(qb)), np.nan).astype(np.float32)
+    return _metres(d, False, min_range, max_range)
+
+
+def _metres(a: np.ndarray, millimetres: bool, min_range: float, max_range: float) -> Tuple[np.ndarray, np.ndarray]:
+    """(depth float32 in metres with NaN where invalid, valid mask) of integer millimetres (0: no return) or of
+    metres (zero, NaN, inf, negative: no return); values outside [min_range, max_range] are invalid too."""
+    from trace_anything_ros.pipeline.gates import depth_range_valid
+
+    if millimetres:
         d = a.astype(np.float32) * np.float32(1e-3)
         valid = (a != 0) & depth_range_valid(d, min_range, max_range)
+    else:
+        d = a.astype(np.float32)  # copy (also native byte order)
+        valid = depth_range_valid(d, max(min_range, np.nextafter(np.float32(0), np.float32(1))), max_range)
     d[~valid] = np.nan
     return d, valid
 
@@ -247,9 +277,10 @@ def is_compressed(msg) -> bool:
     return hasattr(msg, "format") and not hasattr(msg, "encoding")
 
 
-def to_rgb(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """uint8 RGB [H, W, 3] of an Image (``image_to_rgb``) or a CompressedImage (``compressed_to_rgb``)."""
-    return compressed_to_rgb(msg, max_pixels) if is_compressed(msg) else image_to_rgb(msg, max_pixels)
+def to_rgb(msg, max_pixels: int = DEFAULT_MAX_PIXELS, target: Optional[Tuple[int, int]] = None) -> np.ndarray:
+    """uint8 RGB [H, W, 3] of an Image (``image_to_rgb``) or a CompressedImage (``compressed_to_rgb``; with the
+    model grid ``target`` possibly at a reduced size that prepares to the same grid)."""
+    return compressed_to_rgb(msg, max_pixels, target) if is_compressed(msg) else image_to_rgb(msg, max_pixels)
 
 
 def to_depth_metres(msg, max_pixels: int = DEFAULT_MAX_PIXELS, min_range: float = 0.0,
@@ -271,17 +302,8 @@ def depth_to_metres(msg, max_pixels: int = DEFAULT_MAX_PIXELS, min_range: float 
     """(depth float32 [H, W] in metres with NaN where invalid, valid mask). 16UC1/mono16 are millimetres
     (REP 118), 32FC1 metres; zero, NaN, inf, negative values and values outside [min_range, max_range] (the
     sensor's range: no return) are invalid."""
-    from trace_anything_ros.pipeline.gates import depth_range_valid
-
     a = image_to_array(msg, max_pixels, DEPTH_ENCODINGS)
-    if msg.encoding in ("16UC1", "mono16"):
-        d = a.astype(np.float32) * np.float32(1e-3)
-        valid = (a != 0) & depth_range_valid(d, min_range, max_range)
-    else:
-        d = a.astype(np.float32)  # copy (also native byte order)
-        valid = depth_range_valid(d, max(min_range, np.nextafter(np.float32(0), np.float32(1))), max_range)
-    d[~valid] = np.nan
-    return d, valid
+    return _metres(a, msg.encoding in ("16UC1", "mono16"), min_range, max_range)
 
 
 def header_problem(header, max_frame_id: int) -> Optional[Tuple[str, str]]:

@@ -626,7 +626,7 @@ class ManipulationPlannerNode(LifecycleNode):
             h, w = (int(x) for x in est.input_size)
             from trace_anything_ros.pipeline import preprocess_rgb
 
-            rgb = preprocess_rgb(conv.to_rgb(cur), (h, w))
+            rgb = preprocess_rgb(conv.to_rgb(cur, target=(h, w)), (h, w))
             if goal.track is not None:
                 plan = self._plan_tracked(goal, cur, rgb, (h, w), now)
             else:

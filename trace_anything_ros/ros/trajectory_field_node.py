@@ -485,13 +485,13 @@ class TrajectoryFieldNode(LifecycleNode):
                             + (f" (node clock {now_ns * 1e-9:.3f} s)" if reason == F.FUTURE_STAMP else ""))
             return
         try:
-            rgb = conv.to_rgb(msg, self._cfg["max_image_pixels"])
+            rgb = conv.to_rgb(msg, self._cfg["max_image_pixels"], target=self.input_size)
         except conv.ImageError as e:
             self._drop(e.reason, str(e))
             return
         self._camera_frame = msg.header.frame_id
         frame = Frame(stamp_ns=stamp_ns, rgb=preprocess_rgb(rgb, self.input_size), frame_id=msg.header.frame_id,
-                      intrinsics=self._intrinsics_for(stamp_ns, rgb.shape[:2]), source_size=hw)
+                      intrinsics=self._intrinsics_for(stamp_ns, hw), source_size=hw)
         if self._cfg["use_depth"]:
             with self._lock:
                 self._pending.append(frame)
