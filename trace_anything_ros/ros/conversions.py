@@ -215,8 +215,9 @@ def compressed_to_rgb(msg, max_pixels: int = DEFAULT_MAX_PIXELS, target: Optiona
                       ) -> np.ndarray:
     """uint8 RGB [H, W, 3] of a sensor_msgs/CompressedImage (image_transport 'compressed': JPEG or PNG, colour or
     mono; the decoder's BGR is turned to RGB, as image_transport's republisher would give ``rgb8``). ``target``:
-    the model grid the image is for; a JPEG is then decoded at the reduced size ``jpeg_reduction`` allows (720p
-    for a 128 x 96 grid, decode + preparation: 11.4 -> 1.9 ms; a raw rgb8 720p image: 5.9 ms), which ``pipeline.preprocess_rgb`` maps onto the same grid."""
+    the model grid the image is for; a JPEG is then decoded at the reduced size ``jpeg_reduction`` allows, which
+    ``pipeline.preprocess_rgb`` maps onto the same grid (720p for a 128 x 96 grid, decode + preparation: 11.4 ->
+    1.9 ms; a raw rgb8 720p image: 5.9 ms)."""
     import cv2
 
     hw = compressed_image_size(msg, max_pixels)
