@@ -31,6 +31,10 @@ TRANSITIONS = {
     "inactive_shutdown": Transition.TRANSITION_INACTIVE_SHUTDOWN,
     "active_shutdown": Transition.TRANSITION_ACTIVE_SHUTDOWN,
 }
+# the state each transition ends in when it succeeds
+GOAL = {"configure": "inactive", "cleanup": "unconfigured", "activate": "active", "deactivate": "inactive",
+        "shutdown": "finalized", "inactive_shutdown": "finalized", "active_shutdown": "finalized"}
+RETRY_S = 2.0
 
 
 class LifecycleClient:
@@ -63,12 +67,33 @@ class LifecycleClient:
                 rclpy.spin_once(self.node, timeout_sec=0.1)
         return False
 
-    def get_state(self, timeout: float = 10.0) -> Optional[str]:
-        res = self._spin_until(self._get.call_async(GetState.Request()), timeout)
-        return None if res is None else res.current_state.label
+    def get_state(self, timeout: float = 10.0, retry: float = RETRY_S) -> Optional[str]:
+        """The target's state label, or None. A request whose reply does not come within ``retry`` seconds is sent
+        again: right after discovery a service's reply can be lost (the server's reply writer has not matched this
+        client's reader yet; fresh-clone CI: a planner's first get_state unanswered for 10 s, every test after it
+        failing), and asking again is harmless."""
+        end = time.monotonic() + timeout
+        while True:
+            left = end - time.monotonic()
+            res = self._spin_until(self._get.call_async(GetState.Request()), min(retry, max(left, 0.0)))
+            if res is not None:
+                return res.current_state.label
+            if time.monotonic() >= end:
+                return None
 
-    def change_state(self, transition: str, timeout: float = 120.0) -> bool:
+    def change_state(self, transition: str, timeout: float = 120.0, retry: float = RETRY_S) -> bool:
+        """Trigger ``transition`` and wait for its result. A transition is not sent twice; while its reply is
+        outstanding, the target's state is asked every ``retry`` seconds, and reaching the transition's goal state
+        counts as success (its reply may be the one lost)."""
         req = ChangeState.Request()
         req.transition.id = TRANSITIONS[transition]
-        res = self._spin_until(self._change.call_async(req), timeout)
-        return bool(res is not None and res.success)
+        fut = self._change.call_async(req)
+        end = time.monotonic() + timeout
+        while True:
+            res = self._spin_until(fut, min(retry, max(end - time.monotonic(), 0.0)))
+            if res is not None:
+                return bool(res.success)
+            if self.get_state(timeout=min(retry, max(end - time.monotonic(), 0.0)) + 0.1) == GOAL[transition]:
+                return True
+            if time.monotonic() >= end:
+                return False
