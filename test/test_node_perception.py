@@ -148,6 +148,11 @@ def test_missing_camera_info_warns_and_runs_up_to_scale(env):
     assert h.wait(lambda: h.got.get("tracks"), 15), "no tracks without camera_info"
     assert h.wait_diag(lambda s, v: "no camera_info" in s.message and s.level == b"\x01")
     assert not h.got["tracks"][-1].metric
+    # the 4:3 camera on this 3:2 grid: the crop drops its bottom rows, reported (preprocess.crop_fraction)
+    from trace_anything_ros.model.preprocess import crop_fraction
+    seen = 1.0 - crop_fraction((SRC_H, SRC_W), (IN_H, IN_W))
+    assert seen < 0.95
+    assert float(h.diag_values()["model_view_fraction"]) == pytest.approx(seen, abs=1e-3)
 
 
 def test_outputs_have_stamps_frame_ids_shapes_and_encodings(env):

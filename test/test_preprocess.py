@@ -106,3 +106,37 @@ def test_pil_method_is_the_official_rule_bit_for_bit():
     rng = np.random.default_rng(3)
     img = rng.integers(0, 256, (576, 768, 3), dtype=np.uint8)
     np.testing.assert_array_equal(pp.prepare_frame(img, (96, 128)), pp.official_resize_crop(img, 128)[:96, :128])
+
+
+@pytest.mark.parametrize("src", SOURCES + [(360, 640), (400, 600), (800, 1280), (1080, 1920)])
+@pytest.mark.parametrize("target", TARGETS)
+def test_crop_fraction_is_what_prepare_frame_leaves_out(src, target):
+    """The share of the source the grid does not see, counted on the image itself: a ramp's prepared pixels cover
+    exactly the source's kept part."""
+    h, w = src
+    frac = pp.crop_fraction(src, target)
+    rot_in, size, (LH, LW), _ = pp.plan(src, target)
+    sh, sw = (w, h) if rot_in else (h, w)
+    rw, rh = size if size is not None else (sw, sh)
+    assert 0.0 <= frac < 1.0
+    assert frac == pytest.approx(1.0 - LW * LH / float(rw * rh), abs=1e-9)
+    if rw == LW and rh == LH:
+        assert frac == 0.0
+
+
+@pytest.mark.parametrize("src, grid, most", [((360, 640), (80, 144), 0.02), ((1080, 1920), (80, 144), 0.02),
+                                             ((640, 360), (144, 80), 0.02), ((480, 640), (96, 128), 0.0),
+                                             ((400, 600), (96, 144), 0.0), ((512, 512), (112, 112), 0.0)])
+def test_aspect_grid_sees_the_whole_camera(src, grid, most):
+    """A 16:9 camera on the default 4:3 grid loses its right quarter; the aspect grid (same cost within 25 %,
+    multiples of 16) sees all but a row of it."""
+    g = pp.aspect_grid(src)
+    assert g == grid
+    assert g[0] % 16 == 0 and g[1] % 16 == 0
+    assert 0.75 <= g[0] * g[1] / (96 * 128) <= 1.25
+    assert pp.crop_fraction(src, g) <= most
+    assert pp.crop_fraction(src, g) <= pp.crop_fraction(src, (96, 128))
+    if src == (360, 640):
+        assert pp.crop_fraction(src, (96, 128)) == pytest.approx(0.25, abs=0.01)
+    img = np.full(src + (3,), 7, np.uint8)
+    assert pp.prepare_frame(img, g).shape == g + (3,)

@@ -118,6 +118,38 @@ def test_process_tree_segments_a_hand_close_to_the_lens(tmp_path, opencv_data_di
     assert len(quiet) >= 15 and all(r["ours_cover"] == 0 for r in quiet), quiet
 
 
+def test_process_sees_all_of_a_wide_camera(tmp_path, opencv_data_dir):
+    """A 16:9 video: the default 4:3 grid's crop would drop the image's right quarter (no mask could ever reach
+    it). ``process`` runs the geometric estimator (a video has no depth), which works on any grid, so its grid
+    follows the source's aspect (``preprocess.aspect_grid``: 80x144). A hand sweeping through the right quarter is
+    segmented there (scored against the clip's true masks)."""
+    from trace_anything_ros.eval.clips import make_clip
+    from trace_anything_ros.model.preprocess import crop_fraction
+
+    if not (opencv_data_dir / "messi5.jpg").is_file():
+        pytest.skip(f"opencv-doc sample photographs not found in {opencv_data_dir} (make bootstrap extracts them)")
+    clip = make_clip("sweep", 12, (180, 320), 60, fps=15.0, split="holdout", root=str(opencv_data_dir))
+    path, _ = clip.write(str(tmp_path), "wide")
+    assert crop_fraction((180, 320), (96, 128)) > 0.2   # what the 4:3 grid would lose
+    out = tmp_path / "wide_out"
+    assert cli.main(["process", path, "--out", str(out), "--no-progress", "--json"]) == 0
+    s = json.load(open(out / "summary.json"))
+    assert s["input_size"] == [80, 144], s["input_size"]
+    stamps = 1_000_000_000 + np.arange(len(clip.frames), dtype=np.int64) * int(round(1e9 / clip.fps))
+    idx = {int(t): i for i, t in enumerate(stamps)}
+    masks = {bag.stamp_ns(r.msg.header.stamp): bag.image_array(r.msg)
+             for r in bag.iter_messages(str(out / "wide.mcap"), [f"{NODE}/dynamic_mask"])}
+    right = slice(240, 320)
+    hits, scored = 0.0, 0
+    for t, m in masks.items():
+        g = clip.masks[idx[int(t)]][:, right]
+        if g.mean() >= 0.05:
+            scored += 1
+            hits += float(((np.asarray(m)[:, right] > 0) & g).sum()) / float(g.sum())
+    assert scored >= 3, scored
+    assert hits / scored >= 0.5, (hits / scored, scored)
+
+
 def test_process_forced_regime_names_the_missing_input(tmp_path):
     """A video has no depth: forcing an RGB-D regime is an error that names depth, not a silent stand-in."""
     from trace_anything_ros.model.regimes import MissingInputError

@@ -122,6 +122,38 @@ def plan(src_hw: Tuple[int, int], input_size: Tuple[int, int]):
     return rot_in, (None if size == (w, h) else size), (LH, LW), rot_out
 
 
+def crop_fraction(src_hw: Tuple[int, int], input_size: Tuple[int, int]) -> float:
+    """The fraction of a (h, w) source image that ``prepare_frame``'s crop leaves out (0: the grid sees all of it).
+    A camera wider than the grid's aspect loses its right-hand side: 640x360 (16:9) on 96x128 (4:3) loses 25 %."""
+    rot_in, size, (LH, LW), _ = plan(src_hw, input_size)
+    h, w = (int(src_hw[1]), int(src_hw[0])) if rot_in else (int(src_hw[0]), int(src_hw[1]))
+    rw, rh = size if size is not None else (w, h)
+    return 1.0 - (min(LW, rw) * min(LH, rh)) / float(rw * rh)
+
+
+def aspect_grid(src_hw: Tuple[int, int], base: Tuple[int, int] = (96, 128), multiple: int = 16) -> Tuple[int, int]:
+    """A model grid ``(H, W)`` for a (h, w) source: multiples of ``multiple``, in the source's orientation, of about
+    ``base``'s pixel count (within 25 %: about the same cost), whose crop leaves out the least of the source (ties:
+    the pixel count closest to ``base``'s). 16:9 -> 80x144 (crop 1 %), 4:3 -> 96x128, 3:2 -> 96x144, 1:1 ->
+    112x112. For estimators that work on any grid (the geometric flow field); a network keeps the grid it was
+    trained on."""
+    h, w = int(src_hw[0]), int(src_hw[1])
+    if h <= 0 or w <= 0:
+        raise ValueError(f"empty source {w}x{h}")
+    px = float(base[0] * base[1])
+    short, long_ = sorted((int(base[0]), int(base[1])))
+    best = None
+    for a in range(multiple, 4 * long_ + 1, multiple):          # the grid's short side
+        for b in range(a, 4 * long_ + 1, multiple):              # its long side
+            if not 0.75 * px <= a * b <= 1.25 * px:
+                continue
+            size = (a, b) if h <= w else (b, a)
+            key = (round(crop_fraction((h, w), size), 4), abs(a * b - px))
+            if best is None or key < best[0]:
+                best = (key, size)
+    return best[1] if best is not None else (short, long_) if h <= w else (long_, short)
+
+
 class PreprocessBudgetError(ValueError):
     """A source shape whose preprocessing would cost far more than a plausible frame's (``reason`` for drop
     counters). Raised by ``check_cost`` from the shape alone, before anything is allocated."""

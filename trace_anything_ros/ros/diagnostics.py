@@ -126,6 +126,7 @@ class PerceptionSnapshot:
     in_since_last: int = 0
     camera_pose: Optional[Tuple[str, int, int]] = None  # (camera_motion, windows without pose, queued poses)
     estimator_regime: str = ""
+    view_fraction: float = 1.0                 # share of the camera image the model grid sees (crop_fraction)
     sync_queues: Tuple[int, int, int, int] = (0, 0, 0, 0)  # images, depth, camera_info, capacity
     warnings: List[str] = field(default_factory=list)
 
@@ -167,6 +168,7 @@ def perception_report(s: PerceptionSnapshot) -> Tuple[int, str, Dict[str, object
         values.update({"camera_motion": s.camera_pose[0], "windows_without_camera_pose": s.camera_pose[1],
                        "queue.camera_poses": s.camera_pose[2]})
     values["estimator_regime"] = s.estimator_regime
+    values["model_view_fraction"] = round(float(s.view_fraction), 3)
     n_img, n_depth, n_info, cap = s.sync_queues
     values.update({"queue.sync_images": n_img, "queue.sync_depth": n_depth, "queue.camera_info": n_info,
                    "queue.sync_capacity": cap})

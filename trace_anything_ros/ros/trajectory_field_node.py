@@ -47,7 +47,7 @@ from trace_anything_ros.pipeline import (DropCounter, Frame, FrameIngest, Percep
                                          preprocess_depth, preprocess_rgb)
 from trace_anything_ros.pipeline import frames as F
 from trace_anything_ros.pipeline import gates, sync
-from trace_anything_ros.model.preprocess import PreprocessBudgetError, check_cost
+from trace_anything_ros.model.preprocess import PreprocessBudgetError, aspect_grid, check_cost, crop_fraction
 from trace_anything_ros.pipeline.freshness import LatencyFirstWindows
 from trace_anything_ros.pipeline.poses import PoseBuffer, pose_matrix
 from trace_anything_ros.pipeline.threads import default_model_threads, limit_threads, tune_malloc
@@ -65,6 +65,7 @@ from .node_main import spin_node
 from .params import BY_NAME, PERCEPTION, check, check_all, declare_parameters, pipeline_params
 
 NODE_NAME = PERCEPTION_NAME
+VIEW_WARN = 0.95  # warn when the model grid sees less than this share of the camera image (its aspect's crop)
 
 
 class TrajectoryFieldNode(LifecycleNode):
@@ -101,6 +102,7 @@ class TrajectoryFieldNode(LifecycleNode):
         self.qos_event_text = ""
         self.estimator_regime = ""  # input regime of the newest window (model.regimes), in diagnostics
         self.warnings = {}          # current warnings shown in diagnostics (the worker sets "camera_pose")
+        self._view_hw, self.view_fraction = None, 1.0  # image size last checked; share of it the model grid sees
         self._lock = threading.Lock()  # depth/image sync queues: input callbacks vs lifecycle transitions
         self._estimator = None
         self._worker: Optional[WindowWorker] = None
@@ -244,6 +246,7 @@ class TrajectoryFieldNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self._estimator = est
         self.input_size = tuple(int(x) for x in est.input_size)
+        self._view_hw, self.view_fraction = None, 1.0
         cap = v["buffer.capacity"] or self._spec.ring_capacity()
         cap = max(cap, self._spec.length)
         self._ingest = FrameIngest(cap, time_reset_threshold=v["time_reset_threshold"], drops=self.drops,
@@ -389,6 +392,20 @@ class TrajectoryFieldNode(LifecycleNode):
             self.get_logger().warn(message)
         self.warnings[key] = message
 
+    def _check_view(self, hw):
+        """How much of a camera image of size ``hw`` the model grid sees (``/diagnostics`` model_view_fraction); a
+        camera wider than the grid's aspect loses its right-hand side to the crop: logged once per image size."""
+        self._view_hw = hw
+        self.view_fraction = 1.0 - crop_fraction(hw, self.input_size)
+        if self.view_fraction < VIEW_WARN:
+            g = aspect_grid(hw, self.input_size)
+            self.get_logger().warn(
+                f"the model grid {self.input_size[1]}x{self.input_size[0]} sees {100 * self.view_fraction:.0f} % of "
+                f"the {hw[1]}x{hw[0]} camera image (its crop drops the right-hand side: another aspect ratio). The "
+                f"geometric RGB estimator works on any grid: input_height: {g[0]}, input_width: {g[1]} sees "
+                f"{100 * (1 - crop_fraction(hw, g)):.0f} %. The embedded depth-aware network was trained on 96x128 "
+                f"and degrades on other grids (README, 'Model grid and camera aspect').")
+
     def _now_ns(self) -> int:
         """The node clock for the ``stamp.max_future`` check. Under sim time it is extrapolated at the wall clock's
         rate since /clock last advanced: a simulator publishes /clock and then its images with the same stamp, and
@@ -478,6 +495,8 @@ class TrajectoryFieldNode(LifecycleNode):
         if got is None:
             return
         stamp_ns, hw = got
+        if hw != self._view_hw:
+            self._check_view(hw)
         now_ns = self._now_ns()
         reason = ingest.admit(stamp_ns, hw, now_ns, candidates=not self._cfg["use_depth"])  # counted there
         if reason is not None:  # before any conversion work (push decides again under its lock)
@@ -666,7 +685,7 @@ class TrajectoryFieldNode(LifecycleNode):
             drop_warn_window=win, stale_after=self._cfg.get("diagnostics.stale_after", 2.0), ingest=ingest_st,
             lost_before_node=lost, lost_since_last=d_lost, in_since_last=d_in,
             camera_pose=None if poses is None else (self.camera_motion, self.windows_without_pose, len(poses)),
-            estimator_regime=self.estimator_regime,
+            estimator_regime=self.estimator_regime, view_fraction=self.view_fraction,
             sync_queues=(len(self._pending), len(self._depths), len(self._infos), self._pending.maxlen or 0),
             warnings=list(self.warnings.values()))  # a snapshot: the worker thread may change it meanwhile
         level, message, values, loss = diag.perception_report(snap)
