@@ -82,8 +82,9 @@ def test_a_mover_present_while_the_background_was_learnt_leaves_it():
 def test_vtest_masks_stay_on_the_walkers():
     """vtest.avi (real, static camera), first 120 frames, the default estimator and the node's mask rules: against
     OpenCV MOG2 (``eval-video``'s measure, its 2 s warm-up unscored), at least 95 % of the moving pixels lie near
-    the reference foreground and 85 % of its person-sized blobs are touched (measured 0.975 / 0.906; with the
-    background dragged along by slow walkers 0.894 / 0.906)."""
+    the reference foreground and 85 % of its person-sized blobs are touched (measured 0.957 / 0.967; 0.975 / 0.906
+    before clearly changed pixels followed their flow, ``FOLLOW_K``; with the background dragged along by slow
+    walkers 0.894 / 0.906)."""
     import cv2
 
     from trace_anything_ros.eval.video_reference import agreement_masks
@@ -117,6 +118,52 @@ def test_vtest_masks_stay_on_the_walkers():
     assert [w["frame"] for w in rows] == sorted(w["frame"] for w in rows) and rows[0]["frame"] >= 20
     assert sum(w["fp_px"] for w in rows) == r["false_positive_px"]
     assert r["pixel_weighted_precision"] >= 0.93, r
+
+
+def _clip_masks(clip):
+    """The default estimator and the node's mask rules over a clip, as ``process`` runs them: masks at the clip's
+    size, by the stamps ``Clip.write`` gives its frames."""
+    import cv2
+
+    from trace_anything_ros.model import regimes
+    from trace_anything_ros.pipeline import Frame, FrameIngest, PerceptionPipeline, PipelineParams, WindowSpec, \
+        preprocess_rgb
+
+    est = regimes.create_estimator({"regime": "auto", "weights": None})
+    spec = WindowSpec(length=4, stride=1)
+    ingest = FrameIngest(spec.ring_capacity(), window=spec)
+    pipe = PerceptionPipeline(est, PipelineParams())
+    stamps = 1_000_000_000 + np.arange(len(clip.frames), dtype=np.int64) * int(round(1e9 / clip.fps))
+    masks = {}
+    for t, rgb in zip(stamps, clip.frames):
+        ingest.push(Frame(stamp_ns=int(t), rgb=preprocess_rgb(rgb, SIZE), frame_id="cam", source_size=rgb.shape[:2]))
+        win = ingest.take_window(timeout=0.0)
+        if win is not None:
+            pr = pipe.process(win, {"mask"})
+            masks[int(t)] = cv2.resize(pr.mask.astype(np.uint8), (rgb.shape[1], rgb.shape[0]),
+                                       interpolation=cv2.INTER_NEAREST)
+    return masks, stamps
+
+
+def test_a_fast_textured_mover_is_segmented_whole(monkeypatch):
+    """A hand (a real photograph's texture) sweeps across a real photograph in one second (held-out semi-real clip,
+    ``eval.clips`` seed 18): its flow passes the forward-backward check but is too imprecise to explain the pixels
+    better than the background does, which left holes inside the hand. Pixels that are clearly not the background
+    (``FOLLOW_K``) now follow their flow: against the clip's true masks recall 0.74 -> 0.84 and IoU 0.68 -> 0.74 at
+    precision 0.90 -> 0.88 (through ``process``); the same clip with the rule off is the control."""
+    from trace_anything_ros.eval.clips import make_clip, score_masks
+
+    if clips.data_dir() is None:
+        pytest.skip("opencv-doc sample data not found (make bootstrap extracts it)")
+    clip = make_clip("sweep", 18, (240, 320), 60, fps=15.0, split="holdout", sweep_s=1.0)
+    masks, stamps = _clip_masks(clip)
+    on = score_masks(masks, clip.masks, stamps)
+    monkeypatch.setattr(flow_field, "FOLLOW_K", float("inf"))
+    masks, stamps = _clip_masks(clip)
+    off = score_masks(masks, clip.masks, stamps)
+    assert on["mover_windows"] >= 15 and on["empty_windows_with_mask"] == 0, on
+    assert on["recall"] >= off["recall"] + 0.05 and on["iou"] >= off["iou"] + 0.03, (on, off)
+    assert on["precision"] >= 0.8 and on["precision"] >= off["precision"] - 0.05, (on, off)
 
 
 def test_a_shaking_camera_remembers_its_background_on_a_canvas():

@@ -72,6 +72,7 @@ BG_WIN = 1               # px: window of the comparison with the remembered back
 BG_ONLY = 0
 BOUNDARY_PX = 1          # published motion reaches this far past a small mover's edge (3 x 3 pooled evidence)
 CHANGED_K = 2.0          # 'changed': the background's residual above this many times the noise level
+FOLLOW_K = 2.0           # 'clearly changed' (x changed's level): a tracked pixel follows its flow (_lift_plane)
 COLOUR = 1              # the photometric evidence and the remembered background in colour (0: grey)
 EVIDENCE_WIN = 3         # px: window of the photometric motion test
 NOISE_K = 6.0           # floor = NOISE_K * (background residual noise, px) * sqrt(steps), relative to the focal length
@@ -152,12 +153,13 @@ def background_motion(fwd: np.ndarray, ok: np.ndarray, static_px: float = STATIC
 
 def _motion_evidence(gi: np.ndarray, gj: np.ndarray, uf, vf, ub, vb, win: Optional[int] = None,
                      background: Optional[np.ndarray] = None) -> np.ndarray:
-    """``(evidence, changed)`` ``[H, W]`` bool. evidence: frame i's pixels for which the flow's position in frame j
-    explains the image clearly better than the background's (local mean absolute difference over ``win`` x ``win``).
-    Where both explain it as well
-    (flow that bled from a mover onto the background next to it, textureless areas, noise), the pixel is taken to
-    follow the background: motion must be seen in the images, not only in the regularised flow. changed: the
-    background's hypothesis (and the remembered background) is far off -- something else is there now."""
+    """``(evidence, changed, clearly)`` ``[H, W]`` bool. evidence: frame i's pixels for which the flow's position in
+    frame j explains the image clearly better than the background's (local mean absolute difference over ``win`` x
+    ``win``). Where both explain it as well (flow that bled from a mover onto the background next to it, textureless
+    areas, noise), the pixel is taken to follow the background: motion must be seen in the images, not only in the
+    regularised flow. changed: the background's hypothesis (and the remembered background) is far off -- something
+    else is there now; clearly: ``FOLLOW_K`` times farther off (a mover's texture, not the milder difference a ghost
+    in the remembered background leaves)."""
     win = int(win or EVIDENCE_WIN)
     a = gi.astype(np.float32)
     rf = cv2.blur(_chan(np.abs(a - _remap(gj.astype(np.float32), uf, vf))), (win, win))
@@ -179,7 +181,7 @@ def _motion_evidence(gi: np.ndarray, gj: np.ndarray, uf, vf, ub, vb, win: Option
         rb = rbg if BG_ONLY else np.minimum(rb, rbg)
     # without a remembered background (start of a stream, a view the moving camera has just uncovered) "changed"
     # also fires where the camera uncovered or sheared the view: it needs more
-    return rb > np.maximum(1.5 * rf, rf + tau), rb > changed_k * tau
+    return rb > np.maximum(1.5 * rf, rf + tau), rb > changed_k * tau, rb > FOLLOW_K * changed_k * tau
 
 
 class FlowFieldEstimator:
@@ -467,12 +469,16 @@ class FlowFieldEstimator:
                 d = M[2, 0] * gu + M[2, 1] * gv + M[2, 2]
                 ub, vb = (M[0, 0] * gu + M[0, 1] * gv + M[0, 2]) / d, (M[1, 0] * gu + M[1, 1] * gv + M[1, 2]) / d
                 bgi = (moving_bg[i] if moving_bg is not None else None) if any_moving else background
-                evidence, changed = _motion_evidence(gray[i], gray[j], U[i, j], V[i, j], ub, vb, background=bgi)
-                # a tracked pixel moves where the images show it; one whose chain broke (a fast, blurred mover:
-                # flow fails its checks) follows the raw flow where the pixel clearly changed, else the background
+                evidence, changed, clearly = _motion_evidence(gray[i], gray[j], U[i, j], V[i, j], ub, vb,
+                                                              background=bgi)
+                # a tracked pixel moves where the images show it, or where it is clearly not the background (a
+                # fast textured mover: its flow passes the checks but is too imprecise to explain the pixel better
+                # than the background does -- holes inside a hand otherwise); one whose chain broke (a fast, blurred
+                # mover: flow fails its checks) follows the raw flow where the pixel changed, else the background
                 broken = ~A[i, j]
-                u[i] = np.where(broken, np.where(changed, UR[i, j], ub), np.where(evidence, u[i], ub))
-                v[i] = np.where(broken, np.where(changed, VR[i, j], vb), np.where(evidence, v[i], vb))
+                follow = evidence | clearly
+                u[i] = np.where(broken, np.where(changed, UR[i, j], ub), np.where(follow, u[i], ub))
+                v[i] = np.where(broken, np.where(changed, VR[i, j], vb), np.where(follow, v[i], vb))
             if any_moving:
                 g = G[j]
                 d = g[2, 0] * u + g[2, 1] * v + g[2, 2]
