@@ -103,6 +103,7 @@ class TrajectoryFieldNode(LifecycleNode):
         self.estimator_regime = ""  # input regime of the newest window (model.regimes), in diagnostics
         self.warnings = {}          # current warnings shown in diagnostics (the worker sets "camera_pose")
         self._view_hw, self.view_fraction = None, 1.0  # image size last checked; share of it the model grid sees
+        self._view_warned = set()                       # image sizes whose cropped view was logged
         self._lock = threading.Lock()  # depth/image sync queues: input callbacks vs lifecycle transitions
         self._estimator = None
         self._worker: Optional[WindowWorker] = None
@@ -246,7 +247,7 @@ class TrajectoryFieldNode(LifecycleNode):
             return TransitionCallbackReturn.FAILURE
         self._estimator = est
         self.input_size = tuple(int(x) for x in est.input_size)
-        self._view_hw, self.view_fraction = None, 1.0
+        self._view_hw, self.view_fraction, self._view_warned = None, 1.0, set()
         cap = v["buffer.capacity"] or self._spec.ring_capacity()
         cap = max(cap, self._spec.length)
         self._ingest = FrameIngest(cap, time_reset_threshold=v["time_reset_threshold"], drops=self.drops,
@@ -394,15 +395,20 @@ class TrajectoryFieldNode(LifecycleNode):
 
     def _check_view(self, hw):
         """How much of a camera image of size ``hw`` the model grid sees (``/diagnostics`` model_view_fraction); a
-        camera wider than the grid's aspect loses its right-hand side to the crop: logged once per image size."""
+        camera of another aspect loses part of its image to the grid's crop (a wider one its right-hand side): logged
+        once per image size."""
         self._view_hw = hw
-        self.view_fraction = 1.0 - crop_fraction(hw, self.input_size)
-        if self.view_fraction < VIEW_WARN:
+        try:
+            self.view_fraction = 1.0 - crop_fraction(hw, self.input_size)
             g = aspect_grid(hw, self.input_size)
+        except ValueError:  # a grid the preprocessing refuses: reported where the frame is prepared
+            return
+        if self.view_fraction < VIEW_WARN and hw not in self._view_warned and len(self._view_warned) < 16:
+            self._view_warned.add(hw)
             self.get_logger().warn(
                 f"the model grid {self.input_size[1]}x{self.input_size[0]} sees {100 * self.view_fraction:.0f} % of "
-                f"the {hw[1]}x{hw[0]} camera image (its crop drops the right-hand side: another aspect ratio). The "
-                f"geometric RGB estimator works on any grid: input_height: {g[0]}, input_width: {g[1]} sees "
+                f"the {hw[1]}x{hw[0]} camera image (another aspect ratio: the grid's top-left crop drops the rest). "
+                f"The geometric RGB estimator works on any grid: input_height: {g[0]}, input_width: {g[1]} sees "
                 f"{100 * (1 - crop_fraction(hw, g)):.0f} %. The embedded depth-aware network was trained on 96x128 "
                 f"and degrades on other grids (README, 'Model grid and camera aspect').")
 
@@ -495,14 +501,14 @@ class TrajectoryFieldNode(LifecycleNode):
         if got is None:
             return
         stamp_ns, hw = got
-        if hw != self._view_hw:
-            self._check_view(hw)
         now_ns = self._now_ns()
         reason = ingest.admit(stamp_ns, hw, now_ns, candidates=not self._cfg["use_depth"])  # counted there
         if reason is not None:  # before any conversion work (push decides again under its lock)
             self._note_drop(reason, f"image stamp {stamp_ns * 1e-9:.9f} s, {hw[1]}x{hw[0]}"
                             + (f" (node clock {now_ns * 1e-9:.3f} s)" if reason == F.FUTURE_STAMP else ""))
             return
+        if hw != self._view_hw:  # a size the stream accepted (a lone odd-size frame was dropped above)
+            self._check_view(hw)
         try:
             rgb = conv.to_rgb(msg, self._cfg["max_image_pixels"], target=self.input_size)
         except conv.ImageError as e:
