@@ -132,7 +132,14 @@ def test_demo_overlays_and_summary(demo_run):
     from trace_anything_ros.io.video import read_video
     frames = [f.rgb for f in read_video(str(out / "overlay.mp4"))]
     assert len(frames) == s["overlay"]["frames"] >= 2
-    assert s["overlay"]["frames"] >= s["perception"]["windows"] - 1  # (almost) every window drawn
+    # (almost) every window drawn: each one the recording holds its camera frame for (or one up to 0.5 s older, as
+    # the report draws it). The recorder subscribes topic by topic as discovery finds them, so windows may be
+    # recorded before its first camera frame (start-up, bounded to 1 s in test_demo_recording_has_every_output):
+    # those have nothing to be drawn on. Fresh-clone CI, loaded machine: 19 drawn of 21 windows.
+    cam = _stamps(out / "demo.mcap", "/camera/image_raw")
+    wins = [t for t in _stamps(out / "demo.mcap", f"{PERCEPTION}/tracks") if t >= min(cam)]
+    assert len(wins) >= s["perception"]["windows"] - 4, (len(wins), s["perception"]["windows"])
+    assert s["overlay"]["frames"] >= len(wins) - 1, (s["overlay"]["frames"], len(wins))
     assert frames[0].shape[1] >= 640 and np.std(frames[0]) > 10
     assert s["overlay"]["pngs"]
     from trace_anything_ros.io import bag

@@ -64,7 +64,10 @@ def test_tracked_goal_is_planned_on_every_frame_until_done(seed):
             vis = cl.object_visibility(scene, fr)
             p = session.plan_image_window(fr["rgb"], fr["depth"], B, 0.0)
             statuses.append((vis["fraction"], p.status.name, p.diagnostics.get("track"), p.reason))
-        # every frame in which at least half of the object shows was planned (OK), or it was at its goal (DONE)
+        # every frame in which at least half of the object shows was planned (OK), or it was at its goal (DONE).
+        # Carried, the object is off its support plane, where the search for a moved object looks: it is found
+        # where its last motion takes it (ImageGoalTrack; without that, with the grasp over the footprint's cells
+        # this seed lost it at 52 % visible)
         assert all(s in ("OK", "DONE") for f, s, _, _ in statuses if f >= 0.5), statuses
         assert statuses[-1][1] == "DONE" and session.goal is None, statuses   # reached: the goal is dropped
         assert any(t == "moved" for _, _, t, _ in statuses), statuses       # it was found where it was carried

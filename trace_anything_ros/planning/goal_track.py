@@ -26,9 +26,11 @@ of the same static camera (``ImageGoalTrack.update``):
    and colour agree. Enough visible and agreeing: it is where it was, up to a local refinement
    (``goal_pair.refine_tracked``:
    a depth check cannot see a flat top slide sideways; tens of milliseconds).
-2. **Moved**: otherwise it is searched on its support plane near where it was (``goal_pair.track_object``: the
-   goal-pair alignment with the frame's depth as goal depth; occluded points carry no evidence) and the result is
-   verified as in 1.
+2. **Moved**: otherwise it is first looked for where its last motion takes it (the rigid motion between the last two
+   poses it was found at, applied once more, then the local refinement, verified as in 1): a carried object, lifted
+   off the table, moves on with the gripper. Else it is searched on its support plane near where it was
+   (``goal_pair.track_object``: the goal-pair alignment with the frame's depth as goal depth; occluded points carry no
+   evidence) and the result is verified as in 1.
 3. Neither: **occluded** (too little of it visible: the planner must not guess) or **lost** (visible but not where
    it was, and not found elsewhere), each with its reason; the last known pose is kept.
 
@@ -80,6 +82,7 @@ class ImageGoalTrack:
         self.points = np.asarray(points, np.float64).reshape(-1, 3)
         self.params, self.track = params, track
         self.now = np.eye(4)
+        self.prev = None    # the pose it was found at before ``now`` (its last motion: now @ inv(prev))
         self.updates = 0
 
     @classmethod
@@ -129,6 +132,9 @@ class ImageGoalTrack:
         return n_vis / max(len(Y), 1), (int(agree.sum()) / n_vis if n_vis else 0.0)
 
     # ------------------------------------------------------------------ update
+    def _found(self, pose: np.ndarray) -> None:
+        self.prev, self.now = self.now, np.asarray(pose, np.float64)
+
     def update(self, rgb: np.ndarray, depth: np.ndarray) -> TrackUpdate:
         """Find the object in a later frame (``rgb`` [H, W, 3], ``depth`` [H, W] metres, the reference frame's grid
         and camera); see the module doc."""
@@ -140,15 +146,23 @@ class ImageGoalTrack:
             near = refine_tracked(self.model, rgb, depth, self.now, self.params)   # slid a little?
             vis2, agree2 = self.check(rgb, depth, near)
             if vis2 >= t.min_visible and agree2 >= t.min_agree:
-                self.now = near
+                self._found(near)
                 return TrackUpdate("at", vis2, agree2)
+        if self.prev is not None:  # moving on as it moved (carried: off the support plane, where 3. cannot look)
+            step = self.now @ se3.invert(self.prev)
+            if not np.allclose(step, np.eye(4), atol=1e-9):
+                near = refine_tracked(self.model, rgb, depth, step @ self.now, self.params)
+                vis2, agree2 = self.check(rgb, depth, near)
+                if vis2 >= t.min_visible and agree2 >= t.min_agree:
+                    self._found(near)
+                    return TrackUpdate("moved", vis2, agree2)
         centre = se3.transform_points(self.now, self.model.center)
         gm = track_object(self.model, rgb, depth, self.params, near=(centre, t.search_radius))
         if gm.ok:
             cand = gm.motion if gm.changed else np.eye(4)
             vis2, agree2 = self.check(rgb, depth, cand)
             if vis2 >= t.min_visible and agree2 >= t.min_agree:
-                self.now = cand
+                self._found(cand)
                 return TrackUpdate("moved", vis2, agree2)
             why = (f"the best place on the support plane does not hold it ({vis2:.2f} of its points visible there, "
                    f"{agree2:.2f} of those agreeing with the depth)")
