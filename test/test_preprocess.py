@@ -125,11 +125,12 @@ def test_crop_fraction_is_what_prepare_frame_leaves_out(src, target):
 
 
 @pytest.mark.parametrize("src, grid, most", [((360, 640), (80, 144), 0.02), ((1080, 1920), (80, 144), 0.02),
-                                             ((640, 360), (144, 80), 0.02), ((480, 640), (96, 128), 0.0),
+                                             ((640, 360), (80, 144), 0.02), ((480, 640), (96, 128), 0.0),
                                              ((400, 600), (96, 144), 0.0), ((512, 512), (112, 112), 0.0)])
 def test_aspect_grid_sees_the_whole_camera(src, grid, most):
     """A 16:9 camera on the default 4:3 grid loses its right quarter; the aspect grid (same cost within 25 %,
-    multiples of 16) sees all but a row of it."""
+    multiples of 16) sees all but a row of it. A portrait source (9:16) gets the landscape grid of its turn
+    (``plan`` turns it, the official rule; the depth-aware network runs on landscape grids only)."""
     g = pp.aspect_grid(src)
     assert g == grid
     assert g[0] % 16 == 0 and g[1] % 16 == 0
@@ -138,5 +139,6 @@ def test_aspect_grid_sees_the_whole_camera(src, grid, most):
     assert pp.crop_fraction(src, g) <= pp.crop_fraction(src, (96, 128))
     if src == (360, 640):
         assert pp.crop_fraction(src, (96, 128)) == pytest.approx(0.25, abs=0.01)
+    assert g[0] <= g[1]
     img = np.full(src + (3,), 7, np.uint8)
     assert pp.prepare_frame(img, g).shape == g + (3,)

@@ -148,6 +148,28 @@ def test_process_sees_all_of_a_wide_camera(tmp_path, opencv_data_dir):
             hits += float(((np.asarray(m)[:, right] > 0) & g).sum()) / float(g.sum())
     assert scored >= 3, scored
     assert hits / scored >= 0.5, (hits / scored, scored)
+    # the same clip turned to portrait (a phone held upright): the grid of its landscape turn (the official rule
+    # turns the frames; the depth-aware network, built with the estimator, runs on landscape grids only), masks back
+    # in the portrait image, on the hand
+    from trace_anything_ros.eval.clips import Clip
+    tall = Clip(np.ascontiguousarray(np.rot90(clip.frames, k=1, axes=(1, 2))),
+                np.ascontiguousarray(np.rot90(clip.masks, k=1, axes=(1, 2))), clip.fps, clip.kind, clip.scene,
+                clip.texture)
+    path, _ = tall.write(str(tmp_path), "tall")
+    out = tmp_path / "tall_out"
+    assert cli.main(["process", path, "--out", str(out), "--no-progress", "--json"]) == 0
+    s = json.load(open(out / "summary.json"))
+    assert s["input_size"] == [80, 144], s["input_size"]
+    masks = {bag.stamp_ns(r.msg.header.stamp): bag.image_array(r.msg)
+             for r in bag.iter_messages(str(out / "tall.mcap"), [f"{NODE}/dynamic_mask"])}
+    hits, scored = 0.0, 0
+    for t, m in masks.items():
+        g = tall.masks[idx[int(t)]]
+        assert np.asarray(m).shape == g.shape == (320, 180)
+        if g.mean() >= 0.05:
+            scored += 1
+            hits += float(((np.asarray(m) > 0) & g).sum()) / float(g.sum())
+    assert scored >= 3 and hits / scored >= 0.5, (hits / scored, scored)
 
 
 def test_process_forced_regime_names_the_missing_input(tmp_path):

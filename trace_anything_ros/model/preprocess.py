@@ -132,11 +132,12 @@ def crop_fraction(src_hw: Tuple[int, int], input_size: Tuple[int, int]) -> float
 
 
 def aspect_grid(src_hw: Tuple[int, int], base: Tuple[int, int] = (96, 128), multiple: int = 16) -> Tuple[int, int]:
-    """A model grid ``(H, W)`` for a (h, w) source: multiples of ``multiple``, in the source's orientation, of about
-    ``base``'s pixel count (within 25 %: about the same cost), whose crop leaves out the least of the source (ties:
-    the pixel count closest to ``base``'s). 16:9 -> 80x144 (crop 1 %), 4:3 -> 96x128, 3:2 -> 96x144, 1:1 ->
-    112x112. For estimators that work on any grid (the geometric flow field); a network keeps the grid it was
-    trained on."""
+    """A landscape model grid ``(H, W)`` for a (h, w) source: multiples of ``multiple``, of about ``base``'s pixel
+    count (within 25 %: about the same cost), whose crop leaves out the least of the source (ties: the pixel count
+    closest to ``base``'s). 16:9 -> 80x144 (crop 1 %), 4:3 -> 96x128, 3:2 -> 96x144, 1:1 -> 112x112. A portrait
+    source gets the grid of its landscape turn: ``plan`` turns it (the official rule), and the depth-aware network
+    runs on landscape grids only. For estimators that work on any grid (the geometric flow field); a network keeps
+    the grid it was trained on."""
     h, w = int(src_hw[0]), int(src_hw[1])
     if h <= 0 or w <= 0:
         raise ValueError(f"empty source {w}x{h}")
@@ -147,11 +148,10 @@ def aspect_grid(src_hw: Tuple[int, int], base: Tuple[int, int] = (96, 128), mult
         for b in range(a, 4 * long_ + 1, multiple):              # its long side
             if not 0.75 * px <= a * b <= 1.25 * px:
                 continue
-            size = (a, b) if h <= w else (b, a)
-            key = (round(crop_fraction((h, w), size), 4), abs(a * b - px))
+            key = (round(crop_fraction((h, w), (a, b)), 4), abs(a * b - px))
             if best is None or key < best[0]:
-                best = (key, size)
-    return best[1] if best is not None else (short, long_) if h <= w else (long_, short)
+                best = (key, (a, b))
+    return best[1] if best is not None else (short, long_)
 
 
 class PreprocessBudgetError(ValueError):
