@@ -152,7 +152,7 @@ def background_motion(fwd: np.ndarray, ok: np.ndarray, static_px: float = STATIC
 
 
 def _motion_evidence(gi: np.ndarray, gj: np.ndarray, uf, vf, ub, vb, win: Optional[int] = None,
-                     background: Optional[np.ndarray] = None) -> np.ndarray:
+                     background: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(evidence, changed, clearly)`` ``[H, W]`` bool. evidence: frame i's pixels for which the flow's position in
     frame j explains the image clearly better than the background's (local mean absolute difference over ``win`` x
     ``win``). Where both explain it as well (flow that bled from a mover onto the background next to it, textureless

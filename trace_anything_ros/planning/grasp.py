@@ -68,7 +68,7 @@ def _unit(v, name):
 
 def compute_grasp(points, weights=None, approach=(0.0, 0.0, -1.0), closing_axis: Optional[np.ndarray] = None,
                   grasp_depth: float = 0.02, top_percentile: float = 95.0, max_width: float = 0.08,
-                  min_points: int = 3, footprint_cell: float = None) -> Grasp:
+                  min_points: int = 3, footprint_cell: Optional[float] = None) -> Grasp:
     """Grasp for points ``[M, 3]`` (base frame). ``approach``: direction the gripper moves in to grasp (default
     straight down). ``closing_axis``: finger axis override (made orthogonal to the approach); default: the minor
     axis of the points' spread in the plane orthogonal to the approach. ``footprint_cell`` (m): cell of the

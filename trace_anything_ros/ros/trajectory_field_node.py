@@ -400,11 +400,11 @@ class TrajectoryFieldNode(LifecycleNode):
         self._view_hw = hw
         try:
             self.view_fraction = 1.0 - crop_fraction(hw, self.input_size)
-            g = aspect_grid(hw, self.input_size)
         except ValueError:  # a grid the preprocessing refuses: reported where the frame is prepared
             return
         if self.view_fraction < VIEW_WARN and hw not in self._view_warned and len(self._view_warned) < 16:
             self._view_warned.add(hw)
+            g = aspect_grid(hw, self.input_size)
             self.get_logger().warn(
                 f"the model grid {self.input_size[1]}x{self.input_size[0]} sees {100 * self.view_fraction:.0f} % of "
                 f"the {hw[1]}x{hw[0]} camera image (another aspect ratio: the grid's top-left crop drops the rest). "
