@@ -148,3 +148,42 @@ def test_node_onnx_engine_exports_once_into_the_cache_dir(harness, tmp_path):
     finally:
         out = stop_process(proc)
     assert "onnxruntime CPUExecutionProvider" in out, out[-3000:]
+
+
+def test_rgb_only_node_grid_follows_a_wide_camera(harness):
+    """RGB only, no grid configured: the first image of a 16:9 camera sets the grid (80x144, as `process` does),
+    so masks reach the image's right quarter, which the default 4:3 grid crops away."""
+    from trace_anything_ros.model.preprocess import crop_fraction
+    from trace_anything_ros.ros import conversions as conv
+
+    src_h, src_w = 108, 192      # 16:9
+    proc = _start()
+    try:
+        h = harness
+        assert h.lc.wait_for_service(30.0), "node did not come up"
+        assert h.lc.change_state("configure") and h.lc.change_state("activate")
+        assert h.wait(lambda: h.pub_img.get_subscription_count() > 0, 15)
+        assert h.wait(lambda: all(len(h.node.get_publishers_info_by_topic(f"{NODE}/{k}"))
+                                  for k in ("trajectory_field", "dynamic_mask")), 15)
+        h.got.clear()
+        for i in range(WINDOW + 4):  # a textured square moving right in the image's right quarter
+            a = np.full((src_h, src_w, 3), 60, np.uint8)
+            x = 146 + 3 * i
+            a[40:70, x:x + 24] = np.where((np.add.outer(np.arange(30), np.arange(24)) // 4) % 2 == 0, 230, 20)[
+                ..., None].astype(np.uint8)
+            m = conv.array_to_image(a, "rgb8")
+            m.header.stamp = conv.ns_to_time(1_000_000_000 + i * 100_000_000)
+            m.header.frame_id = "cam_optical"
+            h.pub_img.publish(m)
+            h.spin(0.1)
+        assert h.wait(lambda: h.got.get("trajectory_field") and h.got.get("dynamic_mask"), 60)
+        f = h.got["trajectory_field"][-1]
+        assert (f.height, f.width) == (80, 144)
+        assert crop_fraction((src_h, src_w), (96, 128)) > 0.2   # what the fixed default grid would lose
+        assert h.wait_diag(lambda s, v: float(v.get("model_view_fraction", 0)) >= 0.98)
+        assert h.wait(lambda: any((conv.image_to_array(mk)[:, 144:] > 0).any() for mk in h.got["dynamic_mask"]), 20)
+        mk = h.got["dynamic_mask"][-1]
+        assert (mk.height, mk.width) == (src_h, src_w)
+    finally:
+        out = stop_process(proc)
+    assert "follows the 192x108 camera's aspect" in out, out[-3000:]

@@ -132,6 +132,23 @@ def test_auto_regime_follows_the_inputs_and_forced_regimes_name_what_is_missing(
         regimes.create_estimator({"regime": "sonar"})
 
 
+def test_the_rgb_grid_may_change_and_the_networks_may_not():
+    """The node's RGB-only grid follows the camera's aspect (``set_input_size``): the flow field runs on the new
+    grid; an estimator whose RGB-only windows would run a network keeps its grid."""
+    est = regimes.create_estimator({"regime": "auto", "weights": "embedded"})
+    assert est.any_grid_without_depth()
+    est.set_input_size((80, 144))
+    assert est.input_size == (80, 144)
+    rng = np.random.default_rng(1)
+    frames = np.repeat(rng.integers(0, 255, (1, 80, 144, 3), dtype=np.uint8), 4, 0)
+    pred = est.predict(frames)
+    assert est.last_regime == "rgb_static" and pred.ctrl_pts.shape[2:4] == (80, 144)
+    fixed = regimes.create_estimator({"regime": "rgbd", "rgbd_estimator": "flow"})
+    assert not fixed.any_grid_without_depth()
+    with pytest.raises(ValueError, match="grid is fixed"):
+        fixed.set_input_size((80, 144))
+
+
 def test_a_plugged_regime_is_used_when_forced_or_when_it_applies():
     """The hook for other estimators (the goal-image pair): register_regime(name, factory)."""
     from trace_anything_ros.model.api import FieldPrediction

@@ -127,6 +127,23 @@ class RegimeEstimator:
             raise MissingInputError(f"regime {regime!r} with the network estimator needs model.weights "
                                     "('embedded' or a depth-aware checkpoint)")
 
+    def any_grid_without_depth(self) -> bool:
+        """Whether every estimator this one runs on RGB-only windows works on any model grid: the geometric flow
+        field does (no RGB network weights, no plugged regime, regime auto or an RGB one)."""
+        return not self.network_is_rgb and not _REGISTRY and self.regime in (AUTO, "rgb_static", "rgb_moving")
+
+    def set_input_size(self, input_size: Tuple[int, int]) -> None:
+        """Another grid for the RGB-only estimator (the node: the first image's aspect, ``preprocess.aspect_grid``),
+        before any window of the stream; the depth-aware network keeps its own and is not run on it."""
+        if not self.any_grid_without_depth():
+            raise ValueError(f"regime {self.regime!r} with {self.description}: its model grid is fixed")
+        size = (int(input_size[0]), int(input_size[1]))
+        if size != self.input_size:
+            from .flow_field import FlowFieldEstimator
+            self.flow.close()
+            self.flow = FlowFieldEstimator(size, self.num_ctrl)
+            self.input_size = size
+
     # -- choice -----------------------------------------------------------------------------------------------
     def choose(self, frames, depth, cam_poses, **inputs) -> Tuple[str, str]:
         """(regime, why) for one window; raises ``MissingInputError`` when a forced regime lacks an input."""
