@@ -219,12 +219,10 @@ def _json_products(pr, with_field: bool) -> dict:
 
 
 def make_estimator(weights: str = "embedded", preset: str = "compact", device: str = "cpu", window: int = 4,
-                   regime: str = "auto", input_size=None):
+                   regime: str = "auto"):
     from trace_anything_ros.pipeline import load_estimator
 
     params = {"device": device, "window": window, "preset": preset, "regime": regime}
-    if input_size is not None:
-        params["input_size"] = [int(input_size[0]), int(input_size[1])]
     if weights:
         params["weights"] = weights
     return load_estimator("", params)
@@ -274,16 +272,15 @@ def main(args) -> int:
     os.makedirs(out_dir, exist_ok=True)
     t_start = time.perf_counter()
     frames, total, fps, kind = _frames(args)
-    grid = None
-    if args.weights == "embedded":
+    est = make_estimator(args.weights, args.preset, args.device, args.window, getattr(args, "regime", "auto"))
+    if getattr(est, "any_grid_without_depth", lambda: False)():
         # `process` gives the estimator no depth, so with the embedded weights the geometric flow field runs (the
         # depth-aware network never does): its grid follows the source's aspect, and a 16:9 camera is seen whole
-        # instead of losing its right quarter to the 4:3 grid's crop (preprocess.aspect_grid)
+        # instead of losing its right quarter to the 4:3 grid's crop (preprocess.aspect_grid; the node does the same)
         first = next(frames, None)
         if first is not None:
             frames = itertools.chain([first], frames)
-            grid = aspect_grid(np.asarray(first[1]).shape[:2])
-    est = make_estimator(args.weights, args.preset, args.device, args.window, getattr(args, "regime", "auto"), grid)
+            est.set_input_size(aspect_grid(np.asarray(first[1]).shape[:2], est.input_size))
     input_size = tuple(int(x) for x in est.input_size)
     spec = WindowSpec(length=args.window, stride=args.stride)
     ingest = FrameIngest(spec.ring_capacity(), window=spec)
