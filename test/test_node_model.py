@@ -151,8 +151,10 @@ def test_node_onnx_engine_exports_once_into_the_cache_dir(harness, tmp_path):
 
 
 def test_rgb_only_node_grid_follows_a_wide_camera(harness):
-    """RGB only, no grid configured: the first image of a 16:9 camera sets the grid (80x144, as `process` does),
-    so masks reach the image's right quarter, which the default 4:3 grid crops away."""
+    """RGB only, no grid configured: the grid follows the camera's aspect (16:9: 80x144, as `process` does), so
+    masks reach the image's right quarter, which the default 4:3 grid crops away. A stray first frame of another
+    shape (a driver's start-up frame, a second publisher) does not fix it: the grid follows the size the stream
+    confirms."""
     from trace_anything_ros.model.preprocess import crop_fraction
     from trace_anything_ros.ros import conversions as conv
 
@@ -166,9 +168,14 @@ def test_rgb_only_node_grid_follows_a_wide_camera(harness):
         assert h.wait(lambda: all(len(h.node.get_publishers_info_by_topic(f"{NODE}/{k}"))
                                   for k in ("trajectory_field", "dynamic_mask")), 15)
         h.got.clear()
-        for i in range(WINDOW + 4):  # a textured square moving right in the image's right quarter
+        stray = conv.array_to_image(np.full((64, 512, 3), 90, np.uint8), "rgb8")
+        stray.header.stamp = conv.ns_to_time(900_000_000)
+        stray.header.frame_id = "cam_optical"
+        h.pub_img.publish(stray)
+        h.spin(0.1)
+        for i in range(WINDOW + 8):  # a textured square moving right in the image's right quarter
             a = np.full((src_h, src_w, 3), 60, np.uint8)
-            x = 146 + 3 * i
+            x = 146 + 2 * i
             a[40:70, x:x + 24] = np.where((np.add.outer(np.arange(30), np.arange(24)) // 4) % 2 == 0, 230, 20)[
                 ..., None].astype(np.uint8)
             m = conv.array_to_image(a, "rgb8")
@@ -186,4 +193,4 @@ def test_rgb_only_node_grid_follows_a_wide_camera(harness):
         assert (mk.height, mk.width) == (src_h, src_w)
     finally:
         out = stop_process(proc)
-    assert "follows the 192x108 camera's aspect" in out, out[-3000:]
+    assert "follows the 512x64 camera's aspect" in out and "follows the 192x108 camera's aspect" in out, out[-3000:]

@@ -133,8 +133,9 @@ class RegimeEstimator:
         return not self.network_is_rgb and not _REGISTRY and self.regime in (AUTO, "rgb_static", "rgb_moving")
 
     def set_input_size(self, input_size: Tuple[int, int]) -> None:
-        """Another grid for the RGB-only estimator (the node: the first image's aspect, ``preprocess.aspect_grid``),
-        before any window of the stream; the depth-aware network keeps its own and is not run on it."""
+        """Another grid for the RGB-only estimator (``process`` and the node: the camera's aspect,
+        ``preprocess.aspect_grid``; ``predict`` follows RGB-only frames of another grid by itself); the depth-aware
+        network keeps its own and is not run on it. A new grid starts a new stream (the remembered background)."""
         if not self.any_grid_without_depth():
             raise ValueError(f"regime {self.regime!r} with {self.description}: its model grid is fixed")
         size = (int(input_size[0]), int(input_size[1]))
@@ -202,7 +203,9 @@ class RegimeEstimator:
                 if not isinstance(getattr(pred, "extras", None), dict):
                     pred = FieldPrediction(pred.ctrl_pts, pred.ctrl_conf, pred.frame_times)
                 pred.extras = dict(pred.extras, motion_floor=NET_MOTION_FLOOR, estimator="net")
-        else:  # RGB only
+        else:  # RGB only: the flow field works on any grid, and follows the frames' (the node's follows its camera)
+            if tuple(frames.shape[1:3]) != self.flow.input_size and self.any_grid_without_depth():
+                self.set_input_size(frames.shape[1:3])
             self.flow.camera = {"rgb_static": "static", "rgb_moving": "moving"}.get(regime, "auto")
             pred = self.flow.predict(frames, frame_keys=frame_keys, depth=None, times=times, intrinsics=intrinsics)
             if regime == "rgb":

@@ -117,7 +117,7 @@ PERCEPTION: List[Spec] = [
          "(empty: ~/.cache/trace_anything_ros)"),
     Spec("model.threads", 0, "CPU threads of the inference engine (0: the engine's default)", range=(0, 256)),
     Spec("input_height", 0, "model input height in pixels (0: the estimator's default, 96x128 for the embedded model; "
-         "RGB only (use_depth false) with the embedded default, 0 makes the grid follow the first image's aspect: "
+         "RGB only (use_depth false) with the embedded default, 0 makes the grid follow the camera's aspect: "
          "16:9 -> 80x144; a camera wider than a fixed grid's aspect loses its right-hand side to the crop: "
          "/diagnostics model_view_fraction)", range=(0, 4096)),
     Spec("input_width", 0, "model input width in pixels (0: the estimator's default)", range=(0, 4096)),

@@ -104,7 +104,8 @@ class TrajectoryFieldNode(LifecycleNode):
         self.warnings = {}          # current warnings shown in diagnostics (the worker sets "camera_pose")
         self._view_hw, self.view_fraction = None, 1.0  # image size last checked; share of it the model grid sees
         self._view_warned = set()                       # image sizes whose cropped view was logged
-        self._grid_follows = False                      # the first image's aspect sets the grid (on_activate)
+        self._grid_follows = False                      # the camera's aspect sets the grid (on_activate)
+        self._grid_base = (96, 128)                     # ... of about this grid's pixel count
         self._lock = threading.Lock()  # depth/image sync queues: input callbacks vs lifecycle transitions
         self._estimator = None
         self._worker: Optional[WindowWorker] = None
@@ -250,9 +251,10 @@ class TrajectoryFieldNode(LifecycleNode):
         self.input_size = tuple(int(x) for x in est.input_size)
         self._view_hw, self.view_fraction, self._view_warned = None, 1.0, set()
         # RGB only, no grid configured, an estimator that works on any grid (the geometric flow field): the grid
-        # follows the first image's aspect, as `process` does (README, 'Model grid and camera aspect')
+        # follows the camera's aspect, as `process` does (README, 'Model grid and camera aspect')
         self._grid_follows = v["input_height"] == 0 and not v["use_depth"] \
             and bool(getattr(est, "any_grid_without_depth", lambda: False)())
+        self._grid_base = self.input_size
         cap = v["buffer.capacity"] or self._spec.ring_capacity()
         cap = max(cap, self._spec.length)
         self._ingest = FrameIngest(cap, time_reset_threshold=v["time_reset_threshold"], drops=self.drops,
@@ -401,19 +403,17 @@ class TrajectoryFieldNode(LifecycleNode):
     def _check_view(self, hw):
         """How much of a camera image of size ``hw`` the model grid sees (``/diagnostics`` model_view_fraction); a
         camera of another aspect loses part of its image to the grid's crop (a wider one its right-hand side): logged
-        once per image size. With ``_grid_follows``, the first image sets the grid (nothing of the stream has reached
-        the estimator yet); a later size of another aspect is reported like a fixed grid's (re-activating follows
-        it)."""
-        first = self._view_hw is None
+        once per image size. With ``_grid_follows`` the grid follows every size the stream accepts (the first, and a
+        confirmed change: a stray first frame does not fix it): frames are prepared on it from here on, and the
+        estimator, which runs in the worker, follows their grid by itself (``RegimeEstimator.predict``); the ingest
+        clears the ring at a size change, so no window mixes grids."""
         self._view_hw = hw
-        if first and self._grid_follows:
-            self._grid_follows = False
+        if self._grid_follows:
             try:
-                g = aspect_grid(hw, self.input_size)
+                g = aspect_grid(hw, self._grid_base)
             except ValueError:
                 g = self.input_size
             if g != self.input_size:
-                self._estimator.set_input_size(g)
                 self.input_size = g
                 self.get_logger().info(
                     f"model grid {g[1]}x{g[0]} (follows the {hw[1]}x{hw[0]} camera's aspect; sees "
