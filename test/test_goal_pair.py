@@ -179,6 +179,11 @@ def test_goal_pair_is_a_regime_of_the_one_estimator(goal_pair_episode):
         assert np.array_equal(pred.ctrl_pts, direct.ctrl_pts, equal_nan=True)
         with pytest.raises(regimes.MissingInputError, match="depth"):
             est.predict(frames, intrinsics=cur["K"])
+        # forcing it here changes no other estimator of the process: auto does not start consulting it, and the
+        # RGB-only grid of another still follows its camera (it leaked into the process-wide registry before)
+        other = regimes.create_estimator({"regime": "auto", "weights": "embedded"})
+        assert "goal_pair" not in regimes._REGISTRY and other.any_grid_without_depth()
+        assert other.choose(frames, depth, None)[0] == "rgbd"
     finally:
         est.close()
 

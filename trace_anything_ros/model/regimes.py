@@ -152,10 +152,6 @@ class RegimeEstimator:
             >= MIN_DEPTH_VALID
         have = {"depth": has_depth, "cam_poses": cam_poses is not None, "weights": self.network_is_rgb}
         if self.regime != AUTO:
-            if self.regime in _BUILTIN_PLUGS and self.regime not in _REGISTRY:
-                import importlib
-                mod, fn = _BUILTIN_PLUGS[self.regime].split(":")
-                register_regime(self.regime, getattr(importlib.import_module(mod), fn))
             missing = [k for k in NEEDS.get(self.regime, ()) if not have[k]]
             if missing:
                 raise MissingInputError(f"regime {self.regime!r} (forced) needs "
@@ -173,8 +169,16 @@ class RegimeEstimator:
         return "rgb", "no depth"
 
     def _plug(self, name):
+        """The plugged estimator of regime ``name``, built once: a registered factory, else a built-in one
+        (``_BUILTIN_PLUGS``, forced only: resolved for this estimator, never registered for the whole process, where
+        auto would start consulting it and other estimators' grids would be fixed)."""
         if name not in self._plugged:
-            self._plugged[name] = _REGISTRY[name](dict(self.params))
+            factory = _REGISTRY.get(name)
+            if factory is None:
+                import importlib
+                mod, fn = _BUILTIN_PLUGS[name].split(":")
+                factory = getattr(importlib.import_module(mod), fn)
+            self._plugged[name] = factory(dict(self.params))
         return self._plugged[name]
 
     # -- FieldEstimator ---------------------------------------------------------------------------------------
@@ -184,7 +188,7 @@ class RegimeEstimator:
                 **inputs) -> FieldPrediction:
         regime, why = self.choose(frames, depth, cam_poses, **inputs)
         warnings: List[str] = []
-        if regime in _REGISTRY:
+        if regime in _REGISTRY or regime in _BUILTIN_PLUGS:
             est = self._plug(regime)
             pred = est.predict(frames, frame_keys=frame_keys, depth=depth, times=times, intrinsics=intrinsics,
                                cam_poses=cam_poses, **inputs)
