@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 
 from trace_anything_ros.field.rigid import so3_exp
-from trace_anything_ros.motion.forecast import (ForecastParams, confidence, fit_motion, forecast_points,
-                                                frame_alignment, maxwell_cdf, near_objects, similarity)
+from trace_anything_ros.motion.forecast import (ForecastParams, ObjectMotion, confidence, fit_motion, forecast_points,
+                                                frame_alignment, maxwell_cdf, near_objects, similarity,
+                                                support_floors)
 from trace_anything_ros.motion.objects import DynamicObject, ObjectTracker
 
 DT = 0.1  # 10 Hz, as the node's windows
@@ -343,9 +344,66 @@ def test_backtest_holds_back_an_oscillating_object_and_keeps_a_steady_one():
     assert fit_motion(s, c, t).weight == 1.0                               # off by default
 
 
+def _table_scene(h=96, w=128, f=100.0, seed=0):
+    """Camera-frame points ``[H, W, 3]`` of a tilted table (n . p + d = 0, n toward the camera) seen from above,
+    with a box of label 1 standing 5-10 cm above it and one of label 2 below the plane (a floor past the table's
+    edge); noise 1 mm."""
+    n = np.array([0.0, -0.8, -0.6])
+    d = 0.92
+    v, u = np.mgrid[0:h, 0:w].astype(np.float64)
+    rays = np.stack([(u - w / 2) / f, (v - h / 2) / f, np.ones_like(u)], -1)
+    X = rays * (-d / (rays @ n))[..., None]
+    X += np.random.default_rng(seed).normal(0, 1e-3, X.shape)
+    labels = np.zeros((h, w), np.uint16)
+    labels[40:56, 50:70] = 1
+    labels[70:80, 10:20] = 2
+    lift = np.linspace(0.05, 0.10, 16)[:, None] * np.ones((1, 20))
+    X[40:56, 50:70] += lift[..., None] * n
+    X[70:80, 10:20] -= 0.2 * n
+    return X, labels, n, d
+
+
+def test_support_floor_lands_a_falling_object_on_the_table_and_keeps_its_slide():
+    """The static scene's plane is a floor: a forecast carrying an object through it stops where the object's lowest
+    points touch it and keeps the motion along it; an object beyond the plane gets no floor."""
+    X, labels, n, _ = _table_scene()
+    floors = support_floors(X, labels)
+    assert set(floors) == {1} and len(floors[1]) == 1
+    (fn, gap), = floors[1]
+    assert abs(abs(float(fn @ n)) - 1.0) < 1e-3 and float(fn @ n) > 0  # the table, facing the camera
+    assert 0.05 <= gap <= 0.06   # the box's lowest points (10th percentile of its 5-10 cm heights)
+    tangent = np.array([1.0, 0.0, 0.0])
+    v = -0.2 * n + 0.1 * tangent
+    m = ObjectMotion(t_ref=0.0, centroid=X[48, 60], velocity=v, velocity_raw=v, omega=np.zeros(3), sigma0=0.0,
+                     sigma_v=0.0, accel=0.0, span_s=0.5, samples=5)
+    lead = np.array([0.1, 0.5, 1.0])
+    free = m.displacement(lead)
+    m.floors = floors[1]
+    d = m.displacement(lead)
+    np.testing.assert_allclose(d[0], free[0])                      # 2 cm down: above the table still
+    np.testing.assert_allclose(d[1:] @ fn, -gap, atol=1e-9)        # landed, not through it
+    np.testing.assert_allclose(d[1:] @ tangent, free[1:] @ tangent, atol=1e-3)  # and it slides on
+    assert np.all(free[1:] @ fn < -gap - 0.03)                     # where it would have gone
+
+
+def test_no_floor_without_a_plane_that_explains_the_static_scene():
+    X, labels, _, _ = _table_scene()
+    rng = np.random.default_rng(1)
+    clutter = X * rng.uniform(0.5, 1.5, X.shape[:2])[..., None]   # every static point at a random depth on its ray
+    assert support_floors(clutter, labels) == {}
+    assert support_floors(X, np.zeros_like(labels)) == {}          # no object
+    assert set(support_floors(X, labels, ForecastParams(plane_min_inliers=0.3))) == {1}
+    # a second plane (a wall behind the table, here the right third of the image): a floor for each
+    wall = X.copy()
+    wall[:, 90:] = X[:, 90:] * (2.5 / X[:, 90:, 2])[..., None]      # the plane z = 2.5 m
+    fl = support_floors(wall, labels)
+    assert len(fl[1]) == 2 and any(abs(n[2] + 1.0) < 1e-3 for n, _ in fl[1])
+
+
 def test_params_are_validated():
     for bad in (dict(degree=3), dict(history_s=0.0), dict(tolerance=-1.0), dict(shrink=-1.0),
-                dict(backtest_power=-1.0), dict(rim_px=-1), dict(tail_order=3)):
+                dict(backtest_power=-1.0), dict(rim_px=-1), dict(tail_order=3), dict(plane_rel=-0.1),
+                dict(plane_min_inliers=1.5), dict(floor_quantile=101.0), dict(max_planes=-1)):
         with pytest.raises(ValueError):
             ForecastParams(**bad).validate()
 

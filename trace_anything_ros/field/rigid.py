@@ -12,7 +12,7 @@
 # See the License for the specific language governing permissions and
 # limitations under the License.
 
-"""Batched rigid-motion helpers: weighted Kabsch, SE(3) exp/log (numpy, no loops over points)."""
+"""Batched rigid-motion helpers: weighted Kabsch, SE(3) exp/log (numpy, no loops over points); a RANSAC plane."""
 from __future__ import annotations
 
 import numpy as np
@@ -132,3 +132,32 @@ def se3_exp(xi):
     xi = np.asarray(xi, dtype=np.float64)
     w, v = xi[..., :3], xi[..., 3:]
     return so3_exp(w), np.einsum("...ij,...j->...i", _V(w), v)
+
+
+def fit_plane(points: np.ndarray, threshold: float, iterations: int = 200, seed: int = 0):
+    """RANSAC plane ``n . p + d = 0`` of points [M, 3] -> (n, d, inlier ratio); n faces the camera (origin)."""
+    rng = np.random.default_rng(seed)
+    M = len(points)
+    if M < 3:
+        raise ValueError("too few depth points for a support plane")
+    best, best_n = None, -1
+    for _ in range(iterations):
+        a, b, c = points[rng.choice(M, 3, replace=False)]
+        n = np.cross(b - a, c - a)
+        ln = np.linalg.norm(n)
+        if ln < 1e-12:
+            continue
+        n = n / ln
+        inl = np.abs(points @ n - n @ a) < threshold
+        k = int(inl.sum())
+        if k > best_n:
+            best, best_n = inl, k
+    if best is None:
+        raise ValueError("degenerate points: no plane through any sample")
+    P = points[best]
+    ctr = P.mean(0)
+    n = np.linalg.svd(P - ctr, full_matrices=False)[2][-1]
+    d = -float(n @ ctr)
+    if d < 0:  # the camera (origin) on the positive side: n . 0 + d > 0
+        n, d = -n, -d
+    return n, d, best_n / M

@@ -24,7 +24,7 @@ import numpy as np
 from ..field.camera import default_intrinsics
 from ..field.evaluate import evaluate_curves
 from ..field.forecast import forecast_curves
-from .forecast import ForecastParams, confidence, fit_motion, window_omega
+from .forecast import ForecastParams, confidence, fit_motion, support_floors, window_omega
 from ..field.scale import metric_scale_from_depth
 from ..field.timemap import TimeMap, build_time_map
 from ..field.types import TrajectoryField
@@ -245,10 +245,11 @@ def max_forecast_s(tm: TimeMap, params: MotionParams) -> float:
 
 
 def object_motions(objects: List[DynamicObject], stamp: float, params: MotionParams,
-                   tracker: Optional[ObjectTracker] = None) -> dict:
+                   tracker: Optional[ObjectTracker] = None, floors: Optional[dict] = None) -> dict:
     """Fit each object's motion model (``motion.forecast.fit_motion``) over its tracked history (or, without a
     tracker, its window) and replace its forecast (centroid moved by the model) and forecast confidence (calibrated,
-    ``motion.forecast.confidence``). Returns id -> ObjectMotion."""
+    ``motion.forecast.confidence``). ``floors``: label -> ``ObjectMotion.floors`` (``motion.forecast.support_floors``).
+    Returns id -> ObjectMotion."""
     fp = params.forecast_model or ForecastParams()
     out = {}
     for o in objects:
@@ -262,6 +263,7 @@ def object_motions(objects: List[DynamicObject], stamp: float, params: MotionPar
         if hw is not None and hws is not None:
             hw = np.asarray(hw)[np.asarray(hws) >= stamp - fp.history_s - 1e-6]
         m = fit_motion(hs, hc, stamp, centroid=o.centroid, omegas=hw, params=fp, windows=hg)
+        m.floors = (floors or {}).get(o.label, ())
         lead = np.asarray(o.forecast_stamps, np.float64) - stamp
         sig = m.sigma(lead)
         o.forecast = np.asarray(o.centroid, np.float64)[None] + m.displacement(lead)
@@ -372,7 +374,9 @@ def analyze(field: TrajectoryField, depth=None, params: Optional[MotionParams] =
                 field.ctrl_pts[j] * np.float32(scale), [times[j]], d_axis=0)[0])
         tracker.update(seg.labels, objects, stamp=float(field.stamps[ref]), positions=X[ref])
         resting = tracker.resting(seg.labels > 0, X[ref], stamp=float(field.stamps[ref]))
-    models = object_motions(objects, float(field.stamps[ref]), p, tracker)
+    fp = p.forecast_model or ForecastParams()
+    floors = support_floors(X[ref], seg.labels, fp, seed=p.seed) if depth is not None and fp.support_plane else {}
+    models = object_motions(objects, float(field.stamps[ref]), p, tracker, floors)
     timings["objects"] = (time.perf_counter() - t3) * 1e3
     timings["total"] = (time.perf_counter() - tic) * 1e3
     return MotionResult(mask=seg.labels > 0, labels=seg.labels, objects=objects, score=mr.score,

@@ -124,6 +124,16 @@ class ForecastParams:
                           3001-3010, moving pixels +0.5 / +1 s: cover90 0.68 / 0.84 -> 0.72 / 0.87, conf vs hit
                           0.70 vs 0.61 / 0.17 vs 0.12 -> 0.67 vs 0.61 / 0.12 vs 0.12 (adding the object's error too:
                           0.75 / 0.92, 0.64 vs 0.61 / 0.08 vs 0.12)
+    support_plane [True]  objects do not pass through the static scene's planes (:func:`support_floors`, with measured
+                          depth only): the part of a forecast displacement that would carry an object's lowest points
+                          (``floor_quantile``) through a plane fitted to the pixels of no object (a table, the floor, a
+                          wall) is removed -- it lands and slides. Up to ``max_planes`` planes, each explaining at
+                          least ``plane_min_inliers`` of those pixels within ``plane_rel`` x their median depth
+    plane_rel     [0.01]  RANSAC inlier distance of a support plane, relative to the static pixels' median depth
+    plane_min_inliers [0.15] share of the static pixels a plane must explain to be a support
+    max_planes    [3]     planes extracted one after another (RANSAC on what the previous ones left)
+    floor_quantile [10.0] percentile of an object's distances to a plane taken as its lowest point (its mask's rim
+                          may touch the plane)
     backtest_power [4.0]  q in w = e_hold^q / (e_hold^q + e_model^q) (1: inverse squared-error weighting; 3 to 6
                           within 1 % on 3001-3004; larger: closer to picking the better of the two)
     """
@@ -147,6 +157,11 @@ class ForecastParams:
     turn: bool = True
     tail_velocity: bool = True
     tail_order: int = 2
+    support_plane: bool = True
+    plane_rel: float = 0.01
+    plane_min_inliers: float = 0.15
+    max_planes: int = 3
+    floor_quantile: float = 10.0
 
     def validate(self) -> "ForecastParams":
         if self.tail_order not in (1, 2):
@@ -158,10 +173,14 @@ class ForecastParams:
             v = getattr(self, name)
             if not (v > lo):
                 raise ValueError(f"ForecastParams.{name}={v!r} must be > {lo}")
-        for name in ("shrink", "accel_floor", "static_rel", "backtest_power", "rim_px"):
+        for name in ("shrink", "accel_floor", "static_rel", "backtest_power", "rim_px", "plane_rel", "max_planes"):
             v = getattr(self, name)
             if not (np.isfinite(v) and v >= 0):
                 raise ValueError(f"ForecastParams.{name}={v!r} must be >= 0")
+        if not 0.0 <= self.plane_min_inliers <= 1.0:
+            raise ValueError(f"ForecastParams.plane_min_inliers={self.plane_min_inliers!r} must be in [0, 1]")
+        if not 0.0 <= self.floor_quantile <= 100.0:
+            raise ValueError(f"ForecastParams.floor_quantile={self.floor_quantile!r} must be in [0, 100]")
         return self
 
 
@@ -185,6 +204,7 @@ class ObjectMotion:
     lead_shrink: float = 0.0      # displacement x |d|^2 / (|d|^2 + lead_shrink x motion variance at that lead)
     weight: float = 1.0           # the backtest's weight of the motion against holding still (already applied)
     turn: bool = False            # coordinated turn (see displacement) instead of the parabola
+    floors: tuple = ()            # ((unit normal n [3], gap), ...): the displacement along -n at most gap (support_floors)
 
     def turn_rate(self) -> float:
         """rad/s at which the velocity turns: ``|v x a| / |v|^2`` (the acceleration's normal part over the speed)."""
@@ -217,6 +237,12 @@ class ObjectMotion:
             var = (self.sigma_v * h0) ** 2 + (0.5 * self.accel * h0 * h0) ** 2
             d2 = (d * d).sum(1)
             d = d * (d2 / np.maximum(d2 + self.lead_shrink * var, 1e-300))[:, None]
+        for n, gap in self.floors:  # no further through a support plane than its lowest points are above it
+            dn = d @ n
+            over = dn < -gap
+            if over.any():
+                d = d.copy()
+                d[over] -= (dn[over] + gap)[:, None] * n[None]
         return d
 
     def sigma(self, lead) -> np.ndarray:
@@ -444,6 +470,52 @@ def static_sigma(depth, lead, window_s: float, params: ForecastParams) -> np.nda
     z = np.abs(np.asarray(depth, np.float64)).reshape(-1, 1)
     h = np.maximum(np.asarray(lead, np.float64).reshape(1, -1), 0.0)
     return params.sigma_scale * params.static_rel * z * h / max(window_s, 1e-3)
+
+
+def support_floors(points, labels, params: Optional[ForecastParams] = None, max_points: int = 2000,
+                   seed: int = 0) -> Dict[int, tuple]:
+    """Floors under the objects: the static scene's planes (sequential RANSAC, ``field.rigid.fit_plane``, over the
+    points ``[H, W, 3]`` whose ``labels [H, W]`` are 0; up to ``max_planes``, each explaining ``plane_min_inliers``
+    of them) and, for each object label, ``((n, gap), ...)`` for the planes it is on the camera side of: the plane's
+    unit normal (toward the camera) and how far the object's lowest points (``floor_quantile``) are above it. An
+    object with none is left out. For ``ObjectMotion.floors``."""
+    from ..field.rigid import fit_plane
+
+    p = (params or ForecastParams()).validate()
+    X = np.asarray(points, np.float64).reshape(-1, 3)
+    lab = np.asarray(labels).reshape(-1)
+    ok = np.all(np.isfinite(X), axis=1) & (X[:, 2] > 0)
+    bg = X[ok & (lab == 0)]
+    if len(bg) < 50 or not (lab > 0).any():
+        return {}
+    if len(bg) > max_points:
+        bg = bg[np.random.default_rng(seed).choice(len(bg), max_points, replace=False)]
+    thr = p.plane_rel * float(np.median(bg[:, 2]))
+    need = max(p.plane_min_inliers * len(bg), 3)
+    planes, rest = [], bg
+    while len(planes) < p.max_planes and len(rest) >= need:
+        try:
+            n, d, ratio = fit_plane(rest, thr, iterations=60, seed=seed + len(planes))
+        except ValueError:
+            break
+        inl = np.abs(rest @ n + d) < thr
+        if inl.sum() < need:
+            break
+        planes.append((n, d))
+        rest = rest[~inl]
+    out = {}
+    for k in np.unique(lab[lab > 0]):
+        P = X[ok & (lab == k)]
+        if len(P) < 3:
+            continue
+        fl = []
+        for n, d in planes:
+            s = P @ n + d
+            if np.median(s) > thr:  # on the camera side of it (an object on the plane or behind it gets none)
+                fl.append((n, max(float(np.percentile(s, p.floor_quantile)), 0.0)))
+        if fl:
+            out[int(k)] = tuple(fl)
+    return out
 
 
 def near_objects(labels, radius: int) -> np.ndarray:

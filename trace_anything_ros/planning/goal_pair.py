@@ -67,6 +67,7 @@ from scipy import ndimage
 
 from ..field.basis import basis_matrix
 from ..field.camera import backproject
+from ..field.rigid import fit_plane
 from ..model.api import FieldPrediction
 from ..paramspec import from_dict
 
@@ -138,33 +139,6 @@ def change_mask(rgb0: np.ndarray, rgb1: np.ndarray, threshold: float) -> np.ndar
     keep = np.zeros(n + 1, bool)
     keep[1:] = sizes >= 6
     return keep[lab]
-
-
-def fit_plane(points: np.ndarray, threshold: float, iterations: int = 200, seed: int = 0):
-    """RANSAC plane ``n . p + d = 0`` of points [M, 3] -> (n, d, inlier ratio); n faces the camera (origin)."""
-    rng = np.random.default_rng(seed)
-    M = len(points)
-    if M < 3:
-        raise ValueError("too few depth points for a support plane")
-    best, best_n = None, -1
-    for _ in range(iterations):
-        a, b, c = points[rng.choice(M, 3, replace=False)]
-        n = np.cross(b - a, c - a)
-        ln = np.linalg.norm(n)
-        if ln < 1e-12:
-            continue
-        n = n / ln
-        inl = np.abs(points @ n - n @ a) < threshold
-        k = int(inl.sum())
-        if k > best_n:
-            best, best_n = inl, k
-    P = points[best]
-    ctr = P.mean(0)
-    n = np.linalg.svd(P - ctr, full_matrices=False)[2][-1]
-    d = -float(n @ ctr)
-    if d < 0:  # the camera (origin) on the positive side: n . 0 + d > 0
-        n, d = -n, -d
-    return n, d, best_n / M
 
 
 def _rot_about(axis: np.ndarray, angles: np.ndarray) -> np.ndarray:
