@@ -204,7 +204,7 @@ class ObjectMotion:
     lead_shrink: float = 0.0      # displacement x |d|^2 / (|d|^2 + lead_shrink x motion variance at that lead)
     weight: float = 1.0           # the backtest's weight of the motion against holding still (already applied)
     turn: bool = False            # coordinated turn (see displacement) instead of the parabola
-    floors: tuple = ()            # ((unit normal n [3], gap), ...): the displacement along -n at most gap (support_floors)
+    floors: tuple = ()            # ((unit normal n [3], gap), ...): displacement along -n <= gap (support_floors)
 
     def turn_rate(self) -> float:
         """rad/s at which the velocity turns: ``|v x a| / |v|^2`` (the acceleration's normal part over the speed)."""
