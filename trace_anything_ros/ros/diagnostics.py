@@ -189,7 +189,9 @@ def perception_report(s: PerceptionSnapshot) -> Tuple[int, str, Dict[str, object
     if d_lost > max(10, d_in):  # more camera messages lost than received since the previous status
         level = max(level, WARN)
         loss = (f"input loss: {d_lost} of {d_lost + d_in} camera messages lost before the node (transport "
-                "or subscription queue: check qos.depth, the camera's rate and message size)")
+                "or subscription queue: large images over best effort lose a message with any UDP fragment; "
+                "qos.reliability: reliable if the camera publishes reliably, image_transport: compressed, or check "
+                "qos.depth and the camera's rate; README 'QoS and transport troubleshooting')")
         msgs.append(loss)
     if s.recent_drops:
         level = max(level, WARN)
