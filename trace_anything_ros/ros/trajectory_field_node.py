@@ -103,7 +103,7 @@ class TrajectoryFieldNode(LifecycleNode):
         self.estimator_regime = ""  # input regime of the newest window (model.regimes), in diagnostics
         self.warnings = {}          # current warnings shown in diagnostics (the worker sets "camera_pose")
         self._view_hw, self.view_fraction = None, 1.0  # image size last checked; share of it the model grid sees
-        self._view_warned = set()                       # image sizes whose cropped view was logged
+        self._view_warned = set()                       # image sizes whose view (grid, crop) was logged
         self._grid_follows = False                      # the camera's aspect sets the grid (on_activate)
         self._grid_base = (96, 128)                     # ... of about this grid's pixel count
         self._lock = threading.Lock()  # depth/image sync queues: input callbacks vs lifecycle transitions
@@ -415,10 +415,12 @@ class TrajectoryFieldNode(LifecycleNode):
                 g = self.input_size
             if g != self.input_size:
                 self.input_size = g
-                self.get_logger().info(
-                    f"model grid {g[1]}x{g[0]} (follows the {hw[1]}x{hw[0]} camera's aspect; sees "
-                    f"{100 * (1 - crop_fraction(hw, g)):.0f} %): RGB only, the geometric flow field works on any "
-                    f"grid; set input_height / input_width to fix one")
+                if hw not in self._view_warned and len(self._view_warned) < 16:  # once per camera size (a
+                    self._view_warned.add(hw)                                   # flapping camera: not per switch)
+                    self.get_logger().info(
+                        f"model grid {g[1]}x{g[0]} (follows the {hw[1]}x{hw[0]} camera's aspect; sees "
+                        f"{100 * (1 - crop_fraction(hw, g)):.0f} %): RGB only, the geometric flow field works on any "
+                        f"grid; set input_height / input_width to fix one")
         try:
             self.view_fraction = 1.0 - crop_fraction(hw, self.input_size)
         except ValueError:  # a grid the preprocessing refuses: reported where the frame is prepared
