@@ -408,24 +408,31 @@ class TrajectoryFieldNode(LifecycleNode):
         estimator, which runs in the worker, follows their grid by itself (``RegimeEstimator.predict``); the ingest
         clears the ring at a size change, so no window mixes grids."""
         self._view_hw = hw
+        followed = False
         if self._grid_follows:
             try:
                 g = aspect_grid(hw, self._grid_base)
             except ValueError:
                 g = self.input_size
-            if g != self.input_size:
-                self.input_size = g
-                if hw not in self._view_warned and len(self._view_warned) < 16:  # once per camera size (a
-                    self._view_warned.add(hw)                                   # flapping camera: not per switch)
-                    self.get_logger().info(
-                        f"model grid {g[1]}x{g[0]} (follows the {hw[1]}x{hw[0]} camera's aspect; sees "
-                        f"{100 * (1 - crop_fraction(hw, g)):.0f} %): RGB only, the geometric flow field works on any "
-                        f"grid; set input_height / input_width to fix one")
+            followed, self.input_size = g != self.input_size, g
         try:
             self.view_fraction = 1.0 - crop_fraction(hw, self.input_size)
         except ValueError:  # a grid the preprocessing refuses: reported where the frame is prepared
             return
-        if self.view_fraction < VIEW_WARN and hw not in self._view_warned and len(self._view_warned) < 16:
+        if hw in self._view_warned or len(self._view_warned) >= 16:  # once per camera size (a flapping camera:
+            return                                                    # not per switch)
+        low = self.view_fraction < VIEW_WARN
+        if followed:
+            g = self.input_size
+            text = (f"model grid {g[1]}x{g[0]} (follows the {hw[1]}x{hw[0]} camera's aspect; sees "
+                    f"{100 * self.view_fraction:.0f} %): RGB only, the geometric flow field works on any grid; set "
+                    f"input_height / input_width to fix one")
+            if low:  # one severity per call site (rclpy)
+                self.get_logger().warn(text)
+            else:
+                self.get_logger().info(text)
+            self._view_warned.add(hw)
+        elif low:
             self._view_warned.add(hw)
             g = aspect_grid(hw, self.input_size)
             self.get_logger().warn(
