@@ -445,3 +445,38 @@ def test_pipeline_forecasts_of_a_moving_sim_object_beat_holding_still():
     # the object: its forecast confidence falls with lead time, its model is the one the tracks used
     o = max(prods.objects, key=lambda o: o.pixel_count)
     assert o.id in prods.motion_models and np.all(np.diff(o.forecast_conf) < 0)
+
+
+@pytest.mark.sim
+def test_a_falling_sim_object_lands_on_the_table_in_the_pipelines_forecast():
+    """MuJoCo tabletop (seed 3094: a body falling toward the table in the evaluated window), ground-truth fields
+    through ``PerceptionPipeline`` with the depth images: the table is found as a floor under the objects, and with
+    it the moving pixels' forecasts beat the same models without floors (measured 80.9 / 135.1 -> 55.8 / 83.9 mm at
+    +0.5 / +1 s), where a free forecast would sink through it."""
+    from trace_anything_ros.eval import field_benchmark as runner
+    from trace_anything_ros.eval.estimators import GroundTruthEstimator
+    from trace_anything_ros.pipeline import PipelineParams
+
+    cfg = dict(runner.PRESETS["ci"], scenes=["tabletop"], seeds=[3094], windows=1, frames=4, dt=0.1, width=96,
+               height=72, history_s=1.0, horizons=[0.5, 1.0])
+    w = next(iter(runner.generate_windows(cfg)))
+    prods, _ = runner.stream_products(GroundTruthEstimator(), w, cfg, products=None,
+                                      params=PipelineParams(track_stride=0, forecast_horizon=1.0))
+    gt, last = w["gt"], w["gt"].valid.shape[0] - 1
+    dyn = gt.dynamic_mask[last] & gt.valid[last]
+    models = prods.motion_models
+    assert models and all(m.floors for m in models.values())
+    fc = runner.pipeline_forecaster(prods)
+    floors = {k: m.floors for k, m in models.items()}
+    err = {}
+    for arm in ("on", "off"):
+        for k, m in models.items():
+            m.floors = floors[k] if arm == "on" else ()
+        err[arm] = [np.linalg.norm(fc(h)[0] - gt.positions_at(w["future"][h], frames=[last])[0], axis=-1)[dyn].mean()
+                    for h in (0.5, 1.0)]
+    assert err["on"][0] < 0.8 * err["off"][0] and err["on"][1] < 0.8 * err["off"][1], err
+    # without floors (the models' state after the "off" arm) some object's forecast sinks through the table
+    assert all(m.floors == () for m in models.values())
+    depth = {k: min(float(np.min(m.displacement([0.5, 1.0]) @ n + g)) for n, g in floors[k])
+             for k, m in models.items()}
+    assert min(depth.values()) < -0.02, depth
