@@ -109,6 +109,8 @@ def test_cheap_ros_free_suites_run(tmp_path):
     assert m["window"] == {"frames": 4, "height": 32, "width": 32, "ctrl": 10}
     assert 0 < m["mask_objects_ms_median"] < 5000 and m["within_budget"] == (m["mask_objects_ms_median"]
                                                                              <= m["budget_ms"])
+    assert 0 < m["with_depth_no_planes_ms_median"] < 5000 and math.isclose(
+        m["support_planes_time_ratio"], m["with_depth_ms_median"] / m["with_depth_no_planes_ms_median"], rel_tol=1e-9)
     out_json = tmp_path / "planner.json"
     p = subprocess.run(cli + ["planner", "--repeats", "2", "--warmup", "1", "--points", "200", "--json",
                               str(out_json)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)

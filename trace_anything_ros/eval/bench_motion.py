@@ -74,6 +74,17 @@ def run(args) -> dict:
     gt = truth.moving_mask(-1)
     iou = float((res.mask & gt).sum() / max((res.mask | gt).sum(), 1))
 
+    # with measured depth (the field's own z: a metric field), where the forecasts' support planes
+    # (motion.forecast.support_floors) run; the same call without them is the baseline, same process
+    import dataclasses
+    from ..motion.forecast import ForecastParams
+
+    tm0 = build_time_map(field.stamps, field.frame_times)
+    depth = evaluate_curves(field.ctrl_pts[-1], [tm0.frame_times[-1]], d_axis=0)[0][..., 2]
+    no_planes = dataclasses.replace(params, forecast_model=ForecastParams(support_plane=False))
+    dep_ms, _ = _median_ms(lambda: analyze(field, depth=depth, params=params), args.repeats)
+    dep0_ms, _ = _median_ms(lambda: analyze(field, depth=depth, params=no_planes), args.repeats)
+
     # field evaluation throughput: every frame's curves at every frame time ([N, N, H, W, 3] float32 out) vs a
     # plain numpy copy of the same number of bytes (the control points in)
     tm = build_time_map(field.stamps, field.frame_times)
@@ -93,6 +104,9 @@ def run(args) -> dict:
         "objects": len(res.objects),
         "expected_objects": truth.num_moving_instances,
         "mask_iou": iou,
+        "with_depth_ms_median": dep_ms,
+        "with_depth_no_planes_ms_median": dep0_ms,
+        "support_planes_time_ratio": dep_ms / dep0_ms,
         "eval_ms_median": ev_ms,
         "memcpy_ms_median": cp_ms,
         "eval_GBps_in": nbytes / ev_ms / 1e6,
@@ -114,6 +128,8 @@ def main(args) -> int:
               f", budget {out['budget_ms']:.0f} ms -> {'OK' if out['within_budget'] else 'OVER'}")
         print("  stages (last run): " + ", ".join(f"{k} {v:.1f}" for k, v in out["stages_ms_last"].items()))
         print(f"  objects {out['objects']} (expected {out['expected_objects']}), mask IoU {out['mask_iou']:.3f}")
+        print(f"  with depth: {out['with_depth_ms_median']:.1f} ms vs {out['with_depth_no_planes_ms_median']:.1f} ms "
+              f"without the forecasts' support planes (ratio {out['support_planes_time_ratio']:.2f}x)")
         print(f"  field evaluation [N,N,H,W,3]: {out['eval_ms_median']:.2f} ms vs memcpy of the control points "
               f"{out['memcpy_ms_median']:.2f} ms (ratio {out['eval_over_memcpy_time_ratio']:.1f}x)")
     return 0
