@@ -233,25 +233,20 @@ class ModelPerception:
     def last(self):
         return getattr(self.estimator, "last", None)
 
-    def field(self, cur: dict, goal: dict):
-        from ..field.types import TrajectoryField
+    def estimate(self, cur: dict, goal: dict):
+        """``planning.session.GoalEstimate`` of (current frame, goal image): what the planner node's goal-image path
+        computes (``estimate_image_goal``, one home): the 2-frame field, or the refusal naming why (a goal
+        alignment the estimator does not trust, a missing input)."""
         from ..pipeline.frames import frame_intrinsics, preprocess_depth, preprocess_rgb
+        from ..planning.session import estimate_image_goal
 
         size = tuple(self.estimator.input_size)
         frames = np.stack([preprocess_rgb(cur["rgb"], size), preprocess_rgb(goal["rgb"], size)])
         K = frame_intrinsics(cur["K"], cur["rgb"].shape[:2], size)
-        kw = {}
-        if getattr(self.estimator, "needs_intrinsics", False):
-            d0 = preprocess_depth(cur["depth"], size)
-            d1 = preprocess_depth(goal["depth"], size) if self.goal_depth else np.full(size, np.nan, np.float32)
-            kw = dict(depth=np.stack([d0, d1]).astype(np.float32), intrinsics=K,
-                      times=np.array([0.0, 1.0], np.float32))
-        pred = self.estimator.predict(frames, **kw)
-        return TrajectoryField(ctrl_pts=np.asarray(pred.ctrl_pts, np.float32),
-                               ctrl_conf=np.asarray(pred.ctrl_conf, np.float32),
-                               frame_times=np.asarray(pred.frame_times, np.float32), stamps=np.array([0.0, 1.0]),
-                               intrinsics=K, metric=bool(getattr(pred, "metric", False)),
-                               frame_id="sim_camera_optical_frame")
+        d0 = preprocess_depth(cur["depth"], size)
+        d1 = preprocess_depth(goal["depth"], size) if self.goal_depth else np.full(size, np.nan, np.float32)
+        return estimate_image_goal(self.estimator, frames, now=0.0, frame_id="sim_camera_optical_frame",
+                                   depth=np.stack([d0, d1]).astype(np.float32), intrinsics=K)
 
     def close(self):
         self.estimator.close()
@@ -457,18 +452,21 @@ def run_episode(spec: EpisodeSpec, perception: str = "gt", model: Optional[Model
     scene, cur, goal = _render_pair(spec)
     try:
         t0 = time.perf_counter()
+        refusal = None
         if perception == "gt":
             fld = gt_goal_field(scene, spec, cur, goal)
         elif perception == "model":
             if model is None:
                 raise ValueError("perception='model' needs a ModelPerception")
-            fld = model.field(cur, goal)
+            ge = model.estimate(cur, goal)
+            fld, refusal = ge.field, ge.refusal
         else:
             raise ValueError(f"unknown perception {perception!r} (gt | model)")
         t1 = time.perf_counter()
         mask = _object_mask(cur, scene)
         sel = ObjectSelection(mask=mask, source_size=mask.shape)
-        plan = planner.plan_from_goal_image(fld, sel, cur["world_T_cam"], now=0.0, depth=cur["depth"])
+        plan = refusal if refusal is not None else planner.plan_from_goal_image(fld, sel, cur["world_T_cam"], now=0.0,
+                                                                                depth=cur["depth"])
         t2 = time.perf_counter()
         common = dict(seed=spec.seed, perception=perception, plan_status=plan.status.name, plan_reason=plan.reason,
                       commanded_translation_cm=spec.translation * 100, commanded_yaw_deg=float(np.degrees(spec.yaw)),
