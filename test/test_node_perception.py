@@ -137,6 +137,15 @@ def test_lifecycle_configure_and_activate(env):
     assert h.lc.change_state("activate")
     assert h.lc.get_state() == "active"
     assert h.wait_diag(lambda s, v: v.get("model_state") == "ready" and v.get("lifecycle_state") == "active")
+    # the subscription's QoS and the QoS the image publishers offer, as the graph shows them to this harness
+    from rclpy.qos import ReliabilityPolicy
+    infos = h.node.get_publishers_info_by_topic("/image")
+    rel = sum(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos)
+    assert infos and any(i.qos_profile.reliability == ReliabilityPolicy.BEST_EFFORT for i in infos)
+    assert h.wait_diag(lambda s, v: v.get("input_qos") == "best_effort"
+                       and (int(v.get("image_publishers_reliable", -1)),
+                            int(v.get("image_publishers_best_effort", -1))) == (rel, len(infos) - rel)), \
+        {k: v for k, v in h.diag_values().items() if "qos" in k or "publishers" in k}
 
 
 def test_missing_camera_info_warns_and_runs_up_to_scale(env):

@@ -129,6 +129,8 @@ class PerceptionSnapshot:
     view_fraction: float = 1.0                 # share of the camera image the model grid sees (crop_fraction)
     sync_queues: Tuple[int, int, int, int] = (0, 0, 0, 0)  # images, depth, camera_info, capacity
     warnings: List[str] = field(default_factory=list)
+    input_qos: str = ""                        # the image subscription's reliability: reliable | best_effort
+    image_publishers: Tuple[int, int] = (0, 0)  # publishers of the image topic offering (reliable, best effort)
 
 
 def perception_report(s: PerceptionSnapshot) -> Tuple[int, str, Dict[str, object], Optional[str]]:
@@ -168,6 +170,9 @@ def perception_report(s: PerceptionSnapshot) -> Tuple[int, str, Dict[str, object
         values.update({"camera_motion": s.camera_pose[0], "windows_without_camera_pose": s.camera_pose[1],
                        "queue.camera_poses": s.camera_pose[2]})
     values["estimator_regime"] = s.estimator_regime
+    if s.input_qos:
+        values.update({"input_qos": s.input_qos, "image_publishers_reliable": s.image_publishers[0],
+                       "image_publishers_best_effort": s.image_publishers[1]})
     values["model_view_fraction"] = round(float(s.view_fraction), 3)
     n_img, n_depth, n_info, cap = s.sync_queues
     values.update({"queue.sync_images": n_img, "queue.sync_depth": n_depth, "queue.camera_info": n_info,
@@ -188,10 +193,16 @@ def perception_report(s: PerceptionSnapshot) -> Tuple[int, str, Dict[str, object
     d_lost, d_in = s.lost_since_last, s.in_since_last
     if d_lost > max(10, d_in):  # more camera messages lost than received since the previous status
         level = max(level, WARN)
-        loss = (f"input loss: {d_lost} of {d_lost + d_in} camera messages lost before the node (transport "
-                "or subscription queue: large images over best effort lose a message with any UDP fragment; "
-                "qos.reliability: reliable if the camera publishes reliably, image_transport: compressed, or check "
-                "qos.depth and the camera's rate; README 'QoS and transport troubleshooting')")
+        rel, be = s.image_publishers
+        if s.input_qos == "best_effort" and rel and not be:  # the publishers would deliver every image
+            fix = (f"every image publisher ({rel}) offers reliable QoS and this subscription is best effort, where a "
+                   "large image is lost with any UDP fragment: set qos.reliability: reliable")
+        else:
+            fix = ("transport or subscription queue: large images over best effort lose a message with any UDP "
+                   "fragment; qos.reliability: reliable if the camera publishes reliably, image_transport: "
+                   "compressed, or check qos.depth and the camera's rate")
+        loss = (f"input loss: {d_lost} of {d_lost + d_in} camera messages lost before the node ({fix}; README "
+                "'QoS and transport troubleshooting')")
         msgs.append(loss)
     if s.recent_drops:
         level = max(level, WARN)

@@ -88,6 +88,7 @@ class TrajectoryFieldNode(LifecycleNode):
         self.lost_before_node = 0
         self._seq_last = None
         self._image_sub = None
+        self._input_qos = ""  # the image subscription's reliability (diagnostics), set at configure
         self._loss_mark = (0, 0)  # (frames_in, lost) at the previous diagnostics status
         self.in_rate, self.out_rate = diag.RateMeter(), diag.RateMeter()
         self.latency, self.model_time, self.overhead = diag.Stat(), diag.Stat(), diag.Stat()
@@ -188,6 +189,7 @@ class TrajectoryFieldNode(LifecycleNode):
             "markers": self.create_lifecycle_publisher(MarkerArray, private(OUT["markers"]), out_q),
         }
         qos = self._qos(v)
+        self._input_qos = "reliable" if qos.reliability == ReliabilityPolicy.RELIABLE else "best_effort"
         ev = SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos)
         # every input callback runs through _guarded: no exception leaves it (counted + logged as callback_error)
         packed = v["image_transport"] == "compressed"
@@ -299,7 +301,7 @@ class TrajectoryFieldNode(LifecycleNode):
         self._release()
         for s in self._subs:
             self.destroy_subscription(s)
-        self._subs = []
+        self._subs, self._image_sub, self._input_qos = [], None, ""
         for p in self._pubs.values():
             self.destroy_lifecycle_publisher(p)
         self._pubs = {}
@@ -723,12 +725,22 @@ class TrajectoryFieldNode(LifecycleNode):
             camera_pose=None if poses is None else (self.camera_motion, self.windows_without_pose, len(poses)),
             estimator_regime=self.estimator_regime, view_fraction=self.view_fraction,
             sync_queues=(len(self._pending), len(self._depths), len(self._infos), self._pending.maxlen or 0),
-            warnings=list(self.warnings.values()))  # a snapshot: the worker thread may change it meanwhile
+            warnings=list(self.warnings.values()),  # a snapshot: the worker thread may change it meanwhile
+            input_qos=self._input_qos, image_publishers=self._image_publishers())
         level, message, values, loss = diag.perception_report(snap)
         if loss is not None:
             self.get_logger().warn(loss, throttle_duration_sec=5.0)
         return diag.status(f"{self.get_name()}: perception", self.get_fully_qualified_name(), level, message,
                            values)
+
+    def _image_publishers(self) -> tuple:
+        """(reliable, best effort): the QoS the image topic's publishers offer (diagnosing input loss)."""
+        sub = self._image_sub
+        if sub is None:
+            return (0, 0)
+        infos = self.get_publishers_info_by_topic(sub.topic_name)
+        rel = sum(1 for i in infos if i.qos_profile.reliability == ReliabilityPolicy.RELIABLE)
+        return (rel, len(infos) - rel)
 
     def _publish_diagnostics(self):
         try:
