@@ -88,7 +88,6 @@ class TrajectoryFieldNode(LifecycleNode):
         self.lost_before_node = 0
         self._seq_last = None
         self._image_sub = None
-        self._input_qos = ""  # the image subscription's reliability (diagnostics), set at configure
         self._loss_mark = (0, 0)  # (frames_in, lost) at the previous diagnostics status
         self.in_rate, self.out_rate = diag.RateMeter(), diag.RateMeter()
         self.latency, self.model_time, self.overhead = diag.Stat(), diag.Stat(), diag.Stat()
@@ -189,7 +188,6 @@ class TrajectoryFieldNode(LifecycleNode):
             "markers": self.create_lifecycle_publisher(MarkerArray, private(OUT["markers"]), out_q),
         }
         qos = self._qos(v)
-        self._input_qos = "reliable" if qos.reliability == ReliabilityPolicy.RELIABLE else "best_effort"
         ev = SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos)
         # every input callback runs through _guarded: no exception leaves it (counted + logged as callback_error)
         packed = v["image_transport"] == "compressed"
@@ -301,7 +299,7 @@ class TrajectoryFieldNode(LifecycleNode):
         self._release()
         for s in self._subs:
             self.destroy_subscription(s)
-        self._subs, self._image_sub, self._input_qos = [], None, ""
+        self._subs, self._image_sub = [], None
         for p in self._pubs.values():
             self.destroy_lifecycle_publisher(p)
         self._pubs = {}
@@ -726,12 +724,19 @@ class TrajectoryFieldNode(LifecycleNode):
             estimator_regime=self.estimator_regime, view_fraction=self.view_fraction,
             sync_queues=(len(self._pending), len(self._depths), len(self._infos), self._pending.maxlen or 0),
             warnings=list(self.warnings.values()),  # a snapshot: the worker thread may change it meanwhile
-            input_qos=self._input_qos, image_publishers=self._image_publishers())
+            input_qos=self._input_qos(), image_publishers=self._image_publishers())
         level, message, values, loss = diag.perception_report(snap)
         if loss is not None:
             self.get_logger().warn(loss, throttle_duration_sec=5.0)
         return diag.status(f"{self.get_name()}: perception", self.get_fully_qualified_name(), level, message,
                            values)
+
+    def _input_qos(self) -> str:
+        """The image subscription's reliability (``reliable`` | ``best_effort``; ``""`` unconfigured)."""
+        sub = self._image_sub
+        if sub is None:
+            return ""
+        return "reliable" if sub.qos_profile.reliability == ReliabilityPolicy.RELIABLE else "best_effort"
 
     def _image_publishers(self) -> tuple:
         """(reliable, best effort): the QoS the image topic's publishers offer (diagnosing input loss)."""
