@@ -181,9 +181,19 @@ def test_goal_image_to_object_at_goal(planner, episodes, seed):  # planner first
         gm = conv.array_to_image(goal, "rgb8")
         gm.header.frame_id = FRAME
         h.pub_goal_image.publish(gm)
-        assert h.wait(lambda: any(p.status != ManipulationPlan.STATUS_IDLE for p in h.plans[n:]), 60), \
+        # the planner refuses an image goal until a camera frame has reached it, and plans it on the next one (the
+        # goal is kept). Its best-effort subscription can still lack one after this harness received ten: large
+        # images over best effort lose whole messages under load (README, 'QoS and transport troubleshooting';
+        # fresh-clone CI, session 10: the first answer was that refusal)
+        no_frame = "image goal: no camera image received"
+
+        def answers():
+            return [p for p in h.plans[n:] if p.status != ManipulationPlan.STATUS_IDLE]
+
+        assert h.wait(lambda: any(not p.reason.startswith(no_frame) for p in answers()), 60), \
             [(p.status, p.reason) for p in h.plans[-3:]]
-        plan = [p for p in h.plans[n:] if p.status != ManipulationPlan.STATUS_IDLE][0]
+        assert all(p.status == ManipulationPlan.STATUS_REFUSED for p in answers() if p.reason.startswith(no_frame))
+        plan = [p for p in answers() if not p.reason.startswith(no_frame)][0]
         assert plan.status == ManipulationPlan.STATUS_OK, plan.reason
         assert plan.header.frame_id == "world" and not plan.dry_run
         stamp = conv.stamp_to_ns(plan.header.stamp)
