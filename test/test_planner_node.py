@@ -360,3 +360,26 @@ def test_goal_image_on_compressed_camera_images(env):
     assert p.status == ManipulationPlan.STATUS_OK, p.reason
     a, b = p.object_poses[0].position, p.object_poses[-1].position
     assert (b.x - a.x, b.y - a.y, b.z - a.z) == pytest.approx((0.5, 0.0, 0.0), abs=0.01)
+
+
+def test_camera_subscriptions_follow_the_publishers(env):
+    """The goal image's camera inputs use the perception node's ``qos.reliability`` rule (default ``auto``,
+    ros/qos.py; over DDS in detail: test_node_qos.py): reliable once every publisher of the topic offers it, best
+    effort while a best-effort one is there. Read from the DDS graph (the planner's own endpoints)."""
+    from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+    from sensor_msgs.msg import CameraInfo
+
+    h, _ = env
+
+    def planner_sub(topic):
+        infos = [i for i in h.node.get_subscriptions_info_by_topic(topic) if i.node_name == NODE[1:]]
+        return infos[0].qos_profile.reliability.name.lower() if len(infos) == 1 else f"{len(infos)} subscriptions"
+
+    assert h.wait(lambda: planner_sub("/camera_info") == "best_effort"), planner_sub("/camera_info")  # no publisher
+    pub = h.node.create_publisher(CameraInfo, "camera_info", QoSProfile(depth=5,
+                                                                        reliability=ReliabilityPolicy.RELIABLE))
+    assert h.wait(lambda: planner_sub("/camera_info") == "reliable", 10), planner_sub("/camera_info")
+    pub_be = h.node.create_publisher(CameraInfo, "camera_info", qos_profile_sensor_data)
+    assert h.wait(lambda: planner_sub("/camera_info") == "best_effort", 10), planner_sub("/camera_info")
+    h.node.destroy_publisher(pub_be)
+    h.node.destroy_publisher(pub)

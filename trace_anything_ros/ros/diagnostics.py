@@ -196,10 +196,10 @@ def perception_report(s: PerceptionSnapshot) -> Tuple[int, str, Dict[str, object
         rel, be = s.image_publishers
         if s.input_qos == "best_effort" and rel and not be:  # the publishers would deliver every image
             fix = (f"every image publisher ({rel}) offers reliable QoS and this subscription is best effort, where a "
-                   "large image is lost with any UDP fragment: set qos.reliability: reliable")
+                   "large image is lost with any UDP fragment: set qos.reliability: auto (follows them) or reliable")
         else:
             fix = ("transport or subscription queue: large images over best effort lose a message with any UDP "
-                   "fragment; qos.reliability: reliable if the camera publishes reliably, image_transport: "
+                   "fragment; qos.reliability: auto or reliable if the camera publishes reliably, image_transport: "
                    "compressed, or check qos.depth and the camera's rate")
         loss = (f"input loss: {d_lost} of {d_lost + d_in} camera messages lost before the node ({fix}; README "
                 "'QoS and transport troubleshooting')")

@@ -86,7 +86,7 @@ from geometry_msgs.msg import PoseStamped, Vector3
 from nav_msgs.msg import Path
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from rclpy.qos import QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 from std_msgs.msg import Header, String
 from std_srvs.srv import Trigger
@@ -102,7 +102,8 @@ from . import conversions as conv
 from . import messages
 from .graph import PLANNER_NAME, PLANNER_OUTPUTS, PLANNER_SERVICES, private
 from .node_main import spin_node
-from .params import Spec, check, dataclass_specs, declare_parameters
+from .params import QOS_RELIABILITY, Spec, check, dataclass_specs, declare_parameters
+from .qos import InputSubscriptions
 
 try:  # tf2 is not available as wheels; on a ROS install it is.
     import tf2_ros  # type: ignore
@@ -142,6 +143,7 @@ PARAMS = [
          "raw (sensor_msgs/Image) or compressed (image_transport's CompressedImage on '<image>/compressed' and "
          "'<depth>/compressedDepth' of the remapped names; decoded only when a goal image is planned)",
          choices=("raw", "compressed")),
+    QOS_RELIABILITY,  # of 'image', 'depth' and 'camera_info' (the current frame of a goal image)
     Spec("goal_image.model.preset", "compact", "architecture preset when no weights are given"),
     Spec("goal_image.model.weights", "embedded", "checkpoint path ('embedded': the shipped compact model; "
          "empty: random weights, meaningless plans)"),
@@ -196,6 +198,7 @@ class ManipulationPlannerNode(LifecycleNode):
         self._session: Optional[PlannerSession] = None
         self._pubs = {}
         self._subs = []
+        self._inputs: Optional[InputSubscriptions] = None  # camera subscriptions of goal images (qos.reliability)
         self._srvs = []
         self._timer = None
         self._objects: Optional[DynamicObjectArray] = None
@@ -293,13 +296,12 @@ class ManipulationPlannerNode(LifecycleNode):
         if v["goal_image.enabled"]:
             packed = v["image_transport"] == "compressed"   # kept compressed: decoded when a goal image is planned
             self._subs += [self.create_subscription(Image, "goal_image", self._on_goal_image, in_q),
-                           self.create_subscription(Image, "goal_depth", self._on_goal_depth, in_q),
-                           self.create_subscription(*messages.camera_input(self, "image", packed),
-                                                    self._on_image, qos_profile_sensor_data),
-                           self.create_subscription(*messages.camera_input(self, "depth", packed),
-                                                    self._on_depth, qos_profile_sensor_data),
-                           self.create_subscription(CameraInfo, "camera_info", self._on_info,
-                                                    qos_profile_sensor_data)]
+                           self.create_subscription(Image, "goal_depth", self._on_goal_depth, in_q)]
+            # the camera: qos.reliability (auto: follows the publishers, re-checked every second -- ros/qos.py)
+            self._inputs = InputSubscriptions(self, v["qos.reliability"])
+            self._inputs.add(*messages.camera_input(self, "image", packed), self._on_image)
+            self._inputs.add(*messages.camera_input(self, "depth", packed), self._on_depth)
+            self._inputs.add(CameraInfo, "camera_info", self._on_info)
         self._srvs = [self.create_service(SetObjectGoal, private(PLANNER_SERVICES["set_object_goal"]),
                                           self._on_set_goal),
                       self.create_service(Trigger, private(PLANNER_SERVICES["cancel"]), self._on_cancel)]
@@ -334,6 +336,9 @@ class ManipulationPlannerNode(LifecycleNode):
             self._timer = None
         for s in self._subs:
             self.destroy_subscription(s)
+        if self._inputs is not None:
+            self._inputs.destroy()
+            self._inputs = None
         for s in self._srvs:
             self.destroy_service(s)
         for p in self._pubs.values():

@@ -94,6 +94,12 @@ def pipeline_params(values: Dict[str, Any]) -> PipelineParams:
                           **{f: values[n] for n, f in PIPELINE_PARAMETERS.items()}).validate()
 
 
+# camera input reliability, one rule for every node that subscribes to a camera (ros/qos.py applies it)
+QOS_RELIABILITY = Spec("qos.reliability", "auto", "camera input QoS: auto (follows the publishers: reliable when "
+                       "every publisher offers reliable, else sensor_data; re-checked every second), sensor_data "
+                       "(best effort, volatile), reliable, best_effort",
+                       choices=("auto", "sensor_data", "reliable", "best_effort"))
+
 PERCEPTION: List[Spec] = [
     Spec("estimator.factory", "", "FieldEstimator factory 'module:function' (empty: "
          "trace_anything_ros.model.engine:create_estimator)"),
@@ -147,8 +153,7 @@ PERCEPTION: List[Spec] = [
     Spec("sync.slop", 0.02, "approximate-time sync: max stamp difference (s) image<->depth/camera_info",
          range=(0.0, 1.0)),
     Spec("sync.queue_size", 10, "images / depth images kept while waiting for a partner", range=(1, 1000)),
-    Spec("qos.reliability", "sensor_data", "input QoS: sensor_data (best effort, volatile), reliable, best_effort",
-         choices=("sensor_data", "reliable", "best_effort")),
+    QOS_RELIABILITY,
     Spec("qos.depth", 5, "input QoS history depth", range=(1, 1000)),
     Spec("qos.history", "keep_last", "input QoS history policy", choices=("keep_last", "keep_all")),
     Spec("max_image_pixels", 4096 * 4096, "images declaring more pixels are rejected before allocation",

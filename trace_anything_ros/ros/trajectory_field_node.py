@@ -37,7 +37,7 @@ from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.event_handler import SubscriptionEventCallbacks
 from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
-from rclpy.qos import (HistoryPolicy, QoSProfile, ReliabilityPolicy, DurabilityPolicy, qos_profile_sensor_data)
+from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image
 from visualization_msgs.msg import MarkerArray
 
@@ -63,6 +63,7 @@ from . import diagnostics as diag
 from .graph import PERCEPTION_NAME, PERCEPTION_OUTPUTS as OUT, private
 from .node_main import spin_node
 from .params import BY_NAME, PERCEPTION, check, check_all, declare_parameters, pipeline_params
+from .qos import InputSubscriptions, publisher_reliability
 
 NODE_NAME = PERCEPTION_NAME
 VIEW_WARN = 0.95  # warn when the model grid sees less than this share of the camera image (its aspect's crop)
@@ -87,7 +88,8 @@ class TrajectoryFieldNode(LifecycleNode):
         # publication sequence numbers while ONE publisher sends images (several: not attributable, not counted)
         self.lost_before_node = 0
         self._seq_last = None
-        self._image_sub = None
+        self._inputs: Optional[InputSubscriptions] = None  # camera input subscriptions (qos.reliability)
+        self._image_sub_of = lambda: None                  # -> the image subscription (auto QoS recreates it)
         self._loss_mark = (0, 0)  # (frames_in, lost) at the previous diagnostics status
         self.in_rate, self.out_rate = diag.RateMeter(), diag.RateMeter()
         self.latency, self.model_time, self.overhead = diag.Stat(), diag.Stat(), diag.Stat()
@@ -151,17 +153,6 @@ class TrajectoryFieldNode(LifecycleNode):
     def _pipeline_params(self, v: dict) -> PipelineParams:
         return pipeline_params(v)
 
-    def _qos(self, v: dict) -> QoSProfile:
-        if v["qos.reliability"] == "sensor_data":
-            q = QoSProfile(depth=v["qos.depth"], reliability=qos_profile_sensor_data.reliability,
-                           durability=qos_profile_sensor_data.durability)
-        else:
-            q = QoSProfile(depth=v["qos.depth"], durability=DurabilityPolicy.VOLATILE,
-                           reliability=(ReliabilityPolicy.RELIABLE if v["qos.reliability"] == "reliable"
-                                        else ReliabilityPolicy.BEST_EFFORT))
-        q.history = HistoryPolicy.KEEP_ALL if v["qos.history"] == "keep_all" else HistoryPolicy.KEEP_LAST
-        return q
-
     # ------------------------------------------------------------------------------------------- lifecycle
     def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
         v = self._values()
@@ -187,22 +178,21 @@ class TrajectoryFieldNode(LifecycleNode):
             "objects": self.create_lifecycle_publisher(DynamicObjectArray, private(OUT["objects"]), out_q),
             "markers": self.create_lifecycle_publisher(MarkerArray, private(OUT["markers"]), out_q),
         }
-        qos = self._qos(v)
         ev = SubscriptionEventCallbacks(incompatible_qos=self._on_incompatible_qos)
+        # camera inputs: qos.reliability (auto: follows the publishers, re-checked every second -- ros/qos.py)
+        self._inputs = InputSubscriptions(self, v["qos.reliability"], v["qos.depth"], v["qos.history"],
+                                          on_switch=self._on_input_qos_switch)
         # every input callback runs through _guarded: no exception leaves it (counted + logged as callback_error)
         packed = v["image_transport"] == "compressed"
         img_type, img_topic = messages.camera_input(self, "image", packed)
-        self._image_sub = self.create_subscription(img_type, img_topic,
-                                                   self._guarded(self._on_image, "image", seq=True), qos,
-                                                   event_callbacks=ev)
+        self._image_sub_of = self._inputs.add(img_type, img_topic, self._guarded(self._on_image, "image", seq=True),
+                                              event_callbacks=ev)
         self._seq_last = None
-        self._subs = [self._image_sub,
-                      self.create_subscription(CameraInfo, "camera_info", self._guarded(self._on_info, "camera_info"),
-                                               qos, event_callbacks=ev)]
+        self._inputs.add(CameraInfo, "camera_info", self._guarded(self._on_info, "camera_info"), event_callbacks=ev)
         if v["use_depth"]:
             d_type, d_topic = messages.camera_input(self, "depth", packed)
-            self._subs.append(self.create_subscription(d_type, d_topic, self._guarded(self._on_depth, "depth"), qos,
-                                                       event_callbacks=ev))
+            self._inputs.add(d_type, d_topic, self._guarded(self._on_depth, "depth"), event_callbacks=ev)
+        self._subs = []
         self._poses = PoseBuffer() if v["camera_pose.enabled"] else None
         self._tf_buffer = self._tf_listener = None
         if self._poses is not None and v["camera_pose.source"] == "tf":
@@ -299,7 +289,10 @@ class TrajectoryFieldNode(LifecycleNode):
         self._release()
         for s in self._subs:
             self.destroy_subscription(s)
-        self._subs, self._image_sub = [], None
+        self._subs = []
+        if self._inputs is not None:
+            self._inputs.destroy()
+        self._inputs, self._image_sub_of = None, lambda: None
         for p in self._pubs.values():
             self.destroy_lifecycle_publisher(p)
         self._pubs = {}
@@ -357,9 +350,10 @@ class TrajectoryFieldNode(LifecycleNode):
 
     def _note_sequence(self, info):
         seq = info.get("publication_sequence_number") if info else None
-        if seq is None or self._image_sub is None:
+        sub = self._image_sub_of()
+        if seq is None or sub is None:
             return
-        if self._image_sub.get_publisher_count() != 1:  # several writers: their sequence numbers interleave
+        if sub.get_publisher_count() != 1:  # several writers: their sequence numbers interleave
             self._seq_last = None
             return
         last, self._seq_last = self._seq_last, int(seq)
@@ -458,7 +452,21 @@ class TrajectoryFieldNode(LifecycleNode):
             return now
         return now + (mono - last[1])
 
+    def subscriptions(self) -> list:
+        """Every input subscription now (the camera's follow their publishers' QoS and may be recreated)."""
+        return (self._inputs.subscriptions() if self._inputs is not None else []) + list(self._subs)
+
+    def _on_input_qos_switch(self, topic: str, reliable: bool):
+        """qos.reliability auto resubscribed ``topic``: the image's sequence-number gap across it is no loss."""
+        self._seq_last = None
+
     def _on_incompatible_qos(self, event):
+        if self._inputs is not None and self._inputs.mode == "auto":
+            # a best-effort publisher joined a reliable subscription that follows the publishers: the next check
+            # (within a second) resubscribes best effort; nothing to fix, so no error and no count
+            self.get_logger().info("a camera publisher with another QoS joined: following it (qos.reliability: "
+                                   "auto)", throttle_duration_sec=5.0)
+            return
         self.qos_events = int(event.total_count)
         self.qos_event_text = (f"incompatible QoS requested by a subscription (policy id {event.last_policy_kind}, "
                                f"{event.total_count} events): check the publisher's QoS vs qos.reliability")
@@ -733,19 +741,15 @@ class TrajectoryFieldNode(LifecycleNode):
 
     def _input_qos(self) -> str:
         """The image subscription's reliability (``reliable`` | ``best_effort``; ``""`` unconfigured)."""
-        sub = self._image_sub
+        sub = self._image_sub_of()
         if sub is None:
             return ""
         return "reliable" if sub.qos_profile.reliability == ReliabilityPolicy.RELIABLE else "best_effort"
 
     def _image_publishers(self) -> tuple:
         """(reliable, best effort): the QoS the image topic's publishers offer (diagnosing input loss)."""
-        sub = self._image_sub
-        if sub is None:
-            return (0, 0)
-        infos = self.get_publishers_info_by_topic(sub.topic_name)
-        rel = sum(1 for i in infos if i.qos_profile.reliability == ReliabilityPolicy.RELIABLE)
-        return (rel, len(infos) - rel)
+        sub = self._image_sub_of()
+        return (0, 0) if sub is None else publisher_reliability(self, sub.topic_name)
 
     def _publish_diagnostics(self):
         try:
