@@ -34,11 +34,15 @@ MODES = tuple(QOS_RELIABILITY.choices)
 REFRESH_PERIOD = 1.0  # seconds between checks of the publishers (mode auto)
 
 
-def publisher_reliability(node, topic: str) -> Tuple[int, int]:
-    """(reliable, best effort): how many publishers of ``topic`` (resolved as ``node`` resolves it) offer each."""
-    infos = node.get_publishers_info_by_topic(node.resolve_topic_name(topic))
+def reliability_counts(infos) -> Tuple[int, int]:
+    """(reliable, best effort): how many of the endpoints ``infos`` (rclpy TopicEndpointInfo) offer each."""
     rel = sum(1 for i in infos if i.qos_profile.reliability == ReliabilityPolicy.RELIABLE)
     return rel, len(infos) - rel
+
+
+def publisher_reliability(node, topic: str) -> Tuple[int, int]:
+    """``reliability_counts`` of the publishers of ``topic`` (resolved as ``node`` resolves it)."""
+    return reliability_counts(node.get_publishers_info_by_topic(node.resolve_topic_name(topic)))
 
 
 def follows_reliable(counts: Tuple[int, int]) -> Optional[bool]:

@@ -42,6 +42,7 @@ from trace_anything_ros.io.mcap_out import McapOut
 from trace_anything_ros.io.msgdefs import try_schema_text
 
 from .node_main import spin_node
+from .qos import follows_reliable, reliability_counts
 
 DEFAULT_EXCLUDE = ("/parameter_events",)
 
@@ -64,15 +65,12 @@ class Recorder(Node):
         self._timer = self.create_timer(scan_period, self._scan)
 
     def _qos_for(self, topic: str) -> QoSProfile:
-        reliable = True
-        transient = False
         try:
             infos = self.get_publishers_info_by_topic(topic)
         except Exception:  # noqa: BLE001
             infos = []
-        if infos:
-            reliable = all(i.qos_profile.reliability == ReliabilityPolicy.RELIABLE for i in infos)
-            transient = all(i.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL for i in infos)
+        reliable = follows_reliable(reliability_counts(infos)) is not False  # the camera inputs' rule (ros/qos.py)
+        transient = bool(infos) and all(i.qos_profile.durability == DurabilityPolicy.TRANSIENT_LOCAL for i in infos)
         return QoSProfile(depth=100, history=HistoryPolicy.KEEP_LAST,
                           reliability=ReliabilityPolicy.RELIABLE if reliable else ReliabilityPolicy.BEST_EFFORT,
                           durability=DurabilityPolicy.TRANSIENT_LOCAL if transient else DurabilityPolicy.VOLATILE)
