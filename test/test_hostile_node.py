@@ -69,7 +69,7 @@ def node(ros_context):
 def _cb(node, topic):
     """The subscription's callback as the executor calls it (the image one also takes rclpy's MessageInfo)."""
     import inspect
-    cb = next(s.callback for s in node.subscriptions() if s.topic_name.endswith("/" + topic))
+    cb = next(s.callback for s in node.input_subscriptions() if s.topic_name.endswith("/" + topic))
     if len(inspect.signature(cb).parameters) == 2:
         return lambda m: cb(m, {"publication_sequence_number": None})
     return cb

@@ -533,7 +533,7 @@ def bench_hostile(n: int = 30, input_size=(96, 128), context=None) -> dict:
     node.trigger_activate()
     node._worker.stop()  # callbacks only: tracemalloc sees every thread, and the worker's windows are not the cost
     depth_cb = node._guarded(node._on_depth, "depth")  # use_depth is off here: the callback it would subscribe
-    cbs = {s.topic_name.rsplit("/", 1)[-1]: s.callback for s in node.subscriptions()}
+    cbs = {s.topic_name.rsplit("/", 1)[-1]: s.callback for s in node.input_subscriptions()}
     image_cb = cbs["image"]  # takes (msg, MessageInfo) like the executor passes it
     cbs["image"] = lambda m: image_cb(m, {"publication_sequence_number": None})
     cbs["depth"] = depth_cb

@@ -452,8 +452,9 @@ class TrajectoryFieldNode(LifecycleNode):
             return now
         return now + (mono - last[1])
 
-    def subscriptions(self) -> list:
-        """Every input subscription now (the camera's follow their publishers' QoS and may be recreated)."""
+    def input_subscriptions(self) -> list:
+        """Every input subscription now; the camera's follow their publishers' QoS and may be recreated (rclpy's
+        ``Node.subscriptions`` is another thing: the executor's list)."""
         return (self._inputs.subscriptions() if self._inputs is not None else []) + list(self._subs)
 
     def _on_input_qos_switch(self, topic: str, reliable: bool):
