@@ -315,6 +315,95 @@ def test_goal_image_with_analytic_stand_in_estimator(env):
     assert h.wait(lambda: h.plans[-1].status == ManipulationPlan.STATUS_HALTED, STALE + 3)
 
 
+def test_goal_image_planned_on_the_last_usable_raw_frame(env):
+    """Hostile current frames over DDS: after good frames, raw images that cannot be read (truncated data, an
+    unsupported encoding, a step shorter than a row) are dropped on arrival (a warning), so the goal image is
+    planned on the last good frame instead of failing on the newest message."""
+    from trace_anything_ros.msg import ManipulationPlan
+    from trace_anything_ros.ros import conversions as conv
+    h, _ = env
+    cur = np.full((64, 96, 3), 40, np.uint8)
+    cur[20:40, 10:25] = (255, 0, 0)
+    goal = np.full((64, 96, 3), 40, np.uint8)
+    goal[20:40, 58:73] = (255, 0, 0)
+    im = conv.array_to_image(cur, "rgb8")
+    im.header.frame_id = "cam_optical"
+    bad = []
+    for change in ({"data": bytes(im.data)[:100]}, {"encoding": "yuv422"}, {"step": 10}):
+        b = conv.array_to_image(cur, "rgb8")
+        b.header.frame_id = "cam_optical"
+        for k, v in change.items():
+            setattr(b, k, v)
+        bad.append(b)
+    gm = conv.array_to_image(goal, "rgb8")
+    gm.header.frame_id = "cam_optical"
+    for _ in range(5):
+        h.pub_image.publish(im)
+        h.spin(0.05)
+    for b in bad:
+        h.pub_image.publish(b)
+    h.spin(0.2)
+    n = len(h.plans)
+    h.pub_goal_image.publish(gm)
+    waiting = (ManipulationPlan.STATUS_IDLE, ManipulationPlan.STATUS_HALTED)
+
+    def planned():
+        h.pub_image.publish(im)
+        for b in bad:         # the newest messages are unusable: dropped, the last good frame is planned on
+            h.pub_image.publish(b)
+        return any(p.status not in waiting for p in h.plans[n:])
+
+    assert h.wait(planned, 20), [(p.status, p.reason) for p in h.plans[-3:]]
+    p = [p for p in h.plans[n:] if p.status not in waiting][0]
+    assert p.status == ManipulationPlan.STATUS_OK, p.reason
+    a, b = p.object_poses[0].position, p.object_poses[-1].position
+    assert (b.x - a.x, b.y - a.y, b.z - a.z) == pytest.approx((0.5, 0.0, 0.0), abs=0.01)
+
+
+def test_implausible_camera_messages_are_dropped_on_arrival(ros_context):
+    """The planner's camera callbacks, called as the executor calls them on a real in-process node: an implausible
+    camera_info (the perception node's rule, ``gates.intrinsics_problem``) or an unreadable image / depth image is
+    dropped and the previous good one kept."""
+    from rclpy.parameter import Parameter
+    from sensor_msgs.msg import CameraInfo
+
+    from trace_anything_ros.ros import conversions as conv
+    from trace_anything_ros.ros.manipulation_planner_node import ManipulationPlannerNode
+
+    node = ManipulationPlannerNode(context=ros_context, cli_args=["--ros-args", "-r", "__node:=planner_gate_test"],
+                                   parameter_overrides=[Parameter("use_tf", value=False)])
+    try:
+        good = CameraInfo(width=96, height=64)
+        good.k = [80.0, 0.0, 47.5, 0.0, 80.0, 31.5, 0.0, 0.0, 1.0]
+        node._on_info(good)
+        assert node._latest_info is good
+        for k in ([80.0, 0.0, float("nan"), 0.0, 80.0, 31.5, 0.0, 0.0, 1.0],   # non-finite
+                  [0.0, 0.0, 47.5, 0.0, 80.0, 31.5, 0.0, 0.0, 1.0],            # fx = 0
+                  [80.0, 0.0, 47.5, 0.0, 80.0, 31.5, 0.0, 0.0, 0.0],           # not a camera matrix
+                  [1e-6, 0.0, 47.5, 0.0, 1e-6, 31.5, 0.0, 0.0, 1.0]):          # a field of view of 180 deg
+            bad = CameraInfo(width=96, height=64)
+            bad.k = k
+            node._on_info(bad)
+            assert node._latest_info is good, k
+        img = conv.array_to_image(np.zeros((64, 96, 3), np.uint8), "rgb8")
+        node._on_image(img)
+        assert node._latest_image is img and len(node._images) == 1
+        trunc = conv.array_to_image(np.zeros((64, 96, 3), np.uint8), "rgb8")
+        trunc.data = bytes(trunc.data)[:50]
+        node._on_image(trunc)
+        depth_as_image = conv.array_to_image(np.ones((64, 96), np.float32), "32FC1")
+        node._on_image(depth_as_image)  # a depth encoding on the colour topic
+        assert node._latest_image is img and len(node._images) == 1
+        node._on_depth(img)  # a colour encoding on the depth topic
+        assert len(node._depths) == 0
+        node._on_depth(depth_as_image)
+        assert len(node._depths) == 1
+        node._on_goal_depth(trunc)
+        assert node._goal_depth is None
+    finally:
+        node.destroy_node()
+
+
 def test_goal_image_on_compressed_camera_images(env):
     """``image_transport: compressed``: the current frame comes as image_transport's CompressedImage on
     '<image>/compressed' (PNG here, so that the stand-in estimator sees the exact red block), kept compressed and

@@ -35,7 +35,9 @@ Goals
 
 Inputs: ``tracks`` (TrajectoryArray) and ``dynamic_objects`` (DynamicObjectArray) of trajectory_field_node; each
 ``tracks`` message (one perception window) triggers a replan while a goal is active. ``image``, ``depth``,
-``camera_info`` (only used for goal images).
+``camera_info`` (only used for goal images; QoS ``qos.reliability``, default ``auto``: follows the publishers, see
+``ros/qos.py``); an image or depth image that cannot be read, or an implausible camera_info, is dropped on arrival
+with a warning and the last good one is used.
 
 Outputs: ``~/plan_windows`` (std_msgs/String, JSON, one per perception window while a goal is active: the window's
 stamp and the status and stamp of the plan that answered it, SKIPPED when a newer window came first);
@@ -92,6 +94,7 @@ from std_msgs.msg import Header, String
 from std_srvs.srv import Trigger
 
 from trace_anything_ros.msg import DynamicObjectArray, ManipulationPlan, TrajectoryArray
+from trace_anything_ros.pipeline import gates
 from trace_anything_ros.planning import se3
 from trace_anything_ros.planning.path import check_workspace, limit_violations
 from trace_anything_ros.planning.planner import ManipulationPlanner, Plan, PlannerParams, PlanStatus
@@ -481,20 +484,23 @@ class ManipulationPlannerNode(LifecycleNode):
         res.success, res.message = True, "goal cancelled"
         return res
 
-    def _compressed_ok(self, msg, what: str) -> bool:
-        """A compressed camera message whose format and declared size are usable (nothing decoded yet); the others
-        are dropped with a warning, so that no later plan meets them."""
-        if not conv.is_compressed(msg):
-            return True
+    def _usable(self, msg, what: str) -> bool:
+        """A camera message ('image' or 'depth') whose declared fields are usable (raw: encoding, size, step, data
+        length -- a zero-copy view, nothing converted; compressed: format and header size, nothing decoded). The
+        others are dropped with a warning, so that no later plan meets them: the last good frame is planned on."""
         try:
-            conv.compressed_image_size(msg, depth=what == "depth")
+            if conv.is_compressed(msg):
+                conv.compressed_image_size(msg, depth=what == "depth")
+            else:
+                conv.image_to_array(msg, encodings=conv.DEPTH_ENCODINGS if what == "depth" else
+                                    conv.COLOR_ENCODINGS)
             return True
         except conv.ImageError as e:
             self.get_logger().warn(f"{what}: dropped: {e}", throttle_duration_sec=5.0)
             return False
 
     def _on_image(self, msg):
-        if not self._compressed_ok(msg, "image"):
+        if not self._usable(msg, "image"):
             return
         self._latest_image = msg
         self._images = self._images[-(FRAME_BUFFER - 1):] + [msg]
@@ -504,15 +510,22 @@ class ManipulationPlannerNode(LifecycleNode):
             s.perception_arrived(self._latest_image_time)  # an image goal lives on the camera stream
 
     def _on_depth(self, msg):
-        if not self._compressed_ok(msg, "depth"):
+        if not self._usable(msg, "depth"):
             return
         self._depths = self._depths[-(FRAME_BUFFER - 1):] + [msg]
 
     def _on_info(self, msg: CameraInfo):
+        """The newest plausible camera_info (``gates.intrinsics_problem``, the perception node's rule); an implausible
+        one is dropped with a warning and the previous one kept."""
+        bad = gates.intrinsics_problem(msg.k, (int(msg.height), int(msg.width)))
+        if bad is not None:
+            self.get_logger().warn(f"camera_info: dropped: {bad[1]}", throttle_duration_sec=5.0)
+            return
         self._latest_info = msg
 
     def _on_goal_depth(self, msg: Image):
-        self._goal_depth = msg
+        if self._usable(msg, "depth"):  # an unusable goal depth is dropped: the goal is planned from RGB
+            self._goal_depth = msg
 
     def _depth_for(self, img: Image):
         """The received depth image closest in stamp to ``img`` within goal_image.depth_max_skew, or None."""
@@ -547,7 +560,7 @@ class ManipulationPlannerNode(LifecycleNode):
         img_hw = conv.declared_size(cur)
         K = None
         info = self._latest_info
-        if info is not None and float(info.k[0]) > 0:
+        if info is not None and gates.same_aspect(img_hw, (int(info.height), int(info.width))):  # plausible K
             K = frame_intrinsics(np.asarray(info.k, np.float64).reshape(3, 3), img_hw, (h, w),
                                  (int(info.height), int(info.width)))
         depth = None
