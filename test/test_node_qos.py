@@ -18,18 +18,15 @@ The perception node runs in its own process (analytic estimator); the camera pub
 here, and what the node subscribes with is read from the DDS graph (the node's own subscription endpoint), not
 from the node. The planner node's camera subscriptions follow the same rule: test_planner_node.py.
 """
-import sys
-import subprocess
-
 import numpy as np
 import pytest
 
-from ros_helpers import RosHarness, node_env, node_under_test
+from ros_helpers import RosHarness, node_under_test
+from test_node_perception import SRC_H, SRC_W, start_node
 
 pytestmark = pytest.mark.ros
 
 NODE = "/trajectory_field_node"
-SRC_H, SRC_W = 120, 160
 
 
 def test_auto_rule_and_profiles():
@@ -100,11 +97,7 @@ class Harness(RosHarness):
 
 @pytest.fixture(scope="module")
 def env(ros_context):
-    cmd = [sys.executable, "-m", "trace_anything_ros.ros.trajectory_field_node", "--ros-args",
-           "-p", "estimator.factory:=analytic_estimator:create", "-p", "input_height:=32", "-p", "input_width:=48",
-           "-p", "diagnostics.period:=0.2", "-p", "window.length:=4"]
-    proc = subprocess.Popen(cmd, env=node_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    with node_under_test(proc, Harness(ros_context)) as hp:
+    with node_under_test(start_node("window.length:=4"), Harness(ros_context)) as hp:
         yield hp
 
 

@@ -315,17 +315,50 @@ def test_goal_image_with_analytic_stand_in_estimator(env):
     assert h.wait(lambda: h.plans[-1].status == ManipulationPlan.STATUS_HALTED, STALE + 3)
 
 
-def test_goal_image_planned_on_the_last_usable_raw_frame(env):
-    """Hostile current frames over DDS: after good frames, raw images that cannot be read (truncated data, an
-    unsupported encoding, a step shorter than a row) are dropped on arrival (a warning), so the goal image is
-    planned on the last good frame instead of failing on the newest message."""
-    from trace_anything_ros.msg import ManipulationPlan
-    from trace_anything_ros.ros import conversions as conv
-    h, _ = env
+def _red_block_pair():
+    """(current, goal) 64x96 RGB images: a red block the analytic stand-in model moves 0.5 m along optical x."""
     cur = np.full((64, 96, 3), 40, np.uint8)
     cur[20:40, 10:25] = (255, 0, 0)
     goal = np.full((64, 96, 3), 40, np.uint8)
     goal[20:40, 58:73] = (255, 0, 0)
+    return cur, goal
+
+
+def _goal_planned_amid_bad_frames(h, send_good, send_bad, goal):
+    """Good current frames, then unusable ones, then the goal image: the plan must be OK on the last good frame
+    while the camera keeps sending both (the analytic stand-in: the block moves 0.5 m along base x)."""
+    from trace_anything_ros.msg import ManipulationPlan
+    from trace_anything_ros.ros import conversions as conv
+    for _ in range(5):
+        send_good()
+        h.spin(0.05)
+    send_bad()
+    h.spin(0.2)
+    gm = conv.array_to_image(goal, "rgb8")
+    gm.header.frame_id = "cam_optical"
+    n = len(h.plans)
+    h.pub_goal_image.publish(gm)
+    waiting = (ManipulationPlan.STATUS_IDLE, ManipulationPlan.STATUS_HALTED)
+
+    def planned():
+        send_good()
+        send_bad()            # the newest messages are unusable: dropped, the last good frame is planned on
+        return any(p.status not in waiting for p in h.plans[n:])
+
+    assert h.wait(planned, 20), [(p.status, p.reason) for p in h.plans[-3:]]
+    p = [p for p in h.plans[n:] if p.status not in waiting][0]
+    assert p.status == ManipulationPlan.STATUS_OK, p.reason
+    a, b = p.object_poses[0].position, p.object_poses[-1].position
+    assert (b.x - a.x, b.y - a.y, b.z - a.z) == pytest.approx((0.5, 0.0, 0.0), abs=0.01)
+
+
+def test_goal_image_planned_on_the_last_usable_raw_frame(env):
+    """Hostile current frames over DDS: after good frames, raw images that cannot be read (truncated data, an
+    unsupported encoding, a step shorter than a row) are dropped on arrival (a warning), so the goal image is
+    planned on the last good frame instead of failing on the newest message."""
+    from trace_anything_ros.ros import conversions as conv
+    h, _ = env
+    cur, goal = _red_block_pair()
     im = conv.array_to_image(cur, "rgb8")
     im.header.frame_id = "cam_optical"
     bad = []
@@ -335,29 +368,8 @@ def test_goal_image_planned_on_the_last_usable_raw_frame(env):
         for k, v in change.items():
             setattr(b, k, v)
         bad.append(b)
-    gm = conv.array_to_image(goal, "rgb8")
-    gm.header.frame_id = "cam_optical"
-    for _ in range(5):
-        h.pub_image.publish(im)
-        h.spin(0.05)
-    for b in bad:
-        h.pub_image.publish(b)
-    h.spin(0.2)
-    n = len(h.plans)
-    h.pub_goal_image.publish(gm)
-    waiting = (ManipulationPlan.STATUS_IDLE, ManipulationPlan.STATUS_HALTED)
-
-    def planned():
-        h.pub_image.publish(im)
-        for b in bad:         # the newest messages are unusable: dropped, the last good frame is planned on
-            h.pub_image.publish(b)
-        return any(p.status not in waiting for p in h.plans[n:])
-
-    assert h.wait(planned, 20), [(p.status, p.reason) for p in h.plans[-3:]]
-    p = [p for p in h.plans[n:] if p.status not in waiting][0]
-    assert p.status == ManipulationPlan.STATUS_OK, p.reason
-    a, b = p.object_poses[0].position, p.object_poses[-1].position
-    assert (b.x - a.x, b.y - a.y, b.z - a.z) == pytest.approx((0.5, 0.0, 0.0), abs=0.01)
+    _goal_planned_amid_bad_frames(h, lambda: h.pub_image.publish(im),
+                                  lambda: [h.pub_image.publish(b) for b in bad], goal)
 
 
 def test_implausible_camera_messages_are_dropped_on_arrival(ros_context):
@@ -413,42 +425,19 @@ def test_goal_image_on_compressed_camera_images(env):
     from rclpy.qos import qos_profile_sensor_data
     from sensor_msgs.msg import CompressedImage
 
-    from trace_anything_ros.msg import ManipulationPlan
-    from trace_anything_ros.ros import conversions as conv
     h, _ = env
     assert h.lc.change_state("deactivate") and h.lc.change_state("cleanup")
     assert all(r.successful for r in h.set_params(image_transport="compressed"))
     assert h.lc.change_state("configure") and h.lc.change_state("activate")
     pub = h.node.create_publisher(CompressedImage, "image/compressed", qos_profile_sensor_data)
     assert h.wait(lambda: pub.get_subscription_count() > 0, 20), "the planner never subscribed to image/compressed"
-    cur = np.full((64, 96, 3), 40, np.uint8)
-    cur[20:40, 10:25] = (255, 0, 0)
-    goal = np.full((64, 96, 3), 40, np.uint8)
-    goal[20:40, 58:73] = (255, 0, 0)
+    cur, goal = _red_block_pair()
     im = CompressedImage(format="rgb8; png compressed bgr8",
                          data=cv2.imencode(".png", np.ascontiguousarray(cur[:, :, ::-1]))[1].tobytes())
     im.header.frame_id = "cam_optical"
     bad = CompressedImage(format="theora", data=b"\x00" * 64)
     bad.header.frame_id = "cam_optical"
-    gm = conv.array_to_image(goal, "rgb8")
-    gm.header.frame_id = "cam_optical"
-    for _ in range(5):
-        pub.publish(im)
-        h.spin(0.05)
-    n = len(h.plans)
-    h.pub_goal_image.publish(gm)
-    waiting = (ManipulationPlan.STATUS_IDLE, ManipulationPlan.STATUS_HALTED)
-
-    def planned():
-        pub.publish(im)
-        pub.publish(bad)      # the newest message is unusable: dropped, the last good frame is planned on
-        return any(p.status not in waiting for p in h.plans[n:])
-
-    assert h.wait(planned, 20), [(p.status, p.reason) for p in h.plans[-3:]]
-    p = [p for p in h.plans[n:] if p.status not in waiting][0]
-    assert p.status == ManipulationPlan.STATUS_OK, p.reason
-    a, b = p.object_poses[0].position, p.object_poses[-1].position
-    assert (b.x - a.x, b.y - a.y, b.z - a.z) == pytest.approx((0.5, 0.0, 0.0), abs=0.01)
+    _goal_planned_amid_bad_frames(h, lambda: pub.publish(im), lambda: pub.publish(bad), goal)
 
 
 def test_camera_subscriptions_follow_the_publishers(env):
