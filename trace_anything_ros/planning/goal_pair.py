@@ -512,7 +512,8 @@ def _align(model: ObjectModel, rgb1, d1, changed, p: GoalPairParams, diag: dict,
     visible = float(vis.mean())
     # trusted: enough of the object visible in the goal image, and most of what is visible consistent
     conf = float(inl.sum() / max(vis.sum(), 1)) * float(np.clip(visible / p.min_visible, 0.0, 1.0))
-    # ambiguity: a distinct hypothesis nearly as good lowers the confidence
+    # ambiguity, for diagnostics only: the relative cost gap to the best distinct hypothesis (as a gate it did not
+    # single out the wrong turns: README, the goal_pair row of 'Estimators by input regime')
     alt = [c for c, h in results[1:] if np.hypot(*(h[:2] - best[:2])) > 0.015 or abs(h[2] - best[2]) > 0.2]
     margin = (min(alt) - best_cost) / max(best_cost, 1e-6) if alt else 1.0
     diag.update(cost=best_cost, inlier_ratio=float(inl.mean()), visible_ratio=visible, margin=float(margin),
