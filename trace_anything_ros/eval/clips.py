@@ -27,6 +27,10 @@ Kinds (``KINDS``):
     per frame, random walk).
   * ``shake_quiet``: hand-held camera, nothing moving.
 
+The occluder is textured with a photograph (``occluder='photo'``) or skin-coloured and nearly uniform
+(``occluder='skin'``: a flat colour, shading from the top and a faint blurred texture, as a real hand is: little for
+optical flow to follow inside it, and large enough to shift the frame's overall brightness statistics).
+
 Photographs come from opencv-doc's sample data; ``TUNE_SCENES`` / ``TUNE_TEXTURES`` are those the estimators were
 tuned on, ``HOLDOUT_SCENES`` / ``HOLDOUT_TEXTURES`` the ones kept for testing (``split='holdout'``).
 
@@ -138,15 +142,18 @@ def _affine(cx, cy, angle_deg, scale, tx, ty):
 def make_clip(kind: str = "sweep", seed: int = 0, size: Tuple[int, int] = (240, 320), num_frames: int = 60,
               fps: float = 15.0, split: str = "tune", noise_sigma: float = 3.0, jpeg_quality: int = 70,
               flicker: float = 0.06, blur_steps: int = 5, exposure: float = 0.4, shake_px: float = 2.0,
-              sweep_s: float = 1.0,
+              sweep_s: float = 1.0, occluder: str = "photo",
               root: Optional[str] = None) -> Clip:
     """One clip (see the module docstring). ``size`` (H, W); ``split`` 'tune' | 'holdout' picks the photographs;
-    ``exposure``: the fraction of the frame period the shutter is open (motion blur over ``blur_steps`` renders)."""
+    ``exposure``: the fraction of the frame period the shutter is open (motion blur over ``blur_steps`` renders);
+    ``occluder``: 'photo' | 'skin' (see the module docstring)."""
     import cv2
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     if split not in ("tune", "holdout"):
         raise ValueError("split must be 'tune' or 'holdout'")
+    if occluder not in ("photo", "skin"):
+        raise ValueError(f"occluder must be 'photo' or 'skin', got {occluder!r}")
     root = root or data_dir()
     if root is None:
         raise FileNotFoundError("opencv-doc sample data not found (make bootstrap extracts it)")
@@ -162,7 +169,16 @@ def make_clip(kind: str = "sweep", seed: int = 0, size: Tuple[int, int] = (240, 
     hs = int(h * rng.uniform(0.75, 0.95))          # the occluder is large: most of the frame's height
     sil = hand_silhouette(hs, rng)
     tex = _cover(_read(tex_name, root), hs, hs, 0)
-    tex *= rng.uniform(0.8, 1.2, size=3).astype(np.float32)  # a colour cast: not the photograph's exact colours
+    if occluder == "skin":   # a flat skin tone lit from the top, with a faint trace of the photograph's texture
+        grey = cv2.GaussianBlur(tex.mean(-1), (0, 0), 4)
+        grey = (grey - grey.mean()) / (grey.std() + 1e-6)
+        yy, xx = np.mgrid[0:hs, 0:hs].astype(np.float32) / hs
+        shade = (0.8 + 0.35 * (1 - yy) * (0.6 + 0.4 * xx)) * (1 + 0.045 * grey)
+        skin = np.array([rng.uniform(170, 225), rng.uniform(120, 165), rng.uniform(95, 135)], np.float32)
+        tex = skin[None, None] * shade[..., None]
+        tex_name = "skin"
+    else:
+        tex *= rng.uniform(0.8, 1.2, size=3).astype(np.float32)  # a colour cast: not the photograph's exact colours
     # camera: random walk of a small translation + rotation (shake), or still
     cam = np.zeros((num_frames * blur_steps, 3))
     if shaky:
@@ -243,13 +259,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--kind", choices=KINDS, action="append", default=[], help="repeatable (default: all)")
     ap.add_argument("--seed", type=int, action="append", default=[], help="repeatable (default: 0)")
     ap.add_argument("--split", choices=("tune", "holdout"), default="holdout")
+    ap.add_argument("--occluder", choices=("photo", "skin"), default="photo")
     ap.add_argument("--frames", type=int, default=60)
     ap.add_argument("--width", type=int, default=320)
     ap.add_argument("--height", type=int, default=240)
     a = ap.parse_args(argv)
     for kind in a.kind or KINDS:
         for seed in a.seed or [0]:
-            clip = make_clip(kind, seed, (a.height, a.width), a.frames, split=a.split)
+            clip = make_clip(kind, seed, (a.height, a.width), a.frames, split=a.split, occluder=a.occluder)
             v, m = clip.write(a.out_dir, f"{kind}_{seed}")
             print(f"{v} ({clip.scene} + {clip.texture}; truth {m})")
     return 0

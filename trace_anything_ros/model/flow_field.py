@@ -106,6 +106,21 @@ def _px(mask: np.ndarray, like: np.ndarray) -> np.ndarray:
     return mask[..., None] if like.ndim == 3 and mask.ndim == 2 else mask
 
 
+def _gain(a: np.ndarray, b: np.ndarray, where: Optional[np.ndarray] = None) -> float:
+    """The global brightness ratio of image ``a`` to image ``b`` (flicker, auto exposure): the median of the
+    per-pixel ratios of their brightness (over ``where``; pixels darker than 8 grey levels in ``b``, or clipped at 245
+    and above in either image, carry no exposure ratio). Not the ratio of the medians, which a large mover shifts by
+    itself: a skin-coloured hand covering a fifth of a photograph moved it by a third, and the whole remembered
+    background with it (the scene no longer matched it: ghosts as large as the hand)."""
+    ga, gb = _chan(a), _chan(b)
+    ok = (gb > 8.0) & (ga < 245.0) & (gb < 245.0)
+    if where is not None:
+        ok &= where
+    if not ok.any():
+        return 1.0
+    return float(np.median(ga[ok] / gb[ok]))
+
+
 def _remap(img: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     return cv2.remap(img, u.astype(np.float32), v.astype(np.float32), cv2.INTER_LINEAR,
                      borderMode=cv2.BORDER_REPLICATE)
@@ -179,11 +194,10 @@ def _motion_evidence(gi: np.ndarray, gj: np.ndarray, uf, vf, ub, vb, win: Option
         # a moving camera's: NaN where the view was not seen long enough
         known = np.isfinite(background if background.ndim == 2 else background[..., 0])
         if known.all():
-            gain = float(np.median(a)) / max(float(np.median(background)), 1.0)   # global brightness changes
+            gain = _gain(a, background)   # global brightness changes
             rbg = cv2.blur(_chan(np.abs(a - gain * background)), (int(BG_WIN), int(BG_WIN)))
         else:
-            gain = float(np.median(a[known])) / max(float(np.median(background[known])), 1.0) if known.any() \
-                else 1.0
+            gain = _gain(a, np.where(_px(known, background), background, 0.0), known)
             rbg = np.where(known, _chan(np.abs(a - gain * np.where(_px(known, a), background, 0.0))),
                            np.inf).astype(np.float32)
             changed_k = np.where(known, CHANGED_K, 2 * CHANGED_K)
@@ -313,7 +327,7 @@ class FlowFieldEstimator:
     def _bg_track_still(self, g):
         """Count, per pixel, the frames for which it has stayed as it is (within the images' noise): a pixel that
         holds still for ``BG_ABSORB`` frames shows the background (or an object that stopped: background too)."""
-        d = _chan(np.abs(g - self._bg_prev * (float(np.median(g)) / max(float(np.median(self._bg_prev)), 1.0))))
+        d = _chan(np.abs(g - self._bg_prev * _gain(g, self._bg_prev)))
         tol = max(BG_AGREE_MIN, BG_AGREE_K * 1.4826 * float(np.median(d)))
         self._bg_still = np.where(d <= tol, self._bg_still + 1, 0)
         self._bg_prev = g
@@ -327,7 +341,7 @@ class FlowFieldEstimator:
         where a pixel has held still for ``BG_ABSORB`` frames while disagreeing (a mover that was there when the
         background was learnt and left, an object that stopped) it becomes the background."""
         still_tol = self._bg_track_still(g)
-        gain = float(np.median(g)) / max(float(np.median(self._bg)), 1.0)   # global brightness (flicker)
+        gain = _gain(g, self._bg)   # global brightness (flicker)
         dn = _chan(np.abs(g - gain * self._bg))
         agree = dn <= max(still_tol, BG_AGREE_K * 1.4826 * float(np.median(dn)))
         d = g - self._bg
@@ -371,12 +385,11 @@ class FlowFieldEstimator:
             old = inview & (st["age"] > 0)
             bg, prev = st["bg"], st["prev"]
             ref = old   # pixels the canvas already knew: the brightness and noise references
-            gm = float(np.median(gw[ref])) if ref.any() else 1.0
-            d_prev = _chan(np.abs(gw - prev * (gm / max(float(np.median(prev[ref])) if ref.any() else 1.0, 1.0))))
+            d_prev = _chan(np.abs(gw - prev * (_gain(gw, prev, ref) if ref.any() else 1.0)))
             tol = max(BG_AGREE_MIN, BG_AGREE_K * 1.4826 * float(np.median(d_prev[ref]))) if ref.any() \
                 else BG_AGREE_MIN
             st["still"] = np.where(inview & (d_prev <= tol), st["still"] + 1, 0)
-            gain = gm / max(float(np.median(bg[ref])), 1.0) if ref.any() else 1.0
+            gain = _gain(gw, bg, ref) if ref.any() else 1.0
             dn = _chan(np.abs(gw - gain * bg))
             agree = dn <= max(tol, BG_AGREE_K * 1.4826 * float(np.median(dn[ref])) if ref.any() else tol)
             d = gw - bg
