@@ -26,6 +26,8 @@ Kinds (``KINDS``):
   * ``shake``: ``sweep`` with a hand-held camera: the whole view jitters (a few pixels and a fraction of a degree
     per frame, random walk).
   * ``shake_quiet``: hand-held camera, nothing moving.
+  * ``wave``: static camera, the occluder enters from the right (0.6 s), waves in place (``wave_hz``, side to side
+    by 12 % of the width while turning +-15 deg, for ``wave_s``: it stops at every turn) and leaves the same way.
 
 The occluder is textured with a photograph (``occluder='photo'``) or skin-coloured and nearly uniform
 (``occluder='skin'``: a flat colour, shading from the top and a faint blurred texture, as a real hand is: little for
@@ -48,7 +50,7 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-KINDS = ("sweep", "quiet", "shake", "shake_quiet")
+KINDS = ("sweep", "quiet", "shake", "shake_quiet", "wave")
 TUNE_SCENES = ("building.jpg", "home.jpg")
 TUNE_TEXTURES = ("baboon.jpg",)
 HOLDOUT_SCENES = ("fruits.jpg", "aero1.jpg", "left01.jpg", "stuff.jpg")
@@ -139,10 +141,27 @@ def _affine(cx, cy, angle_deg, scale, tx, ty):
     return M
 
 
+WAVE_START_S = 0.8   # wave: nothing in view before this
+WAVE_ENTER_S = 0.6   # ... the occluder's way in (and out)
+
+
+def _wave_x(t: float, w: int, hs: int, wave_s: float, wave_hz: float) -> Optional[float]:
+    """The waving occluder's centre x at time ``t`` (s), or None while it is out of view."""
+    u = t - WAVE_START_S
+    out, centre = w + 0.6 * hs, 0.55 * w
+    if u < 0 or u > 2 * WAVE_ENTER_S + wave_s:
+        return None
+    if u < WAVE_ENTER_S:
+        return out - (out - centre) * u / WAVE_ENTER_S
+    if u < WAVE_ENTER_S + wave_s:
+        return centre + 0.12 * w * np.sin(2 * np.pi * wave_hz * (u - WAVE_ENTER_S))
+    return centre + (out - centre) * (u - WAVE_ENTER_S - wave_s) / WAVE_ENTER_S
+
+
 def make_clip(kind: str = "sweep", seed: int = 0, size: Tuple[int, int] = (240, 320), num_frames: int = 60,
               fps: float = 15.0, split: str = "tune", noise_sigma: float = 3.0, jpeg_quality: int = 70,
               flicker: float = 0.06, blur_steps: int = 5, exposure: float = 0.4, shake_px: float = 2.0,
-              sweep_s: float = 1.0, occluder: str = "photo",
+              sweep_s: float = 1.0, occluder: str = "photo", wave_s: float = 3.0, wave_hz: float = 1.0,
               root: Optional[str] = None) -> Clip:
     """One clip (see the module docstring). ``size`` (H, W); ``split`` 'tune' | 'holdout' picks the photographs;
     ``exposure``: the fraction of the frame period the shutter is open (motion blur over ``blur_steps`` renders);
@@ -164,7 +183,7 @@ def make_clip(kind: str = "sweep", seed: int = 0, size: Tuple[int, int] = (240, 
     h, w = size
     margin = int(np.ceil(4 * shake_px)) + 8
     scene = _cover(_read(scene_name, root), h, w, margin)
-    moving = kind in ("sweep", "shake")
+    moving = kind in ("sweep", "shake", "wave")
     shaky = kind in ("shake", "shake_quiet")
     hs = int(h * rng.uniform(0.75, 0.95))          # the occluder is large: most of the frame's height
     sil = hand_silhouette(hs, rng)
@@ -200,7 +219,15 @@ def make_clip(kind: str = "sweep", seed: int = 0, size: Tuple[int, int] = (240, 
             M = _affine(w / 2 + margin, h / 2 + margin, da, 1.0, dx - margin, dy - margin)
             img = cv2.warpAffine(scene, M, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
             a = np.zeros((h, w), np.float32)
-            if moving:
+            if kind == "wave":
+                x = _wave_x(tt / fps, w, hs, wave_s, wave_hz)
+                if x is not None:
+                    ang = 15 * np.sin(2 * np.pi * wave_hz * max(0.0, tt / fps - WAVE_START_S - WAVE_ENTER_S))
+                    Mo = _affine(hs / 2, hs / 2, ang, 1.0, x - hs / 2, h * 0.62 - hs / 2)
+                    a = cv2.warpAffine(sil, Mo, (w, h), flags=cv2.INTER_LINEAR)
+                    ot = cv2.warpAffine(tex, Mo, (w, h), flags=cv2.INTER_LINEAR)
+                    img = img * (1 - a[..., None]) + ot * a[..., None]
+            elif moving:
                 phase = None
                 for p, start in enumerate((pause, 2 * pause + sweep_frames)):
                     if start <= tt < start + sweep_frames:

@@ -78,6 +78,11 @@ FILL_FRAC = 0.15         # ... a foreground region with at least this fraction o
 FILL_MIN_PX = 8          # ... and at least this many moving pixels
 FILL_SIGMA = 2.0         # px: Gaussian reach of the movers' displacement into the unmeasured pixels
 FILL_STILL = 4           # ... only pixels that changed within this many frames (not an old ghost in the background)
+PERSIST = 1              # a static camera's movers that pause (or show nothing inside) stay movers (_live_movers)
+PERSIST_FRAMES = 8       # ... for this many frames after their pixels last moved measurably (a ghost: as long)
+PERSIST_FRAC = 0.15      # ... a foreground region with at least this fraction of it moved within that time
+PERSIST_MIN_PX = 20      # ... movers: connected moving pixels (3 x 3 opened), at least this many (the mask's min_area)
+PERSIST_MIN_FRAC = 0.04  # ... large movers only: a live region covers at least this fraction of the frame
 BOUNDARY_PX = 1          # published motion reaches this far past a small mover's edge (3 x 3 pooled evidence)
 CHANGED_K = 2.0          # 'changed': the background's residual above this many times the noise level
 FOLLOW_K = 2.0           # 'clearly changed' (x changed's level): a tracked pixel follows its flow (_lift_plane)
@@ -175,14 +180,15 @@ def background_motion(fwd: np.ndarray, ok: np.ndarray, static_px: float = STATIC
 
 
 def _motion_evidence(gi: np.ndarray, gj: np.ndarray, uf, vf, ub, vb, win: Optional[int] = None,
-                     background: Optional[np.ndarray] = None) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(evidence, changed, clearly)`` ``[H, W]`` bool. evidence: frame i's pixels for which the flow's position in
+                     background: Optional[np.ndarray] = None) -> Tuple[np.ndarray, ...]:
+    """``(evidence, changed, clearly, fg)`` ``[H, W]`` bool. evidence: frame i's pixels for which the flow's position in
     frame j explains the image clearly better than the background's (local mean absolute difference over ``win`` x
     ``win``). Where both explain it as well (flow that bled from a mover onto the background next to it, textureless
     areas, noise), the pixel is taken to follow the background: motion must be seen in the images, not only in the
     regularised flow. changed: the background's hypothesis (and the remembered background) is far off -- something
     else is there now; clearly: ``FOLLOW_K`` times farther off (a mover's texture, not the milder difference a ghost
-    in the remembered background leaves)."""
+    in the remembered background leaves); fg: the remembered background alone is far off (``CHANGED_K``; all False
+    without a remembered background)."""
     win = int(win or EVIDENCE_WIN)
     a = gi.astype(np.float32)
     fg = None
@@ -268,6 +274,7 @@ class FlowFieldEstimator:
         self.cache_size = int(cache_size)
         self._flows: "OrderedDict[tuple, tuple]" = OrderedDict()
         self._bg, self._bg_n, self._bg_key = None, 0, None
+        self._moved_at, self._live = None, None
         self.last_stats: Dict[str, float] = {}
         self.description = f"geometric flow field (DIS, fb-checked, camera {camera})"
 
@@ -291,6 +298,7 @@ class FlowFieldEstimator:
     def clear_cache(self) -> None:
         self._flows.clear()
         self._bg, self._bg_n, self._bg_key = None, 0, None
+        self._moved_at, self._live = None, None
         self._mbg = None
 
     def _remember(self, gray, keys, moving: bool):
@@ -345,8 +353,14 @@ class FlowFieldEstimator:
         dn = _chan(np.abs(g - gain * self._bg))
         agree = dn <= max(still_tol, BG_AGREE_K * 1.4826 * float(np.median(dn)))
         d = g - self._bg
-        self._bg += np.where(_px(agree, d), np.clip(d, -BG_STEP, BG_STEP), np.clip(d, -BG_SLOW, BG_SLOW))
+        step = np.where(_px(agree, d), np.clip(d, -BG_STEP, BG_STEP), np.clip(d, -BG_SLOW, BG_SLOW))
         absorb = ~agree & (self._bg_still >= BG_ABSORB)
+        if self._live is not None and self._live.shape == absorb.shape:
+            # a live mover's region (its uniform inside, a short pause) is not background: neither absorbed nor
+            # drifted towards (a hand waving for seconds would otherwise leave its colour behind when it goes)
+            absorb &= ~self._live
+            step = np.where(_px(self._live & ~agree, step), 0.0, step)
+        self._bg += step
         self._bg[absorb] = g[absorb]
 
     def _remember_moving(self, gray, keys, Hs):
@@ -455,6 +469,8 @@ class FlowFieldEstimator:
                   "estimator": "flow"}
         if depth is None and BOUNDARY_PX:  # motion pooled over EVIDENCE_WIN x EVIDENCE_WIN reaches past the edge
             extras["boundary_px"] = int(BOUNDARY_PX)
+        if depth is None and self._live is not None and self._live.any():
+            extras["moving_foreground"] = self._live.copy()   # the newest frame's live movers (_live_movers)
         return FieldPrediction(ctrl_pts=ctrl, ctrl_conf=conf, frame_times=t.astype(np.float32),
                                metric=depth is not None, extras=extras)
 
@@ -523,6 +539,7 @@ class FlowFieldEstimator:
             G.append(G[-1] @ np.linalg.inv(H))
         gu, gv = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
         samples = np.empty((n, n, h, w, 3), np.float32)
+        newest = None   # static camera with a remembered background: (newest frame's displacement, its foreground)
         for j in range(n):
             u, v = U[:, j].copy(), V[:, j].copy()
             hyp = {}
@@ -550,13 +567,53 @@ class FlowFieldEstimator:
             if FILL and not any_moving and background is not None:
                 for i, (ub, vb, fg) in hyp.items():
                     u[i], v[i] = _fill_movers(u[i], v[i], ub, vb, fg, abs(i - j), self._bg_still)
+                if j == 0 and n > 1:
+                    newest = (np.hypot(u[n - 1] - gu, v[n - 1] - gv), hyp[n - 1][2])
             if any_moving:
                 g = G[j]
                 d = g[2, 0] * u + g[2, 1] * v + g[2, 2]
                 u, v = (g[0, 0] * u + g[0, 1] * v + g[0, 2]) / d, (g[1, 0] * u + g[1, 1] * v + g[1, 2]) / d
             samples[:, j] = backproject_at(u, v, np.ones_like(u), K).astype(np.float32)
         alive_frac = A.mean(axis=1)
-        return samples, alive_frac, ("moving" if any_moving else "static"), float(np.max(noise) if noise else 0.0)
+        noise_px = float(np.max(noise) if noise else 0.0)
+        self._live = None
+        if newest is None:
+            self._moved_at = None
+        elif PERSIST:
+            self._live = self._live_movers(*newest, max(MIN_FLOOR_PX, NOISE_K * noise_px * np.sqrt(max(n - 1, 1))))
+        return samples, alive_frac, ("moving" if any_moving else "static"), noise_px
+
+    def _live_movers(self, disp: np.ndarray, fg: np.ndarray, floor_px: float) -> np.ndarray:
+        """The newest frame's pixels that belong to a mover although the field holds them still: a motion-based
+        mask loses a hand that waves in place where it turns (it stops for a few frames) and the uniform inside of a
+        hand (it shows no motion), and the remembered background absorbed them after ``BG_ABSORB`` still frames.
+
+        Each pixel's last measured motion is remembered: ``disp`` (over the window) above ``floor_px`` (the motion
+        floor), in a connected mover of at least ``PERSIST_MIN_PX`` pixels after a 3 x 3 opening (not a leaf's
+        jitter). A connected region of pixels that the remembered background does not explain (``fg``), covering at
+        least ``PERSIST_MIN_FRAC`` of the frame (a hand close to the lens, not a walker far away), of which at least
+        ``PERSIST_FRAC`` (and ``PERSIST_MIN_PX``) pixels moved within ``PERSIST_FRAMES`` frames, is one live mover.
+        Its pixels are neither absorbed into the background nor drifted towards, and are reported
+        (``extras['moving_foreground']``) for the dynamic mask. A mover that stays still longer becomes background
+        as before (an object that stopped); regions without recent motion (a ghost, a lighting change) are never
+        live."""
+        now = self._bg_n
+        if self._moved_at is None or self._moved_at.shape != disp.shape:
+            self._moved_at = np.full(disp.shape, -(1 << 30), np.int64)
+        moved = cv2.morphologyEx((disp > floor_px).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
+        nm, lm, st, _ = cv2.connectedComponentsWithStats(moved, connectivity=8)
+        big = st[:, cv2.CC_STAT_AREA] >= PERSIST_MIN_PX
+        big[0] = False
+        self._moved_at[big[lm]] = now      # a mover, not a pixel's jitter (leaves in the wind)
+        recent = (now - self._moved_at) <= PERSIST_FRAMES
+        if not (fg & recent).any():
+            return np.zeros(fg.shape, bool)
+        nlab, lab = cv2.connectedComponents(fg.astype(np.uint8), connectivity=8)
+        nr = np.bincount(lab[fg & recent], minlength=nlab)
+        tot = np.bincount(lab[fg], minlength=nlab)
+        ok = (nr >= PERSIST_MIN_PX) & (nr >= PERSIST_FRAC * np.maximum(tot, 1)) & (tot >= PERSIST_MIN_FRAC * fg.size)
+        ok[0] = False
+        return ok[lab] & fg
 
     def _lift_depth(self, frames, depth, K, cam_poses, pairs):
         """RGB-D: the metric 3D chain of ``model.geometry.compute`` (measured depth along the flow; camera poses

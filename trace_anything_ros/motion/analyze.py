@@ -282,6 +282,9 @@ def analyze(field: TrajectoryField, depth=None, params: Optional[MotionParams] =
     tracker: an :class:`ObjectTracker` kept by the caller across windows for stable object ids.
     images: optional ``[N, H, W, 3]`` (or the analysed frame's ``[H, W, 3]``) RGB at the field's resolution: parts
     whose motion the images cannot show take the motion of the part they touch (``aperture_energy``).
+    A field whose estimator reports ``extras['moving_foreground']`` (``[H, W]`` bool, the newest frame's movers that
+    it holds still: a paused hand, a uniform inside; ``model.flow_field``) has those pixels added to the mask when
+    the newest frame is analysed.
     """
     p = (params or MotionParams()).validate()
     tic = time.perf_counter()
@@ -319,6 +322,10 @@ def analyze(field: TrajectoryField, depth=None, params: Optional[MotionParams] =
     mr = dynamic_mask(X, ref, conf_own, min_confidence=min_conf, depth_power=p.depth_power, min_z=p.min_z,
                       noise_k=p.noise_k, min_rel_motion=floor, open_radius=p.open_radius,
                       close_radius=p.close_radius, min_area=p.min_area)
+    # movers the field holds still (a pause, a uniform inside) that its estimator reports for the newest frame
+    live = field.extras.get("moving_foreground") if isinstance(field.extras, dict) else None
+    if live is not None and ref == N - 1 and np.shape(live) == mr.mask.shape:
+        mr.mask = mr.mask | (np.asarray(live, bool) & mr.valid)
     timings["mask"] = (time.perf_counter() - t1) * 1e3
     t2 = time.perf_counter()
     tol = p.rigid_factor * mr.threshold
