@@ -27,7 +27,8 @@ Kinds (``KINDS``):
     per frame, random walk).
   * ``shake_quiet``: hand-held camera, nothing moving.
   * ``wave``: static camera, the occluder enters from the right (0.6 s), waves in place (``wave_hz``, side to side
-    by 12 % of the width while turning +-15 deg, for ``wave_s``: it stops at every turn) and leaves the same way.
+    by 12 % of the width while turning +-15 deg, for ``wave_s``: it stops at every turn) and leaves the same way
+    (``wave_s`` + 2 s in all: 75 frames at 15 fps with the defaults).
 
 The occluder is textured with a photograph (``occluder='photo'``) or skin-coloured and nearly uniform
 (``occluder='skin'``: a flat colour, shading from the top and a faint blurred texture, as a real hand is: little for
