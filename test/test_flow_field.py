@@ -260,6 +260,33 @@ def test_only_large_recent_movers_persist():
     assert not est._live_movers(still, fg, 1.0).any()
 
 
+def test_a_live_region_is_held_out_of_the_background_for_a_while_only():
+    """Pixels of a live mover's region that hold still (a uniform inside) are not absorbed into the remembered
+    background, nor drifted towards, for up to ``PERSIST_HOLD`` still frames; after that they are background like
+    any stopped object (a wrong background next to a mover that keeps moving is corrected)."""
+    img, tex, rng = _scene(2)
+    est = FlowFieldEstimator(SIZE)
+    scene = flow_field._photo(img.astype(np.uint8))
+    est._remember([flow_field._photo(_frame(img, tex, None, rng)) for _ in range(flow_field.BG_WARM)],
+                  list(range(flow_field.BG_WARM)), False)
+    live = np.zeros(SIZE, bool)
+    live[40:70, 60:80] = True
+    key = flow_field.BG_WARM
+    for _ in range(flow_field.BG_ABSORB + 5):        # the patch holds still where the region is live
+        est._live = live
+        est._remember([flow_field._photo(_frame(img, tex, 60, rng))], [key], False)
+        key += 1
+    err = flow_field._chan(np.abs(est._bg - scene))[live]
+    assert np.percentile(err, 90) <= 8.0, np.percentile(err, 90)          # still the scene: not absorbed
+    for _ in range(flow_field.PERSIST_HOLD):
+        est._live = live
+        est._remember([flow_field._photo(_frame(img, tex, 60, rng))], [key], False)
+        key += 1
+    patch = flow_field._photo(_frame(img, tex, 60, np.random.default_rng(9)))
+    err = flow_field._chan(np.abs(est._bg - patch))[live]
+    assert np.percentile(err, 90) <= 12.0, np.percentile(err, 90)         # held past PERSIST_HOLD: absorbed
+
+
 def test_a_fast_blurred_mover_is_filled_in_where_its_flow_fails(monkeypatch):
     """A hand sweeps across in half a second (held-out semi-real clip, ``eval.clips`` seed 32, 15 fps): motion
     blur smears it, its flow fails inside, and the same spot shows the hand in consecutive frames, so its inside was

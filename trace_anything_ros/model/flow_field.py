@@ -83,6 +83,7 @@ PERSIST_FRAMES = 8       # ... for this many frames after their pixels last move
 PERSIST_FRAC = 0.15      # ... a foreground region with at least this fraction of it moved within that time
 PERSIST_MIN_PX = 20      # ... movers: connected moving pixels (3 x 3 opened), at least this many (the mask's min_area)
 PERSIST_MIN_FRAC = 0.04  # ... large movers only: a live region covers at least this fraction of the frame
+PERSIST_HOLD = 60        # ... a live pixel still for this many frames is absorbed all the same (ghost next to a mover)
 BOUNDARY_PX = 1          # published motion reaches this far past a small mover's edge (3 x 3 pooled evidence)
 CHANGED_K = 2.0          # 'changed': the background's residual above this many times the noise level
 FOLLOW_K = 2.0           # 'clearly changed' (x changed's level): a tracked pixel follows its flow (_lift_plane)
@@ -357,9 +358,12 @@ class FlowFieldEstimator:
         absorb = ~agree & (self._bg_still >= BG_ABSORB)
         if self._live is not None and self._live.shape == absorb.shape:
             # a live mover's region (its uniform inside, a short pause) is not background: neither absorbed nor
-            # drifted towards (a hand waving for seconds would otherwise leave its colour behind when it goes)
-            absorb &= ~self._live
-            step = np.where(_px(self._live & ~agree, step), 0.0, step)
+            # drifted towards (a hand waving for seconds would otherwise leave its colour behind when it goes) --
+            # for PERSIST_HOLD still frames: a wrong background next to a mover that keeps moving (a person present
+            # while it was learnt) would otherwise never be corrected
+            hold = self._live & (self._bg_still < PERSIST_HOLD)
+            absorb &= ~hold
+            step = np.where(_px(hold & ~agree, step), 0.0, step)
         self._bg += step
         self._bg[absorb] = g[absorb]
 
@@ -593,7 +597,8 @@ class FlowFieldEstimator:
         jitter). A connected region of pixels that the remembered background does not explain (``fg``), covering at
         least ``PERSIST_MIN_FRAC`` of the frame (a hand close to the lens, not a walker far away), of which at least
         ``PERSIST_FRAC`` (and ``PERSIST_MIN_PX``) pixels moved within ``PERSIST_FRAMES`` frames, is one live mover.
-        Its pixels are neither absorbed into the background nor drifted towards, and are reported
+        Its pixels are neither absorbed into the background nor drifted towards (for up to ``PERSIST_HOLD`` still
+        frames), and are reported
         (``extras['moving_foreground']``) for the dynamic mask. A mover that stays still longer becomes background
         as before (an object that stopped); regions without recent motion (a ghost, a lighting change) are never
         live."""
