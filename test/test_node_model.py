@@ -154,7 +154,8 @@ def test_rgb_only_node_grid_follows_a_wide_camera(harness):
     """RGB only, no grid configured: the grid follows the camera's aspect (16:9: 80x144, as `process` does), so
     masks reach the image's right quarter, which the default 4:3 grid crops away. A stray first frame of another
     shape (a driver's start-up frame, a second publisher) does not fix it: the grid follows the size the stream
-    confirms."""
+    confirms. The camera is dim (median grey 30, brightest 100): the estimator brightens it, and says by how much
+    in ``/diagnostics`` (``exposure_gain``)."""
     from trace_anything_ros.model.preprocess import crop_fraction
     from trace_anything_ros.ros import conversions as conv
 
@@ -174,9 +175,9 @@ def test_rgb_only_node_grid_follows_a_wide_camera(harness):
         h.pub_img.publish(stray)
         h.spin(0.1)
         for i in range(WINDOW + 8):  # a textured square moving right in the image's right quarter
-            a = np.full((src_h, src_w, 3), 60, np.uint8)
+            a = np.full((src_h, src_w, 3), 30, np.uint8)
             x = 146 + 2 * i
-            a[40:70, x:x + 24] = np.where((np.add.outer(np.arange(30), np.arange(24)) // 4) % 2 == 0, 230, 20)[
+            a[40:70, x:x + 24] = np.where((np.add.outer(np.arange(30), np.arange(24)) // 4) % 2 == 0, 100, 10)[
                 ..., None].astype(np.uint8)
             m = conv.array_to_image(a, "rgb8")
             m.header.stamp = conv.ns_to_time(1_000_000_000 + i * 100_000_000)
@@ -188,6 +189,7 @@ def test_rgb_only_node_grid_follows_a_wide_camera(harness):
         assert (f.height, f.width) == (80, 144)
         assert crop_fraction((src_h, src_w), (96, 128)) > 0.2   # what the fixed default grid would lose
         assert h.wait_diag(lambda s, v: float(v.get("model_view_fraction", 0)) >= 0.98)
+        assert h.wait_diag(lambda s, v: 2.0 <= float(v.get("exposure_gain", 0)) <= 3.0)   # 245 / 100 here
         assert h.wait(lambda: any((conv.image_to_array(mk)[:, 144:] > 0).any() for mk in h.got["dynamic_mask"]), 20)
         mk = h.got["dynamic_mask"][-1]
         assert (mk.height, mk.width) == (src_h, src_w)

@@ -163,10 +163,11 @@ def make_clip(kind: str = "sweep", seed: int = 0, size: Tuple[int, int] = (240, 
               fps: float = 15.0, split: str = "tune", noise_sigma: float = 3.0, jpeg_quality: int = 70,
               flicker: float = 0.06, blur_steps: int = 5, exposure: float = 0.4, shake_px: float = 2.0,
               sweep_s: float = 1.0, occluder: str = "photo", wave_s: float = 3.0, wave_hz: float = 1.0,
-              root: Optional[str] = None) -> Clip:
+              brightness: float = 1.0, root: Optional[str] = None) -> Clip:
     """One clip (see the module docstring). ``size`` (H, W); ``split`` 'tune' | 'holdout' picks the photographs;
     ``exposure``: the fraction of the frame period the shutter is open (motion blur over ``blur_steps`` renders);
-    ``occluder``: 'photo' | 'skin' (see the module docstring)."""
+    ``occluder``: 'photo' | 'skin' (see the module docstring); ``brightness``: the light reaching the sensor
+    relative to a normal exposure (a dim room at a fixed exposure: < 1; the sensor noise stays as it is)."""
     import cv2
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
@@ -247,7 +248,7 @@ def make_clip(kind: str = "sweep", seed: int = 0, size: Tuple[int, int] = (240, 
             cover += a
         img = acc / blur_steps
         gain = 1.0 + flicker * (0.6 * np.sin(2 * np.pi * t / 7.0) + 0.4 * rng.uniform(-1, 1))
-        img = img * gain + rng.normal(0, noise_sigma, size=img.shape)
+        img = img * (gain * brightness) + rng.normal(0, noise_sigma, size=img.shape)
         img = np.clip(img, 0, 255).astype(np.uint8)
         ok, buf = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
         img = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
@@ -289,12 +290,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--split", choices=("tune", "holdout"), default="holdout")
     ap.add_argument("--occluder", choices=("photo", "skin"), default="photo")
     ap.add_argument("--frames", type=int, default=60)
+    ap.add_argument("--brightness", type=float, default=1.0, help="light relative to a normal exposure (dim: < 1)")
     ap.add_argument("--width", type=int, default=320)
     ap.add_argument("--height", type=int, default=240)
     a = ap.parse_args(argv)
     for kind in a.kind or KINDS:
         for seed in a.seed or [0]:
-            clip = make_clip(kind, seed, (a.height, a.width), a.frames, split=a.split, occluder=a.occluder)
+            clip = make_clip(kind, seed, (a.height, a.width), a.frames, split=a.split, occluder=a.occluder,
+                             brightness=a.brightness)
             v, m = clip.write(a.out_dir, f"{kind}_{seed}")
             print(f"{v} ({clip.scene} + {clip.texture}; truth {m})")
     return 0

@@ -90,6 +90,11 @@ FOLLOW_K = 2.0           # 'clearly changed' (x changed's level): a tracked pixe
 COLOUR = 1              # the photometric evidence and the remembered background in colour (0: grey)
 EVIDENCE_WIN = 3         # px: window of the photometric motion test
 NOISE_K = 6.0           # floor = NOISE_K * (background residual noise, px) * sqrt(steps), relative to the focal length
+EXPOSURE = 1             # an under-exposed stream is brightened before anything is measured (_exposure)
+EXPOSURE_MEDIAN = 110.0  # ... to a median grey level of about this (a normally exposed scene's)
+EXPOSURE_TOP = 245.0     # ... without pushing its 99th percentile past this (a lamp, a window: kept unclipped)
+EXPOSURE_MAX = 4.0       # ... by at most this factor (the noise grows with it)
+EXPOSURE_HYST = 1.25     # ... the stream's gain changes only when the window's differs from it by more than this
 
 
 def _gray(frame: np.ndarray) -> np.ndarray:
@@ -276,6 +281,7 @@ class FlowFieldEstimator:
         self._flows: "OrderedDict[tuple, tuple]" = OrderedDict()
         self._bg, self._bg_n, self._bg_key = None, 0, None
         self._moved_at, self._live = None, None
+        self._expo = None
         self.last_stats: Dict[str, float] = {}
         self.description = f"geometric flow field (DIS, fb-checked, camera {camera})"
 
@@ -301,6 +307,35 @@ class FlowFieldEstimator:
         self._bg, self._bg_n, self._bg_key = None, 0, None
         self._moved_at, self._live = None, None
         self._mbg = None
+        self._expo = None
+
+    def _exposure(self, frames: np.ndarray) -> np.ndarray:
+        """``frames`` brightened by the stream's exposure gain (``EXPOSURE``; 1 for a normally exposed stream).
+
+        Every threshold downstream is either relative to the measured noise or an absolute grey level tuned on
+        normally exposed images (the background's agreement floor, DIS's patch matching and its variational
+        refinement, whose data term shrinks with the square of the contrast). A dim room at a fixed exposure gives
+        a third of the contrast: a skin-coloured hand then differs from the fruit behind it by less than the floors,
+        and the flow smooths it away. So the window's median grey level is brought to ``EXPOSURE_MEDIAN`` (its 99th
+        percentile kept below ``EXPOSURE_TOP``, at most ``EXPOSURE_MAX``x, never darkened, a stream that needs less
+        than ``EXPOSURE_HYST`` left as it is) -- one gain per stream,
+        changed only when a window needs one more than ``EXPOSURE_HYST`` away from it (a mover entering shifts the
+        median; the remembered background follows smaller changes through its brightness ratio, ``_gain``)."""
+        if not EXPOSURE:
+            return frames
+        g = _gray(frames[-1]) if len(frames) == 1 else cv2.cvtColor(
+            np.ascontiguousarray(frames[:: max(1, len(frames) // 3)].reshape(-1, frames.shape[2], 3)),
+            cv2.COLOR_RGB2GRAY)
+        med, top = (float(x) for x in np.percentile(g, (50, 99)))
+        want = float(np.clip(min(EXPOSURE_MEDIAN / max(med, 1.0), EXPOSURE_TOP / max(top, 1.0)), 1.0, EXPOSURE_MAX))
+        want = want if want >= EXPOSURE_HYST else 1.0      # within that of normal: left as it is
+        if self._expo is None or max(want / self._expo, self._expo / want) > EXPOSURE_HYST:
+            self._expo = want
+        self.last_stats["exposure_gain"] = self._expo
+        if self._expo == 1.0:
+            return frames
+        lut = np.clip(np.round(np.arange(256) * self._expo), 0, 255).astype(np.uint8)
+        return lut[frames]
 
     def _remember(self, gray, keys, moving: bool):
         """The static camera's background (grey, input size) remembered over the stream, updated with this window's
@@ -453,6 +488,7 @@ class FlowFieldEstimator:
         K = default_intrinsics(h, w) if intrinsics is None else np.asarray(intrinsics, np.float64)
         t = (np.arange(n, dtype=np.float64) / max(n - 1, 1)) if times is None else np.asarray(times, np.float64)
         keys = list(frame_keys) if frame_keys is not None else [None] * n
+        frames = self._exposure(frames)
         gray = [_gray(f) for f in frames]
         pairs = [self._pair(gray[k], gray[k + 1], keys[k], keys[k + 1]) for k in range(n - 1)]
         t1 = time.perf_counter()
@@ -470,7 +506,7 @@ class FlowFieldEstimator:
         t3 = time.perf_counter()
         self.last_stats.update(flow_s=t1 - t0, lift_s=t2 - t1, fit_s=t3 - t2, total_s=t3 - t0)
         extras = {"camera": camera, "flow_noise_px": float(noise_px), "motion_floor": float(floor_px / f),
-                  "estimator": "flow"}
+                  "estimator": "flow", "exposure_gain": float(self.last_stats.get("exposure_gain", 1.0))}
         if depth is None and BOUNDARY_PX:  # motion pooled over EVIDENCE_WIN x EVIDENCE_WIN reaches past the edge
             extras["boundary_px"] = int(BOUNDARY_PX)
         if depth is None and self._live is not None and self._live.any():

@@ -126,6 +126,7 @@ class PerceptionSnapshot:
     in_since_last: int = 0
     camera_pose: Optional[Tuple[str, int, int]] = None  # (camera_motion, windows without pose, queued poses)
     estimator_regime: str = ""
+    exposure_gain: float = 1.0                 # a dim stream brightened by the estimator (1: as it came)
     view_fraction: float = 1.0                 # share of the camera image the model grid sees (crop_fraction)
     sync_queues: Tuple[int, int, int, int] = (0, 0, 0, 0)  # images, depth, camera_info, capacity
     warnings: List[str] = field(default_factory=list)
@@ -170,6 +171,7 @@ def perception_report(s: PerceptionSnapshot) -> Tuple[int, str, Dict[str, object
         values.update({"camera_motion": s.camera_pose[0], "windows_without_camera_pose": s.camera_pose[1],
                        "queue.camera_poses": s.camera_pose[2]})
     values["estimator_regime"] = s.estimator_regime
+    values["exposure_gain"] = round(float(s.exposure_gain), 2)
     if s.input_qos:
         values.update({"input_qos": s.input_qos, "image_publishers_reliable": s.image_publishers[0],
                        "image_publishers_best_effort": s.image_publishers[1]})

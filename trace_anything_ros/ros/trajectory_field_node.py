@@ -103,6 +103,7 @@ class TrajectoryFieldNode(LifecycleNode):
         self.qos_events = 0
         self.qos_event_text = ""
         self.estimator_regime = ""  # input regime of the newest window (model.regimes), in diagnostics
+        self.exposure_gain = 1.0    # the estimator's brightening of a dim stream (model.flow_field), in diagnostics
         self.warnings = {}          # current warnings shown in diagnostics (the worker sets "camera_pose")
         self._view_hw, self.view_fraction = None, 1.0  # image size last checked; share of it the model grid sees
         self._view_warned = set()                       # image sizes whose view (grid, crop) was logged
@@ -671,6 +672,7 @@ class TrajectoryFieldNode(LifecycleNode):
                 self._worker.pipeline.params = self._pipeline_params(v)
         self._note_camera_motion(pr.camera_motion)
         self.estimator_regime = pr.regime or self.estimator_regime  # the input regime of the newest window
+        self.exposure_gain = float(pr.field.extras.get("exposure_gain", 1.0))
         if pr.estimator_warnings:  # inputs the estimator missed, named (e.g. no camera_info for the depth lifting)
             self.warnings["estimator"] = "; ".join(pr.estimator_warnings)
         else:
@@ -730,7 +732,7 @@ class TrajectoryFieldNode(LifecycleNode):
             drop_warn_window=win, stale_after=self._cfg.get("diagnostics.stale_after", 2.0), ingest=ingest_st,
             lost_before_node=lost, lost_since_last=d_lost, in_since_last=d_in,
             camera_pose=None if poses is None else (self.camera_motion, self.windows_without_pose, len(poses)),
-            estimator_regime=self.estimator_regime, view_fraction=self.view_fraction,
+            estimator_regime=self.estimator_regime, exposure_gain=self.exposure_gain, view_fraction=self.view_fraction,
             sync_queues=(len(self._pending), len(self._depths), len(self._infos), self._pending.maxlen or 0),
             warnings=list(self.warnings.values()),  # a snapshot: the worker thread may change it meanwhile
             input_qos=self._input_qos(), image_publishers=self._image_publishers())
