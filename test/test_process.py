@@ -43,7 +43,8 @@ def _check_outputs(out, name, windows_min, source_hw, encoding):
         if r.topic == f"{NODE}/tracks":
             tr = r.msg.trajectories
             assert len(tr) > 0 and len(tr[0].positions) == len(r.msg.frame_stamps)
-            assert all(0 <= t.u < source_hw[1] and 0 <= t.v < source_hw[0] for t in tr)
+            # pixel-centre convention: the image spans [-0.5, W - 0.5); a finer model grid's first column is at -0.25
+            assert all(-0.5 <= t.u < source_hw[1] - 0.5 and -0.5 <= t.v < source_hw[0] - 0.5 for t in tr)
         if r.topic == f"{NODE}/trajectory_field":
             assert r.msg.num_frames == len(r.msg.frame_stamps)
             assert len(bytes(r.msg.control_points)) == (r.msg.num_frames * r.msg.num_control_points * r.msg.height

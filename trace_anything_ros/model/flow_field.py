@@ -89,6 +89,7 @@ CHANGED_K = 2.0          # 'changed': the background's residual above this many 
 FOLLOW_K = 2.0           # 'clearly changed' (x changed's level): a tracked pixel follows its flow (_lift_plane)
 COLOUR = 1              # the photometric evidence and the remembered background in colour (0: grey)
 EVIDENCE_WIN = 3         # px: window of the photometric motion test
+PAIR_GAIN = 1            # ... after the two frames' global brightness ratio (else flicker reads as noise: see there)
 NOISE_K = 6.0           # floor = NOISE_K * (background residual noise, px) * sqrt(steps), relative to the focal length
 EXPOSURE = 1             # an under-exposed stream is brightened before anything is measured (_exposure)
 EXPOSURE_MEDIAN = 110.0  # ... to a median grey level of about this (a normally exposed scene's)
@@ -194,12 +195,17 @@ def _motion_evidence(gi: np.ndarray, gj: np.ndarray, uf, vf, ub, vb, win: Option
     regularised flow. changed: the background's hypothesis (and the remembered background) is far off -- something
     else is there now; clearly: ``FOLLOW_K`` times farther off (a mover's texture, not the milder difference a ghost
     in the remembered background leaves); fg: the remembered background alone is far off (``CHANGED_K``; all False
-    without a remembered background)."""
+    without a remembered background). Frame j is compared at frame i's global brightness (``PAIR_GAIN``): the noise
+    level is the pair's median difference, and flicker between the two (mains light, auto exposure: 8 % is ~9 grey
+    levels everywhere) read as noise raised every threshold four-fold -- a hand blinked out of single windows."""
     win = int(win or EVIDENCE_WIN)
     a = gi.astype(np.float32)
     fg = None
-    rf = cv2.blur(_chan(np.abs(a - _remap(gj.astype(np.float32), uf, vf))), (win, win))
-    rb = cv2.blur(_chan(np.abs(a - _remap(gj.astype(np.float32), ub, vb))), (win, win))
+    b = gj.astype(np.float32)
+    if PAIR_GAIN:
+        b = b * _gain(a, b)      # the two frames' global brightness (flicker, auto exposure) is not motion
+    rf = cv2.blur(_chan(np.abs(a - _remap(b, uf, vf))), (win, win))
+    rb = cv2.blur(_chan(np.abs(a - _remap(b, ub, vb))), (win, win))
     tau = 2.0 * float(np.median(rb)) + 2.0   # grey levels: the images' noise (most pixels are background)
     changed_k = CHANGED_K if background is not None else 2 * CHANGED_K
     if background is not None:  # the remembered background explains the pixel too: not moving
