@@ -111,6 +111,22 @@ def _cover(img: np.ndarray, h: int, w: int, margin: int) -> np.ndarray:
     return r[y0:y0 + H, x0:x0 + W].astype(np.float32)
 
 
+def plain_wall(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """A painted wall, [h, w, 3] float32: one light colour, a broad lighting gradient, plaster grain of about one
+    grey level and one poster (a flat dark rectangle, ~5-10 % of the view) -- little for optical flow to hold on
+    to outside the poster's edges."""
+    import cv2
+    colour = rng.uniform(150, 215) * rng.uniform(0.93, 1.07, size=3)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    light = 1.0 + rng.uniform(-0.15, 0.15) * (xx / w - 0.5) + rng.uniform(-0.15, 0.15) * (yy / h - 0.5)
+    grain = cv2.GaussianBlur(rng.normal(0, 1, (h, w)).astype(np.float32), (0, 0), 1.0) * 2.0
+    img = colour[None, None].astype(np.float32) * light[..., None] + grain[..., None]
+    ph, pw = int(h * rng.uniform(0.25, 0.35)), int(w * rng.uniform(0.2, 0.3))
+    y0, x0 = int(rng.uniform(0.1, 0.9) * (h - ph)), int(rng.uniform(0.1, 0.9) * (w - pw))
+    img[y0:y0 + ph, x0:x0 + pw] = rng.uniform(60, 150, size=3) * light[y0:y0 + ph, x0:x0 + pw, None]
+    return np.clip(img, 0, 255).astype(np.float32)
+
+
 def hand_silhouette(size: int, rng: np.random.Generator) -> np.ndarray:
     """A hand-like mask ``[size, size]`` float32 in [0, 1]: a palm and four fingers and a thumb (capsules), anti-
     aliased, with random proportions."""
@@ -163,11 +179,12 @@ def make_clip(kind: str = "sweep", seed: int = 0, size: Tuple[int, int] = (240, 
               fps: float = 15.0, split: str = "tune", noise_sigma: float = 3.0, jpeg_quality: int = 70,
               flicker: float = 0.06, blur_steps: int = 5, exposure: float = 0.4, shake_px: float = 2.0,
               sweep_s: float = 1.0, occluder: str = "photo", wave_s: float = 3.0, wave_hz: float = 1.0,
-              brightness: float = 1.0, root: Optional[str] = None) -> Clip:
+              brightness: float = 1.0, scene: str = "photo", root: Optional[str] = None) -> Clip:
     """One clip (see the module docstring). ``size`` (H, W); ``split`` 'tune' | 'holdout' picks the photographs;
     ``exposure``: the fraction of the frame period the shutter is open (motion blur over ``blur_steps`` renders);
     ``occluder``: 'photo' | 'skin' (see the module docstring); ``brightness``: the light reaching the sensor
-    relative to a normal exposure (a dim room at a fixed exposure: < 1; the sensor noise stays as it is)."""
+    relative to a normal exposure (a dim room at a fixed exposure: < 1; the sensor noise stays as it is);
+    ``scene``: 'photo' (the split's photographs) | 'wall' (``plain_wall``: a painted wall with one poster)."""
     import cv2
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
@@ -175,6 +192,8 @@ def make_clip(kind: str = "sweep", seed: int = 0, size: Tuple[int, int] = (240, 
         raise ValueError("split must be 'tune' or 'holdout'")
     if occluder not in ("photo", "skin"):
         raise ValueError(f"occluder must be 'photo' or 'skin', got {occluder!r}")
+    if scene not in ("photo", "wall"):
+        raise ValueError(f"scene must be 'photo' or 'wall', got {scene!r}")
     root = root or data_dir()
     if root is None:
         raise FileNotFoundError("opencv-doc sample data not found (make bootstrap extracts it)")
@@ -184,7 +203,11 @@ def make_clip(kind: str = "sweep", seed: int = 0, size: Tuple[int, int] = (240, 
     tex_name = textures[(seed // len(scenes)) % len(textures)]
     h, w = size
     margin = int(np.ceil(4 * shake_px)) + 8
-    scene = _cover(_read(scene_name, root), h, w, margin)
+    if scene == "wall":   # its own random stream: the photo clips' draws stay as they were
+        scene_name = "wall"
+        scene = plain_wall(h + 2 * margin, w + 2 * margin, np.random.default_rng([seed, 1]))
+    else:
+        scene = _cover(_read(scene_name, root), h, w, margin)
     moving = kind in ("sweep", "shake", "wave")
     shaky = kind in ("shake", "shake_quiet")
     hs = int(h * rng.uniform(0.75, 0.95))          # the occluder is large: most of the frame's height
@@ -289,6 +312,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--seed", type=int, action="append", default=[], help="repeatable (default: 0)")
     ap.add_argument("--split", choices=("tune", "holdout"), default="holdout")
     ap.add_argument("--occluder", choices=("photo", "skin"), default="photo")
+    ap.add_argument("--scene", choices=("photo", "wall"), default="photo", help="wall: a painted wall with one poster")
     ap.add_argument("--frames", type=int, default=60)
     ap.add_argument("--brightness", type=float, default=1.0, help="light relative to a normal exposure (dim: < 1)")
     ap.add_argument("--width", type=int, default=320)
@@ -297,7 +321,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     for kind in a.kind or KINDS:
         for seed in a.seed or [0]:
             clip = make_clip(kind, seed, (a.height, a.width), a.frames, split=a.split, occluder=a.occluder,
-                             brightness=a.brightness)
+                             brightness=a.brightness, scene=a.scene)
             v, m = clip.write(a.out_dir, f"{kind}_{seed}")
             print(f"{v} ({clip.scene} + {clip.texture}; truth {m})")
     return 0

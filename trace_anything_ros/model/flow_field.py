@@ -61,6 +61,9 @@ log = logging.getLogger(__name__)
 
 STATIC_PX = 0.5         # flow (px per frame at the input size) below which a pixel is still
 STILL_FRAC = 0.3        # the camera is static while at least this fraction of the consistent pixels is still
+EDGES = 1               # ... or while most consistent pixels on edges are still across them (0: that test off)
+EDGE_GRAD = 4.0         # ... edges: grey levels per pixel at the input size
+EDGE_STILL_PX = 0.25    # ... still: flow across the edge below this (px per frame at the input size)
 MIN_FLOOR_PX = 0.35     # the motion floor never goes below this many pixels over the window
 BG_WARM = 10            # frames before the remembered background is used
 BG_STEP = 2.0           # remembered background: grey levels per frame it follows the pixels that agree with it
@@ -72,6 +75,10 @@ MOVING_BG_OVERLAP = 0.5  # ... restarted when less than this fraction of the vie
 BG_AGREE_MIN = 6.0      # ... and at least this many grey levels
 BG_WIN = 1               # px: window of the comparison with the remembered background
 BG_ONLY = 0
+BG_HOLDS = 1             # a static camera's remembered background that still explains the view overrules the flow
+BG_HOLDS_STILL = 0.5     # ... at least this fraction of its textured pixels in view are still in the flow
+BG_TEX_K = 4.0           # ... textured: a 1 px shift changes the pixel by this many noise sigmas (Sobel gradient)
+BG_TEX_MIN = 0.01        # ... textured pixels on less than this fraction of the view: it holds
 FILL = 1                 # a static camera's fast movers: unmeasured pixels of their foreground move with them
 FILL_PX_STEP = 2.0       # ... movers: faster than this many px per frame (input size; slower ones' flow holds)
 FILL_FRAC = 0.15         # ... a foreground region with at least this fraction of it moving
@@ -150,14 +157,31 @@ def fb_ok(fwd: np.ndarray, bwd: np.ndarray) -> np.ndarray:
     return fb_error(fwd, bwd) <= FB_TOL_PX + FB_TOL_REL * np.hypot(fwd[..., 0], fwd[..., 1])
 
 
+def gradient(image: np.ndarray) -> np.ndarray:
+    """The image's grey-level gradient per pixel, ``[H, W, 2]`` float32 (x, y; Sobel 3 x 3 / 8)."""
+    g = image if image.ndim == 2 else cv2.cvtColor(np.ascontiguousarray(image, np.float32), cv2.COLOR_RGB2GRAY)
+    g = np.ascontiguousarray(g, np.float32)
+    return np.stack([cv2.Sobel(g, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(g, cv2.CV_32F, 0, 1, ksize=3)], -1) / 8.0
+
+
+def _across(fwd: np.ndarray, grad: np.ndarray) -> np.ndarray:
+    """The flow's component across the image's edges (px): the only one an edge measures (along it, the flow is
+    the regularisation's guess -- on a plain wall, noise of several pixels)."""
+    return np.abs(fwd[..., 0] * grad[..., 0] + fwd[..., 1] * grad[..., 1]) / np.maximum(
+        np.hypot(grad[..., 0], grad[..., 1]), 1e-6)
+
+
 def background_motion(fwd: np.ndarray, ok: np.ndarray, static_px: float = STATIC_PX, force: str = "auto",
-                      step: int = 4) -> Tuple[np.ndarray, bool, float]:
+                      step: int = 4, grad: Optional[np.ndarray] = None) -> Tuple[np.ndarray, bool, float]:
     """``(H 3x3 frame a -> frame b, moving, residual noise px)`` of the static background for the flow ``fwd``.
 
-    ``force``: 'auto' (identity while >= ``STILL_FRAC`` of the consistent pixels move less than ``static_px``),
-    'static' (always the
-    identity) or 'moving' (always the RANSAC homography). The noise is the robust spread (Rayleigh sigma from the
-    median) of the consistent pixels' residual flow under the chosen model -- movers are a minority of pixels."""
+    ``force``: 'auto' (identity while >= ``STILL_FRAC`` of the consistent pixels move less than ``static_px``, or
+    while most consistent pixels on edges -- ``grad``: frame a's ``gradient``, at least ``EDGE_GRAD`` -- move less
+    than ``EDGE_STILL_PX`` across them: on a plain wall the consistent pixels' flow is regularised noise of several
+    pixels, and only its edges measure anything), 'static' (always the identity) or 'moving' (always the RANSAC
+    homography). The noise is the robust spread (Rayleigh sigma from the median) of the consistent pixels' residual
+    flow under the chosen model (the still edge pixels' where only they said 'static') -- movers are a minority of
+    pixels."""
     h, w = fwd.shape[:2]
     gv, gu = np.mgrid[step // 2:h:step, step // 2:w:step]
     sel = ok[gv, gu]
@@ -172,6 +196,13 @@ def background_motion(fwd: np.ndarray, ok: np.ndarray, static_px: float = STATIC
     # static unless too few pixels are still: a large close mover can hold most of the textured (consistent)
     # pixels, so the median flow is no test; a shaking camera leaves almost none still
     still_frac = float(np.mean(mag <= static_px))
+    r = mag
+    if grad is not None and force == "auto" and still_frac < STILL_FRAC:
+        ev, eu = np.mgrid[0:h:2, 0:w:2]     # every other pixel: a poster's edges are few
+        esel = (ok & (np.hypot(grad[..., 0], grad[..., 1]) >= EDGE_GRAD))[ev, eu]
+        emag = _across(fwd[ev[esel], eu[esel]], grad[ev[esel], eu[esel]])
+        if emag.size >= 8 and float(np.mean(emag <= EDGE_STILL_PX)) >= 0.5:
+            still_frac, r = 1.0, emag[emag <= EDGE_STILL_PX]
     if force == "moving" or (force == "auto" and still_frac < STILL_FRAC):
         Hf, inl = cv2.findHomography(src, src + f, cv2.RANSAC, 1.0, maxIters=500, confidence=0.99)
         if Hf is not None and np.all(np.isfinite(Hf)):
@@ -181,8 +212,6 @@ def background_motion(fwd: np.ndarray, ok: np.ndarray, static_px: float = STATIC
                 H, moving = Hf, True
     if moving:
         r = np.hypot(*(src + f - cv2.perspectiveTransform(src[None], H)[0]).T)
-    else:
-        r = mag
     return H, moving, float(np.median(r) / 1.1774)
 
 
@@ -288,6 +317,7 @@ class FlowFieldEstimator:
         self._bg, self._bg_n, self._bg_key = None, 0, None
         self._moved_at, self._live = None, None
         self._expo = None
+        self._hold = None    # the flow's noise in the last window the camera was seen static
         self.last_stats: Dict[str, float] = {}
         self.description = f"geometric flow field (DIS, fb-checked, camera {camera})"
 
@@ -314,6 +344,7 @@ class FlowFieldEstimator:
         self._moved_at, self._live = None, None
         self._mbg = None
         self._expo = None
+        self._hold = None
 
     def _exposure(self, frames: np.ndarray) -> np.ndarray:
         """``frames`` brightened by the stream's exposure gain (``EXPOSURE``; 1 for a normally exposed stream).
@@ -373,6 +404,42 @@ class FlowFieldEstimator:
                 self._bg_update(g)
             self._bg_key = k
         return self._bg if self._bg_n >= BG_WARM else None
+
+    def _background_holds(self, gray, keys, pairs) -> bool:
+        """Whether a static camera's remembered background still holds although the flow says the camera moved:
+        the background's textured pixels that are still in view (they match it in the newest pair's first frame)
+        are still in the newest flow (at least ``BG_HOLDS_STILL`` of them), or, with fewer than 8 of them in view,
+        a mover hides the texture (at least half of the textured pixels lie where the untextured ones around them
+        do not match the background either; a camera motion changes only the textured ones). Textured: Sobel
+        gradient of at least ``BG_TEX_K`` noise sigmas per pixel (the noise measured on the less textured half of
+        the background); a match is within 3 sigmas (+ 2 grey levels) at the global brightness ratio. A view with
+        textured pixels on less than ``BG_TEX_MIN`` of it shows no camera motion: it holds. False without a
+        background (start of a stream, a camera that moved, keys restarting)."""
+        bg = self._bg
+        if bg is None or self._bg_n < BG_WARM or keys is None or any(k is None for k in keys) \
+                or (self._bg_key is not None and keys[-1] < self._bg_key) or gray[-2].shape != bg.shape \
+                or self._hold is None or self._hold[1] is None:
+            return False
+        gxy = gradient(_chan(bg))
+        grad = np.hypot(gxy[..., 0], gxy[..., 1])
+        g = gray[-2]
+        d = _chan(np.abs(g - _gain(g, bg) * bg))
+        sigma = max(self._hold[1], 1.0)      # measured while the camera was seen static
+        tex = grad >= BG_TEX_K * sigma
+        if tex.mean() < BG_TEX_MIN:
+            return True
+        tol = 3.0 * sigma + 2.0
+        # where a mover covers the texture, the untextured pixels around it do not match the background either (a
+        # camera motion changes the textured ones only)
+        plain = (~tex).astype(np.float32)
+        near = cv2.blur(plain, (9, 9))
+        covered = (cv2.blur(plain * (d > tol), (9, 9)) >= 0.5 * np.maximum(near, 1e-6)) & (near >= 0.25)
+        fwd, _, ok = pairs[-1]
+        # (and keep clear of it: the regularised flow bleeds a few pixels from a mover)
+        seen = tex & ~cv2.dilate(covered.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool) & ok
+        if seen.sum() >= 8:
+            return float(np.mean(_across(fwd, gxy)[seen] <= EDGE_STILL_PX)) >= BG_HOLDS_STILL
+        return float(covered[tex].mean()) >= 0.5
 
     def _bg_track_still(self, g):
         """Count, per pixel, the frames for which it has stayed as it is (within the images' noise): a pixel that
@@ -562,12 +629,27 @@ class FlowFieldEstimator:
         plane z = 1."""
         force = {"auto": "auto", "static": "static", "moving": "moving"}[self.camera]
         Hs, moving, noise = [], [], []
-        for fwd, _, ok in pairs:
-            H, mv, nz = background_motion(fwd, ok, self.static_px, force)
+        grads = [gradient(g) if EDGES else None for g in gray[:len(pairs)]]   # pair k: frame k -> k + 1
+        for (fwd, _, ok), gr in zip(pairs, grads):
+            H, mv, nz = background_motion(fwd, ok, self.static_px, force, grad=gr)
             Hs.append(H)
             moving.append(mv)
             noise.append(nz)
         any_moving = any(moving)
+        if self.camera == "auto" and not any_moving:
+            # the background is where it was: the flow's noise on it, the images' (grey levels) against it
+            sig = None
+            if self._bg is not None and self._bg.shape == gray[-1].shape:
+                sig = 1.4826 * float(np.median(_chan(np.abs(gray[-1] - _gain(gray[-1], self._bg) * self._bg))))
+            self._hold = (float(np.max(noise) if noise else 0.0), sig)
+        elif self.camera == "auto" and BG_HOLDS and self._background_holds(gray, keys, pairs):
+            # the flow said 'moving', but the camera's motion does not explain the remembered background: a large
+            # mover in front of a weakly textured background (a hand before a plain wall) drags the regularised
+            # flow of the whole view with it -- taken for a camera pan, the background was forgotten, the hand lost
+            # (the noise: the last static window's; the wall's flow is regularised noise, the textured pixels are
+            # mostly the mover's)
+            Hs, moving, any_moving = [np.eye(3)] * len(Hs), [False] * len(moving), False
+            noise = [self._hold[0]] * len(pairs)
         if self.camera == "auto" and any_moving and not all(moving):
             # one window, one camera model: a camera that moved in one pair is moving for the window
             Hs, noise = [], []
