@@ -23,7 +23,10 @@ Per window of N frames at the input size:
 2. Ego-motion from the static background, per consecutive pair: RGB only, a homography fitted with RANSAC to the
    forward/backward-consistent flow; when the flow of the background is below ``static_px`` (and the identity
    explains it as well as the homography does) the camera is taken as static and the homography is the identity
-   (``camera`` in the prediction's extras: 'static' | 'moving'). With depth, camera poses come from the caller
+   (``camera`` in the prediction's extras: 'static' | 'moving'); so it is where most edges are still across them
+   (a plain wall: its flow is regularised noise, only a poster's edges measure anything), and a static camera's
+   remembered background holds while its visible textured pixels stay still (a hand before a plain wall drags the
+   whole view's flow with it: ``_background_holds``). With depth, camera poses come from the caller
    (odometry) and the 3D chain of ``model.geometry.compute`` is used.
 3. Each frame's pixels followed to every other frame of the window through the flows (a broken forward/backward
    check stops the chain: the pixel holds its last position), mapped into the reference (first) frame's image by
@@ -77,8 +80,11 @@ BG_WIN = 1               # px: window of the comparison with the remembered back
 BG_ONLY = 0
 BG_HOLDS = 1             # a static camera's remembered background that still explains the view overrules the flow
 BG_HOLDS_STILL = 0.5     # ... at least this fraction of its textured pixels in view are still in the flow
+BG_SEEN_MIN = 0.25       # ... or, with fewer than this fraction of them in view, a mover hides at least
+BG_COVERED = 0.3         # ... this fraction of them
 BG_TEX_K = 4.0           # ... textured: a 1 px shift changes the pixel by this many noise sigmas (Sobel gradient)
 BG_TEX_MIN = 0.01        # ... textured pixels on less than this fraction of the view: it holds
+BG_HOLDS_CHANGED = 0.5   # ... never with more than this fraction of the view unlike the background
 FILL = 1                 # a static camera's fast movers: unmeasured pixels of their foreground move with them
 FILL_PX_STEP = 2.0       # ... movers: faster than this many px per frame (input size; slower ones' flow holds)
 FILL_FRAC = 0.15         # ... a foreground region with at least this fraction of it moving
@@ -201,7 +207,9 @@ def background_motion(fwd: np.ndarray, ok: np.ndarray, static_px: float = STATIC
         ev, eu = np.mgrid[0:h:2, 0:w:2]     # every other pixel: a poster's edges are few
         esel = (ok & (np.hypot(grad[..., 0], grad[..., 1]) >= EDGE_GRAD))[ev, eu]
         emag = _across(fwd[ev[esel], eu[esel]], grad[ev[esel], eu[esel]])
-        if emag.size >= 8 and float(np.mean(emag <= EDGE_STILL_PX)) >= 0.5:
+        if emag.size < 8:      # no edge in view: nothing could show the camera's motion
+            still_frac, r = 1.0, np.zeros(1)
+        elif float(np.mean(emag <= EDGE_STILL_PX)) >= 0.5:
             still_frac, r = 1.0, emag[emag <= EDGE_STILL_PX]
     if force == "moving" or (force == "auto" and still_frac < STILL_FRAC):
         Hf, inl = cv2.findHomography(src, src + f, cv2.RANSAC, 1.0, maxIters=500, confidence=0.99)
@@ -407,14 +415,19 @@ class FlowFieldEstimator:
 
     def _background_holds(self, gray, keys, pairs) -> bool:
         """Whether a static camera's remembered background still holds although the flow says the camera moved:
-        the background's textured pixels that are still in view (they match it in the newest pair's first frame)
-        are still in the newest flow (at least ``BG_HOLDS_STILL`` of them), or, with fewer than 8 of them in view,
-        a mover hides the texture (at least half of the textured pixels lie where the untextured ones around them
-        do not match the background either; a camera motion changes only the textured ones). Textured: Sobel
-        gradient of at least ``BG_TEX_K`` noise sigmas per pixel (the noise measured on the less textured half of
-        the background); a match is within 3 sigmas (+ 2 grey levels) at the global brightness ratio. A view with
-        textured pixels on less than ``BG_TEX_MIN`` of it shows no camera motion: it holds. False without a
-        background (start of a stream, a camera that moved, keys restarting)."""
+        the background's textured pixels in view (not where a mover covers them, nor within 3 pixels of it: the
+        regularised flow bleeds) are still in the newest pair's flow across their edges (at least
+        ``BG_HOLDS_STILL`` of them move less than ``EDGE_STILL_PX``), or, with fewer than ``BG_SEEN_MIN`` of them
+        in view (next to a fast mover they take up its dragged flow), a mover hides the texture (at least
+        ``BG_COVERED`` of the textured pixels lie where the untextured ones around them do not match the background
+        either; a camera's motion changes only the textured ones). Textured: Sobel
+        gradient of at least ``BG_TEX_K`` noise sigmas per pixel, the noise (grey levels) measured against the
+        background in the last window the camera was seen static; a match: within 3 sigmas + 2 grey levels at the
+        global brightness ratio. A view with textured pixels on less than ``BG_TEX_MIN`` of it shows no camera
+        motion: it holds; a view that matches the background on less than half of it (``BG_HOLDS_CHANGED``) does
+        not. False without a background (start of a stream, a camera that moved, keys restarting).
+        Selecting the pixels by whether they match the background would keep a pan static: those that still match
+        after a shift are the ones whose edges lie along it, and their flow across is ~0."""
         bg = self._bg
         if bg is None or self._bg_n < BG_WARM or keys is None or any(k is None for k in keys) \
                 or (self._bg_key is not None and keys[-1] < self._bg_key) or gray[-2].shape != bg.shape \
@@ -426,9 +439,11 @@ class FlowFieldEstimator:
         d = _chan(np.abs(g - _gain(g, bg) * bg))
         sigma = max(self._hold[1], 1.0)      # measured while the camera was seen static
         tex = grad >= BG_TEX_K * sigma
+        tol = 3.0 * sigma + 2.0
+        if float(np.mean(d > tol)) > BG_HOLDS_CHANGED:
+            return False     # the view is no longer the remembered one (a camera panning off a plain wall)
         if tex.mean() < BG_TEX_MIN:
             return True
-        tol = 3.0 * sigma + 2.0
         # where a mover covers the texture, the untextured pixels around it do not match the background either (a
         # camera motion changes the textured ones only)
         plain = (~tex).astype(np.float32)
@@ -438,8 +453,11 @@ class FlowFieldEstimator:
         # (and keep clear of it: the regularised flow bleeds a few pixels from a mover)
         seen = tex & ~cv2.dilate(covered.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool) & ok
         if seen.sum() >= 8:
-            return float(np.mean(_across(fwd, gxy)[seen] <= EDGE_STILL_PX)) >= BG_HOLDS_STILL
-        return float(covered[tex].mean()) >= 0.5
+            still = float(np.mean(_across(fwd, gxy)[seen] <= EDGE_STILL_PX)) >= BG_HOLDS_STILL
+            if still or seen.sum() >= BG_SEEN_MIN * tex.sum():
+                return still
+        # few in view (next to a mover, they take up its dragged flow): it holds where a mover hides the texture
+        return float(covered[tex].mean()) >= BG_COVERED
 
     def _bg_track_still(self, g):
         """Count, per pixel, the frames for which it has stayed as it is (within the images' noise): a pixel that
