@@ -220,7 +220,7 @@ def background_motion(fwd: np.ndarray, ok: np.ndarray, static_px: float = STATIC
                 H, moving = Hf, True
     if moving:
         r = np.hypot(*(src + f - cv2.perspectiveTransform(src[None], H)[0]).T)
-    elif r is mag and identity_res > static_px:
+    elif r is mag and identity_res > static_px and still_frac > 0:
         r = mag[mag <= static_px]   # static with most pixels moving (a mover, a wall's noise): the still ones' spread
     return H, moving, float(np.median(r) / 1.1774)
 
@@ -327,7 +327,7 @@ class FlowFieldEstimator:
         self._bg, self._bg_n, self._bg_key = None, 0, None
         self._moved_at, self._live = None, None
         self._expo = None
-        self._hold = None    # the flow's noise in the last window the camera was seen static
+        self._hold = None    # (flow noise px, image noise grey levels) when the camera was last seen static
         self.last_stats: Dict[str, float] = {}
         self.description = f"geometric flow field (DIS, fb-checked, camera {camera})"
 
