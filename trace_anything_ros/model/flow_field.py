@@ -220,8 +220,10 @@ def background_motion(fwd: np.ndarray, ok: np.ndarray, static_px: float = STATIC
                 H, moving = Hf, True
     if moving:
         r = np.hypot(*(src + f - cv2.perspectiveTransform(src[None], H)[0]).T)
-    elif r is mag and identity_res > static_px and still_frac > 0:
-        r = mag[mag <= static_px]   # static with most pixels moving (a mover, a wall's noise): the still ones' spread
+    elif r is mag and force == "auto" and identity_res > static_px:
+        # judged static with most pixels moving (a mover, a wall's noise): the still ones' spread (forced static,
+        # whatever moves is noise)
+        r = mag[mag <= static_px]
     return H, moving, float(np.median(r) / 1.1774)
 
 
