@@ -83,7 +83,9 @@ def test_token_reuse_is_exact():
     with torch.inference_mode():
         alone = m.encode(x[:, 2:3])
         inside = m.encode(x)[:, 2:3]
-    assert torch.allclose(alone, inside, rtol=1e-5, atol=1e-6)
+    # float32 rounding only: a batch's GEMMs are blocked differently (2.1e-6 at most on values up to 2.8, measured on
+    # a 2-core machine; atol 1e-6 failed there where tokens are near 0); a token that saw other frames differs by O(1)
+    assert torch.allclose(alone, inside, rtol=1e-5, atol=1e-5), float((alone - inside).abs().max())
 
 
 def test_batch_of_two_equals_two_single_runs():
