@@ -260,10 +260,13 @@ def test_only_large_recent_movers_persist():
     assert not est._live_movers(still, fg, 1.0).any()
 
 
-def test_a_live_region_is_held_out_of_the_background_for_a_while_only():
+def test_a_live_region_is_held_out_of_the_background_for_a_while_only(monkeypatch):
     """Pixels of a live mover's region that hold still (a uniform inside) are not absorbed into the remembered
     background, nor drifted towards, for up to ``PERSIST_HOLD`` still frames; after that they are background like
-    any stopped object (a wrong background next to a mover that keeps moving is corrected)."""
+    any stopped object (a wrong background next to a mover that keeps moving is corrected). ``GHOST`` is off: the
+    patch's dark top looks like the dark scene above it, and the ghost rule takes that part (14 % of the patch) for
+    uncovered background, as it should (see test_the_background_grows_into_a_ghost_not_into_a_mover_at_rest)."""
+    monkeypatch.setattr(flow_field, "GHOST", 0)
     img, tex, rng = _scene(2)
     est = FlowFieldEstimator(SIZE)
     scene = flow_field._photo(img.astype(np.uint8))
@@ -285,6 +288,71 @@ def test_a_live_region_is_held_out_of_the_background_for_a_while_only():
     patch = flow_field._photo(_frame(img, tex, 60, np.random.default_rng(9)))
     err = flow_field._chan(np.abs(est._bg - patch))[live]
     assert np.percentile(err, 90) <= 12.0, np.percentile(err, 90)         # held past PERSIST_HOLD: absorbed
+
+
+def _wall_stream(est, frames, live=None, start=0):
+    """``frames`` into the static camera's remembered background one by one (``live``: the region a live mover
+    holds, as ``_live_movers`` would report it)."""
+    for k, f in enumerate(frames):
+        est._live = live
+        est._remember([flow_field._photo(f)], [start + k], False)
+    return start + len(frames)
+
+
+def test_the_background_grows_into_a_ghost_not_into_a_mover_at_rest(monkeypatch):
+    """A dark patch stands on a plain wall while the background is learnt, then leaves; the region it uncovered is
+    joined to a live mover (held out of the background for ``PERSIST_HOLD`` frames: a person's arm that hung there
+    and now waves). The background grows into it from its edge (``GHOST``): within 12 frames the region is the wall
+    again; with ``GHOST`` off (the control) it is still the patch. A patch that arrives and rests, live, is not taken
+    for a ghost: it does not look like the wall next to it."""
+    rng = np.random.default_rng(3)
+    wall = clips.plain_wall(SIZE[0], SIZE[1], rng)
+    tex = np.full((30, 20, 3), 40.0, np.float32) + rng.normal(0, 6, (30, 20, 3))
+    region = np.zeros(SIZE, bool)
+    region[40:70, 60:80] = True
+
+    def run():
+        est = FlowFieldEstimator(SIZE)
+        key = _wall_stream(est, [_frame(wall, tex, 60, rng) for _ in range(flow_field.BG_WARM)])
+        _wall_stream(est, [_frame(wall, tex, None, rng) for _ in range(12)], region, key)
+        return flow_field._chan(np.abs(est._bg - flow_field._photo(wall.astype(np.uint8))))[region]
+
+    err_on = run()
+    monkeypatch.setattr(flow_field, "GHOST", 0)
+    err_off = run()
+    on90, off50 = np.percentile(err_on, 90), np.median(err_off)
+    assert on90 <= 8.0 and off50 >= 40.0, (on90, off50)
+    monkeypatch.setattr(flow_field, "GHOST", 1)
+    est = FlowFieldEstimator(SIZE)
+    key = _wall_stream(est, [_frame(wall, tex, None, rng) for _ in range(flow_field.BG_WARM)])
+    _wall_stream(est, [_frame(wall, tex, 60, rng) for _ in range(flow_field.BG_ABSORB + 5)], region, key)
+    err = flow_field._chan(np.abs(est._bg - flow_field._photo(wall.astype(np.uint8))))[region]
+    assert np.mean(err <= 8.0) >= 0.9, np.mean(err <= 8.0)      # still the wall: the resting patch stays out
+
+
+def test_a_stopped_mover_that_leaves_gives_back_the_background_it_covered(monkeypatch):
+    """A patch stops on a photograph for 25 frames (it becomes background, as a stopped object does) and leaves:
+    the very next frame, the pixels it uncovered are the scene again (``BG_ALT``: the background a pixel had
+    before it absorbed a stop is kept, and returns when the pixel shows it again -- an arm held still, then
+    lowered, no longer leaves the shirt behind it as a ghost). The control (``BG_ALT`` off) still holds the patch.
+    ``GHOST`` is off in both: the photograph's texture is what is tested, not the ghost's edge."""
+    img, tex, rng = _scene(4)
+    monkeypatch.setattr(flow_field, "GHOST", 0)
+    scene = flow_field._photo(img.astype(np.uint8))
+
+    def run():
+        est = FlowFieldEstimator(SIZE)
+        key = _wall_stream(est, [_frame(img, tex, None, rng) for _ in range(flow_field.BG_WARM + 5)])
+        key = _wall_stream(est, [_frame(img, tex, 60, rng) for _ in range(25)], None, key)
+        absorbed = flow_field._chan(np.abs(est._bg - scene))[40:70, 60:80]
+        _wall_stream(est, [_frame(img, tex, None, rng)], None, key)
+        return absorbed, flow_field._chan(np.abs(est._bg - scene))[40:70, 60:80]
+
+    absorbed, back = run()
+    monkeypatch.setattr(flow_field, "BG_ALT", 0)
+    _, off = run()
+    assert np.median(absorbed) >= 20.0, np.median(absorbed)           # the stopped patch was background
+    assert np.percentile(back, 90) <= 8.0 and np.median(off) >= 20.0, (np.percentile(back, 90), np.median(off))
 
 
 def test_a_fast_blurred_mover_is_filled_in_where_its_flow_fails(monkeypatch):
@@ -473,6 +541,30 @@ def test_a_hand_before_a_plain_wall_is_segmented(monkeypatch):
     off = score_masks(masks, clip.masks, stamps)
     assert on["mover_windows"] >= 15 and on["empty_windows"] >= 20 and on["empty_windows_with_mask"] == 0, on
     assert on["iou"] >= 0.7 and on["iou"] >= off["iou"] + 0.3 and on["precision"] >= 0.75, (on, off)
+
+
+def test_an_arm_raised_from_rest_leaves_no_ghost(monkeypatch):
+    """An arm lies along the bottom of the view, still, while the background is learnt, then turns up about its
+    wrist and waves there (``eval.clips`` kind 'raise', held-out seed 143, 320x240, 15 fps): a person signing, whose
+    arms hung at rest when the recording began (intel-iot-devkit's ASL clips, README). Where it lay, what it
+    uncovered differs from the remembered background and, joined to the waving arm, was a live mover: a ghost for
+    the rest of the clip. With the background growing into a ghost from its edge (``GHOST``) and a pixel's earlier
+    background kept (``BG_ALT``), against the clip's true masks: precision 0.63 -> 0.75, IoU 0.62 -> 0.73; both
+    off is the control. Nothing is published while the arm rests."""
+    from trace_anything_ros.eval.clips import make_clip, score_masks
+
+    if clips.data_dir() is None:
+        pytest.skip("opencv-doc sample data not found (make bootstrap extracts it)")
+    clip = make_clip("raise", 143, (240, 320), 60, fps=15.0, split="holdout")
+    masks, stamps = _clip_masks(clip)
+    on = score_masks(masks, clip.masks, stamps)
+    monkeypatch.setattr(flow_field, "GHOST", 0)
+    monkeypatch.setattr(flow_field, "BG_ALT", 0)
+    masks, stamps = _clip_masks(clip)
+    off = score_masks(masks, clip.masks, stamps)
+    assert on["mover_windows"] >= 40 and on["empty_windows"] >= 10 and on["empty_windows_with_mask"] == 0, on
+    assert on["precision"] >= 0.7 and on["precision"] >= off["precision"] + 0.07, (on, off)
+    assert on["iou"] >= 0.68 and on["iou"] >= off["iou"] + 0.06, (on, off)
 
 
 def _camera_verdicts(frames):

@@ -29,6 +29,10 @@ Kinds (``KINDS``):
   * ``wave``: static camera, the occluder enters from the right (0.6 s), waves in place (``wave_hz``, side to side
     by 12 % of the width while turning +-15 deg, for ``wave_s``: it stops at every turn) and leaves the same way
     (``wave_s`` + 2 s in all: 75 frames at 15 fps with the defaults).
+  * ``raise``: static camera, an arm in view from the first frame: it lies along the bottom of the frame, still,
+    for ``RAISE_REST_S`` (the background is learnt with it), turns up about its wrist at the bottom edge in
+    ``RAISE_S`` and waves there (+-20 deg, ``wave_hz``) to the end -- a person signing, whose arms hung at rest when
+    the recording began. The masks are empty while it rests: a still arm is not a mover.
 
 The occluder is textured with a photograph (``occluder='photo'``) or skin-coloured and nearly uniform
 (``occluder='skin'``: a flat colour, shading from the top and a faint blurred texture, as a real hand is: little for
@@ -51,7 +55,9 @@ from typing import List, Optional, Tuple
 
 import numpy as np
 
-KINDS = ("sweep", "quiet", "shake", "shake_quiet", "wave")
+KINDS = ("sweep", "quiet", "shake", "shake_quiet", "wave", "raise")
+RAISE_REST_S = 1.2   # raise: the arm rests this long ...
+RAISE_S = 0.8        # ... and turns up in this time
 TUNE_SCENES = ("building.jpg", "home.jpg")
 TUNE_TEXTURES = ("baboon.jpg",)
 HOLDOUT_SCENES = ("fruits.jpg", "aero1.jpg", "left01.jpg", "stuff.jpg")
@@ -208,7 +214,7 @@ def make_clip(kind: str = "sweep", seed: int = 0, size: Tuple[int, int] = (240, 
         scene = plain_wall(h + 2 * margin, w + 2 * margin, np.random.default_rng([seed, 1]))
     else:
         scene = _cover(_read(scene_name, root), h, w, margin)
-    moving = kind in ("sweep", "shake", "wave")
+    moving = kind in ("sweep", "shake", "wave", "raise")
     shaky = kind in ("shake", "shake_quiet")
     hs = int(h * rng.uniform(0.75, 0.95))          # the occluder is large: most of the frame's height
     sil = hand_silhouette(hs, rng)
@@ -244,7 +250,15 @@ def make_clip(kind: str = "sweep", seed: int = 0, size: Tuple[int, int] = (240, 
             M = _affine(w / 2 + margin, h / 2 + margin, da, 1.0, dx - margin, dy - margin)
             img = cv2.warpAffine(scene, M, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
             a = np.zeros((h, w), np.float32)
-            if kind == "wave":
+            if kind == "raise":   # about the wrist: the silhouette's bottom centre, just below the frame
+                u = tt / fps - RAISE_REST_S
+                ang = 80.0 if u < 0 else (80.0 * (1 - u / RAISE_S) if u < RAISE_S else
+                                          -20.0 * np.sin(2 * np.pi * wave_hz * (u - RAISE_S)))
+                Mo = _affine(hs / 2, hs, ang, 1.0, 0.65 * w - hs / 2, 1.04 * h - hs)
+                a = cv2.warpAffine(sil, Mo, (w, h), flags=cv2.INTER_LINEAR)
+                ot = cv2.warpAffine(tex, Mo, (w, h), flags=cv2.INTER_LINEAR)
+                img = img * (1 - a[..., None]) + ot * a[..., None]
+            elif kind == "wave":
                 x = _wave_x(tt / fps, w, hs, wave_s, wave_hz)
                 if x is not None:
                     ang = 15 * np.sin(2 * np.pi * wave_hz * max(0.0, tt / fps - WAVE_START_S - WAVE_ENTER_S))
@@ -276,7 +290,8 @@ def make_clip(kind: str = "sweep", seed: int = 0, size: Tuple[int, int] = (240, 
         ok, buf = cv2.imencode(".jpg", cv2.cvtColor(img, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
         img = cv2.cvtColor(cv2.imdecode(buf, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
         frames.append(img)
-        masks.append(cover / blur_steps >= 0.5)
+        resting = kind == "raise" and t / fps < RAISE_REST_S
+        masks.append((cover / blur_steps >= 0.5) & (not resting))
     return Clip(np.stack(frames), np.stack(masks), fps, kind, scene_name, tex_name)
 
 

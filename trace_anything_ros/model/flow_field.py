@@ -38,7 +38,11 @@ Per window of N frames at the input size:
    differs in hue): the flow's position must explain the pixel clearly better than the background's, including a
    background remembered over the stream -- a static camera's in its image (``_remember``), a moving camera's on a
    canvas reached through the chained homographies (``_remember_moving``); each updated per pixel by what the pixel
-   shows, so that movers do not enter it and the background they uncover is known (no trailing ghosts). A static
+   shows, so that movers do not enter it and the background they uncover is known (no trailing ghosts). What a
+   mover that was there from the start uncovers (a person's arm, at rest when the stream began, raised) grows back
+   into the static camera's background from its edge where it looks like the background beside it (``_ghosts``),
+   and a pixel keeps the background it had before it absorbed a mover that stopped, to return to it when the
+   mover leaves (``BG_ALT``: an arm held still, then lowered). A static
    camera's fast movers are filled in where their flow fails inside them (``_fill_movers``): pixels the remembered
    background does not explain move with the fast movers of their connected region.
 6. The measured noise: the robust spread of the background's residual flow (after the homography), reported as
@@ -97,6 +101,11 @@ PERSIST_FRAC = 0.15      # ... a foreground region with at least this fraction o
 PERSIST_MIN_PX = 20      # ... movers: connected moving pixels (3 x 3 opened), at least this many (the mask's min_area)
 PERSIST_MIN_FRAC = 0.04  # ... large movers only: a live region covers at least this fraction of the frame
 PERSIST_HOLD = 60        # ... a live pixel still for this many frames is absorbed all the same (ghost next to a mover)
+BG_ALT = 1               # a pixel's background before it absorbed a stopped mover is kept, and returns when seen
+BG_ALT_AGE = 30          # ... a background held this many frames (not a mover's absorbed and soon replaced)
+GHOST = 1                # the background grows into a ghost (what a mover uncovered) from its edge (_ghosts)
+GHOST_STILL = 3          # ... pixels that showed the same for this many frames
+GHOST_PX = 2             # ... by up to this many pixels per frame
 BOUNDARY_PX = 1          # published motion reaches this far past a small mover's edge (3 x 3 pooled evidence)
 CHANGED_K = 2.0          # 'changed': the background's residual above this many times the noise level
 FOLLOW_K = 2.0           # 'clearly changed' (x changed's level): a tracked pixel follows its flow (_lift_plane)
@@ -404,6 +413,9 @@ class FlowFieldEstimator:
             if self._bg is None or self._bg.shape != g.shape:
                 self._bg, self._bg_n, self._bg_first = g.copy(), 1, [g]
                 self._bg_prev, self._bg_still = g, np.zeros(g.shape[:2], np.int32)
+                self._bg_alt = np.full_like(g, np.nan)   # the background a pixel had before it absorbed a stop
+                self._bg_age = np.full(g.shape[:2], 1 << 20, np.int64)  # frames since it last absorbed one
+                self._ghost_ref = np.full_like(g, np.nan)   # the background value a ghost's pixel was grown from
             elif self._bg_n < BG_WARM:
                 self._bg_n += 1
                 self._bg_first.append(g)
@@ -482,7 +494,20 @@ class FlowFieldEstimator:
         still_tol = self._bg_track_still(g)
         gain = _gain(g, self._bg)   # global brightness (flicker)
         dn = _chan(np.abs(g - gain * self._bg))
-        agree = dn <= max(still_tol, BG_AGREE_K * 1.4826 * float(np.median(dn)))
+        tol = max(still_tol, BG_AGREE_K * 1.4826 * float(np.median(dn)))
+        agree = dn <= tol
+        if BG_ALT:
+            # a pixel showing again what it showed before a stopped mover was absorbed there (an arm held still,
+            # then lowered: the shirt behind it) returns to that background, and keeps the mover's as the other
+            alt = self._bg_alt
+            back = ~agree & (_chan(np.abs(g - gain * np.where(np.isfinite(alt), alt, np.inf))) <= tol)
+            if back.any():
+                bx = _px(back, g)
+                self._bg_alt = np.where(bx, self._bg, alt)
+                self._bg = np.where(bx, alt, self._bg)
+                self._bg_age[back] = 1 << 20
+                self._ghost_ref[back] = np.nan
+                agree |= back
         d = g - self._bg
         step = np.where(_px(agree, d), np.clip(d, -BG_STEP, BG_STEP), np.clip(d, -BG_SLOW, BG_SLOW))
         absorb = ~agree & (self._bg_still >= BG_ABSORB)
@@ -495,7 +520,54 @@ class FlowFieldEstimator:
             absorb &= ~hold
             step = np.where(_px(hold & ~agree, step), 0.0, step)
         self._bg += step
+        if BG_ALT:
+            # the established background is kept, not a mover's that was absorbed and replaced within BG_ALT_AGE
+            keep = absorb & (self._bg_age >= BG_ALT_AGE)
+            self._bg_alt[keep] = self._bg[keep]
+            self._bg_age += 1
+            self._bg_age[absorb] = 0
         self._bg[absorb] = g[absorb]
+        self._ghost_ref[absorb] = np.nan
+        if GHOST:
+            self._ghosts(g, agree | absorb, tol)
+
+    def _ghosts(self, g, agree, tol):
+        """The remembered background grows into what a mover uncovered: a pixel that disagrees with it, has shown
+        the same for ``GHOST_STILL`` frames, has not moved within ``PERSIST_FRAMES`` and looks like (within ``tol``,
+        the images' noise) the background of a neighbour that agrees with it, is background (up to ``GHOST_PX``
+        pixels deep per frame). A person present while the background was learnt leaves a ghost where an arm hung
+        when it rises; joined to the moving arm, the ghost was a live mover (``_live_movers``) and never absorbed.
+        A mover (a hand at rest) does not look like the background next to it. The background grown so carries the
+        value it matched (``_ghost_ref``), and the next pixel must match that, not the one before it: a chain of
+        small steps (a shaded hand) cannot walk away from the background it started at."""
+        cand = ~agree & (self._bg_still >= GHOST_STILL)
+        if self._moved_at is not None and self._moved_at.shape == cand.shape:
+            cand &= (self._bg_n - self._moved_at) > PERSIST_FRAMES
+        if not cand.any():
+            return
+        h, w = cand.shape
+        bg, ref = self._bg, self._ghost_ref
+        known = agree.copy()
+        pad = ((1, 1), (1, 1)) + ((0, 0),) * (bg.ndim - 2)
+        for _ in range(int(GHOST_PX)):
+            kp = np.pad(known, 1)
+            rp = np.pad(np.where(np.isfinite(ref), ref, bg), pad, mode="edge")
+            hit = np.zeros_like(cand)
+            new_ref = np.zeros_like(bg)
+            for dy in (-1, 0, 1):
+                for dx in (-1, 0, 1):
+                    if dy == 0 and dx == 0:
+                        continue
+                    r = rp[1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
+                    m = cand & ~hit & kp[1 + dy:1 + dy + h, 1 + dx:1 + dx + w] & (_chan(np.abs(g - r)) <= tol)
+                    new_ref[m] = r[m]
+                    hit |= m
+            if not hit.any():
+                break
+            bg[hit] = g[hit]
+            ref[hit] = new_ref[hit]
+            known |= hit
+            cand &= ~hit
 
     def _remember_moving(self, gray, keys, Hs):
         """A moving camera's remembered background, per frame of the window in that frame's image (NaN where not
