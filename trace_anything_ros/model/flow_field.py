@@ -135,6 +135,11 @@ def _chan(x: np.ndarray) -> np.ndarray:
     return x.mean(-1) if x.ndim == 3 else x
 
 
+def _chan_px(x: np.ndarray) -> np.ndarray:
+    """``_chan`` for a list of pixels ``[M]`` (grey) or ``[M, 3]`` (colour)."""
+    return x.mean(-1) if x.ndim == 2 else x
+
+
 def _px(mask: np.ndarray, like: np.ndarray) -> np.ndarray:
     """A per-pixel mask broadcastable against ``like`` (grey or colour)."""
     return mask[..., None] if like.ndim == 3 and mask.ndim == 2 else mask
@@ -500,14 +505,16 @@ class FlowFieldEstimator:
             # a pixel showing again what it showed before a stopped mover was absorbed there (an arm held still,
             # then lowered: the shirt behind it) returns to that background, and keeps the mover's as the other
             alt = self._bg_alt
-            back = ~agree & (_chan(np.abs(g - gain * np.where(np.isfinite(alt), alt, np.inf))) <= tol)
+            ys, xs = np.nonzero(~agree & np.isfinite(_chan(alt)))      # few pixels: compared sparsely
+            back = _chan_px(np.abs(g[ys, xs] - gain * alt[ys, xs])) <= tol
             if back.any():
-                bx = _px(back, g)
-                self._bg_alt = np.where(bx, self._bg, alt)
-                self._bg = np.where(bx, alt, self._bg)
-                self._bg_age[back] = 1 << 20
-                self._ghost_ref[back] = np.nan
-                agree |= back
+                ys, xs = ys[back], xs[back]
+                was = self._bg[ys, xs].copy()
+                self._bg[ys, xs] = alt[ys, xs]
+                alt[ys, xs] = was
+                self._bg_age[ys, xs] = 1 << 20
+                self._ghost_ref[ys, xs] = np.nan
+                agree[ys, xs] = True
         d = g - self._bg
         step = np.where(_px(agree, d), np.clip(d, -BG_STEP, BG_STEP), np.clip(d, -BG_SLOW, BG_SLOW))
         absorb = ~agree & (self._bg_still >= BG_ABSORB)
@@ -547,27 +554,31 @@ class FlowFieldEstimator:
             return
         h, w = cand.shape
         bg, ref = self._bg, self._ghost_ref
+        grown_from = np.where(_px(np.isfinite(_chan(ref)), ref), ref, bg)
         known = agree.copy()
-        pad = ((1, 1), (1, 1)) + ((0, 0),) * (bg.ndim - 2)
         for _ in range(int(GHOST_PX)):
-            kp = np.pad(known, 1)
-            rp = np.pad(np.where(np.isfinite(ref), ref, bg), pad, mode="edge")
-            hit = np.zeros_like(cand)
-            new_ref = np.zeros_like(bg)
-            for dy in (-1, 0, 1):
-                for dx in (-1, 0, 1):
-                    if dy == 0 and dx == 0:
-                        continue
-                    r = rp[1 + dy:1 + dy + h, 1 + dx:1 + dx + w]
-                    m = cand & ~hit & kp[1 + dy:1 + dy + h, 1 + dx:1 + dx + w] & (_chan(np.abs(g - r)) <= tol)
-                    new_ref[m] = r[m]
-                    hit |= m
+            # only the candidates next to the known background (its edge: few pixels) are compared
+            ys, xs = np.nonzero(cand & (cv2.dilate(known.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0))
+            if ys.size == 0:
+                break
+            gv = g[ys, xs]
+            hit = np.zeros(ys.size, bool)
+            new_ref = np.zeros_like(gv)
+            for dy, dx in ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)):
+                ny, nx = ys + dy, xs + dx
+                inside = (ny >= 0) & (ny < h) & (nx >= 0) & (nx < w)
+                ny, nx = np.clip(ny, 0, h - 1), np.clip(nx, 0, w - 1)
+                r = grown_from[ny, nx]
+                m = ~hit & inside & known[ny, nx] & (_chan_px(np.abs(gv - r)) <= tol)
+                new_ref[m] = r[m]
+                hit |= m
             if not hit.any():
                 break
-            bg[hit] = g[hit]
-            ref[hit] = new_ref[hit]
-            known |= hit
-            cand &= ~hit
+            hy, hx = ys[hit], xs[hit]
+            bg[hy, hx] = g[hy, hx]
+            ref[hy, hx] = grown_from[hy, hx] = new_ref[hit]
+            known[hy, hx] = True
+            cand[hy, hx] = False
 
     def _remember_moving(self, gray, keys, Hs):
         """A moving camera's remembered background, per frame of the window in that frame's image (NaN where not
