@@ -26,7 +26,9 @@ Per window of N frames at the input size:
    (``camera`` in the prediction's extras: 'static' | 'moving'); so it is where most edges are still across them
    (a plain wall: its flow is regularised noise, only a poster's edges measure anything), and a static camera's
    remembered background holds while its visible textured pixels stay still (a hand before a plain wall drags the
-   whole view's flow with it: ``_background_holds``). With depth, camera poses come from the caller
+   whole view's flow with it: ``_background_holds``); that background is kept through a few 'moving' windows
+   (``BG_AWAY``: a mover holding most of a blank view's texture is taken for the camera when it starts to move) and
+   taken up again only where it still matches the view. With depth, camera poses come from the caller
    (odometry) and the 3D chain of ``model.geometry.compute`` is used.
 3. Each frame's pixels followed to every other frame of the window through the flows (a broken forward/backward
    check stops the chain: the pixel holds its last position), mapped into the reference (first) frame's image by
@@ -89,6 +91,9 @@ BG_COVERED = 0.3         # ... this fraction of them
 BG_TEX_K = 4.0           # ... textured: a 1 px shift changes the pixel by this many noise sigmas (Sobel gradient)
 BG_TEX_MIN = 0.01        # ... textured pixels on less than this fraction of the view: it holds
 BG_HOLDS_CHANGED = 0.5   # ... never with more than this fraction of the view unlike the background
+BG_AWAY = 1              # a static camera's background is kept through 'moving' windows (_remember) ...
+BG_AWAY_WINDOWS = 15     # ... at most this many in a row
+BG_AWAY_MATCH = 0.5      # ... and taken up again only where this fraction of its textured pixels in view match it
 FILL = 1                 # a static camera's fast movers: unmeasured pixels of their foreground move with them
 FILL_PX_STEP = 2.0       # ... movers: faster than this many px per frame (input size; slower ones' flow holds)
 FILL_FRAC = 0.15         # ... a foreground region with at least this fraction of it moving
@@ -341,6 +346,7 @@ class FlowFieldEstimator:
         self.cache_size = int(cache_size)
         self._flows: "OrderedDict[tuple, tuple]" = OrderedDict()
         self._bg, self._bg_n, self._bg_key = None, 0, None
+        self._away = 0       # 'moving' windows in a row while a static camera's background is kept (BG_AWAY)
         self._moved_at, self._live = None, None
         self._expo = None
         self._hold = None    # (flow noise px, image noise grey levels) when the camera was last seen static
@@ -366,7 +372,7 @@ class FlowFieldEstimator:
 
     def clear_cache(self) -> None:
         self._flows.clear()
-        self._bg, self._bg_n, self._bg_key = None, 0, None
+        self._bg, self._bg_n, self._bg_key, self._away = None, 0, None, 0
         self._moved_at, self._live = None, None
         self._mbg = None
         self._expo = None
@@ -403,14 +409,23 @@ class FlowFieldEstimator:
     def _remember(self, gray, keys, moving: bool):
         """The static camera's background (grey, input size) remembered over the stream, updated with this window's
         new frames (by ``frame_keys``; none: no memory): the median of the first ``BG_WARM`` frames, then updated per
-        pixel by what the pixel shows (``_bg_update``). Forgotten when the camera moves or the keys restart. None
-        until ``BG_WARM`` frames were seen."""
+        pixel by what the pixel shows (``_bg_update``). Not updated while the camera is taken for moving, and
+        forgotten after ``BG_AWAY_WINDOWS`` such windows in a row, when the camera is static again but the view no
+        longer matches it (``_background_matches``: it did move), or when the keys restart. None until ``BG_WARM``
+        frames were seen."""
         if keys is None or any(k is None for k in keys) or moving:
             if moving:
-                self._bg, self._bg_n, self._bg_key = None, 0, None
+                # kept (not updated) through a few 'moving' windows: a mover that holds most of a nearly blank
+                # view's texture (an arm in view from the start) is taken for the camera when it starts to move
+                self._away += 1
+                if not BG_AWAY or self._bg is None or self._bg_n < BG_WARM or self._away > BG_AWAY_WINDOWS:
+                    self._bg, self._bg_n, self._bg_key, self._away = None, 0, None, 0
             return None
         if self._bg_key is not None and keys[-1] < self._bg_key:
             self._bg, self._bg_n, self._bg_key = None, 0, None
+        if self._away and self._bg is not None and not self._background_matches(gray[-1].astype(np.float32)):
+            self._bg, self._bg_n, self._bg_key = None, 0, None    # back static elsewhere: the camera did move
+        self._away = 0
         for g, k in zip(gray, keys):
             if self._bg_key is not None and k <= self._bg_key:
                 continue
@@ -454,22 +469,11 @@ class FlowFieldEstimator:
                 or (self._bg_key is not None and keys[-1] < self._bg_key) or gray[-2].shape != bg.shape \
                 or self._hold is None or self._hold[1] is None:
             return False
-        gxy = gradient(_chan(bg))
-        grad = np.hypot(gxy[..., 0], gxy[..., 1])
-        g = gray[-2]
-        d = _chan(np.abs(g - _gain(g, bg) * bg))
-        sigma = max(self._hold[1], 1.0)      # measured while the camera was seen static
-        tex = grad >= BG_TEX_K * sigma
-        tol = 3.0 * sigma + 2.0
+        gxy, d, tex, tol, covered = self._bg_view(gray[-2])
         if float(np.mean(d > tol)) > BG_HOLDS_CHANGED:
             return False     # the view is no longer the remembered one (a camera panning off a plain wall)
         if tex.mean() < BG_TEX_MIN:
             return True
-        # where a mover covers the texture, the untextured pixels around it do not match the background either (a
-        # camera motion changes the textured ones only)
-        plain = (~tex).astype(np.float32)
-        near = cv2.blur(plain, (9, 9))
-        covered = (cv2.blur(plain * (d > tol), (9, 9)) >= 0.5 * np.maximum(near, 1e-6)) & (near >= 0.25)
         fwd, _, ok = pairs[-1]
         # (and keep clear of it: the regularised flow bleeds a few pixels from a mover)
         seen = tex & ~cv2.dilate(covered.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool) & ok
@@ -479,6 +483,39 @@ class FlowFieldEstimator:
                 return still
         # few in view (next to a mover, they take up its dragged flow): it holds where a mover hides the texture
         return float(covered[tex].mean()) >= BG_COVERED
+
+    def _bg_view(self, g):
+        """The frame ``g`` against the static camera's remembered background: ``(gradient of the background, the
+        difference d, its textured pixels, the tolerance of a match, the pixels a mover covers)``. Textured: Sobel
+        gradient of at least ``BG_TEX_K`` noise sigmas per pixel, the noise (grey levels) measured against the
+        background in the last window the camera was seen static; a match: within 3 sigmas + 2 grey levels at the
+        global brightness ratio. Covered: where a mover covers the texture, the untextured pixels around it do not
+        match the background either (a camera's motion changes the textured ones only)."""
+        bg = self._bg
+        gxy = gradient(_chan(bg))
+        d = _chan(np.abs(g - _gain(g, bg) * bg))
+        sigma = max(self._hold[1], 1.0)      # measured while the camera was seen static
+        tex = np.hypot(gxy[..., 0], gxy[..., 1]) >= BG_TEX_K * sigma
+        tol = 3.0 * sigma + 2.0
+        plain = (~tex).astype(np.float32)
+        near = cv2.blur(plain, (9, 9))
+        covered = (cv2.blur(plain * (d > tol), (9, 9)) >= 0.5 * np.maximum(near, 1e-6)) & (near >= 0.25)
+        return gxy, d, tex, tol, covered
+
+    def _background_matches(self, g) -> bool:
+        """Whether the remembered background still explains the view after windows the flow called 'moving'
+        (``BG_AWAY``): at least ``BG_AWAY_MATCH`` of its textured pixels in view (``_bg_view``) match it. A camera
+        that moved and stopped leaves them off by its motion; a mover that was taken for the camera covers some,
+        and the rest match. A view with too little texture in sight cannot tell: it matches."""
+        if self._hold is None or self._hold[1] is None or g.shape != self._bg.shape:
+            return False
+        _, d, tex, tol, covered = self._bg_view(g)
+        seen = tex & ~cv2.dilate(covered.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+        if float(np.mean(d > tol)) > BG_HOLDS_CHANGED:
+            return False
+        if seen.sum() < 8 or tex.mean() < BG_TEX_MIN:
+            return True
+        return float(np.mean(d[seen] <= tol)) >= BG_AWAY_MATCH
 
     def _bg_track_still(self, g):
         """Count, per pixel, the frames for which it has stayed as it is (within the images' noise): a pixel that

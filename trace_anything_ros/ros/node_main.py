@@ -15,7 +15,9 @@
 """rclpy process and context boilerplate shared by every node's ``main()`` and by in-process rclpy users.
 
 - ``spin_node``: init rclpy, create the node, spin it on an executor until shutdown / Ctrl-C (or ``until()``),
-  then clean up (node hook, executor, node, rclpy) on every exit path.
+  then clean up (node hook, executor, node, rclpy) on every exit path. A process still alive
+  ``SLOW_STOP_S`` after its spin ended writes every thread's stack to stderr (``faulthandler``): a node that does
+  not stop on Ctrl-C (``ros2 launch`` escalates to SIGTERM after 5 s) says where it is stuck.
 - ``context_or_default``: the context an in-process helper (benchmarks, soak harness) creates its node in: the
   caller's own context when given (tests: the ``ros_context`` fixture), else the global default context,
   initialised on first use (CLI).
@@ -25,10 +27,14 @@
 from __future__ import annotations
 
 import contextlib
+import faulthandler
+import sys
 from typing import Callable, Iterator, Optional, Sequence
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
+
+SLOW_STOP_S = 3.0   # below ros2 launch's SIGINT -> SIGTERM escalation (sigterm_timeout, 5 s)
 
 
 def spin_node(node_factory: Callable[[], "rclpy.node.Node"], args: Optional[Sequence[str]] = None,
@@ -66,6 +72,8 @@ def spin_node(node_factory: Callable[[], "rclpy.node.Node"], args: Optional[Sequ
     finally:
         if signal_handlers:
             _ignore_further_sigint()
+            # never cancelled: it covers the clean-up below and the interpreter's exit after it
+            faulthandler.dump_traceback_later(SLOW_STOP_S, exit=False, file=sys.stderr)
         if node is not None and cleanup is not None:
             cleanup(node)
         if ex is not None:

@@ -1,0 +1,73 @@
+# Copyright 2026 The trace_anything_ros authors
+#
+# Licensed under the Apache License, Version 2.0 (the "License");
+# you may not use this file except in compliance with the License.
+# You may obtain a copy of the License at
+#
+#     http://www.apache.org/licenses/LICENSE-2.0
+#
+# Unless required by applicable law or agreed to in writing, software
+# distributed under the License is distributed on an "AS IS" BASIS,
+# WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+# See the License for the specific language governing permissions and
+# limitations under the License.
+
+"""``ros.node_main.spin_node`` in a process of its own, stopped with a real SIGINT: a node whose clean-up is slow
+writes every thread's stack to stderr after ``SLOW_STOP_S`` (where ``ros2 launch`` would soon escalate to SIGTERM)
+and still exits 0; a prompt one writes nothing."""
+import subprocess
+import sys
+import time
+
+import pytest
+
+from ros_helpers import node_env
+
+pytestmark = pytest.mark.ros
+
+SCRIPT = """
+import sys, time
+import rclpy.node
+from trace_anything_ros.ros.node_main import spin_node
+
+def slow_cleanup_of_the_test(node):
+    time.sleep(float(sys.argv[1]))
+
+def factory():
+    node = rclpy.node.Node("spin_node_test")
+    node.create_timer(0.2, lambda: None)
+    print("spinning", flush=True)
+    return node
+
+sys.exit(spin_node(factory, ["spin_node_test"], cleanup=slow_cleanup_of_the_test))
+"""
+
+
+def _stop(cleanup_s: float):
+    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(cleanup_s)], env=node_env(), text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline().strip() == "spinning"
+        time.sleep(1.0)
+        t = time.monotonic()
+        proc.send_signal(2)
+        out, err = proc.communicate(timeout=30)
+        return proc.returncode, time.monotonic() - t, err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def test_a_slow_stop_writes_where_it_is_stuck():
+    from trace_anything_ros.ros.node_main import SLOW_STOP_S
+
+    rc, took, err = _stop(SLOW_STOP_S + 1.5)
+    assert rc == 0, err
+    assert took >= SLOW_STOP_S + 1.5
+    assert "Timeout (" in err and "slow_cleanup_of_the_test" in err, err
+
+
+def test_a_prompt_stop_writes_nothing():
+    rc, took, err = _stop(0.0)
+    assert rc == 0, err
+    assert "Timeout (" not in err and "Traceback" not in err, err
