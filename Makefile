@@ -18,7 +18,7 @@ bootstrap:
 	./scripts/bootstrap.sh
 
 test: bootstrap
-	$(PY) -m pytest -rs --timeout=900 $(PYTEST_ARGS) test
+	$(PY) -m pytest -rs --timeout=900 --durations=15 $(PYTEST_ARGS) test
 
 test-fast: bootstrap
 	$(PY) -m pytest -rs --timeout=900 -m "not slow" $(PYTEST_ARGS) test

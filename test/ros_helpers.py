@@ -58,11 +58,18 @@ class RosHarness:
             self.ex.spin_once(timeout_sec=0.05)
         return pred()
 
-    def call(self, client, req, timeout=10.0):
+    def call(self, client, req, timeout=10.0, tries=2):
+        """The service's answer; a request without one in ``timeout`` is sent again (the calls made through it
+        are idempotent: parameters, a goal, a cancel). A service found by ``wait_for_service`` may not yet have
+        discovered this client's response reader, and its answer is then lost (fresh-clone CI: the planner's
+        set_parameters)."""
         assert client.wait_for_service(timeout)
-        fut = client.call_async(req)
-        assert self.wait(fut.done, timeout)
-        return fut.result()
+        for _ in range(tries):
+            fut = client.call_async(req)
+            if self.wait(fut.done, timeout):
+                return fut.result()
+            client.remove_pending_request(fut)
+        raise AssertionError(f"{client.srv_name}: no answer in {tries} x {timeout} s")
 
     def set_params(self, **values):
         """``a__b=v`` sets parameter ``a.b`` through the node's ``set_parameters`` service; returns the results."""
