@@ -106,6 +106,7 @@ PERSIST_FRAC = 0.15      # ... a foreground region with at least this fraction o
 PERSIST_MIN_PX = 20      # ... movers: connected moving pixels (3 x 3 opened), at least this many (the mask's min_area)
 PERSIST_MIN_FRAC = 0.04  # ... large movers only: a live region covers at least this fraction of the frame
 PERSIST_HOLD = 60        # ... a live pixel still for this many frames is absorbed all the same (ghost next to a mover)
+UNCOVER = 1              # ... not a pixel a mover uncovered since it last moved itself (what it shows is behind)
 BG_ALT = 1               # a pixel's background before it absorbed a stopped mover is kept, and returns when seen
 BG_ALT_AGE = 30          # ... a background held this many frames (not a mover's absorbed and soon replaced)
 GHOST = 1                # the background grows into a ghost (what a mover uncovered) from its edge (_ghosts)
@@ -180,6 +181,16 @@ def fb_error(fwd: np.ndarray, bwd: np.ndarray) -> np.ndarray:
 
 def fb_ok(fwd: np.ndarray, bwd: np.ndarray) -> np.ndarray:
     return fb_error(fwd, bwd) <= FB_TOL_PX + FB_TOL_REL * np.hypot(fwd[..., 0], fwd[..., 1])
+
+
+def _uncovered(pair, ga: np.ndarray, gb: np.ndarray) -> np.ndarray:
+    """Frame b's pixels that frame a did not show (``pair``: flows a -> b): the backward flow fails its fb check
+    there and the image changed clearly (a mover's trailing edge uncovered them; a uniform area's flow noise does not
+    change the image)."""
+    fwd, bwd, _ = pair
+    a, b = np.asarray(ga, np.float32), np.asarray(gb, np.float32)
+    d = _chan(np.abs(b - _gain(b, a) * a))
+    return ~fb_ok(bwd, fwd) & (d > 3.0 * 1.4826 * float(np.median(d)) + 2.0)
 
 
 def gradient(image: np.ndarray) -> np.ndarray:
@@ -850,10 +861,12 @@ class FlowFieldEstimator:
         if newest is None:
             self._moved_at = None
         elif PERSIST:
-            self._live = self._live_movers(*newest, max(MIN_FLOOR_PX, NOISE_K * noise_px * np.sqrt(max(n - 1, 1))))
+            self._live = self._live_movers(*newest, max(MIN_FLOOR_PX, NOISE_K * noise_px * np.sqrt(max(n - 1, 1))),
+                                           _uncovered(pairs[-1], gray[-2], gray[-1]) if UNCOVER else None, n)
         return samples, alive_frac, ("moving" if any_moving else "static"), noise_px
 
-    def _live_movers(self, disp: np.ndarray, fg: np.ndarray, floor_px: float) -> np.ndarray:
+    def _live_movers(self, disp: np.ndarray, fg: np.ndarray, floor_px: float,
+                     uncovered: Optional[np.ndarray] = None, span: int = 1) -> np.ndarray:
         """The newest frame's pixels that belong to a mover although the field holds them still: a motion-based
         mask loses a hand that waves in place where it turns (it stops for a few frames) and the uniform inside of a
         hand (it shows no motion), and the remembered background absorbed them after ``BG_ABSORB`` still frames.
@@ -867,15 +880,25 @@ class FlowFieldEstimator:
         frames), and are reported
         (``extras['moving_foreground']``) for the dynamic mask. A mover that stays still longer becomes background
         as before (an object that stopped); regions without recent motion (a ghost, a lighting change) are never
-        live."""
+        live. ``uncovered`` (``UNCOVER``; ``_uncovered``: the newest frame's pixels a mover's trailing edge just
+        uncovered) are no longer live until they move themselves: for ``span`` frames (the window) their motion over
+        the window is the mover's that covered them; a shirt's print joined to a signer's moving arms was held as
+        part of the arm for 8 frames after the hands left it."""
         now = self._bg_n
         if self._moved_at is None or self._moved_at.shape != disp.shape:
             self._moved_at = np.full(disp.shape, -(1 << 30), np.int64)
+            self._uncov_at = np.full(disp.shape, -(1 << 30), np.int64)
+            self._own_at = np.full(disp.shape, -(1 << 30), np.int64)
         moved = cv2.morphologyEx((disp > floor_px).astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8))
         nm, lm, st, _ = cv2.connectedComponentsWithStats(moved, connectivity=8)
         big = st[:, cv2.CC_STAT_AREA] >= PERSIST_MIN_PX
         big[0] = False
         self._moved_at[big[lm]] = now      # a mover, not a pixel's jitter (leaves in the wind)
+        if uncovered is not None:
+            # a pixel a mover uncovered shows what was behind it: over the windows that still reach back to when
+            # it was covered (``span`` frames), its broken chain's motion is the mover's, not its own
+            self._uncov_at[uncovered] = now
+            self._own_at[big[lm] & ((now - self._uncov_at) >= span)] = now
         recent = (now - self._moved_at) <= PERSIST_FRAMES
         if not (fg & recent).any():
             return np.zeros(fg.shape, bool)
@@ -884,7 +907,9 @@ class FlowFieldEstimator:
         tot = np.bincount(lab[fg], minlength=nlab)
         ok = (nr >= PERSIST_MIN_PX) & (nr >= PERSIST_FRAC * np.maximum(tot, 1)) & (tot >= PERSIST_MIN_FRAC * fg.size)
         ok[0] = False
-        return ok[lab] & fg
+        if uncovered is None:
+            return ok[lab] & fg
+        return ok[lab] & fg & (self._uncov_at <= self._own_at)
 
     def _lift_depth(self, frames, depth, K, cam_poses, pairs):
         """RGB-D: the metric 3D chain of ``model.geometry.compute`` (measured depth along the flow; camera poses
