@@ -16,8 +16,10 @@
 
 - ``spin_node``: init rclpy, create the node, spin it on an executor until shutdown / Ctrl-C (or ``until()``),
   then clean up (node hook, executor, node, rclpy) on every exit path. A process still alive
-  ``SLOW_STOP_S`` after its spin ended writes every thread's stack to stderr (``faulthandler``): a node that does
-  not stop on Ctrl-C (``ros2 launch`` escalates to SIGTERM after 5 s) says where it is stuck.
+  ``SLOW_STOP_S`` after rclpy was shut down writes every thread's stack to stderr (``faulthandler``): a node that
+  does not stop on Ctrl-C (``ros2 launch`` escalates to SIGTERM after 5 s) says where it is stuck. A watcher thread
+  wakes the executor once the context is shut down (``_wake_on_shutdown``: rclpy's SIGINT thread can leave an
+  executor waiting on a dead context).
 - ``context_or_default``: the context an in-process helper (benchmarks, soak harness) creates its node in: the
   caller's own context when given (tests: the ``ros_context`` fixture), else the global default context,
   initialised on first use (CLI).
@@ -29,12 +31,14 @@ from __future__ import annotations
 import contextlib
 import faulthandler
 import sys
+import threading
 from typing import Callable, Iterator, Optional, Sequence
 
 import rclpy
 from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 
 SLOW_STOP_S = 3.0   # below ros2 launch's SIGINT -> SIGTERM escalation (sigterm_timeout, 5 s)
+SHUTDOWN_POLL_S = 0.25   # how often the watcher looks at the context (the executor's extra wake-ups: none)
 
 
 def spin_node(node_factory: Callable[[], "rclpy.node.Node"], args: Optional[Sequence[str]] = None,
@@ -51,10 +55,13 @@ def spin_node(node_factory: Callable[[], "rclpy.node.Node"], args: Optional[Sequ
     init_kwargs = {} if signal_handlers else {"signal_handler_options": rclpy.signals.SignalHandlerOptions.NO}
     rclpy.init(args=args, **init_kwargs)
     node = ex = None
+    stop_watch = threading.Event()
     try:
         node = node_factory()
         ex = executor()
         ex.add_node(node)
+        threading.Thread(target=_wake_on_shutdown, args=(ex, stop_watch, signal_handlers), daemon=True,
+                         name="wake_on_shutdown").start()
         if until is None:
             ex.spin()
         else:
@@ -70,6 +77,7 @@ def spin_node(node_factory: Callable[[], "rclpy.node.Node"], args: Optional[Sequ
         if rclpy.ok() or type(e).__name__ not in ("RCLError", "RuntimeError"):
             raise
     finally:
+        stop_watch.set()
         if signal_handlers:
             _ignore_further_sigint()
             # never cancelled: it covers the clean-up below and the interpreter's exit after it
@@ -83,6 +91,30 @@ def spin_node(node_factory: Callable[[], "rclpy.node.Node"], args: Optional[Sequ
         if rclpy.ok():
             rclpy.shutdown()
     return 0
+
+
+def _wake_on_shutdown(ex, stop: threading.Event, dump_stacks: bool) -> None:
+    """Wake ``ex`` while rclpy's context is shut down, until ``stop``; arm the stack dump when it goes down.
+
+    rclpy's SIGINT handling (its deferred signal thread) first triggers the executors' guard conditions and only
+    then shuts the contexts down, without the Python shutdown callbacks that would wake them again. An executor
+    that wakes in between still finds its context ok, consumes the trigger and waits again; the C-level shutdown
+    wakes nothing. A process started with SIGINT ignored (a script's ``&``, CI) gets no KeyboardInterrupt either,
+    so only a timer or a message ends that wait, and on sim time after the /clock publisher has stopped none comes:
+    session 16's CI saw the manipulation graph's perception and planner nodes keep running 60 s after the group's
+    SIGINT, while the sim camera (the clock) had stopped cleanly. Once the context is down, every wake makes the
+    executor raise ExternalShutdownException; a callback that does not return is named by the stack dump."""
+    armed = False
+    while not stop.wait(SHUTDOWN_POLL_S):
+        if rclpy.ok():
+            continue
+        if dump_stacks and not armed:
+            faulthandler.dump_traceback_later(SLOW_STOP_S, exit=False, file=sys.stderr)
+        armed = True
+        try:
+            ex.wake()
+        except Exception:   # the executor shut down between the check and the wake: spin has returned
+            return
 
 
 def _ignore_further_sigint() -> None:
