@@ -107,6 +107,8 @@ PERSIST_MIN_PX = 20      # ... movers: connected moving pixels (3 x 3 opened), a
 PERSIST_MIN_FRAC = 0.04  # ... large movers only: a live region covers at least this fraction of the frame
 PERSIST_HOLD = 60        # ... a live pixel still for this many frames is absorbed all the same (ghost next to a mover)
 UNCOVER = 1              # ... not a pixel a mover uncovered since it last moved itself (what it shows is behind)
+BG_EXPOSURE = 1          # the remembered background takes each frame's exposure ratio, where a mover covers it too
+RATIO_MAX_RES = 10.0     # ... grey levels: consecutive frames that differ more at the median are not one view
 BG_ALT = 1               # a pixel's background before it absorbed a stopped mover is kept, and returns when seen
 BG_ALT_AGE = 30          # ... a background held this many frames (not a mover's absorbed and soon replaced)
 GHOST = 1                # the background grows into a ghost (what a mover uncovered) from its edge (_ghosts)
@@ -164,6 +166,27 @@ def _gain(a: np.ndarray, b: np.ndarray, where: Optional[np.ndarray] = None) -> f
     if not ok.any():
         return 1.0
     return float(np.median(ga[ok] / gb[ok]))
+
+
+def _frame_ratio(a: np.ndarray, b: np.ndarray) -> float:
+    """The exposure ratio of frame ``a`` to frame ``b`` (the one before it): ``_gain``'s median of per-pixel ratios,
+    refined over the pixels it explains (within 3 robust sigmas + 1 grey level), three times, so that a mover's
+    pixels, whose ratios spread to one side, do not shift it (a bright patch on a quarter of the view moved the
+    plain median by 0.6 %, every frame). 1.0 where the two are not one view at two exposures: fewer than half of
+    the usable pixels explained, or their median residual above ``RATIO_MAX_RES`` grey levels."""
+    ga, gb = _chan(a), _chan(b)
+    ok = (gb > 8.0) & (ga < 245.0) & (gb < 245.0)
+    if ok.sum() < 0.5 * ok.size:
+        return 1.0
+    sel = ok
+    for _ in range(3):
+        r = float(np.median(ga[sel] / gb[sel]))
+        res = np.abs(ga - r * gb)
+        spread = float(np.median(res[ok]))
+        sel = ok & (res <= 3.0 * 1.4826 * spread + 1.0)
+        if sel.sum() < 0.5 * ok.sum() or spread > RATIO_MAX_RES:
+            return 1.0
+    return float(np.median(ga[sel] / gb[sel]))
 
 
 def _remap(img: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -544,6 +567,8 @@ class FlowFieldEstimator:
         slowly does not drag the background along (behind it the background would then be wrong: a trailing ghost);
         where a pixel has held still for ``BG_ABSORB`` frames while disagreeing (a mover that was there when the
         background was learnt and left, an object that stopped) it becomes the background."""
+        if BG_EXPOSURE:
+            self._follow_exposure(g)
         still_tol = self._bg_track_still(g)
         gain = _gain(g, self._bg)   # global brightness (flicker)
         dn = _chan(np.abs(g - gain * self._bg))
@@ -585,6 +610,22 @@ class FlowFieldEstimator:
         self._ghost_ref[absorb] = np.nan
         if GHOST:
             self._ghosts(g, agree | absorb, tol)
+
+    def _follow_exposure(self, g) -> None:
+        """The remembered background follows the camera's exposure as a whole: scaled by the brightness ratio of
+        frame ``g`` to the frame before it (``_frame_ratio``), covered pixels and kept backgrounds (``BG_ALT``,
+        ``_ghost_ref``) too. Per pixel the background follows the frame only where they agree (``BG_STEP``) and
+        barely where a mover covers it (``BG_SLOW``), so a change of exposure while a mover covers part of the view
+        (auto exposure reacting to the mover: a white car entering a parking lot's view darkened the asphalt by a
+        third) left the covered part at the old exposure; uncovered, it did not match: the car's path behind it,
+        joined to the car, was held as a live mover. The ratio is taken between consecutive frames, not against
+        the background: nothing feeds back, so a mover that biases it cannot make the background drift."""
+        r = _frame_ratio(g, self._bg_prev)
+        if abs(r - 1.0) < 1e-4:
+            return
+        self._bg *= r
+        for kept in (self._bg_alt, self._ghost_ref):
+            kept *= r       # NaN where none is kept: stays NaN
 
     def _ghosts(self, g, agree, tol):
         """The remembered background grows into what a mover uncovered: a pixel that disagrees with it, has shown
