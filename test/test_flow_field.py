@@ -550,6 +550,48 @@ def test_a_shaking_camera_remembers_its_background_on_a_canvas():
     assert np.median(err) <= 4.0 and np.percentile(err, 90) <= 8.0, (np.median(err), np.percentile(err, 90))
 
 
+def test_a_shaking_cameras_canvas_follows_the_exposure(monkeypatch):
+    """The hand-held camera of the test above, its exposure falling to 0.7 over 6 frames while the patch crosses:
+    the canvas, mapped back into the newest frame, is that frame's background along the patch's path too
+    (``BG_EXPOSURE`` on the moving camera's memory). The control (off) left the path 11 grey levels off (median),
+    the rest of the view 4. The stream's own brightening (``EXPOSURE``) is off in both."""
+    import cv2
+    monkeypatch.setattr(flow_field, "EXPOSURE", 0)
+    h, w = SIZE
+
+    def run(seed):
+        img, tex, rng = _scene(seed)
+        big = clips._cover(clips._read("fruits.jpg", clips.data_dir()), h, w, 12).astype(np.float32)
+        frames, walk = [], np.zeros(3)
+        for t in range(32):
+            walk += rng.normal(0, 1, 3) * (1.5, 1.5, 0.25)
+            walk[:2] = np.clip(walk[:2], -6, 6)
+            M = cv2.getRotationMatrix2D((w / 2 + 12, h / 2 + 12), walk[2], 1.0)
+            M[:, 2] += (walk[0] - 12, walk[1] - 12)
+            gain = 1.0 - 0.3 * min(max(t - 14, 0), 6) / 6.0
+            f = cv2.warpAffine(big, M, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT) * gain
+            if 12 <= t < 26:                                          # the patch crosses, 4 px per frame
+                x = 10 + 4 * (t - 12)
+                f[40:70, x:x + 20] = tex * gain
+            frames.append(np.clip(f + rng.normal(0, 2.0, f.shape), 0, 255).astype(np.uint8))
+        est = FlowFieldEstimator(SIZE, camera="moving")
+        _feed(est, frames)
+        st = est._mbg
+        known = np.where(flow_field._px(st["age"] >= flow_field.BG_WARM, st["bg"]), st["bg"], np.nan)
+        back = cv2.warpPerspective(known.astype(np.float32), st["C"], (w, h),
+                                   flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT,
+                                   borderValue=(float("nan"),) * 4)
+        path = flow_field._chan(np.abs(back - flow_field._photo(frames[-1])))[42:68, 20:70]
+        return float(np.nanmedian(path)), float(np.nanpercentile(path, 90))
+
+    for seed in (2, 3):
+        med, p90 = run(seed)      # measured: median 1.8-2.2, 90th percentile 5.2-6.0
+        assert med <= 4.0 and p90 <= 9.0, (seed, med, p90)
+    monkeypatch.setattr(flow_field, "BG_EXPOSURE", 0)
+    med, p90 = run(2)             # measured: 10.8, 18.0
+    assert med >= 7.0, (med, p90)
+
+
 def test_exposure_gain_brightens_a_dim_stream_only():
     """``FlowFieldEstimator._exposure``: a normally exposed stream is passed through untouched (the same array); a
     dim one (a photograph at a third of its brightness) is brought to a median grey level of about

@@ -168,15 +168,18 @@ def _gain(a: np.ndarray, b: np.ndarray, where: Optional[np.ndarray] = None) -> f
     return float(np.median(ga[ok] / gb[ok]))
 
 
-def _frame_ratio(a: np.ndarray, b: np.ndarray) -> float:
-    """The exposure ratio of frame ``a`` to frame ``b`` (the one before it): ``_gain``'s median of per-pixel ratios,
-    refined over the pixels it explains (within 3 robust sigmas + 1 grey level), three times, so that a mover's
-    pixels, whose ratios spread to one side, do not shift it (a bright patch on a quarter of the view moved the
-    plain median by 0.6 %, every frame). 1.0 where the two are not one view at two exposures: fewer than half of
-    the usable pixels explained, or their median residual above ``RATIO_MAX_RES`` grey levels."""
+def _frame_ratio(a: np.ndarray, b: np.ndarray, where: Optional[np.ndarray] = None) -> float:
+    """The exposure ratio of frame ``a`` to frame ``b`` (the one before it; over ``where``): ``_gain``'s median of
+    per-pixel ratios, refined over the pixels it explains (within 3 robust sigmas + 1 grey level), three times, so
+    that a mover's pixels, whose ratios spread to one side, do not shift it (a bright patch on a quarter of the view
+    moved the plain median by 0.6 %, every frame). 1.0 where the two are not one view at two exposures: fewer than
+    half of the usable pixels explained, or their median residual above ``RATIO_MAX_RES`` grey levels."""
     ga, gb = _chan(a), _chan(b)
     ok = (gb > 8.0) & (ga < 245.0) & (gb < 245.0)
-    if ok.sum() < 0.5 * ok.size:
+    n = ok.size if where is None else int(where.sum())
+    if where is not None:
+        ok &= where
+    if n == 0 or ok.sum() < 0.5 * n:
         return 1.0
     sel = ok
     for _ in range(3):
@@ -705,6 +708,9 @@ class FlowFieldEstimator:
             old = inview & (st["age"] > 0)
             bg, prev = st["bg"], st["prev"]
             ref = old   # pixels the canvas already knew: the brightness and noise references
+            if BG_EXPOSURE and ref.any():   # the whole canvas follows the exposure (_follow_exposure)
+                r = _frame_ratio(gw, prev, ref)
+                bg = bg * r if abs(r - 1.0) >= 1e-4 else bg
             d_prev = _chan(np.abs(gw - prev * (_gain(gw, prev, ref) if ref.any() else 1.0)))
             tol = max(BG_AGREE_MIN, BG_AGREE_K * 1.4826 * float(np.median(d_prev[ref]))) if ref.any() \
                 else BG_AGREE_MIN
