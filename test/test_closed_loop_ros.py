@@ -32,6 +32,7 @@ import json
 import pathlib
 import subprocess
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -54,8 +55,10 @@ def _cam_params(world_T_cam):
     return [float(v) for v in xyz], [float(v) for v in q]
 
 
-def start_planner(estimator: str):
-    """camera_to_base.* are set per episode (dynamic parameters) by the test."""
+def start_planner(estimator: str, log):
+    """camera_to_base.* are set per episode (dynamic parameters) by the test. Its output goes to the file ``log``,
+    which a failing wait quotes (``Harness.state``): a pipe is only read once the node has stopped, at the module's
+    teardown, whose output pytest does not show for a test that failed before it."""
     cmd = [sys.executable, "-m", "trace_anything_ros.ros.manipulation_planner_node", "--ros-args",
            # stale_timeout: the stand-in camera stalls under CI load
            "-p", "base_frame:=world", "-p", "use_tf:=false", "-p", "stale_timeout:=10.0"]
@@ -63,7 +66,7 @@ def start_planner(estimator: str):
         cmd += ["-p", "goal_image.estimator.factory:=trace_anything_ros.sim.oracle_goal:create",
                 "-p", "goal_image.input_height:=240", "-p", "goal_image.input_width:=320"]
     env = node_env(TAR_ORACLE_GOAL_SEEDS=",".join(map(str, SEEDS)))
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
 
 
 def start_executor(seed):
@@ -110,6 +113,18 @@ class Harness(RosHarness):
         self.pub_tracks.publish(m)
         return m.header.stamp.sec * 10**9 + m.header.stamp.nanosec
 
+    def state(self, tail=3000):
+        """What a failing wait reports: the planner's answers, who publishes and subscribes 'image' (did the
+        planner's subscription match the camera?), and the planner's output so far."""
+        info = {kind: [(i.node_name, i.qos_profile.reliability.name) for i in get(f"{self.node.get_namespace()}image")]
+                for kind, get in (("image publishers", self.node.get_publishers_info_by_topic),
+                                  ("image subscribers", self.node.get_subscriptions_info_by_topic))}
+        self.log.flush()
+        with open(self.log.name, errors="replace") as f:
+            out = f.read()[-tail:]
+        return (f"plans {[(p.status, p.reason) for p in self.plans[-3:]]}; frames here {self.n_images}; {info}\n"
+                f"---- planner node ({self.estimator}) ----\n{out}")
+
     def _on_image(self, m):
         self.images.append(m)
         self.n_images += 1
@@ -124,17 +139,19 @@ def episodes():
 
 @pytest.fixture(scope="module", params=["default", "oracle"])
 def planner(ros_context, request):
-    proc = start_planner(request.param)
+    log = tempfile.NamedTemporaryFile("w+", prefix="planner_", suffix=".log")
+    proc = start_planner(request.param, log)
     h = Harness(ros_context)
-    h.estimator = request.param
+    h.estimator, h.log = request.param, log
     try:
-        assert h.lc.wait_for_service(60), "planner node did not come up"
+        assert h.lc.wait_for_service(60), "planner node did not come up\n" + h.state()
         yield h
     finally:
         h.close()
-        out = stop_process(proc, 15)
-        if out:
-            print(f"---- planner node ({request.param}) ----\n" + out[-6000:])
+        stop_process(proc, 15)
+        log.seek(0)
+        print(f"---- planner node ({request.param}) ----\n" + log.read()[-6000:])
+        log.close()
 
 
 def _quat_close(a, b, tol):
@@ -190,8 +207,7 @@ def test_goal_image_to_object_at_goal(planner, episodes, seed):  # planner first
         def answers():
             return [p for p in h.plans[n:] if p.status != ManipulationPlan.STATUS_IDLE]
 
-        assert h.wait(lambda: any(not p.reason.startswith(no_frame) for p in answers()), 60), \
-            [(p.status, p.reason) for p in h.plans[-3:]]
+        assert h.wait(lambda: any(not p.reason.startswith(no_frame) for p in answers()), 60), h.state()
         assert all(p.status == ManipulationPlan.STATUS_REFUSED for p in answers() if p.reason.startswith(no_frame))
         plan = [p for p in answers() if not p.reason.startswith(no_frame)][0]
         assert plan.status == ManipulationPlan.STATUS_OK, plan.reason
