@@ -70,6 +70,11 @@ log = logging.getLogger(__name__)
 
 STATIC_PX = 0.5         # flow (px per frame at the input size) below which a pixel is still
 STILL_FRAC = 0.3        # the camera is static while at least this fraction of the consistent pixels is still
+JITTER = 1              # ... unless the slow pixels shift together: a sub-pixel shake (one similarity transform)
+JITTER_PX = 2.0         # ... those pixels: slower than this (px per frame at the input size; fast movers left out)
+JITTER_MIN_PX = 0.15    # ... shifted: their median flow above this (px; a static camera's flow noise: 0.005-0.07)
+JITTER_RATIO = 0.5      # ... explained: the transform's median residual below this fraction of that flow
+JITTER_LEFT = 0.1       # ... and at most this fraction of them still but off the transform (a slow mover's)
 EDGES = 1               # ... or while most consistent pixels on edges are still across them (0: that test off)
 EDGE_GRAD = 4.0         # ... edges: grey levels per pixel at the input size
 EDGE_STILL_PX = 0.25    # ... still: flow across the edge below this (px per frame at the input size)
@@ -240,7 +245,8 @@ def background_motion(fwd: np.ndarray, ok: np.ndarray, static_px: float = STATIC
     ``force``: 'auto' (identity while >= ``STILL_FRAC`` of the consistent pixels move less than ``static_px``, or
     while most consistent pixels on edges -- ``grad``: frame a's ``gradient``, at least ``EDGE_GRAD`` -- move less
     than ``EDGE_STILL_PX`` across them: on a plain wall the consistent pixels' flow is regularised noise of several
-    pixels, and only its edges measure anything), 'static' (always the identity) or 'moving' (always the RANSAC
+    pixels, and only its edges measure anything; but moving where the slow pixels shift together by a similarity:
+    a sub-pixel shake, ``_jitter``), 'static' (always the identity) or 'moving' (always the RANSAC
     homography). The noise is the robust spread (Rayleigh sigma from the median) of the consistent pixels' residual
     flow under the chosen model (the still edge pixels' where only they said 'static') -- movers are a minority of
     pixels."""
@@ -267,7 +273,11 @@ def background_motion(fwd: np.ndarray, ok: np.ndarray, static_px: float = STATIC
             still_frac, r = 1.0, np.zeros(1)
         elif float(np.mean(emag <= EDGE_STILL_PX)) >= 0.5:
             still_frac, r = 1.0, emag[emag <= EDGE_STILL_PX]
-    if force == "moving" or (force == "auto" and still_frac < STILL_FRAC):
+    if JITTER and force == "auto" and still_frac >= STILL_FRAC and r is mag:
+        Hj = _jitter(src, f, mag)
+        if Hj is not None:
+            H, moving = Hj, True
+    if not moving and (force == "moving" or (force == "auto" and still_frac < STILL_FRAC)):
         Hf, inl = cv2.findHomography(src, src + f, cv2.RANSAC, 1.0, maxIters=500, confidence=0.99)
         if Hf is not None and np.all(np.isfinite(Hf)):
             p = cv2.perspectiveTransform(src[None], Hf)[0]
@@ -281,6 +291,38 @@ def background_motion(fwd: np.ndarray, ok: np.ndarray, static_px: float = STATIC
         # whatever moves is noise)
         r = mag[mag <= static_px]
     return H, moving, float(np.median(r) / 1.1774)
+
+
+def _jitter(src: np.ndarray, f: np.ndarray, mag: np.ndarray) -> Optional[np.ndarray]:
+    """The homography of a shaking camera that the still-pixel test took for static, or None. A hand-held camera, a
+    robot's mast or a tripod on a vibrating floor shifts the view by about a pixel or less between frames: enough
+    pixels count as still, and the remembered background, compared pixel by pixel, is off by that shift. On a
+    textured view that is tens of grey levels at every edge, and the background's noise level rose above a hand's
+    contrast (held-out shake clips: recall 0.48). The test, on the pixels slower than ``JITTER_PX`` (fast movers
+    left out): they shift by more than ``JITTER_MIN_PX`` at the median, and one similarity transform explains that
+    shift (its median residual below ``JITTER_RATIO`` of it). A static camera's flow noise is not one transform
+    (real static clips: residual / flow 0.9-6, no pair taken). A large slow mover fits one too: it is not taken
+    where more than ``JITTER_LEFT`` of those pixels stood still (below ``JITTER_RATIO`` of the shift) and the
+    transform moves them -- the background it leaves behind."""
+    slow = mag <= JITTER_PX
+    if slow.sum() < 8:
+        return None
+    shift = float(np.median(mag[slow]))
+    if shift <= JITTER_MIN_PX:
+        return None
+    s, d = src[slow], src[slow] + f[slow]
+    # a similarity (turn, zoom, shift): a shake of a fraction of a pixel has no measurable perspective, and a
+    # homography's perspective terms bend to fit a mover and the background at once
+    A, _ = cv2.estimateAffinePartial2D(s, d, method=cv2.RANSAC, ransacReprojThreshold=JITTER_RATIO * shift,
+                                       maxIters=500, confidence=0.99)
+    if A is None or not np.all(np.isfinite(A)):
+        return None
+    Hj = np.vstack([A, [0.0, 0.0, 1.0]])
+    res = np.hypot(*(d - cv2.perspectiveTransform(s[None], Hj)[0]).T)
+    # the transform must also explain the pixels that stood still: a slow mover holding most of them (a person at
+    # 1 px per frame close to the lens) fits one too, and leaves the background's pixels behind it
+    left = float(np.mean((mag[slow] < JITTER_RATIO * shift) & (res > JITTER_RATIO * shift)))
+    return Hj if float(np.median(res)) < JITTER_RATIO * shift and left <= JITTER_LEFT else None
 
 
 def _motion_evidence(gi: np.ndarray, gj: np.ndarray, uf, vf, ub, vb, win: Optional[int] = None,
