@@ -294,7 +294,7 @@ def background_motion(fwd: np.ndarray, ok: np.ndarray, static_px: float = STATIC
 
 
 def _jitter(src: np.ndarray, f: np.ndarray, mag: np.ndarray) -> Optional[np.ndarray]:
-    """The homography of a shaking camera that the still-pixel test took for static, or None. A hand-held camera, a
+    """The motion (3 x 3) of a shaking camera that the still-pixel test took for static, or None. A hand-held camera, a
     robot's mast or a tripod on a vibrating floor shifts the view by about a pixel or less between frames: enough
     pixels count as still, and the remembered background, compared pixel by pixel, is off by that shift. On a
     textured view that is tens of grey levels at every edge, and the background's noise level rose above a hand's
