@@ -164,13 +164,20 @@ def _gain(a: np.ndarray, b: np.ndarray, where: Optional[np.ndarray] = None) -> f
     and above in either image, carry no exposure ratio). Not the ratio of the medians, which a large mover shifts by
     itself: a skin-coloured hand covering a fifth of a photograph moved it by a third, and the whole remembered
     background with it (the scene no longer matched it: ghosts as large as the hand)."""
+    ga, gb, ok = _ratio_pixels(a, b, where)
+    if not ok.any():
+        return 1.0
+    return float(np.median(ga[ok] / gb[ok]))
+
+
+def _ratio_pixels(a: np.ndarray, b: np.ndarray, where: Optional[np.ndarray] = None):
+    """``(a, b, ok)``: the two images' brightness (``_chan``) and the pixels that carry an exposure ratio (``_gain``:
+    not darker than 8 grey levels in ``b``, not clipped at 245 in either; within ``where``)."""
     ga, gb = _chan(a), _chan(b)
     ok = (gb > 8.0) & (ga < 245.0) & (gb < 245.0)
     if where is not None:
         ok &= where
-    if not ok.any():
-        return 1.0
-    return float(np.median(ga[ok] / gb[ok]))
+    return ga, gb, ok
 
 
 def _frame_ratio(a: np.ndarray, b: np.ndarray, where: Optional[np.ndarray] = None) -> float:
@@ -179,11 +186,8 @@ def _frame_ratio(a: np.ndarray, b: np.ndarray, where: Optional[np.ndarray] = Non
     that a mover's pixels, whose ratios spread to one side, do not shift it (a bright patch on a quarter of the view
     moved the plain median by 0.6 %, every frame). 1.0 where the two are not one view at two exposures: fewer than
     half of the usable pixels explained, or their median residual above ``RATIO_MAX_RES`` grey levels."""
-    ga, gb = _chan(a), _chan(b)
-    ok = (gb > 8.0) & (ga < 245.0) & (gb < 245.0)
+    ga, gb, ok = _ratio_pixels(a, b, where)
     n = ok.size if where is None else int(where.sum())
-    if where is not None:
-        ok &= where
     if n == 0 or ok.sum() < 0.5 * n:
         return 1.0
     sel = ok
