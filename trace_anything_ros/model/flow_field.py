@@ -75,6 +75,22 @@ JITTER_PX = 2.0         # ... those pixels: slower than this (px per frame at th
 JITTER_MIN_PX = 0.15    # ... shifted: their median flow above this (px; a static camera's flow noise: 0.005-0.07)
 JITTER_RATIO = 0.5      # ... explained: the transform's median residual below this fraction of that flow
 JITTER_LEFT = 0.1       # ... and at most this fraction of them still but off the transform (a slow mover's)
+TEXTURED = 1            # a moving camera's motion is fitted on the textured pixels (EDGE_GRAD; every other pixel) ...
+TEXTURED_MIN = 32       # ... where at least this many (else the grid of all consistent pixels): a wall's flow is noise
+SIMILAR = 1             # ... by a similarity where it explains them as well as the homography (_fit_motion) ...
+SIMILAR_RATIO = 1.2     # ... within this factor of the homography's median residual
+ACROSS = 1              # ... that similarity refined on the flow across the edges (_refine_across) ...
+ACROSS_PX = 1.0         # ... of the pixels within this many px of it across their edge
+CANVAS_CHOICE = 1       # a moving camera's motion checked against its remembered canvas (_choose_by_canvas) ...
+SECOND_PX = 3.0         # ... the second motion: of the textured pixels the first leaves off by more than this (px)
+SECOND_FRAC = 0.1       # ... at least this fraction of them
+CANVAS_RATIO = 0.6      # ... another motion chosen where it leaves at most this fraction of the first's mismatches
+CANVAS_MARGIN = 0.05    # ... and matches at least this fraction more of the canvas's known textured pixels
+CANVAS_MIN = 20         # ... judged on at least this many of them (matched by either motion)
+CANVAS_SLACK_PX = 1.0   # ... matched: within 2 x BG_AGREE_MIN grey levels plus this many px times the gradient
+SAME_MIN_PX = 3.0       # ... a first motion rejected in the pair before is rejected again (a mover): this fast (px)
+SAME_PX = 1.0           # ... and alike within this many px (median of 5 points in the view) ...
+SAME_REL = 0.3          # ... or this fraction of it
 EDGES = 1               # ... or while most consistent pixels on edges are still across them (0: that test off)
 EDGE_GRAD = 4.0         # ... edges: grey levels per pixel at the input size
 EDGE_STILL_PX = 0.25    # ... still: flow across the edge below this (px per frame at the input size)
@@ -250,10 +266,12 @@ def background_motion(fwd: np.ndarray, ok: np.ndarray, static_px: float = STATIC
     while most consistent pixels on edges -- ``grad``: frame a's ``gradient``, at least ``EDGE_GRAD`` -- move less
     than ``EDGE_STILL_PX`` across them: on a plain wall the consistent pixels' flow is regularised noise of several
     pixels, and only its edges measure anything; but moving where the slow pixels shift together by a similarity:
-    a sub-pixel shake, ``_jitter``), 'static' (always the identity) or 'moving' (always the RANSAC
-    homography). The noise is the robust spread (Rayleigh sigma from the median) of the consistent pixels' residual
-    flow under the chosen model (the still edge pixels' where only they said 'static') -- movers are a minority of
-    pixels."""
+    a sub-pixel shake, ``_jitter``), 'static' (always the identity) or 'moving' (always the RANSAC motion,
+    ``_fit_motion``). With ``grad``, a moving camera's motion is fitted on the textured consistent pixels
+    (``TEXTURED``; refined and judged on the flow across the edges, ``ACROSS``): on a plain wall the other pixels'
+    flow is regularised noise, and a RANSAC fit of the whole view was off by several pixels where the shake was one. The noise is the robust spread (Rayleigh sigma from the
+    median) of the fitted pixels' residual flow under the chosen model (the still edge pixels' where only they said
+    'static') -- movers are a minority of pixels."""
     h, w = fwd.shape[:2]
     gv, gu = np.mgrid[step // 2:h:step, step // 2:w:step]
     sel = ok[gv, gu]
@@ -281,11 +299,15 @@ def background_motion(fwd: np.ndarray, ok: np.ndarray, static_px: float = STATIC
         Hj = _jitter(src, f, mag)
         if Hj is not None:
             H, moving = Hj, True
+    nrm = None
+    if TEXTURED and grad is not None and (force == "moving" or (force == "auto" and still_frac < STILL_FRAC)):
+        tex = _textured(fwd, ok, grad)
+        if tex is not None:
+            src, f, nrm = tex
+            identity_res = _residual(np.eye(3), src, f, nrm if ACROSS else None)
     if not moving and (force == "moving" or (force == "auto" and still_frac < STILL_FRAC)):
-        Hf, inl = cv2.findHomography(src, src + f, cv2.RANSAC, 1.0, maxIters=500, confidence=0.99)
-        if Hf is not None and np.all(np.isfinite(Hf)):
-            p = cv2.perspectiveTransform(src[None], Hf)[0]
-            res = float(np.median(np.hypot(*(src + f - p).T)))
+        Hf, res = _fit_motion(src, f, nrm if ACROSS else None)
+        if Hf is not None:
             if force == "moving" or res < identity_res:
                 H, moving = Hf, True
     if moving:
@@ -295,6 +317,129 @@ def background_motion(fwd: np.ndarray, ok: np.ndarray, static_px: float = STATIC
         # whatever moves is noise)
         r = mag[mag <= static_px]
     return H, moving, float(np.median(r) / 1.1774)
+
+
+def _textured(fwd: np.ndarray, ok: np.ndarray, grad: np.ndarray):
+    """``(src [M, 2], flow [M, 2], unit gradient [M, 2])`` of the consistent pixels on texture (``EDGE_GRAD``; every
+    other pixel), or None where fewer than ``TEXTURED_MIN``."""
+    h, w = fwd.shape[:2]
+    tv, tu = np.mgrid[0:h:2, 0:w:2]
+    mag = np.hypot(grad[..., 0], grad[..., 1])
+    tsel = (ok & (mag >= EDGE_GRAD))[tv, tu]
+    if int(tsel.sum()) < TEXTURED_MIN:
+        return None
+    g = grad[tv[tsel], tu[tsel]]
+    return (np.stack([tu[tsel], tv[tsel]], -1).astype(np.float32), fwd[tv[tsel], tu[tsel]],
+            g / np.maximum(mag[tv[tsel], tu[tsel]], 1e-6)[:, None])
+
+
+def _fit_motion(src: np.ndarray, f: np.ndarray, nrm: Optional[np.ndarray] = None):
+    """(H 3x3, median residual px) of the RANSAC homography of ``src -> src + f``, or the similarity where that
+    explains them as well (within ``SIMILAR_RATIO``): a few textured pixels in one part of the view (a poster on a
+    wall) leave the homography's perspective terms free, and its extrapolation to the rest of the view is off by
+    tens of pixels; (None, inf) where neither could be fitted. With ``nrm`` (the pixels' unit gradients) the
+    similarity is refined on the flow across the edges (``_refine_across``) and both are judged there
+    (``_residual``)."""
+    d = src + f
+    best, best_res = None, float("inf")
+    Hf, _ = cv2.findHomography(src, d, cv2.RANSAC, 1.0, maxIters=500, confidence=0.99)
+    if Hf is not None and np.all(np.isfinite(Hf)):
+        best, best_res = Hf, _residual(Hf, src, f, nrm)
+    if SIMILAR and src.shape[0] >= 4:
+        A, _ = cv2.estimateAffinePartial2D(src, d, method=cv2.RANSAC, ransacReprojThreshold=1.0, maxIters=500,
+                                           confidence=0.99)
+        if A is not None and np.all(np.isfinite(A)):
+            Hs = np.vstack([A, [0.0, 0.0, 1.0]])
+            if nrm is not None:
+                Hs = _refine_across(Hs, src, f, nrm)
+            rs = _residual(Hs, src, f, nrm)
+            if best is None or rs <= SIMILAR_RATIO * best_res:
+                best, best_res = Hs, rs
+    return best, best_res
+
+
+def _residual(H: np.ndarray, src: np.ndarray, f: np.ndarray, nrm: Optional[np.ndarray] = None) -> float:
+    """Median residual (px) of the flow ``f`` at ``src`` under the motion ``H``; with ``nrm`` (unit gradients) across
+    the edges only, where the flow is measured (along an edge it is the regularisation's guess, and a homography's
+    extra freedom fits that guess better than a similarity does)."""
+    e = src + f - cv2.perspectiveTransform(src[None], H)[0]
+    return float(np.median(np.abs(np.sum(e * nrm, 1)) if nrm is not None else np.hypot(e[:, 0], e[:, 1])))
+
+
+def _refine_across(H: np.ndarray, src: np.ndarray, f: np.ndarray, nrm: np.ndarray) -> np.ndarray:
+    """The similarity ``H`` refined by robust least squares on the flow across the edges (the normal flow): along a
+    straight edge the flow is the regularisation's guess (the aperture problem), and a fit to the full flow of a
+    poster's edges misregisters them by a fraction of a pixel. Pixels within ``ACROSS_PX`` of ``H`` across their
+    edge; Cauchy weights (0.3 px); a weak pull to ``H`` where the edges leave a direction unmeasured."""
+    c = src.mean(0).astype(np.float64)
+    x, y = (src - c).T.astype(np.float64)
+    nx, ny = nrm[:, 0].astype(np.float64), nrm[:, 1].astype(np.float64)
+    # about c: p' - c = [[a, -b], [b, a]] (p - c) + t; unknowns (a - 1, b, tx, ty), linear in the normal flow
+    A = np.stack([nx * x + ny * y, ny * x - nx * y, nx, ny], -1)
+    t0 = H[:2, :2] @ c + H[:2, 2] - c
+    th0 = th = np.array([H[0, 0] - 1.0, H[1, 0], t0[0], t0[1]])
+    b = nx * f[:, 0] + ny * f[:, 1]
+    use = np.abs(A @ th - b) <= ACROSS_PX
+    if use.sum() < TEXTURED_MIN:
+        return H
+    prior = 1e-2 * np.sqrt(use.sum()) * (np.sqrt(np.mean(A[use] ** 2, 0)) + 1e-9)
+    for _ in range(3):
+        wgt = np.sqrt(1.0 / (1.0 + ((A[use] @ th - b[use]) / 0.3) ** 2))
+        M = np.vstack([A[use] * wgt[:, None], np.diag(prior)])
+        th = np.linalg.lstsq(M, np.concatenate([b[use] * wgt, prior * th0]), rcond=None)[0]
+    R = np.array([[1.0 + th[0], -th[1]], [th[1], 1.0 + th[0]]])
+    out = np.eye(3)
+    out[:2, :2] = R
+    out[:2, 2] = c + th[2:] - R @ c
+    return out if np.all(np.isfinite(out)) else H
+
+
+def _second_motion(fwd: np.ndarray, ok: np.ndarray, grad: np.ndarray, H: np.ndarray):
+    """(H 3x3, noise px) of the largest motion among the textured pixels that ``H`` leaves unexplained, or None:
+    the background's, where a large textured mover holds most of the textured pixels (a hand before a plain
+    wall)."""
+    tex = _textured(fwd, ok, grad)
+    if tex is None:
+        return None
+    src, f, nrm = tex
+    r = np.hypot(*(src + f - cv2.perspectiveTransform(src[None], H)[0]).T)
+    out = r > SECOND_PX
+    if out.sum() < max(TEXTURED_MIN, SECOND_FRAC * src.shape[0]):
+        return None
+    H2, _ = _fit_motion(src[out], f[out], nrm[out] if ACROSS else None)
+    if H2 is None:
+        return None
+    r2 = np.hypot(*(src[out] + f[out] - cv2.perspectiveTransform(src[out][None], H2)[0]).T)
+    inl = r2 <= 1.0
+    if inl.sum() < TEXTURED_MIN:
+        return None
+    return H2, float(np.median(r2[inl]) / 1.1774)
+
+
+def _canvas_match(st, g, C) -> Optional[np.ndarray]:
+    """Which of the moving canvas's known, textured pixels frame ``g``, mapped by ``C`` (frame -> canvas), matches
+    (bool, one per such pixel; out of view: no), or None where there are fewer than ``CANVAS_MIN`` of them."""
+    h, w = g.shape[:2]
+    gr = gradient(st["bg"])
+    mag = np.hypot(gr[..., 0], gr[..., 1])
+    sel = (st["age"] >= BG_WARM) & (mag >= EDGE_GRAD)
+    if sel.sum() < CANVAS_MIN:
+        return None
+    gw = cv2.warpPerspective(g.astype(np.float32), C, (w, h), flags=cv2.INTER_LINEAR)
+    inview = cv2.warpPerspective(np.ones((h, w), np.float32), C, (w, h), flags=cv2.INTER_LINEAR) > 0.999
+    d = _chan(np.abs(gw - st["bg"]))
+    return (inview & (d <= 2 * BG_AGREE_MIN + CANVAS_SLACK_PX * mag))[sel]
+
+
+def _same_motion(A: np.ndarray, B: np.ndarray, h: int, w: int) -> bool:
+    """Whether two frame motions move the view's pixels alike (a mover that keeps its pace from frame to frame)."""
+    P = np.array([[[w / 2, h / 2], [w / 4, h / 4], [3 * w / 4, h / 4], [w / 4, 3 * h / 4], [3 * w / 4, 3 * h / 4]]],
+                 np.float32)
+    da = cv2.perspectiveTransform(P, A)[0] - P[0]
+    db = cv2.perspectiveTransform(P, B)[0] - P[0]
+    dd = float(np.median(np.hypot(*(da - db).T)))
+    ma = float(np.median(np.hypot(*da.T)))
+    return ma >= SAME_MIN_PX and dd <= max(SAME_PX, SAME_REL * ma)
 
 
 def _jitter(src: np.ndarray, f: np.ndarray, mag: np.ndarray) -> Optional[np.ndarray]:
@@ -433,6 +578,8 @@ class FlowFieldEstimator:
         self._moved_at, self._live = None, None
         self._expo = None
         self._hold = None    # (flow noise px, image noise grey levels) when the camera was last seen static
+        self._chosen: "OrderedDict[tuple, Optional[tuple]]" = OrderedDict()   # _choose_by_canvas, per key pair
+        self._last_noise = None
         self.last_stats: Dict[str, float] = {}
         self.description = f"geometric flow field (DIS, fb-checked, camera {camera})"
 
@@ -458,6 +605,8 @@ class FlowFieldEstimator:
         self._bg, self._bg_n, self._bg_key, self._away = None, 0, None, 0
         self._moved_at, self._live = None, None
         self._mbg = None
+        self._chosen.clear()
+        self._last_noise = None
         self._expo = None
         self._hold = None
 
@@ -718,6 +867,60 @@ class FlowFieldEstimator:
             known[hy, hx] = True
             cand[hy, hx] = False
 
+    def _choose_by_canvas(self, pairs, grads, gray, keys, Hs, noise):
+        """In place: each new pair's background motion (``Hs[k]``, ``noise[k]``) checked against the moving camera's
+        remembered canvas (``_remember_moving``). Before a plain wall the background's only texture is a poster or
+        a door frame, and a large textured mover in front of it (a hand) holds most of the textured pixels: RANSAC's
+        largest consensus is the hand, the hand was taken for the background and went unmarked (held-out hand-held
+        clips before a wall: IoU 0.11-0.38). The candidates: the second motion of the textured pixels
+        (``_second_motion``: the poster's) and none (a shake of a pixel, where the mover hides all texture). One
+        replaces the first where it maps the new frame onto the canvas's known, textured pixels clearly better
+        (``CANVAS_RATIO``, ``CANVAS_MARGIN``); the choice is by the canvas, never by the smaller motion (a camera
+        panning after a person would choose the person). Where the mover hides the whole canvas texture, a first
+        motion like the one rejected in the pair before (``_same_motion``, at least ``SAME_MIN_PX``) is the same
+        mover: none is taken. Chosen once per pair of frame keys, when its newer frame is first seen, and
+        remembered: the window's later pairs repeat what the canvas was built from."""
+        cache = self._chosen
+        st = getattr(self, "_mbg", None)
+        n = len(gray)
+        h, w = gray[0].shape[:2]
+        C = None        # the canvas <- frame k, through the pairs chosen so far
+        for k in range(n - 1):
+            key = (keys[k], keys[k + 1]) if keys[k] is not None and keys[k + 1] is not None else None
+            if key is not None and key in cache:
+                if cache[key] is not None:
+                    Hs[k], noise[k] = cache[key][:2]
+            elif key is not None and st is not None and (C is not None or keys[k] == st["key"]):
+                C = st["C"] if C is None else C
+                alt = _second_motion(pairs[k][0], pairs[k][2], grads[k], Hs[k])
+                cands = [(np.eye(3), self._last_noise if self._last_noise is not None else noise[k])]
+                if alt is not None:
+                    cands.append(alt)
+                m1 = _canvas_match(st, gray[k + 1], C @ np.linalg.inv(Hs[k]))
+                pick = None
+                for Hc, nc in cands if m1 is not None else []:
+                    mc = _canvas_match(st, gray[k + 1], C @ np.linalg.inv(Hc))
+                    seen = m1 | mc      # matched by one of the two: the canvas's texture not hidden by a mover
+                    if seen.sum() < CANVAS_MIN:
+                        continue
+                    s1, sc = float(np.mean(m1[seen])), float(np.mean(mc[seen]))
+                    if sc >= s1 + CANVAS_MARGIN and 1.0 - sc <= CANVAS_RATIO * (1.0 - s1) and (
+                            pick is None or sc - s1 > pick[2]):
+                        pick = (Hc, nc, sc - s1, Hs[k])
+                prev = cache.get((keys[k - 1], keys[k])) if k > 0 else None
+                if pick is None and prev is not None and _same_motion(prev[3], Hs[k], h, w):
+                    pick = (np.eye(3), prev[1], None, Hs[k])
+                if pick is not None:
+                    Hs[k], noise[k] = pick[:2]
+                    self._last_noise = pick[1]
+                else:
+                    self._last_noise = noise[k]
+                cache[key] = pick
+                while len(cache) > self.cache_size:
+                    cache.popitem(last=False)
+            if C is not None:
+                C = C @ np.linalg.inv(Hs[k])
+
     def _remember_moving(self, gray, keys, Hs):
         """A moving camera's remembered background, per frame of the window in that frame's image (NaN where not
         known), or None. Kept on a canvas in the image of the frame it was started with: each new frame is mapped
@@ -899,10 +1102,13 @@ class FlowFieldEstimator:
         if self.camera == "auto" and any_moving and not all(moving):
             # one window, one camera model: a camera that moved in one pair is moving for the window
             Hs, noise = [], []
-            for fwd, _, ok in pairs:
-                H, _, nz = background_motion(fwd, ok, self.static_px, "moving")
+            for (fwd, _, ok), gr in zip(pairs, grads):
+                H, _, nz = background_motion(fwd, ok, self.static_px, "moving", grad=gr)
                 Hs.append(H)
                 noise.append(nz)
+        if CANVAS_CHOICE and any_moving and TEXTURED and grads and grads[0] is not None:
+            # a large textured mover before a weakly textured background: RANSAC's largest consensus is the mover
+            self._choose_by_canvas(pairs, grads, gray, keys, Hs, noise)
         U, V, A, UR, VR = self._chains(pairs, n, h, w)
         background = self._remember(gray, keys, any_moving)
         # kept through static windows too (identity homographies): a hand-held camera's windows alternate
