@@ -269,9 +269,9 @@ def background_motion(fwd: np.ndarray, ok: np.ndarray, static_px: float = STATIC
     a sub-pixel shake, ``_jitter``), 'static' (always the identity) or 'moving' (always the RANSAC motion,
     ``_fit_motion``). With ``grad``, a moving camera's motion is fitted on the textured consistent pixels
     (``TEXTURED``; refined and judged on the flow across the edges, ``ACROSS``): on a plain wall the other pixels'
-    flow is regularised noise, and a RANSAC fit of the whole view was off by several pixels where the shake was one. The noise is the robust spread (Rayleigh sigma from the
-    median) of the fitted pixels' residual flow under the chosen model (the still edge pixels' where only they said
-    'static') -- movers are a minority of pixels."""
+    flow is regularised noise, and a RANSAC fit of the whole view was off by several pixels where the shake was one.
+    The noise is the robust spread (Rayleigh sigma from the median) of the fitted pixels' residual flow under the
+    chosen model (the still edge pixels' where only they said 'static') -- movers are a minority of pixels."""
     h, w = fwd.shape[:2]
     gv, gu = np.mgrid[step // 2:h:step, step // 2:w:step]
     sel = ok[gv, gu]
