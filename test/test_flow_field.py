@@ -877,7 +877,7 @@ def test_a_poster_on_a_wall_gives_the_camera_motion_and_a_hand_before_it_the_sec
     fwd, grad = _wall_flow(h, w, rng, shake, hand)
     H1 = flow_field.background_motion(fwd, ok, force="moving", grad=grad)[0]
     assert err(H1) > 10, err(H1)                       # the largest consensus: the hand
-    H2, noise2 = flow_field._second_motion(fwd, ok, grad, H1)
+    H2, noise2 = flow_field._second_motion(flow_field._textured(fwd, ok, grad), H1)
     assert err(H2) < 0.25 and noise2 < 1.0, (err(H2), noise2)
 
 

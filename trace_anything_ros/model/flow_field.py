@@ -394,11 +394,10 @@ def _refine_across(H: np.ndarray, src: np.ndarray, f: np.ndarray, nrm: np.ndarra
     return out if np.all(np.isfinite(out)) else H
 
 
-def _second_motion(fwd: np.ndarray, ok: np.ndarray, grad: np.ndarray, H: np.ndarray):
-    """(H 3x3, noise px) of the largest motion among the textured pixels that ``H`` leaves unexplained, or None:
-    the background's, where a large textured mover holds most of the textured pixels (a hand before a plain
-    wall)."""
-    tex = _textured(fwd, ok, grad)
+def _second_motion(tex, H: np.ndarray):
+    """(H 3x3, noise px) of the largest motion among the textured pixels (``tex``: ``_textured``'s, or None) that
+    ``H`` leaves unexplained, or None: the background's, where a large textured mover holds most of the textured
+    pixels (a hand before a plain wall)."""
     if tex is None:
         return None
     src, f, nrm = tex
@@ -416,15 +415,22 @@ def _second_motion(fwd: np.ndarray, ok: np.ndarray, grad: np.ndarray, H: np.ndar
     return H2, float(np.median(r2[inl]) / 1.1774)
 
 
-def _canvas_match(st, g, C) -> Optional[np.ndarray]:
-    """Which of the moving canvas's known, textured pixels frame ``g``, mapped by ``C`` (frame -> canvas), matches
-    (bool, one per such pixel; out of view: no), or None where there are fewer than ``CANVAS_MIN`` of them."""
-    h, w = g.shape[:2]
+def _canvas_texture(st):
+    """``(gradient magnitude, known textured pixels)`` of the moving camera's canvas ``st``, or None where fewer than
+    ``CANVAS_MIN`` of its pixels are known (``BG_WARM``) and textured (``EDGE_GRAD``)."""
     gr = gradient(st["bg"])
     mag = np.hypot(gr[..., 0], gr[..., 1])
     sel = (st["age"] >= BG_WARM) & (mag >= EDGE_GRAD)
-    if sel.sum() < CANVAS_MIN:
+    return (mag, sel) if sel.sum() >= CANVAS_MIN else None
+
+
+def _canvas_match(st, tex, g, C) -> Optional[np.ndarray]:
+    """Which of the moving canvas's known, textured pixels (``tex``: ``_canvas_texture(st)``) frame ``g``, mapped by
+    ``C`` (frame -> canvas), matches (bool, one per such pixel; out of view: no), or None where ``tex`` is None."""
+    if tex is None:
         return None
+    mag, sel = tex
+    h, w = g.shape[:2]
     gw = cv2.warpPerspective(g.astype(np.float32), C, (w, h), flags=cv2.INTER_LINEAR)
     inview = cv2.warpPerspective(np.ones((h, w), np.float32), C, (w, h), flags=cv2.INTER_LINEAR) > 0.999
     d = _chan(np.abs(gw - st["bg"]))
@@ -885,6 +891,7 @@ class FlowFieldEstimator:
         n = len(gray)
         h, w = gray[0].shape[:2]
         C = None        # the canvas <- frame k, through the pairs chosen so far
+        canvas = None   # its known textured pixels (_canvas_texture): the canvas does not change in here
         for k in range(n - 1):
             key = (keys[k], keys[k + 1]) if keys[k] is not None and keys[k + 1] is not None else None
             if key is not None and key in cache:
@@ -892,14 +899,16 @@ class FlowFieldEstimator:
                     Hs[k], noise[k] = cache[key][:2]
             elif key is not None and st is not None and (C is not None or keys[k] == st["key"]):
                 C = st["C"] if C is None else C
-                alt = _second_motion(pairs[k][0], pairs[k][2], grads[k], Hs[k])
+                alt = _second_motion(_textured(pairs[k][0], pairs[k][2], grads[k]), Hs[k])
                 cands = [(np.eye(3), self._last_noise if self._last_noise is not None else noise[k])]
                 if alt is not None:
                     cands.append(alt)
-                m1 = _canvas_match(st, gray[k + 1], C @ np.linalg.inv(Hs[k]))
+                if canvas is None:
+                    canvas = _canvas_texture(st)
+                m1 = _canvas_match(st, canvas, gray[k + 1], C @ np.linalg.inv(Hs[k]))
                 pick = None
                 for Hc, nc in cands if m1 is not None else []:
-                    mc = _canvas_match(st, gray[k + 1], C @ np.linalg.inv(Hc))
+                    mc = _canvas_match(st, canvas, gray[k + 1], C @ np.linalg.inv(Hc))
                     seen = m1 | mc      # matched by one of the two: the canvas's texture not hidden by a mover
                     if seen.sum() < CANVAS_MIN:
                         continue
