@@ -70,6 +70,57 @@ def test_color_conversions_to_rgb(conv):
     assert g.shape == (4, 6, 3) and (g[..., 1] == a[..., 0]).all()
 
 
+@pytest.mark.parametrize("pattern", ["rggb", "bggr", "gbrg", "grbg"])
+@pytest.mark.parametrize("bits", [8, 16])
+def test_bayer_mosaics_are_demosaiced_by_their_pattern(conv, pattern, bits):
+    """A raw camera's mosaic (no debayering in its driver) comes back as the image it sampled: each ROS pattern
+    against the four OpenCV codes (their names count from another corner, so a wrong mapping swaps red and blue
+    or shifts green: errors of 20-35 grey levels against < 2 here)."""
+    import cv2
+    h, w = 48, 64
+    rgb = cv2.GaussianBlur(RNG.uniform(0, 255, (h, w, 3)).astype(np.float32), (0, 0), 3)
+    rgb = cv2.normalize(rgb, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    mosaic = np.zeros((h, w), np.uint8)
+    for (dy, dx), c in zip([(0, 0), (0, 1), (1, 0), (1, 1)], pattern):
+        mosaic[dy::2, dx::2] = rgb[dy::2, dx::2, "rgb".index(c)]
+    raw = mosaic if bits == 8 else mosaic.astype(np.uint16) * 257
+    out = conv.image_to_rgb(conv.array_to_image(raw, f"bayer_{pattern}{bits}"))
+    assert out.shape == (h, w, 3) and out.dtype == np.uint8
+    err = np.abs(out.astype(float) - rgb)[3:-3, 3:-3].mean(axis=(0, 1))
+    assert err.max() < 2.0, err
+
+
+@pytest.mark.parametrize("encoding", ["yuv422", "yuv422_yuy2"])
+def test_yuv422_is_converted_by_its_byte_order(conv, encoding):
+    """YUV 4:2:2 (a USB camera's raw format): 'yuv422' is U Y0 V Y1, 'yuv422_yuy2' Y0 U Y1 V (sensor_msgs'
+    image_encodings); BT.601 limited range, against the formula."""
+    h, w = 4, 6
+    y = RNG.integers(16, 236, (h, w))
+    u, v = RNG.integers(16, 241, (h, w // 2)), RNG.integers(16, 241, (h, w // 2))
+    packed = np.zeros((h, w, 2), np.uint8)
+    luma, chroma = (1, 0) if encoding == "yuv422" else (0, 1)
+    packed[..., luma] = y
+    packed[:, 0::2, chroma], packed[:, 1::2, chroma] = u, v
+    yy, uu, vv = y - 16.0, np.repeat(u, 2, 1) - 128.0, np.repeat(v, 2, 1) - 128.0
+    ref = np.stack([1.164 * yy + 1.596 * vv, 1.164 * yy - 0.813 * vv - 0.391 * uu, 1.164 * yy + 2.018 * uu], -1)
+    out = conv.image_to_rgb(conv.array_to_image(packed, encoding))
+    assert np.abs(out - ref.clip(0, 255)).max() < 1.5
+    odd = img(encoding, 2, 3, bytes(12), 6)
+    with pytest.raises(conv.ImageError, match="odd") as e:
+        conv.image_to_rgb(odd)
+    assert e.value.reason == "invalid_image"
+
+
+@pytest.mark.parametrize("encoding", ["rgb16", "bgr16", "rgba16", "bgra16"])
+def test_16bit_colour_is_scaled_to_8_bits(conv, encoding):
+    a = RNG.integers(0, 256, (3, 5, 3), dtype=np.uint8)
+    px = a if encoding.startswith("rgb") else a[..., ::-1]
+    if "a" in encoding[3:]:
+        px = np.concatenate([px, np.full((3, 5, 1), 9, np.uint8)], axis=2)
+    wide = px.astype(np.uint16) * 257 + RNG.integers(0, 129, px.shape).astype(np.uint16) * (px < 255)  # rounded
+    np.testing.assert_array_equal(conv.image_to_rgb(conv.array_to_image(wide, encoding)), a)
+
+
 def test_big_endian_16bit(conv):
     a = np.array([[1, 256], [1000, 65535]], np.uint16)
     m = img("16UC1", 2, 2, a.astype(">u2").tobytes(), 4, bigendian=1)
@@ -89,7 +140,7 @@ def test_depth_units_and_invalid_pixels(conv):
 
 
 @pytest.mark.parametrize("case,reason,text", [
-    ("encoding", "unsupported_encoding", "unsupported encoding 'yuv422'"),
+    ("encoding", "unsupported_encoding", "unsupported encoding 'nv21'"),
     ("truncated", "truncated", "needs"),
     ("step", "wrong_step", "step 5 is smaller"),
     ("huge", "too_large", "over the cap"),
@@ -97,7 +148,7 @@ def test_depth_units_and_invalid_pixels(conv):
 ])
 def test_malformed_images_raise_clear_errors(conv, case, reason, text):
     if case == "encoding":
-        m = img("yuv422", 2, 2, bytes(8), 4)
+        m = img("nv21", 2, 2, bytes(8), 4)
     elif case == "truncated":
         m = img("rgb8", 10, 10, bytes(299), 30)
     elif case == "step":
@@ -169,6 +220,19 @@ def test_matches_cv_bridge(conv, encoding):
     a = (RNG.random(shape) * 200).astype(dtype)
     m = CvBridge().cv2_to_imgmsg(a, encoding=encoding)
     np.testing.assert_array_equal(conv.image_to_array(m), CvBridge().imgmsg_to_cv2(m, "passthrough"))
+
+
+@pytest.mark.skipif(_cv_bridge_reason() is not None, reason=str(_cv_bridge_reason()))
+def test_raw_encodings_match_cv_bridge_rgb8(conv):
+    """Where cv_bridge is installed: the raw camera formats convert to the same rgb8 as ``imgmsg_to_cv2(m,
+    'rgb8')`` (here the same behaviour is checked against mosaicked images and the BT.601 formula above)."""
+    from cv_bridge import CvBridge
+    for encoding in ["bayer_rggb8", "bayer_bggr8", "bayer_gbrg8", "bayer_grbg8", "bayer_rggb16", "yuv422",
+                     "yuv422_yuy2", "rgb16", "bgra16", "mono16"]:
+        dtype, ch = conv.ENCODINGS[encoding]
+        a = RNG.integers(0, np.iinfo(dtype).max, (6, 8, ch) if ch > 1 else (6, 8)).astype(dtype)
+        m = conv.array_to_image(a, encoding)
+        np.testing.assert_array_equal(conv.image_to_rgb(m), CvBridge().imgmsg_to_cv2(m, "rgb8"), err_msg=encoding)
 
 
 # ------------------------------------------------------------------------ compressed (image_transport)

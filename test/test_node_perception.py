@@ -240,7 +240,7 @@ def test_bad_input_is_dropped_counted_and_survived(env, case, reason):
     h.stream(base, 1)  # a good frame first (sets the last stamp)
     m = h.image(base + 50_000_000)
     if case == "unsupported_encoding":
-        m.encoding = "yuv422"
+        m.encoding = "nv21"
     elif case == "truncated":
         m.data = bytes(m.data)[: len(m.data) // 2]
     elif case == "wrong_step":
@@ -257,6 +257,54 @@ def test_bad_input_is_dropped_counted_and_survived(env, case, reason):
     h.pub_img.publish(m)
     assert h.wait_diag(lambda s, v: int(v.get(f"dropped.{reason}", 0)) > before), h.diag_values()
     assert proc.poll() is None and h.lc.get_state() == "active"
+
+
+RAW_ENCODINGS = ["bayer_rggb8", "bayer_gbrg16", "yuv422", "yuv422_yuy2", "rgb16"]
+
+
+def _raw(rgb, encoding):
+    """``rgb`` as a camera driver publishes it raw: a Bayer mosaic, YUV 4:2:2 or 16-bit colour."""
+    import cv2
+    if encoding.startswith("bayer_"):
+        a = np.zeros(rgb.shape[:2], np.uint8)
+        for (dy, dx), c in zip([(0, 0), (0, 1), (1, 0), (1, 1)], encoding[6:10]):
+            a[dy::2, dx::2] = rgb[dy::2, dx::2, "rgb".index(c)]
+        return a.astype(np.uint16) * 257 if encoding.endswith("16") else a
+    if encoding.startswith("yuv422"):
+        yuyv = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2YUV_YUY2)
+        return yuyv if encoding == "yuv422_yuy2" else np.ascontiguousarray(yuyv[..., ::-1])  # UYVY: U Y0 V Y1
+    return rgb.astype(np.uint16) * 257
+
+
+@pytest.mark.parametrize("encoding", RAW_ENCODINGS)
+def test_raw_camera_encodings_are_converted_and_run_the_pipeline(env, encoding):
+    """A camera driver's raw formats (a Bayer mosaic without debayering, YUV 4:2:2 from a USB camera, 16-bit
+    colour) are converted in the node as cv_bridge does (colours checked in test_conversions.py): its windows are
+    published and nothing is dropped."""
+    from trace_anything_ros.ros import conversions as conv
+    from trace_anything_ros.ros.conversions import stamp_to_ns
+    h, proc = env
+    base = 17_000_000_000 + 500_000_000 * RAW_ENCODINGS.index(encoding)
+    h.stream(base, 3)      # rgb8 frames first: the node takes up the new time base (a jump ahead: time_jump)
+    assert h.wait_diag(lambda s, v: True)
+    v0 = h.diag_values()
+    h.got.clear()
+    stamps = set()
+    for i in range(3, 9):
+        s = base + i * 50_000_000
+        h.pub_info.publish(h.camera_info(s))
+        m = conv.array_to_image(_raw(np.asarray(conv.image_to_rgb(h.image(s, red_at=10 + 4 * i))), encoding),
+                                encoding)
+        m.header.stamp, m.header.frame_id = conv.ns_to_time(s), "cam_optical"
+        h.pub_img.publish(m)
+        stamps.add(s)
+        h.spin(0.05)
+    assert h.wait(lambda: any({stamp_to_ns(x) for x in t.frame_stamps} <= stamps for t in h.got.get("tracks", [])),
+                  15), (encoding, h.diag_values())
+    assert h.wait_diag(lambda s, v: True)
+    drops = {k: v for k, v in h.diag_values().items() if k.startswith("dropped.") and v != v0.get(k, "0")}
+    assert not drops, drops
+    assert proc.poll() is None
 
 
 def test_odd_size_frame_is_dropped_and_after_a_time_reset_only_new_frames_are_published(env):

@@ -41,8 +41,22 @@ ENCODINGS = {
     "mono16": (np.uint16, 1),
     "16UC1": (np.uint16, 1),
     "32FC1": (np.float32, 1),
+    "rgb16": (np.uint16, 3),
+    "bgr16": (np.uint16, 3),
+    "rgba16": (np.uint16, 4),
+    "bgra16": (np.uint16, 4),
+    "yuv422": (np.uint8, 2),        # UYVY: two pixels in four bytes, U Y0 V Y1
+    "yuv422_yuy2": (np.uint8, 2),   # YUYV: Y0 U Y1 V
 }
-COLOR_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8", "mono16", "8UC3", "8UC1")
+# raw sensor mosaics (a camera driver without debayering): the ROS name -> OpenCV's demosaicing code, whose Bayer
+# names count from the second row and column (cv_bridge's mapping; checked against a mosaicked image in the tests)
+BAYER = {"rggb": "COLOR_BayerBG2RGB", "bggr": "COLOR_BayerRG2RGB", "gbrg": "COLOR_BayerGR2RGB",
+         "grbg": "COLOR_BayerGB2RGB"}
+for _p in BAYER:
+    ENCODINGS[f"bayer_{_p}8"] = (np.uint8, 1)
+    ENCODINGS[f"bayer_{_p}16"] = (np.uint16, 1)
+COLOR_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8", "mono16", "8UC3", "8UC1", "rgb16", "bgr16", "rgba16",
+                   "bgra16", "yuv422", "yuv422_yuy2") + tuple(f"bayer_{p}{b}" for p in BAYER for b in (8, 16))
 DEPTH_ENCODINGS = ("16UC1", "32FC1", "mono16")
 DEFAULT_MAX_PIXELS = 8192 * 8192
 _HOST_BIG = sys.byteorder == "big"
@@ -70,13 +84,15 @@ def image_to_array(msg, max_pixels: int = DEFAULT_MAX_PIXELS, encodings=None) ->
     allowed = ENCODINGS if encodings is None else {k: ENCODINGS[k] for k in encodings if k in ENCODINGS}
     if enc not in allowed:  # the name is clipped: a hostile 100 KB encoding string never reaches a log line
         raise ImageError("unsupported_encoding",
-                         f"unsupported encoding {_clip(enc)} (supported: {', '.join(sorted(allowed))})")
+                         f"unsupported encoding {_clip(enc)} (supported: {_names(allowed)})")
     dtype, ch = allowed[enc]
     h, w, step = int(msg.height), int(msg.width), int(msg.step)
     if h <= 0 or w <= 0:
         raise ImageError("invalid_image", f"empty image {w}x{h}")
     if h * w > max_pixels:
         raise ImageError("too_large", f"image declares {w}x{h} = {h * w} pixels, over the cap of {max_pixels}")
+    if enc.startswith("yuv422") and w % 2:
+        raise ImageError("invalid_image", f"{enc} packs two pixels in four bytes: width {w} is odd")
     itemsize = np.dtype(dtype).itemsize
     row = w * ch * itemsize
     if step < row:
@@ -98,12 +114,29 @@ def image_to_array(msg, max_pixels: int = DEFAULT_MAX_PIXELS, encodings=None) ->
     return arr[:, :, 0] if ch == 1 else arr
 
 
+def _names(encodings) -> str:
+    """The encodings, the Bayer ones in one item (a drop message stays short)."""
+    names = sorted(e for e in encodings if not e.startswith("bayer_"))
+    if any(e.startswith("bayer_") for e in encodings):
+        names.append("bayer_{rggb,bggr,gbrg,grbg}{8,16}")
+    return ", ".join(names)
+
+
 def image_to_rgb(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """uint8 RGB [H, W, 3] of a colour or mono image (a view for rgb8; one conversion otherwise)."""
+    """uint8 RGB [H, W, 3] of a colour, mono, YUV 4:2:2 or Bayer image (a view for rgb8; one conversion otherwise;
+    16-bit images scaled to 8 bits, as cv_bridge does)."""
     import cv2
 
     a = image_to_array(msg, max_pixels, COLOR_ENCODINGS)
     enc = msg.encoding
+    if enc.startswith("bayer_"):   # a 16-bit mosaic scaled to 8 bits first: a third of the memory
+        return cv2.cvtColor(_to8(a) if a.dtype.itemsize == 2 else np.ascontiguousarray(a),
+                            getattr(cv2, BAYER[enc[6:10]]))
+    if enc.startswith("yuv422"):
+        return cv2.cvtColor(np.ascontiguousarray(a),
+                            cv2.COLOR_YUV2RGB_UYVY if enc == "yuv422" else cv2.COLOR_YUV2RGB_YUY2)
+    if enc.endswith("16") and enc != "mono16":  # rgb16, bgr16, rgba16, bgra16
+        a, enc = _to8(a), enc[:-2] + "8"
     if enc in ("rgb8", "8UC3"):
         return a
     if enc == "bgr8":
@@ -113,8 +146,13 @@ def image_to_rgb(msg, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
     if enc == "bgra8":
         return a[:, :, 2::-1]
     if enc in ("mono16",):
-        a = (a.astype(np.float32) / 257.0).astype(np.uint8)
+        a = _to8(a)
     return cv2.cvtColor(np.ascontiguousarray(a), cv2.COLOR_GRAY2RGB)
+
+
+def _to8(a: np.ndarray) -> np.ndarray:
+    """uint8 of a 16-bit image: x * 255 / 65535 rounded to the nearest level (cv_bridge's convertTo)."""
+    return np.rint(a.astype(np.float32) / 257.0).astype(np.uint8)
 
 
 # ------------------------------------------------------------------------------------------------ compressed
