@@ -185,6 +185,34 @@ def test_real_camera_matrices_pass(k, hw):
     assert gates.intrinsics_problem(k, hw) is None
 
 
+def test_distortion_is_measured_in_pixels_and_named():
+    """A camera_info of a raw (not rectified) image: how far its distortion moves a pixel from the pinhole's place,
+    against OpenCV's own projection of the same model; rectified ones (no, zero or negligible coefficients) are
+    quiet, and what cannot be judged (unknown model, wrong count, NaN, a hostile string) is named, clipped."""
+    import cv2
+    k = np.array([[500.0, 0, 319.5], [0, 500.0, 239.5], [0, 0, 1]])
+    hw = (480, 640)
+    for d in ([], [0.0] * 5, [1e-5, 0, 0, 0, 0]):
+        assert gates.distortion_warning(k, d, "plumb_bob", hw) is None
+    d = np.array([-0.3, 0.1, 0.0, 0.0, 0.0])
+    px = gates.distortion_px(k, d, "plumb_bob", hw)
+    # the corner (radius rd focal lengths as imaged) is the ray at r with r (1 - 0.3 r^2 + 0.1 r^4) = rd
+    rd = np.hypot(319.5, 239.5) / 500.0
+    r = min(x.real for x in np.roots([0.1, 0, -0.3, 0, 1.0, -rd]) if abs(x.imag) < 1e-9 and x.real > 0)
+    assert px == pytest.approx((r - rd) * 500.0, rel=0.02)
+    ray = np.array([[[319.5 / 500.0 * r / rd, 239.5 / 500.0 * r / rd, 1.0]]])
+    corner = cv2.projectPoints(ray, np.zeros(3), np.zeros(3), k, d)[0].ravel()
+    assert np.allclose(corner, [639.0, 479.0], atol=0.5)            # that ray images at the corner
+    assert gates.distortion_px(k, [-0.05, 0, 0, 0, 0], "plumb_bob", hw) < px
+    text = gates.distortion_warning(k, d, "plumb_bob", hw)
+    assert f"{px:.1f} px" in text and "image_rect" in text
+    assert "moves pixels" in gates.distortion_warning(k, [0.0] * 4, "equidistant", hw)   # fisheye: never pinhole
+    for d, model in [([0.1] * 5, "kannala"), ([0.1] * 20, "plumb_bob"), ([float("nan")] * 5, "plumb_bob"),
+                     ([0.1] * 5, "x" * 100_000)]:
+        text = gates.distortion_warning(k, d, model, hw)
+        assert "can judge" in text and len(text) < 400, text
+
+
 def test_same_aspect_and_clip():
     assert gates.same_aspect((480, 640), (240, 320)) and gates.same_aspect((480, 640), (481, 640))
     assert not gates.same_aspect((480, 640), (480, 480)) and not gates.same_aspect((0, 1), (0, 1))

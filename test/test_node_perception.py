@@ -307,6 +307,24 @@ def test_raw_camera_encodings_are_converted_and_run_the_pipeline(env, encoding):
     assert proc.poll() is None
 
 
+def test_a_distorted_camera_info_is_named_until_a_rectified_one_comes(env):
+    """The node lifts with K alone: a camera_info of a raw (distorted) image is a named warning in /diagnostics
+    (how many pixels the distortion moves, and to subscribe to image_rect) until a rectified one arrives."""
+    h, proc = env
+    v0 = h.diag_values()
+    for i, d in enumerate(([-0.3, 0.1, 0.0, 0.0, 0.0], [0.0] * 5)):
+        ci = h.camera_info(19_600_000_000 + i * 100_000_000)
+        ci.distortion_model, ci.d = "plumb_bob", d
+        h.pub_info.publish(ci)
+        if i == 0:
+            assert h.wait_diag(lambda s, v: int(v.get("warned.camera_info_distorted", 0)) > int(
+                v0.get("warned.camera_info_distorted", 0)) and "image_rect" in s.message and s.level >= b"\x01"), \
+                h.diag_values()
+            assert "plumb_bob" in h.diag[-1].message and " px at the image's edges" in h.diag[-1].message
+    assert h.wait_diag(lambda s, v: "image_rect" not in s.message), h.diag[-1].message
+    assert proc.poll() is None
+
+
 def test_odd_size_frame_is_dropped_and_after_a_time_reset_only_new_frames_are_published(env):
     """One frame of another size is dropped and counted (a single odd frame is not a camera change: the ring is
     kept, test_hostile_ingest.py covers real changes); after a jump back in time the node publishes windows of the

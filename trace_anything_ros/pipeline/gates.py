@@ -89,6 +89,54 @@ def intrinsics_problem(k, hw) -> Problem:
     return None
 
 
+DISTORTION_WARN_PX = 1.0  # a camera_info whose distortion moves a pixel farther than this is not a rectified image
+PINHOLE_MODELS = ("plumb_bob", "rational_polynomial")   # OpenCV's radial-tangential model, 4-14 coefficients
+FISHEYE_MODELS = ("equidistant",)                        # OpenCV's fisheye model, 4 coefficients
+
+
+def distortion_px(k, d, model: str, hw) -> Optional[float]:
+    """How far (px, the largest over a grid reaching the image's edges) the camera_info's distortion moves a pixel
+    from where the pinhole ``k`` puts it: 0 for a rectified image (no or zero coefficients), None for a model (or
+    number of coefficients) this does not know, or coefficients that are not finite. The nodes lift pixels with K
+    alone, as for image_proc's ``image_rect``. An equidistant (fisheye) image is not a pinhole one even with zero
+    coefficients."""
+    import cv2
+    d = np.asarray(d, np.float64).reshape(-1)
+    if model not in FISHEYE_MODELS and (d.size == 0 or not np.any(d)):
+        return 0.0
+    if not np.isfinite(d).all():
+        return None
+    k = np.asarray(k, np.float64).reshape(3, 3)
+    h, w = int(hw[0]), int(hw[1])
+    u, v = np.meshgrid(np.linspace(0, w - 1, 9), np.linspace(0, h - 1, 9))
+    pts = np.stack([u.ravel(), v.ravel()], -1)[:, None, :]
+    try:
+        if model in PINHOLE_MODELS and d.size in (4, 5, 8, 12, 14):
+            und = cv2.undistortPoints(pts, k, d, P=k)
+        elif model in FISHEYE_MODELS and d.size == 4:
+            und = cv2.fisheye.undistortPoints(pts, k, d, P=k)
+        else:
+            return None
+    except cv2.error:
+        return None
+    shift = np.hypot(*(und[:, 0] - pts[:, 0]).T)
+    return float(np.max(shift)) if np.isfinite(shift).all() else None
+
+
+def distortion_warning(k, d, model, hw) -> Optional[str]:
+    """The named warning for a camera_info that does not describe a rectified image (``distortion_px``), or None."""
+    px = distortion_px(k, np.asarray(d[:16], np.float64), str(model), hw)
+    if px is None:
+        return (f"camera_info: distortion model {clip(model)} with {len(d)} coefficients is not one this node "
+                "can judge (plumb_bob / rational_polynomial with 4-14 finite coefficients, equidistant with 4): "
+                "taken as a rectified image (K only); subscribe it to a rectified image (image_proc's image_rect)")
+    if px > DISTORTION_WARN_PX:
+        return (f"camera_info: {clip(model)} distortion moves pixels up to {px:.1f} px at the image's edges, and this "
+                "node lifts with K only (it does not rectify): subscribe it to a rectified image (image_proc's "
+                "image_rect)")
+    return None
+
+
 def depth_range_valid(d: np.ndarray, min_range: float, max_range: float) -> np.ndarray:
     """Valid-pixel mask of metric depth: finite and within [min_range, max_range] (pixels outside are what a
     sensor reports as no return; they become invalid, like zeros)."""

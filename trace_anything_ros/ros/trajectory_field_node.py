@@ -116,6 +116,7 @@ class TrajectoryFieldNode(LifecycleNode):
         self._subs = []
         self._pubs = {}
         self._infos = deque(maxlen=10)
+        self._distortion_key, self._distortion_text = None, None     # the last camera_info's distortion, judged
         self._depths = deque(maxlen=10)
         self._pending = deque(maxlen=10)
         self._last_info_warn = False
@@ -489,6 +490,20 @@ class TrajectoryFieldNode(LifecycleNode):
             self._drop(bad[0], f"camera_info: {bad[1]}")
             return
         self._infos.append((conv.stamp_to_ns(msg.header.stamp), np.asarray(msg.k, np.float64).reshape(3, 3), hw))
+        self._check_distortion(msg, hw)
+
+    def _check_distortion(self, msg: CameraInfo, hw):
+        """A named warning (``camera_info_distorted``) while the camera_info describes an image that is not
+        rectified: the node lifts pixels with K alone (as image_proc's ``image_rect`` is meant to be used), so
+        a raw image's distortion would bend the 3D field towards its edges. Judged once per distortion."""
+        key = (gates.clip(msg.distortion_model), len(msg.d), tuple(msg.d[:16]), tuple(msg.k), hw)
+        if key != self._distortion_key:
+            self._distortion_key = key
+            self._distortion_text = gates.distortion_warning(msg.k, msg.d, msg.distortion_model, hw)
+        if self._distortion_text is None:
+            self._clear_warning("camera_info_distorted")
+        else:
+            self._warn_input("camera_info_distorted", self._distortion_text)
 
     def _intrinsics_for(self, stamp_ns: int, image_hw):
         if not self._infos:
