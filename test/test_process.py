@@ -189,7 +189,7 @@ def test_process_forced_regime_names_the_missing_input(tmp_path):
                   "--no-progress", "--json"])
 
 
-def _make_mcap(path, n=12, h=48, w=64, k=(50.0, 0, 32, 0, 50.0, 24, 0, 0, 1), compressed=""):
+def _make_mcap(path, n=12, h=48, w=64, k=(50.0, 0, 32, 0, 50.0, 24, 0, 0, 1), compressed="", d=(0.0,) * 5):
     """A small MCAP of a camera (rgb8 image + camera_info + a depth topic that must not be picked), written
     ROS-free with mcap_ros2's writer and our ros2msg schemas. ``compressed`` ('jpeg' | 'png'): the colour images
     only as image_transport's ``/cam/image_raw/compressed`` (sensor_msgs/CompressedImage), as robots record them."""
@@ -223,7 +223,7 @@ def _make_mcap(path, n=12, h=48, w=64, k=(50.0, 0, 32, 0, 50.0, 24, 0, 0, 1), co
                 "header": hdr, "height": h, "width": w, "encoding": "32FC1", "is_bigendian": 0, "step": w * 4,
                 "data": np.full((h, w), 1.5, np.float32).tobytes()}, log_time=t, publish_time=t)
             wr.write_message("/cam/camera_info", s_info, {
-                "header": hdr, "height": h, "width": w, "distortion_model": "plumb_bob", "d": [0.0] * 5,
+                "header": hdr, "height": h, "width": w, "distortion_model": "plumb_bob", "d": list(d),
                 "k": list(k), "r": [1.0, 0, 0, 0, 1, 0, 0, 0, 1],
                 "p": [50.0, 0, 32, 0, 0, 50.0, 24, 0, 0, 0, 1, 0]}, log_time=t, publish_time=t)
         wr.finish()
@@ -282,6 +282,22 @@ def test_process_mcap_input_cdr_and_json(tmp_path):
                    str(out_j), "--no-progress", "--json"])
     assert rc == 0
     _check_outputs(out_j, "cam", 3, (48, 64), "json")
+
+
+def test_bag_camera_info_is_judged_as_the_node_judges_it(tmp_path, capsys):
+    """``process`` on a bag takes a camera_info's K by the perception node's rule (``gates.intrinsics_problem``: an
+    implausible one is not used) and says once that a raw (distorted) camera's is used with K alone."""
+    src = str(tmp_path / "raw.mcap")
+    _make_mcap(src, n=5, d=(-0.3, 0.1, 0.0, 0.0, 0.0))
+    frames = list(bag.read_images(src))
+    assert frames[0].K is not None
+    err = capsys.readouterr().err
+    assert err.count("distortion moves pixels") == 1 and "image_rect" in err, err
+    _make_mcap(src, n=5)
+    list(bag.read_images(src))
+    assert "distortion" not in capsys.readouterr().err
+    _make_mcap(src, n=5, k=(1.0, 0, 32, 0, 1.0, 24, 0, 0, 1))     # a 176-degree field of view: not a camera
+    assert all(f.K is None for f in bag.read_images(src))
 
 
 @pytest.mark.parametrize("fmt", ["jpeg", "png"])

@@ -25,6 +25,7 @@ import glob
 import json
 import os
 import sqlite3
+import sys
 from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple
@@ -245,17 +246,31 @@ def read_images(path: str, topic: str = "", max_frames: int = 0) -> Iterator[Ima
     info_topic = base.rsplit("/", 1)[0] + "/camera_info"
     have_info = info_topic in list_topics(path)
     K = None
+    said = set()
+
+    def usable(info):
+        """Its K where the perception node would take it (``gates.intrinsics_problem``), else None; a camera_info
+        of a raw (distorted) image is said once on stderr (``gates.distortion_warning``: K alone is used)."""
+        from trace_anything_ros.pipeline import gates
+        hw = (int(getattr(info, "height", 0)), int(getattr(info, "width", 0)))
+        if gates.intrinsics_problem(info.k, hw) is not None:
+            return None
+        text = gates.distortion_warning(info.k, getattr(info, "d", []), getattr(info, "distortion_model", ""), hw)
+        if text is not None and text not in said:
+            said.add(text)
+            print(f"[bag] {info_topic}: {text}", file=sys.stderr)
+        return np.asarray(info.k, np.float64).reshape(3, 3)
+
     if have_info:  # the first valid camera_info (it may be logged after the first image)
         for r in iter_messages(path, [info_topic]):
-            k = np.asarray(r.msg.k, np.float64).reshape(3, 3)
-            if np.isfinite(k).all() and k[0, 0] > 0:
-                K = k
+            K = usable(r.msg)
+            if K is not None:
                 break
     i = 0
     for r in iter_messages(path, [topic, info_topic] if have_info else [topic]):
         if r.topic == info_topic:
-            k = np.asarray(r.msg.k, np.float64).reshape(3, 3)
-            K = k if np.isfinite(k).all() and k[0, 0] > 0 else K
+            k = usable(r.msg)
+            K = k if k is not None else K
             continue
         st = stamp_ns(r.msg.header.stamp) or int(r.log_time)
         yield ImageFrame(i, st, image_rgb(r.msg), r.msg.header.frame_id, K)
