@@ -83,3 +83,24 @@ def test_input_loss_names_reliable_qos_when_every_publisher_offers_it():
         _, _, values, loss = diag.perception_report(_snap(input_qos=qos, image_publishers=pubs, **lost))
         assert "offers reliable QoS" not in loss and "UDP fragment" in loss, (qos, pubs, loss)
         assert ("input_qos" in values) == bool(qos)
+
+
+def test_planner_report_levels_follow_the_newest_plan_inputs_and_estimator():
+    """ros.diagnostics.planner_report: OK with no goal; WARN naming a REFUSED / HALTED plan's reason, recent camera
+    drops and named warnings (and not an older drop or an OK plan); ERROR when the goal-image estimator failed."""
+    counts = {"ok": 2, "refused": 1, "halted": 0, "done": 0, "idle": 1}
+    level, msg, v = diag.planner_report(diag.PlannerSnapshot("active", "", counts))
+    assert level == diag.OK and msg == "active, goal none" and v["goal"] == "none" and v["plans.ok"] == 2
+    assert "last_plan_status" not in v and v["time_since_last_window_s"] == -1.0
+    level, msg, v = diag.planner_report(diag.PlannerSnapshot("active", "image", counts, ("OK", "", 0.5),
+                                                             drops={"truncated": 3}))
+    assert level == diag.OK and msg == "active, goal image, last plan OK" and v["dropped.truncated"] == 3
+    level, msg, v = diag.planner_report(diag.PlannerSnapshot(
+        "active", "image", counts, ("REFUSED", "image goal: no depth image", 0.2), drops={"truncated": 3},
+        recent_drops=["truncated"], warnings=["camera_info: 'plumb_bob' distortion moves pixels up to 9.0 px"]))
+    assert level == diag.WARN and v["last_plan_reason"] == "image goal: no depth image"
+    assert msg.split("; ") == ["REFUSED: image goal: no depth image", "camera input rejected lately: truncated (3)",
+                               "camera_info: 'plumb_bob' distortion moves pixels up to 9.0 px"]
+    level, msg, v = diag.planner_report(diag.PlannerSnapshot("active", "image", counts, ("OK", "", 0.1),
+                                                             estimator="failed: no such file 'w.pt'"))
+    assert level == diag.ERROR and msg == "goal-image estimator failed: no such file 'w.pt'"

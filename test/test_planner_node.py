@@ -82,6 +82,13 @@ class Harness(RosHarness):
                                       rel)
         self.cancel = self.node.create_client(Trigger, f"{NODE}/cancel")
         self.frame = 0
+        from diagnostic_msgs.msg import DiagnosticArray
+        self.diag = []     # the planner's /diagnostics statuses
+        self.node.create_subscription(DiagnosticArray, "/diagnostics", lambda m: self.diag.extend(
+            st for st in m.status if st.name.startswith(NODE.lstrip("/"))), rel)
+
+    def diag_values(self):
+        return {kv.key: kv.value for kv in self.diag[-1].values} if self.diag else {}
 
     def window(self, T=4, M=40, period_ns=100_000_000):
         """Publish one perception window: object 3 (a box sliding in base x and turning about base z) + objects."""
@@ -215,6 +222,29 @@ def test_workspace_violation_is_refused_without_path(env):
     g.header.frame_id = "map"
     h.pub_goal.publish(g)
     assert h.wait(lambda: "goal_pose rejected" in h.plans[-1].reason, 5)
+
+
+def test_diagnostics_name_the_newest_plan_and_dropped_camera_input(env):
+    """/diagnostics from the planner process over DDS: the newest plan (the goal above, HALTED once no window
+    follows) is a WARN naming its reason, with the plan counts; an unreadable camera image is counted by reason and
+    named while recent."""
+    h, proc = env
+    from trace_anything_ros.ros import conversions as conv
+    assert h.wait(lambda: h.diag and "HALTED: perception stale" in h.diag[-1].message, 10), \
+        [s.message for s in h.diag[-2:]]
+    st, v = h.diag[-1], h.diag_values()
+    assert st.level == b"\x01" and v["last_plan_status"] == "HALTED" and "stale" in v["last_plan_reason"]
+    assert int(v["plans.refused"]) >= 1 and int(v["plans.ok"]) >= 1 and int(v["plans.halted"]) >= 1
+    assert v["lifecycle_state"] == "active"
+    assert v["goal"] == "pose" and int(v["windows_seen"]) >= 1 and float(v["time_since_last_window_s"]) >= 0
+    trunc = conv.array_to_image(np.zeros((64, 96, 3), np.uint8), "rgb8")
+    trunc.data = bytes(trunc.data)[:50]
+    for _ in range(3):
+        h.pub_image.publish(trunc)
+        h.spin(0.2)
+    assert h.wait(lambda: int(h.diag_values().get("dropped.truncated", 0)) >= 1
+                  and "camera input rejected lately: truncated" in h.diag[-1].message, 10), h.diag_values()
+    assert proc.poll() is None
 
 
 def test_goal_pose_in_camera_frame_and_dry_run(env):

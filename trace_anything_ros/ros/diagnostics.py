@@ -221,3 +221,52 @@ def perception_report(s: PerceptionSnapshot) -> Tuple[int, str, Dict[str, object
 def level_of(s: DiagnosticStatus) -> int:
     lv = s.level
     return lv[0] if isinstance(lv, (bytes, bytearray)) else int(lv)
+
+
+@dataclass
+class PlannerSnapshot:
+    """What the planner node gathers for one /diagnostics status (``planner_report`` builds the rest)."""
+
+    lc_state: str
+    goal: str                                   # '' (none), 'pose', 'image'
+    published: Dict[str, int]                   # plans published by status (ok, refused, halted, done, idle)
+    last_plan: Tuple[str, str, Optional[float]] = ("", "", None)   # (status, reason, age in s or None)
+    since_perception_s: float = math.inf        # since the last perception window (inf: none)
+    windows_seen: int = 0
+    drops: Dict[str, int] = field(default_factory=dict)             # camera inputs dropped, by reason
+    recent_drops: List[str] = field(default_factory=list)           # reasons seen within drop_warn_window
+    warnings: List[str] = field(default_factory=list)               # named input warnings (camera_info_distorted)
+    estimator: str = "not loaded"               # the goal-image estimator: not loaded | loaded | failed: <why>
+
+
+def planner_report(s: PlannerSnapshot) -> Tuple[int, str, Dict[str, object]]:
+    """(level, message, key/values) of the planner's status: WARN while its newest plan is REFUSED or HALTED
+    (with the reason), camera input was rejected lately, or a named input warning holds; ERROR when the goal-image
+    estimator failed to load."""
+    status, reason, age = s.last_plan
+    values = {"lifecycle_state": s.lc_state, "goal": s.goal or "none", "windows_seen": s.windows_seen,
+              "time_since_last_window_s": s.since_perception_s if math.isfinite(s.since_perception_s) else -1.0,
+              "goal_image_estimator": s.estimator}
+    for k, n in sorted(s.published.items()):
+        values[f"plans.{k}"] = n
+    if status:
+        values.update({"last_plan_status": status, "last_plan_reason": reason,
+                       "last_plan_age_s": -1.0 if age is None else age})
+    for r, n in sorted(s.drops.items()):
+        values[f"dropped.{r}"] = n
+    level, msgs = OK, []
+    if s.estimator.startswith("failed"):
+        level, msgs = ERROR, [f"goal-image estimator {s.estimator}"]
+    if status in ("REFUSED", "HALTED"):
+        level = max(level, WARN)
+        msgs.append(f"{status}: {reason}")
+    if s.recent_drops:
+        level = max(level, WARN)
+        msgs.append("camera input rejected lately: " + ", ".join(f"{r} ({s.drops.get(r, 0)})"
+                                                                 for r in s.recent_drops))
+    for w in s.warnings:
+        level = max(level, WARN)
+        msgs.append(w)
+    if not msgs:
+        msgs = [f"{s.lc_state}, goal {s.goal or 'none'}" + (f", last plan {status}" if status else "")]
+    return level, "; ".join(msgs), values

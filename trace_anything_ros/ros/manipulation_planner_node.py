@@ -84,6 +84,7 @@ from typing import Optional
 import numpy as np
 import rclpy
 from builtin_interfaces.msg import Duration
+from diagnostic_msgs.msg import DiagnosticArray
 from geometry_msgs.msg import PoseStamped, Vector3
 from nav_msgs.msg import Path
 from rcl_interfaces.msg import SetParametersResult
@@ -102,6 +103,7 @@ from trace_anything_ros.planning.session import PlannerSession, TrackedObjects, 
 from trace_anything_ros.srv import SetObjectGoal
 
 from . import conversions as conv
+from . import diagnostics as diag
 from . import messages
 from .graph import PLANNER_NAME, PLANNER_OUTPUTS, PLANNER_SERVICES, private
 from .node_main import spin_node
@@ -117,6 +119,7 @@ TRACKS_QUEUE_DEPTH = 3  # perception windows queued while one is planned (a burs
 FRAME_BUFFER = 40   # camera images / depth images kept (4 s at 10 Hz): a queued window is planned on its own frame
 WINDOW_QUEUE = 8    # perception windows waiting for an image-goal plan; beyond, the oldest is skipped
 NODE_NAME = PLANNER_NAME
+DROP_WARN_S = 5.0   # /diagnostics is WARN, naming the reasons, while camera input was dropped this recently
 
 # name, default, description, range, dynamic
 PARAMS = [
@@ -133,6 +136,7 @@ PARAMS = [
     Spec("stale_timeout", 1.0, "HALTED when no perception window arrived for this long (s) with an active goal",
          range=(0.01, 3600.0), dynamic=True),
     Spec("check_period", 0.1, "period (s) of the staleness check", range=(0.01, 10.0)),
+    Spec("diagnostics.period", 1.0, "seconds between /diagnostics messages", range=(0.05, 60.0)),
     Spec("rebind_radius", 0.1, "when the goal object's id vanishes (perception's tracker lost it), re-bind the goal "
          "to the object nearest its predicted position within this distance (track units: m for a metric field; "
          "0: never)", range=(0.0, 10.0), dynamic=True),
@@ -223,6 +227,13 @@ class ManipulationPlannerNode(LifecycleNode):
         self._tf_listener = None
         self._last_halt_pub = 0.0
         self.published = {"ok": 0, "refused": 0, "halted": 0, "done": 0, "idle": 0}
+        # /diagnostics: the newest plan, camera inputs dropped by reason (and when last), named warnings
+        self._last_plan = None        # (status, reason, monotonic time)
+        self.drops, self._drop_at, self.warnings = {}, {}, {}
+        self._estimator_state = "not loaded"
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self._diag_timer = self.create_timer(float(self.get_parameter("diagnostics.period").value),
+                                             self._publish_diagnostics)
 
     # ---------------------------------------------------------------------------------------------- params
     def _values(self) -> dict:
@@ -355,6 +366,7 @@ class ManipulationPlannerNode(LifecycleNode):
             except Exception:  # noqa: BLE001
                 pass
             self._estimator = None
+            self._estimator_state = "not loaded"
 
     def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
         self._release()
@@ -433,6 +445,7 @@ class ManipulationPlannerNode(LifecycleNode):
         if plan.status in (PlanStatus.OK, PlanStatus.HALTED, PlanStatus.IDLE):
             self._pubs["path"].publish(path)  # HALTED / IDLE: an empty path clears a previous one
         self.published[plan.status.name.lower()] += 1
+        self._last_plan = (plan.status.name, plan.reason, time.monotonic())
         if plan.status in (PlanStatus.REFUSED, PlanStatus.HALTED):
             self.get_logger().warn(f"{plan.status.name}: {plan.reason}", throttle_duration_sec=2.0)
 
@@ -498,7 +511,12 @@ class ManipulationPlannerNode(LifecycleNode):
             return True
         except conv.ImageError as e:
             self.get_logger().warn(f"{what}: dropped: {e}", throttle_duration_sec=5.0)
+            self._count_drop(e.reason)
             return False
+
+    def _count_drop(self, reason: str) -> None:
+        self.drops[reason] = self.drops.get(reason, 0) + 1
+        self._drop_at[reason] = time.monotonic()
 
     def _on_image(self, msg):
         if not self._usable(msg, "image"):
@@ -521,6 +539,7 @@ class ManipulationPlannerNode(LifecycleNode):
         bad = gates.intrinsics_problem(msg.k, (int(msg.height), int(msg.width)))
         if bad is not None:
             self.get_logger().warn(f"camera_info: dropped: {bad[1]}", throttle_duration_sec=5.0)
+            self._count_drop(bad[0])
             return
         self._latest_info = msg
         hw = (int(msg.height), int(msg.width))
@@ -530,6 +549,9 @@ class ManipulationPlannerNode(LifecycleNode):
             text = gates.distortion_warning(msg.k, msg.d, msg.distortion_model, hw)
             if text is not None:
                 self.get_logger().warn(text)
+                self.warnings["camera_info_distorted"] = text
+            else:
+                self.warnings.pop("camera_info_distorted", None)
 
     def _on_goal_depth(self, msg: Image):
         if self._usable(msg, "depth"):  # an unusable goal depth is dropped: the goal is planned from RGB
@@ -716,7 +738,12 @@ class ManipulationPlannerNode(LifecycleNode):
             if v["goal_image.input_height"] > 0 and v["goal_image.input_width"] > 0:
                 params["input_size"] = [v["goal_image.input_height"], v["goal_image.input_width"]]
             t0 = time.perf_counter()
-            self._estimator = load_estimator(v["goal_image.estimator.factory"], params)
+            try:
+                self._estimator = load_estimator(v["goal_image.estimator.factory"], params)
+            except Exception as e:
+                self._estimator_state = f"failed: {gates.clip(str(e), 200)}"
+                raise
+            self._estimator_state = "loaded"
             self.get_logger().info(f"goal-image estimator loaded in {time.perf_counter() - t0:.2f} s")
         return self._estimator
 
@@ -798,6 +825,30 @@ class ManipulationPlannerNode(LifecycleNode):
             if t - self._last_halt_pub >= min(1.0, self._session.stale_timeout):
                 self._last_halt_pub = t
                 self._publish(plan)
+
+    # ------------------------------------------------------------------------------------------- diagnostics
+    def diagnostic_status(self):
+        """This node's /diagnostics status (``diagnostics.planner_report``)."""
+        t = time.monotonic()
+        sess = self._session
+        goal = sess.goal.kind if sess is not None and sess.goal is not None else ""
+        last = sess.last_perception if sess is not None else None
+        lp = self._last_plan
+        snap = diag.PlannerSnapshot(
+            lc_state=self.lc_state, goal=goal, published=dict(self.published),
+            last_plan=(lp[0], lp[1], t - lp[2]) if lp is not None else ("", "", None),
+            since_perception_s=self._now() - last if last is not None else float("inf"),
+            windows_seen=self._windows_seen, drops=dict(self.drops),
+            recent_drops=sorted(r for r, at in self._drop_at.items() if t - at <= DROP_WARN_S),
+            warnings=list(self.warnings.values()), estimator=self._estimator_state)
+        level, message, values = diag.planner_report(snap)
+        return diag.status(f"{NODE_NAME}: planner", f"/{NODE_NAME}", level, message, values)
+
+    def _publish_diagnostics(self):
+        try:
+            self._diag_pub.publish(diag.array(self.get_clock().now().to_msg(), [self.diagnostic_status()]))
+        except Exception as e:  # noqa: BLE001 - diagnostics must never take the node down
+            self.get_logger().warn(f"diagnostics failed: {e}", throttle_duration_sec=10.0)
 
 
 def main(args=None) -> int:
