@@ -81,7 +81,8 @@ def test_bench_hostile_runs_from_an_installed_package(tmp_path):
     rc, res = _bench(tmp_path, "hostile", "--n", "2")
     assert res["messages_per_class"] == 2 and "valid_640x480_rgb8" in res["classes"]
     assert res["classes"]["valid_640x480_rgb8"]["outcome"] == ["accepted"]
-    assert res["callback_errors"] == 0
+    assert res["callback_errors"] == 0 and res["pass"]["raw_formats_accepted"]
+    assert set(res["raw_formats_vs_rgb8_ms_median"]) == {"bayer_rggb8", "yuv422_yuy2"}
     assert rc in (0, 1) and set(res["pass"]) >= {"all_rejected", "no_callback_error"}
 
 

@@ -33,7 +33,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 pytestmark = pytest.mark.ros  # real sensor_msgs / builtin_interfaces / generated messages
 
 ENCODINGS = ["rgb8", "bgr8", "rgba8", "bgra8", "mono8", "mono16", "8UC1", "8UC3", "16UC1", "32FC1", "yuv422",
-             "", "RGB8", "64FC1", "bayer_rggb8", "\x00"]
+             "yuv422_yuy2", "rgb16", "bgra16", "", "RGB8", "64FC1", "nv21", "bayer_rggb8", "bayer_gbrg16", "\x00"]
 U32 = st.integers(0, 2**32 - 1)
 SMALL = st.integers(0, 64)
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])

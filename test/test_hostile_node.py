@@ -37,10 +37,13 @@ GRID = (32, 48)
 SRC = (120, 160)
 FUZZ = settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow,
                                                                         HealthCheck.function_scoped_fixture])
-ENCODINGS = ["rgb8", "bgr8", "rgba8", "bgra8", "mono8", "mono16", "8UC1", "8UC3", "16UC1", "32FC1", "yuv422", "",
-             "RGB8", "64FC1", "\x00", "rgb8" * 25_000]
+ENCODINGS = ["rgb8", "bgr8", "rgba8", "bgra8", "mono8", "mono16", "8UC1", "8UC3", "16UC1", "32FC1", "yuv422",
+             "yuv422_yuy2", "bayer_rggb8", "bayer_gbrg16", "rgb16", "nv21", "", "RGB8", "64FC1", "\x00",
+             "rgb8" * 25_000]
+CAMERA_ENCODINGS = ["rgb8", "bgr8", "mono8", "mono16", "rgba8", "bayer_rggb8", "yuv422_yuy2"]   # accepted
 CHANNEL_BYTES = {"rgb8": 3, "bgr8": 3, "rgba8": 4, "bgra8": 4, "mono8": 1, "mono16": 2, "8UC1": 1, "8UC3": 3,
-                 "16UC1": 2, "32FC1": 4}
+                 "16UC1": 2, "32FC1": 4, "yuv422": 2, "yuv422_yuy2": 2, "bayer_rggb8": 1, "bayer_gbrg16": 2,
+                 "rgb16": 6}
 TIME_PER_MESSAGE = 1.0   # s: generous for a loaded 2-core machine (the memory bound catches the 550 MB strip)
 BIG_ID = "f" * (1 << 20)
 
@@ -130,7 +133,7 @@ def valid_peak(node):
 @st.composite
 def images(draw, now_ns, seq):
     kind = draw(st.sampled_from(["camera", "camera", "plausible", "strip", "random"]))
-    enc = draw(st.sampled_from(ENCODINGS if kind != "camera" else ["rgb8", "bgr8", "mono8", "mono16", "rgba8"]))
+    enc = draw(st.sampled_from(ENCODINGS if kind != "camera" else CAMERA_ENCODINGS))
     bpp = CHANNEL_BYTES.get(enc, 3)
     if kind == "camera":  # the stream's own size: frames that can be accepted
         h, w = SRC

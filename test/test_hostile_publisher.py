@@ -298,7 +298,7 @@ def test_throttle_is_per_reason_and_diagnostics_carry_every_reason(env):
     n0 = _log(h).count("dropped input (")
 
     def two(s, i):
-        h.evil_img.publish(_image_msg(h, s + 30_000_000, encoding="yuv422"))
+        h.evil_img.publish(_image_msg(h, s + 30_000_000, encoding="nv21"))
         h.evil_img.publish(_image_msg(h, s + 40_000_000, data=b"\x00" * 10))
 
     _run(h, 20, attack=two)

@@ -392,7 +392,7 @@ def test_goal_image_planned_on_the_last_usable_raw_frame(env):
     im = conv.array_to_image(cur, "rgb8")
     im.header.frame_id = "cam_optical"
     bad = []
-    for change in ({"data": bytes(im.data)[:100]}, {"encoding": "yuv422"}, {"step": 10}):
+    for change in ({"data": bytes(im.data)[:100]}, {"encoding": "nv21"}, {"step": 10}):
         b = conv.array_to_image(cur, "rgb8")
         b.header.frame_id = "cam_optical"
         for k, v in change.items():
