@@ -207,6 +207,9 @@ def test_distortion_is_measured_in_pixels_and_named():
     text = gates.distortion_warning(k, d, "plumb_bob", hw)
     assert f"{px:.1f} px" in text and "image_rect" in text
     assert "moves pixels" in gates.distortion_warning(k, [0.0] * 4, "equidistant", hw)   # fisheye: never pinhole
+    check = gates.DistortionCheck()    # once per distortion: a camera repeats its camera_info with every frame
+    assert check(k.ravel(), d, "plumb_bob", hw) == (text, True) and check(k.ravel(), d, "plumb_bob", hw)[1] is False
+    assert check(k.ravel(), [0.0] * 5, "plumb_bob", hw) == (None, True)
     for d, model in [([0.1] * 5, "kannala"), ([0.1] * 20, "plumb_bob"), ([float("nan")] * 5, "plumb_bob"),
                      ([0.1] * 5, "x" * 100_000)]:
         text = gates.distortion_warning(k, d, model, hw)

@@ -246,18 +246,17 @@ def read_images(path: str, topic: str = "", max_frames: int = 0) -> Iterator[Ima
     info_topic = base.rsplit("/", 1)[0] + "/camera_info"
     have_info = info_topic in list_topics(path)
     K = None
-    said = set()
+    from trace_anything_ros.pipeline import gates
+    distortion = gates.DistortionCheck()
 
     def usable(info):
         """Its K where the perception node would take it (``gates.intrinsics_problem``), else None; a camera_info
-        of a raw (distorted) image is said once on stderr (``gates.distortion_warning``: K alone is used)."""
-        from trace_anything_ros.pipeline import gates
+        of a raw (distorted) image is said on stderr once per distortion (K alone is used)."""
         hw = (int(getattr(info, "height", 0)), int(getattr(info, "width", 0)))
         if gates.intrinsics_problem(info.k, hw) is not None:
             return None
-        text = gates.distortion_warning(info.k, getattr(info, "d", []), getattr(info, "distortion_model", ""), hw)
-        if text is not None and text not in said:
-            said.add(text)
+        text, anew = distortion(info.k, getattr(info, "d", []), getattr(info, "distortion_model", ""), hw)
+        if text is not None and anew:
             print(f"[bag] {info_topic}: {text}", file=sys.stderr)
         return np.asarray(info.k, np.float64).reshape(3, 3)
 

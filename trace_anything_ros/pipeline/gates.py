@@ -137,6 +137,21 @@ def distortion_warning(k, d, model, hw) -> Optional[str]:
     return None
 
 
+class DistortionCheck:
+    """``distortion_warning`` of a camera's newest camera_info, judged once per distortion (a camera publishes the
+    same one with every frame). Call with the message's fields: ``(warning or None, whether it was judged anew)``."""
+
+    def __init__(self):
+        self._key, self.text = None, None
+
+    def __call__(self, k, d, model, hw) -> Tuple[Optional[str], bool]:
+        key = (clip(model), len(d), tuple(d[:16]), tuple(k), tuple(hw))
+        if key == self._key:
+            return self.text, False
+        self._key, self.text = key, distortion_warning(k, d, model, hw)
+        return self.text, True
+
+
 def depth_range_valid(d: np.ndarray, min_range: float, max_range: float) -> np.ndarray:
     """Valid-pixel mask of metric depth: finite and within [min_range, max_range] (pixels outside are what a
     sensor reports as no return; they become invalid, like zeros)."""

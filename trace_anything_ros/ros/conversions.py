@@ -52,9 +52,7 @@ ENCODINGS = {
 # names count from the second row and column (cv_bridge's mapping; checked against a mosaicked image in the tests)
 BAYER = {"rggb": "COLOR_BayerBG2RGB", "bggr": "COLOR_BayerRG2RGB", "gbrg": "COLOR_BayerGR2RGB",
          "grbg": "COLOR_BayerGB2RGB"}
-for _p in BAYER:
-    ENCODINGS[f"bayer_{_p}8"] = (np.uint8, 1)
-    ENCODINGS[f"bayer_{_p}16"] = (np.uint16, 1)
+ENCODINGS.update({f"bayer_{p}{bits}": (np.uint8 if bits == 8 else np.uint16, 1) for p in BAYER for bits in (8, 16)})
 COLOR_ENCODINGS = ("rgb8", "bgr8", "rgba8", "bgra8", "mono8", "mono16", "8UC3", "8UC1", "rgb16", "bgr16", "rgba16",
                    "bgra16", "yuv422", "yuv422_yuy2") + tuple(f"bayer_{p}{b}" for p in BAYER for b in (8, 16))
 DEPTH_ENCODINGS = ("16UC1", "32FC1", "mono16")

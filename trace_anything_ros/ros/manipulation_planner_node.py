@@ -215,7 +215,7 @@ class ManipulationPlannerNode(LifecycleNode):
         self._depths = []             # the newest depth images (goal-image estimators that need one)
         self._images = []             # the newest images (to pair one with a depth image; a window's own frame)
         self._latest_info = None      # newest camera_info
-        self._distortion_key = None   # ... its distortion, judged (gates.distortion_warning)
+        self._distortion = gates.DistortionCheck()   # ... its distortion, judged once per one
         self._goal_depth = None       # newest goal_depth image
         self._estimator = None
         self._img_thread: Optional[threading.Thread] = None
@@ -542,16 +542,13 @@ class ManipulationPlannerNode(LifecycleNode):
             self._count_drop(bad[0])
             return
         self._latest_info = msg
-        hw = (int(msg.height), int(msg.width))
-        key = (gates.clip(msg.distortion_model), len(msg.d), tuple(msg.d[:16]), tuple(msg.k), hw)
-        if key != self._distortion_key:  # judged (and logged) once per distortion: goal images lift with K only
-            self._distortion_key = key
-            text = gates.distortion_warning(msg.k, msg.d, msg.distortion_model, hw)
-            if text is not None:
+        text, anew = self._distortion(msg.k, msg.d, msg.distortion_model, (int(msg.height), int(msg.width)))
+        if text is None:  # goal images lift with K only
+            self.warnings.pop("camera_info_distorted", None)
+        else:
+            self.warnings["camera_info_distorted"] = text
+            if anew:
                 self.get_logger().warn(text)
-                self.warnings["camera_info_distorted"] = text
-            else:
-                self.warnings.pop("camera_info_distorted", None)
 
     def _on_goal_depth(self, msg: Image):
         if self._usable(msg, "depth"):  # an unusable goal depth is dropped: the goal is planned from RGB

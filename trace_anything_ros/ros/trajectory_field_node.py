@@ -116,7 +116,7 @@ class TrajectoryFieldNode(LifecycleNode):
         self._subs = []
         self._pubs = {}
         self._infos = deque(maxlen=10)
-        self._distortion_key, self._distortion_text = None, None     # the last camera_info's distortion, judged
+        self._distortion = gates.DistortionCheck()     # the newest camera_info's distortion, judged once per one
         self._depths = deque(maxlen=10)
         self._pending = deque(maxlen=10)
         self._last_info_warn = False
@@ -496,14 +496,11 @@ class TrajectoryFieldNode(LifecycleNode):
         """A named warning (``camera_info_distorted``) while the camera_info describes an image that is not
         rectified: the node lifts pixels with K alone (as image_proc's ``image_rect`` is meant to be used), so
         a raw image's distortion would bend the 3D field towards its edges. Judged once per distortion."""
-        key = (gates.clip(msg.distortion_model), len(msg.d), tuple(msg.d[:16]), tuple(msg.k), hw)
-        if key != self._distortion_key:
-            self._distortion_key = key
-            self._distortion_text = gates.distortion_warning(msg.k, msg.d, msg.distortion_model, hw)
-        if self._distortion_text is None:
+        text, _ = self._distortion(msg.k, msg.d, msg.distortion_model, hw)
+        if text is None:
             self._clear_warning("camera_info_distorted")
         else:
-            self._warn_input("camera_info_distorted", self._distortion_text)
+            self._warn_input("camera_info_distorted", text)
 
     def _intrinsics_for(self, stamp_ns: int, image_hw):
         if not self._infos:
