@@ -839,7 +839,7 @@ class ManipulationPlannerNode(LifecycleNode):
             recent_drops=sorted(r for r, at in self._drop_at.items() if t - at <= DROP_WARN_S),
             warnings=list(self.warnings.values()), estimator=self._estimator_state)
         level, message, values = diag.planner_report(snap)
-        return diag.status(f"{NODE_NAME}: planner", f"/{NODE_NAME}", level, message, values)
+        return diag.status(f"{self.get_name()}: planner", self.get_fully_qualified_name(), level, message, values)
 
     def _publish_diagnostics(self):
         try:
