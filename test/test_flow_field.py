@@ -266,6 +266,9 @@ def test_a_large_uniform_hand_leaves_no_ghost(monkeypatch):
     if clips.data_dir() is None:
         pytest.skip("opencv-doc sample data not found (make bootstrap extracts it)")
     clip = make_clip("sweep", 48, (240, 320), 60, fps=15.0, split="holdout", sweep_s=1.5, occluder="skin")
+    # a background scaled by a wrong ratio is partly explained as the scene in shadow (``SHADOW``): off, to see
+    # this rule alone (with it: precision 0.88 here, 0.86 for the control)
+    monkeypatch.setattr(flow_field, "SHADOW", 0)
     masks, stamps = _clip_masks(clip)
     on = score_masks(masks, clip.masks, stamps)
     monkeypatch.setattr(flow_field, "_gain", _ratio_of_medians)
@@ -652,9 +655,10 @@ def test_flicker_between_two_frames_is_not_taken_for_noise():
     hand[30:70, 40:75] = True
     moved = np.roll(hand, 3, axis=1)
     fi = a.astype(np.float32)
-    fi[hand] *= 0.75                                        # a uniform hand, a quarter darker than the scene
+    tone = 0.75 * img[hand].mean(0)                         # a uniform hand, a quarter darker than the scene
+    fi[hand] = tone                                         # (the scene darkened in place would be its shadow)
     fj = img.copy()
-    fj[moved] *= 0.75
+    fj[moved] = tone
     fj = np.clip(fj * 1.08 + rng.normal(0, 2.0, fj.shape), 0, 255)   # the next frame: 8 % brighter
     gi, gj = (np.clip(x, 0, 255).astype(np.uint8) for x in (fi, fj))
     h, w = hand.shape
@@ -898,3 +902,78 @@ def test_a_hand_before_a_plain_wall_seen_by_a_hand_held_camera_is_segmented(monk
     on, off = _scores_with_rules_off(monkeypatch, clip, "TEXTURED", "SIMILAR", "CANVAS_CHOICE")
     assert on["mover_windows"] >= 20, on
     assert on["iou"] >= 0.65 and on["iou"] >= off["iou"] + 0.4 and on["recall"] >= 0.8, (on, off)
+
+
+def test_a_shadow_on_a_textured_background_is_explained_and_a_dark_mover_is_not(monkeypatch):
+    """``flow_field._bg_residual``: the remembered background explains a pixel as itself in shadow only where its
+    texture is kept. A real photograph (fruits.jpg) darkened to 0.6 with a bluish tint (the shadow of a person or a
+    hand: light it blocks) is explained (its residual is the fit's, a few grey levels); a uniform patch of the shadow's
+    mean colour (a dark, plain mover) is not, nor a textured mover (another photograph, as dark), nor a uniform dark
+    patch over a uniform background (a backlit hand over the sky: nothing there tells it from a shadow). With
+    ``SHADOW`` off (the control) the shadow is as far off as the movers."""
+    import cv2
+
+    img, _, rng = _scene()
+    root = clips.data_dir()
+    other = clips._cover(clips._read("messi5.jpg", root), SIZE[0], SIZE[1], 0).astype(np.float32)
+    shade = img * np.array([0.62, 0.6, 0.55], np.float32)                       # the shadow: texture kept
+    plain = np.broadcast_to(shade.reshape(-1, 3).mean(0), img.shape).astype(np.float32)  # a plain dark mover
+    textured = other * (shade.mean() / other.mean())                             # a textured mover, as dark
+    sky = np.full_like(img, 200.0)
+    noise = rng.normal(0, 2.0, img.shape).astype(np.float32)
+    # where the photograph has texture to keep: a mean absolute deviation of 8 grey levels over 5 x 5 (over half
+    # of it; its smooth skins are a uniform background)
+    tex = cv2.blur(np.abs(img - cv2.blur(img, (5, 5))).mean(-1), (5, 5)) >= 8.0
+    tex[:8], tex[-8:], tex[:, :8], tex[:, -8:] = False, False, False, False
+    assert tex.mean() > 0.3
+
+    def far(a, b, where=tex):   # fraction of the pixels farther than 10 grey levels from the background
+        return float(np.mean(flow_field._bg_residual(a + noise, b)[where] > 10.0))
+
+    assert far(img, img) < 0.01
+    assert far(shade, img) < 0.1
+    assert far(plain, img) > 0.6 and far(textured, img) > 0.6
+    assert far(sky * 0.7, sky, np.ones(SIZE, bool)) > 0.95              # uniform: not explained
+    monkeypatch.setattr(flow_field, "SHADOW", 0)
+    assert far(shade, img) > 0.6
+
+
+def test_a_hands_shadow_is_not_segmented_with_it(monkeypatch):
+    """A skin-coloured hand sweeps across a real photograph and casts a soft shadow beside it (``eval.clips``
+    ``shadow=0.45``: 45 % of the light taken, a little more of the blue; held-out seed 214, not tuned on). Its shadow
+    differs from the remembered background by tens of grey levels: joined to the hand, it was held as part of the
+    mover and filled in with its motion. With the background explaining a pixel as itself in shadow where its
+    texture is kept (``SHADOW``, ``_bg_residual``), against the clip's true masks (the hand only): precision 0.62 ->
+    0.80, IoU 0.61 -> 0.78, recall 0.99 -> 0.98; ``SHADOW`` off is the control. (Seeds 206-209 and 210: IoU gains
+    0.01-0.14; without a shadow the masks are the same within 0.01.)"""
+    from trace_anything_ros.eval.clips import make_clip
+
+    if clips.data_dir() is None:
+        pytest.skip("opencv-doc sample data not found (make bootstrap extracts it)")
+    clip = make_clip("sweep", 214, (240, 320), 60, fps=15.0, split="holdout", occluder="skin", shadow=0.45)
+    on, off = _scores_with_rules_off(monkeypatch, clip, "SHADOW")
+    assert on["mover_windows"] >= 15 and on["empty_windows"] >= 20 and on["empty_windows_with_mask"] == 0, on
+    assert on["precision"] >= off["precision"] + 0.1 and on["iou"] >= off["iou"] + 0.1, (on, off)
+    assert on["recall"] >= off["recall"] - 0.03 and on["iou"] >= 0.7, (on, off)
+
+
+def test_the_clips_shadow_darkens_the_scene_beside_the_hand_and_not_the_truth():
+    """``eval.clips.make_clip(shadow=...)``: the same clip (same draws) with the occluder's shadow: the true masks
+    are the same (a shadow is not a mover), the frames are darker only beside the hand, by up to the shadow's
+    strength, and identical before it comes in."""
+    import cv2
+
+    from trace_anything_ros.eval.clips import make_clip
+
+    if clips.data_dir() is None:
+        pytest.skip("opencv-doc sample data not found (make bootstrap extracts it)")
+    plain = make_clip("sweep", 214, (120, 160), 30, fps=15.0, split="holdout", occluder="skin")
+    shade = make_clip("sweep", 214, (120, 160), 30, fps=15.0, split="holdout", occluder="skin", shadow=0.45)
+    assert np.array_equal(plain.masks, shade.masks) and plain.masks.any()
+    a, b = plain.frames.astype(np.float32).mean(-1), shade.frames.astype(np.float32).mean(-1)
+    darker = (a - b) > 12.0
+    # beside the hand, not on it (but at its motion-blurred edge: the mask takes pixels half covered)
+    inside = np.stack([cv2.erode(m.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0 for m in plain.masks])
+    assert darker.sum() > 500 and (darker & inside).sum() < 0.01 * darker.sum()
+    assert np.array_equal(plain.frames[:3], shade.frames[:3])     # before the hand (and its shadow) come in
+    assert float(np.percentile((a - b)[darker], 99)) <= 0.5 * 255

@@ -62,6 +62,9 @@ TUNE_SCENES = ("building.jpg", "home.jpg")
 TUNE_TEXTURES = ("baboon.jpg",)
 HOLDOUT_SCENES = ("fruits.jpg", "aero1.jpg", "left01.jpg", "stuff.jpg")
 HOLDOUT_TEXTURES = ("messi5.jpg", "orange.jpg", "squirrel_cls.jpg")
+SHADOW_OFFSET = (0.12, 0.15)       # shadow: cast this far (fractions of the occluder's size) right and down ...
+SHADOW_BLUR = 0.05                 # ... this soft (Gaussian sigma, fraction of its size) ...
+SHADOW_TINT = (1.0, 0.97, 0.9)     # ... taking less blue than red (the ambient light filling it is bluer)
 
 
 def data_dir() -> Optional[str]:
@@ -185,12 +188,15 @@ def make_clip(kind: str = "sweep", seed: int = 0, size: Tuple[int, int] = (240, 
               fps: float = 15.0, split: str = "tune", noise_sigma: float = 3.0, jpeg_quality: int = 70,
               flicker: float = 0.06, blur_steps: int = 5, exposure: float = 0.4, shake_px: float = 2.0,
               sweep_s: float = 1.0, occluder: str = "photo", wave_s: float = 3.0, wave_hz: float = 1.0,
-              brightness: float = 1.0, scene: str = "photo", root: Optional[str] = None) -> Clip:
+              brightness: float = 1.0, scene: str = "photo", shadow: float = 0.0,
+              root: Optional[str] = None) -> Clip:
     """One clip (see the module docstring). ``size`` (H, W); ``split`` 'tune' | 'holdout' picks the photographs;
     ``exposure``: the fraction of the frame period the shutter is open (motion blur over ``blur_steps`` renders);
     ``occluder``: 'photo' | 'skin' (see the module docstring); ``brightness``: the light reaching the sensor
     relative to a normal exposure (a dim room at a fixed exposure: < 1; the sensor noise stays as it is);
-    ``scene``: 'photo' (the split's photographs) | 'wall' (``plain_wall``: a painted wall with one poster)."""
+    ``scene``: 'photo' (the split's photographs) | 'wall' (``plain_wall``: a painted wall with one poster);
+    ``shadow``: the fraction of the light the occluder's shadow takes from the scene (0: none; see
+    ``SHADOW_OFFSET``). The masks are the occluder's only: a shadow is not a mover."""
     import cv2
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
@@ -250,22 +256,17 @@ def make_clip(kind: str = "sweep", seed: int = 0, size: Tuple[int, int] = (240, 
             M = _affine(w / 2 + margin, h / 2 + margin, da, 1.0, dx - margin, dy - margin)
             img = cv2.warpAffine(scene, M, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
             a = np.zeros((h, w), np.float32)
+            Mo = None
             if kind == "raise":   # about the wrist: the silhouette's bottom centre, just below the frame
                 u = tt / fps - RAISE_REST_S
                 ang = 80.0 if u < 0 else (80.0 * (1 - u / RAISE_S) if u < RAISE_S else
                                           -20.0 * np.sin(2 * np.pi * wave_hz * (u - RAISE_S)))
                 Mo = _affine(hs / 2, hs, ang, 1.0, 0.65 * w - hs / 2, 1.04 * h - hs)
-                a = cv2.warpAffine(sil, Mo, (w, h), flags=cv2.INTER_LINEAR)
-                ot = cv2.warpAffine(tex, Mo, (w, h), flags=cv2.INTER_LINEAR)
-                img = img * (1 - a[..., None]) + ot * a[..., None]
             elif kind == "wave":
                 x = _wave_x(tt / fps, w, hs, wave_s, wave_hz)
                 if x is not None:
                     ang = 15 * np.sin(2 * np.pi * wave_hz * max(0.0, tt / fps - WAVE_START_S - WAVE_ENTER_S))
                     Mo = _affine(hs / 2, hs / 2, ang, 1.0, x - hs / 2, h * 0.62 - hs / 2)
-                    a = cv2.warpAffine(sil, Mo, (w, h), flags=cv2.INTER_LINEAR)
-                    ot = cv2.warpAffine(tex, Mo, (w, h), flags=cv2.INTER_LINEAR)
-                    img = img * (1 - a[..., None]) + ot * a[..., None]
             elif moving:
                 phase = None
                 for p, start in enumerate((pause, 2 * pause + sweep_frames)):
@@ -278,9 +279,16 @@ def make_clip(kind: str = "sweep", seed: int = 0, size: Tuple[int, int] = (240, 
                     ang = 25 * (u - 0.5) * (1 if p == 0 else -1)
                     sc = 0.85 + 0.3 * u                                   # approaching the lens
                     Mo = _affine(hs / 2, hs / 2, ang, sc, x - hs / 2, y - hs / 2)
-                    a = cv2.warpAffine(sil, Mo, (w, h), flags=cv2.INTER_LINEAR)
-                    ot = cv2.warpAffine(tex, Mo, (w, h), flags=cv2.INTER_LINEAR)
-                    img = img * (1 - a[..., None]) + ot * a[..., None]
+            if Mo is not None:
+                a = cv2.warpAffine(sil, Mo, (w, h), flags=cv2.INTER_LINEAR)
+                if shadow > 0:   # soft, cast down and to the side, lit by bluish ambient light where it falls
+                    Ms = Mo.copy()
+                    Ms[:, 2] += np.array(SHADOW_OFFSET) * hs
+                    sa = cv2.GaussianBlur(cv2.warpAffine(sil, Ms, (w, h), flags=cv2.INTER_LINEAR), (0, 0),
+                                          SHADOW_BLUR * hs)
+                    img = img * (1 - shadow * sa[..., None] * np.array(SHADOW_TINT, np.float32))
+                ot = cv2.warpAffine(tex, Mo, (w, h), flags=cv2.INTER_LINEAR)
+                img = img * (1 - a[..., None]) + ot * a[..., None]
             acc += img
             cover += a
         img = acc / blur_steps
@@ -330,13 +338,14 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--scene", choices=("photo", "wall"), default="photo", help="wall: a painted wall with one poster")
     ap.add_argument("--frames", type=int, default=60)
     ap.add_argument("--brightness", type=float, default=1.0, help="light relative to a normal exposure (dim: < 1)")
+    ap.add_argument("--shadow", type=float, default=0.0, help="fraction of the light the occluder's shadow takes")
     ap.add_argument("--width", type=int, default=320)
     ap.add_argument("--height", type=int, default=240)
     a = ap.parse_args(argv)
     for kind in a.kind or KINDS:
         for seed in a.seed or [0]:
             clip = make_clip(kind, seed, (a.height, a.width), a.frames, split=a.split, occluder=a.occluder,
-                             brightness=a.brightness, scene=a.scene)
+                             brightness=a.brightness, scene=a.scene, shadow=a.shadow)
             v, m = clip.write(a.out_dir, f"{kind}_{seed}")
             print(f"{v} ({clip.scene} + {clip.texture}; truth {m})")
     return 0

@@ -132,6 +132,11 @@ BG_EXPOSURE = 1          # the remembered background takes each frame's exposure
 RATIO_MAX_RES = 10.0     # ... grey levels: consecutive frames that differ more at the median are not one view
 BG_ALT = 1               # a pixel's background before it absorbed a stopped mover is kept, and returns when seen
 BG_ALT_AGE = 30          # ... a background held this many frames (not a mover's absorbed and soon replaced)
+SHADOW = 1               # the remembered background explains a pixel as itself in a mover's shadow (_bg_residual)
+SHADOW_LO = 0.4          # ... darkened to at least this fraction of its brightness (a dark mover is darker still)
+SHADOW_WIN = 5           # px: ... by one factor per channel over this window (the texture under it stays) ...
+SHADOW_HUE = 0.15        # ... the three factors within this fraction of their mean of each other
+SHADOW_FIT = 0.5         # ... leaving at most this fraction of the window's texture unexplained
 GHOST = 1                # the background grows into a ghost (what a mover uncovered) from its edge (_ghosts)
 GHOST_STILL = 3          # ... pixels that showed the same for this many frames
 GHOST_PX = 2             # ... by up to this many pixels per frame
@@ -481,7 +486,7 @@ def _jitter(src: np.ndarray, f: np.ndarray, mag: np.ndarray) -> Optional[np.ndar
 
 
 def _motion_evidence(gi: np.ndarray, gj: np.ndarray, uf, vf, ub, vb, win: Optional[int] = None,
-                     background: Optional[np.ndarray] = None) -> Tuple[np.ndarray, ...]:
+                     background=None) -> Tuple[np.ndarray, ...]:
     """``(evidence, changed, clearly, fg)`` ``[H, W]`` bool. evidence: frame i's pixels for which the flow's position in
     frame j explains the image clearly better than the background's (local mean absolute difference over ``win`` x
     ``win``). Where both explain it as well (flow that bled from a mover onto the background next to it, textureless
@@ -491,7 +496,8 @@ def _motion_evidence(gi: np.ndarray, gj: np.ndarray, uf, vf, ub, vb, win: Option
     in the remembered background leaves); fg: the remembered background alone is far off (``CHANGED_K``; all False
     without a remembered background). Frame j is compared at frame i's global brightness (``PAIR_GAIN``): the noise
     level is the pair's median difference, and flicker between the two (mains light, auto exposure: 8 % is ~9 grey
-    levels everywhere) read as noise raised every threshold four-fold -- a hand blinked out of single windows."""
+    levels everywhere) read as noise raised every threshold four-fold -- a hand blinked out of single windows.
+    ``background``: the remembered background (an image, NaN where not known), its ``_bg_fit`` to frame i, or None."""
     win = int(win or EVIDENCE_WIN)
     a = gi.astype(np.float32)
     fg = None
@@ -503,16 +509,7 @@ def _motion_evidence(gi: np.ndarray, gj: np.ndarray, uf, vf, ub, vb, win: Option
     tau = 2.0 * float(np.median(rb)) + 2.0   # grey levels: the images' noise (most pixels are background)
     changed_k = CHANGED_K if background is not None else 2 * CHANGED_K
     if background is not None:  # the remembered background explains the pixel too: not moving
-        # a moving camera's: NaN where the view was not seen long enough
-        known = np.isfinite(background if background.ndim == 2 else background[..., 0])
-        if known.all():
-            gain = _gain(a, background)   # global brightness changes
-            rbg = cv2.blur(_chan(np.abs(a - gain * background)), (int(BG_WIN), int(BG_WIN)))
-        else:
-            gain = _gain(a, np.where(_px(known, background), background, 0.0), known)
-            rbg = np.where(known, _chan(np.abs(a - gain * np.where(_px(known, a), background, 0.0))),
-                           np.inf).astype(np.float32)
-            changed_k = np.where(known, CHANGED_K, 2 * CHANGED_K)
+        rbg, changed_k = background if isinstance(background, tuple) else _bg_fit(a, background)
         fin = np.isfinite(rbg)
         tau_bg = max(tau, 2.0 * float(np.median(rbg[fin])) + 2.0) if fin.any() else tau  # its own noise level
         fg = rbg > changed_k * tau_bg
@@ -522,6 +519,47 @@ def _motion_evidence(gi: np.ndarray, gj: np.ndarray, uf, vf, ub, vb, win: Option
     if fg is None:
         fg = np.zeros(a.shape[:2], bool)
     return rb > np.maximum(1.5 * rf, rf + tau), rb > changed_k * tau, rb > FOLLOW_K * changed_k * tau, fg
+
+
+def _bg_fit(a: np.ndarray, background: np.ndarray):
+    """``(residual, changed_k)``: frame ``a`` (float) against the remembered background at its global brightness
+    (``_bg_residual``), and the 'changed' factor per pixel: ``CHANGED_K``, twice that where a moving camera's
+    background is not known (NaN: the view was not seen long enough; residual inf there). The same for every frame
+    the pixel is compared with: ``_motion_evidence`` takes it precomputed."""
+    known = np.isfinite(background if background.ndim == 2 else background[..., 0])
+    if known.all():
+        gain = _gain(a, background)   # global brightness changes
+        return cv2.blur(_bg_residual(a, gain * background), (int(BG_WIN), int(BG_WIN))), CHANGED_K
+    gain = _gain(a, np.where(_px(known, background), background, 0.0), known)
+    rbg = np.where(known, _bg_residual(a, gain * np.where(_px(known, a), background, 0.0)), np.inf).astype(np.float32)
+    return rbg, np.where(known, CHANGED_K, 2 * CHANGED_K)
+
+
+def _bg_residual(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Per pixel, how far frame ``a`` is from the remembered background ``b`` (at the frame's brightness; mean over
+    the colour channels), where the background also explains a pixel as itself in shadow (``SHADOW``, colour only).
+    A mover's shadow on the floor beside it (light it blocks: tens of grey levels over a large soft region) was taken
+    for the mover: joined to it, it was held as part of one live mover and filled in with its motion (a person
+    walking out of a static camera's view: masks 50-90 % larger than the person). In a shadow the background's
+    texture stays and darkens: over the ``SHADOW_WIN`` x ``SHADOW_WIN`` window around the pixel, each channel of
+    the frame is the background's times one factor (least squares), between ``SHADOW_LO`` and 1, the three within
+    ``SHADOW_HUE`` of each other (the light filling a shadow is bluer), and the fit leaves at most ``SHADOW_FIT`` of
+    the window's texture (its mean absolute deviation, darkened) unexplained. Then the residual is the fit's. A
+    mover keeps its own texture, or none: a uniform one over a textured background leaves the texture itself as the
+    residual (ratio ~1). Over a uniform background (a wall, the sky, a dark trunk) nothing tells a shadow from a
+    uniform mover of its hue: it is not explained (tree.avi's dark hand over the trunk was lost with that)."""
+    d = _chan(np.abs(a - b))
+    if not SHADOW or a.ndim != 3:
+        return d
+    k = (int(SHADOW_WIN), int(SHADOW_WIN))
+    bb = cv2.blur(b * b, k)
+    rc = cv2.blur(a * b, k) / np.maximum(bb, 1e-3)                  # [H, W, 3]: per channel
+    r = rc.mean(-1)
+    res = cv2.blur(_chan(np.abs(a - rc * b)), k)
+    tex = cv2.blur(_chan(np.abs(b - cv2.blur(b, k))), k) * r
+    shade = (rc.min(-1) >= SHADOW_LO) & (rc.max(-1) <= 1.0) & (rc.max(-1) - rc.min(-1) <= SHADOW_HUE * r) \
+        & (res <= SHADOW_FIT * tex)
+    return np.where(shade, np.minimum(d, res), d).astype(np.float32)
 
 
 def _fill_movers(u, v, ub, vb, fg, steps: int, still=None):
@@ -1129,6 +1167,9 @@ class FlowFieldEstimator:
         gu, gv = np.meshgrid(np.arange(w, dtype=np.float64), np.arange(h, dtype=np.float64))
         samples = np.empty((n, n, h, w, 3), np.float32)
         newest = None   # static camera with a remembered background: (newest frame's displacement, its foreground)
+        # each frame against its remembered background: the same whichever frame it is compared with
+        bgs = [(moving_bg[i] if moving_bg is not None else None) if any_moving else background for i in range(n)]
+        bgs = [None if b is None else _bg_fit(gray[i].astype(np.float32), b) for i, b in enumerate(bgs)]
         for j in range(n):
             u, v = U[:, j].copy(), V[:, j].copy()
             hyp = {}
@@ -1139,9 +1180,8 @@ class FlowFieldEstimator:
                 M = np.linalg.inv(G[j]) @ G[i]
                 d = M[2, 0] * gu + M[2, 1] * gv + M[2, 2]
                 ub, vb = (M[0, 0] * gu + M[0, 1] * gv + M[0, 2]) / d, (M[1, 0] * gu + M[1, 1] * gv + M[1, 2]) / d
-                bgi = (moving_bg[i] if moving_bg is not None else None) if any_moving else background
                 evidence, changed, clearly, fg = _motion_evidence(gray[i], gray[j], U[i, j], V[i, j], ub, vb,
-                                                                  background=bgi)
+                                                                  background=bgs[i])
                 # a tracked pixel moves where the images show it, or where it is clearly not the background (a
                 # fast textured mover: its flow passes the checks but is too imprecise to explain the pixel better
                 # than the background does -- holes inside a hand otherwise); one whose chain broke (a fast, blurred

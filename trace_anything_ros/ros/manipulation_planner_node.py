@@ -95,7 +95,7 @@ from std_msgs.msg import Header, String
 from std_srvs.srv import Trigger
 
 from trace_anything_ros.msg import DynamicObjectArray, ManipulationPlan, TrajectoryArray
-from trace_anything_ros.pipeline import gates
+from trace_anything_ros.pipeline import DropCounter, gates
 from trace_anything_ros.planning import se3
 from trace_anything_ros.planning.path import check_workspace, limit_violations
 from trace_anything_ros.planning.planner import ManipulationPlanner, Plan, PlannerParams, PlanStatus
@@ -229,7 +229,7 @@ class ManipulationPlannerNode(LifecycleNode):
         self.published = {"ok": 0, "refused": 0, "halted": 0, "done": 0, "idle": 0}
         # /diagnostics: the newest plan, camera inputs dropped by reason (and when last), named warnings
         self._last_plan = None        # (status, reason, monotonic time)
-        self.drops, self._drop_at, self.warnings = {}, {}, {}
+        self.drops, self._drop_at, self.warnings = DropCounter(), {}, {}   # _drop_at: reason -> last seen
         self._estimator_state = "not loaded"
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diag_timer = self.create_timer(float(self.get_parameter("diagnostics.period").value),
@@ -515,7 +515,7 @@ class ManipulationPlannerNode(LifecycleNode):
             return False
 
     def _count_drop(self, reason: str) -> None:
-        self.drops[reason] = self.drops.get(reason, 0) + 1
+        self.drops.add(reason)
         self._drop_at[reason] = time.monotonic()
 
     def _on_image(self, msg):
@@ -835,7 +835,7 @@ class ManipulationPlannerNode(LifecycleNode):
             lc_state=self.lc_state, goal=goal, published=dict(self.published),
             last_plan=(lp[0], lp[1], t - lp[2]) if lp is not None else ("", "", None),
             since_perception_s=self._now() - last if last is not None else float("inf"),
-            windows_seen=self._windows_seen, drops=dict(self.drops),
+            windows_seen=self._windows_seen, drops=self.drops.snapshot(),
             recent_drops=sorted(r for r, at in self._drop_at.items() if t - at <= DROP_WARN_S),
             warnings=list(self.warnings.values()), estimator=self._estimator_state)
         level, message, values = diag.planner_report(snap)
