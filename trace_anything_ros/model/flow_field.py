@@ -540,7 +540,7 @@ def _bg_residual(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     the colour channels), where the background also explains a pixel as itself in shadow (``SHADOW``, colour only).
     A mover's shadow on the floor beside it (light it blocks: tens of grey levels over a large soft region) was taken
     for the mover: joined to it, it was held as part of one live mover and filled in with its motion (a person
-    walking out of a static camera's view: masks 50-90 % larger than the person). In a shadow the background's
+    walking out of a static camera's view: masks reaching over the floor she shaded). In a shadow the background's
     texture stays and darkens: over the ``SHADOW_WIN`` x ``SHADOW_WIN`` window around the pixel, each channel of
     the frame is the background's times one factor (least squares), between ``SHADOW_LO`` and 1, the three within
     ``SHADOW_HUE`` of each other (the light filling a shadow is bluer), and the fit leaves at most ``SHADOW_FIT`` of
