@@ -310,23 +310,27 @@ def test_goal_image_with_analytic_stand_in_estimator(env):
     im.header.frame_id = "cam_optical"
     gm = conv.array_to_image(goal, "rgb8")
     gm.header.frame_id = "cam_optical"
-    for _ in range(5):
-        h.pub_image.publish(im)
-        h.spin(0.05)
+    # The goal image comes before any usable camera frame (the earlier tests sent only a truncated one): refused,
+    # kept, and planned on the first frame that arrives -- no perception window is needed to plan it (fresh-clone
+    # CI, session 21: a goal published 0.1 s after the planner subscribed waited for a trigger that never came)
     n = len(h.plans)
     h.pub_goal_image.publish(gm)
+    no_frame = "image goal: no camera image received"
+    assert h.wait(lambda: any(p.reason.startswith(no_frame) for p in h.plans[n:]), 10), \
+        [(p.status, p.reason) for p in h.plans[-3:]]
+    assert all(p.status == ManipulationPlan.STATUS_REFUSED for p in h.plans[n:] if p.reason.startswith(no_frame))
 
     # A HALTED before the first plan is legitimate: when the goal arrives late (fresh-clone CI: 1.37 s after the
     # last image) the camera stream is stale until the next image, and the stale check may run first
     waiting = (ManipulationPlan.STATUS_IDLE, ManipulationPlan.STATUS_HALTED)
 
     def planned():
-        h.pub_image.publish(im)  # the camera keeps streaming (an image goal halts without it)
-        return any(p.status not in waiting for p in h.plans[n:])
+        h.pub_image.publish(im)  # the camera streams (best effort: the first frames may be lost); no windows
+        return any(p.status not in waiting and not p.reason.startswith(no_frame) for p in h.plans[n:])
 
     assert h.wait(planned, 20), \
         [(p.status, p.reason) for p in h.plans[-3:]]
-    p = [p for p in h.plans[n:] if p.status not in waiting][0]
+    p = [p for p in h.plans[n:] if p.status not in waiting and not p.reason.startswith(no_frame)][0]
     assert p.status == ManipulationPlan.STATUS_OK, p.reason
     a, b = p.object_poses[0].position, p.object_poses[-1].position
     # optical +x = base +x: the object moves 0.5 m along base x (assumed scale 1: non-metric model output)

@@ -212,6 +212,7 @@ class ManipulationPlannerNode(LifecycleNode):
         self._camera_frame = ""
         self._latest_image = None
         self._latest_image_time = None
+        self._goal_awaits_frame = None  # an image goal refused for want of a camera frame: planned on the first one
         self._depths = []             # the newest depth images (goal-image estimators that need one)
         self._images = []             # the newest images (to pair one with a depth image; a window's own frame)
         self._latest_info = None      # newest camera_info
@@ -527,6 +528,10 @@ class ManipulationPlannerNode(LifecycleNode):
         s = self._session
         if s is not None and s.goal is not None and s.goal.kind == "image":
             s.perception_arrived(self._latest_image_time)  # an image goal lives on the camera stream
+            with self._lock:
+                waiting, self._goal_awaits_frame = self._goal_awaits_frame is s.goal, None
+            if waiting:  # its goal image came before any frame (refused then): planned now, on this first one
+                self._start_image_plan(self._latest_image_time)
 
     def _on_depth(self, msg):
         if not self._usable(msg, "depth"):
@@ -656,9 +661,13 @@ class ManipulationPlannerNode(LifecycleNode):
                 goal = self._session.goal if self._session is not None else None
             if goal is None or goal.kind != "image":
                 return None
-            cur = self._latest_image
+            with self._lock:
+                cur = self._latest_image
+                if cur is None:
+                    self._goal_awaits_frame = goal
             if cur is None:
-                plan = Plan(PlanStatus.REFUSED, "image goal: no camera image received on 'image' yet", stamp=now)
+                plan = Plan(PlanStatus.REFUSED, "image goal: no camera image received on 'image' yet (planned on the "
+                            "first one)", stamp=now)
                 self._publish(plan)
                 return plan
             est = self._ensure_estimator()
