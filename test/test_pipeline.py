@@ -79,6 +79,22 @@ def test_stale_windows_are_dropped_and_counted_never_queued():
     assert ing.take_window(timeout=0.05) is None  # nothing queued behind it
 
 
+def test_drop_reasons_are_recent_while_they_recur_and_forgotten_when_explained():
+    """The recency both nodes' /diagnostics stay at WARN for (``DropCounter.seen`` / ``recent`` / ``forget``): a
+    reason is recent within the window after it was last seen, not after; forgetting it (a confirmed stream change)
+    leaves its count; a counted drop that is never reported seen (a stale window) is not recent."""
+    d = F.DropCounter()
+    d.add(F.ZERO_STAMP)
+    d.seen(F.ZERO_STAMP, now=100.0)
+    d.add(F.SIZE_CHANGE, 3)
+    d.seen(F.SIZE_CHANGE, now=101.0)
+    d.add(F.STALE_WINDOW)
+    assert d.recent(2.0, now=101.5) == sorted([F.ZERO_STAMP, F.SIZE_CHANGE])
+    assert d.recent(2.0, now=102.5) == [F.SIZE_CHANGE]
+    d.forget(F.SIZE_CHANGE)
+    assert d.recent(2.0, now=101.5) == [F.ZERO_STAMP] and d[F.SIZE_CHANGE] == 3 and d.total() == 5
+
+
 def test_window_older_than_max_age_is_dropped():
     ing = FrameIngest(8, window=WindowSpec(length=2, max_age=0.5))
     ing.push(frame(0))

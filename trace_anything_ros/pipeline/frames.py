@@ -53,11 +53,29 @@ NO_SYNC = "unsynchronised"
 
 
 class DropCounter:
-    """Thread-safe counter of dropped frames/windows by reason."""
+    """Thread-safe counter of dropped frames/windows by reason, and when each reason was last reported (``seen``:
+    the drops a node's /diagnostics stays at WARN for while they recur; not every counted drop is one)."""
 
     def __init__(self):
         self._lock = threading.Lock()
         self._c: Counter = Counter()
+        self._seen: Dict[str, float] = {}     # reason -> monotonic time it was last reported
+
+    def seen(self, reason: str, now: Optional[float] = None) -> None:
+        """Report ``reason`` as seen now (a drop counted here or by whoever counted it)."""
+        with self._lock:
+            self._seen[reason] = time.monotonic() if now is None else now
+
+    def forget(self, reason: str) -> None:
+        """No longer recent (the drops were explained: a camera's confirmed stream change); the count stays."""
+        with self._lock:
+            self._seen.pop(reason, None)
+
+    def recent(self, window_s: float, now: Optional[float] = None) -> List[str]:
+        """The reasons seen within the last ``window_s`` seconds, sorted."""
+        t = time.monotonic() if now is None else now
+        with self._lock:
+            return sorted(r for r, at in self._seen.items() if t - at <= window_s)
 
     def add(self, reason: str, n: int = 1) -> None:
         if n:

@@ -230,7 +230,7 @@ class ManipulationPlannerNode(LifecycleNode):
         self.published = {"ok": 0, "refused": 0, "halted": 0, "done": 0, "idle": 0}
         # /diagnostics: the newest plan, camera inputs dropped by reason (and when last), named warnings
         self._last_plan = None        # (status, reason, monotonic time)
-        self.drops, self._drop_at, self.warnings = DropCounter(), {}, {}   # _drop_at: reason -> last seen
+        self.drops, self.warnings = DropCounter(), {}
         self._estimator_state = "not loaded"
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._diag_timer = self.create_timer(float(self.get_parameter("diagnostics.period").value),
@@ -517,7 +517,7 @@ class ManipulationPlannerNode(LifecycleNode):
 
     def _count_drop(self, reason: str) -> None:
         self.drops.add(reason)
-        self._drop_at[reason] = time.monotonic()
+        self.drops.seen(reason)
 
     def _on_image(self, msg):
         if not self._usable(msg, "image"):
@@ -845,7 +845,7 @@ class ManipulationPlannerNode(LifecycleNode):
             last_plan=(lp[0], lp[1], t - lp[2]) if lp is not None else ("", "", None),
             since_perception_s=self._now() - last if last is not None else float("inf"),
             windows_seen=self._windows_seen, drops=self.drops.snapshot(),
-            recent_drops=sorted(r for r, at in self._drop_at.items() if t - at <= DROP_WARN_S),
+            recent_drops=self.drops.recent(DROP_WARN_S, t),
             warnings=list(self.warnings.values()), estimator=self._estimator_state)
         level, message, values = diag.planner_report(snap)
         return diag.status(f"{self.get_name()}: planner", self.get_fully_qualified_name(), level, message, values)

@@ -80,7 +80,6 @@ class TrajectoryFieldNode(LifecycleNode):
         # named warnings (input used, but adapted): camera_info_rescaled, depth_rescaled ...
         self.warned = DropCounter()
         self._drop_lock = threading.Lock()
-        self._drop_seen = {}        # reason -> monotonic time it was last seen (diagnostics WARN window)
         self._drop_logged = {}      # reason -> monotonic time of its last log line (one throttle per reason)
         self._drop_quiet = {}       # reason -> lines suppressed since
         self._last_drop = ("", "", None)  # (reason, text, monotonic time)
@@ -370,8 +369,8 @@ class TrajectoryFieldNode(LifecycleNode):
         """Log a drop already counted: at most one line per reason every DROP_LOG_PERIOD s (with the number of
         lines suppressed since), remembered for /diagnostics (last reason and text, WARN window)."""
         now = time.monotonic()
+        self.drops.seen(reason, now)
         with self._drop_lock:
-            self._drop_seen[reason] = now
             self._last_drop = (reason, message[:300], now)
             t = self._drop_logged.get(reason)
             if t is not None and now - t < self.DROP_LOG_PERIOD:
@@ -385,8 +384,7 @@ class TrajectoryFieldNode(LifecycleNode):
     def _on_stream_event(self, kind: str, message: str):
         """A confirmed size / time-base change of the image stream (FrameIngest): logged; the frames that announced
         it were the camera's, not hostile input, so they no longer hold /diagnostics at WARN."""
-        with self._drop_lock:
-            self._drop_seen.pop(kind, None)
+        self.drops.forget(kind)
         self.get_logger().warn(message)
 
     def _warn_input(self, key: str, message: str):
@@ -726,9 +724,9 @@ class TrajectoryFieldNode(LifecycleNode):
             ("queue_wait_s", self.queue_wait), ("processing_overhead_s", self.processing_overhead),
             ("post_s", self.post_time), ("publish_s", self.publish_stat))}
         win = self._cfg.get("diagnostics.drop_warn_window", 2.0)
+        recent = self.drops.recent(win, now)
         with self._drop_lock:
             last_reason, last_text, last_t = self._last_drop
-            recent = sorted(r for r, t in self._drop_seen.items() if now - t <= win)
         lost, n_in = self.lost_before_node, self.in_rate.count
         d_lost, d_in = lost - self._loss_mark[1], n_in - self._loss_mark[0]
         self._loss_mark = (n_in, lost)
