@@ -132,6 +132,7 @@ BG_EXPOSURE = 1          # the remembered background takes each frame's exposure
 RATIO_MAX_RES = 10.0     # ... grey levels: consecutive frames that differ more at the median are not one view
 BG_ALT = 1               # a pixel's background before it absorbed a stopped mover is kept, and returns when seen
 BG_ALT_AGE = 30          # ... a background held this many frames (not a mover's absorbed and soon replaced)
+BG_ALT_OLDEST = 1        # ... the older of the two kept (a mover absorbed twice keeps the background it covers)
 SHADOW = 1               # the remembered background explains a pixel as itself in a mover's shadow (_bg_residual)
 SHADOW_LO = 0.4          # ... darkened to at least this fraction of its brightness (a dark mover is darker still)
 SHADOW_WIN = 5           # px: ... by one factor per channel over this window (the texture under it stays) ...
@@ -710,7 +711,9 @@ class FlowFieldEstimator:
                 self._bg, self._bg_n, self._bg_first = g.copy(), 1, [g]
                 self._bg_prev, self._bg_still = g, np.zeros(g.shape[:2], np.int32)
                 self._bg_alt = np.full_like(g, np.nan)   # the background a pixel had before it absorbed a stop
-                self._bg_age = np.full(g.shape[:2], 1 << 20, np.int64)  # frames since it last absorbed one
+                # when (``_bg_n``) the pixel's background, and the one it keeps, began (the start: one learnt then)
+                self._bg_since = np.full(g.shape[:2], -(1 << 40), np.int64)
+                self._alt_since = np.full(g.shape[:2], 1 << 40, np.int64)    # none kept: later than any
                 self._ghost_ref = np.full_like(g, np.nan)   # the background value a ghost's pixel was grown from
             elif self._bg_n < BG_WARM:
                 self._bg_n += 1
@@ -827,7 +830,9 @@ class FlowFieldEstimator:
                 was = self._bg[ys, xs].copy()
                 self._bg[ys, xs] = alt[ys, xs]
                 alt[ys, xs] = was
-                self._bg_age[ys, xs] = 1 << 20
+                since = self._bg_since[ys, xs].copy()
+                self._bg_since[ys, xs] = self._alt_since[ys, xs]
+                self._alt_since[ys, xs] = since
                 self._ghost_ref[ys, xs] = np.nan
                 agree[ys, xs] = True
         d = g - self._bg
@@ -843,15 +848,25 @@ class FlowFieldEstimator:
             step = np.where(_px(hold & ~agree, step), 0.0, step)
         self._bg += step
         if BG_ALT:
-            # the established background is kept, not a mover's that was absorbed and replaced within BG_ALT_AGE
-            keep = absorb & (self._bg_age >= BG_ALT_AGE)
-            self._bg_alt[keep] = self._bg[keep]
-            self._bg_age += 1
-            self._bg_age[absorb] = 0
+            self._keep_alt(absorb, self._bg_n)
         self._bg[absorb] = g[absorb]
         self._ghost_ref[absorb] = np.nan
         if GHOST:
             self._ghosts(g, agree | absorb, tol)
+
+    def _keep_alt(self, replaced, since) -> None:
+        """Before the background of the pixels ``replaced`` is replaced by one that began at ``since`` (``_bg_n``;
+        per pixel or one), keep it (``BG_ALT``) where it was established (held ``BG_ALT_AGE`` frames: not a mover's
+        absorbed and soon replaced) and, with ``BG_ALT_OLDEST``, where it is older than the one kept already. A
+        person who stood still for seconds was absorbed; shifting her weight, absorbed again: that replaced the
+        wall kept behind her by her own first image, and when she walked off the wall was a ghost held with her."""
+        age = self._bg_n - self._bg_since
+        keep = replaced & (age >= BG_ALT_AGE)
+        if BG_ALT_OLDEST:
+            keep &= self._bg_since <= self._alt_since
+        self._bg_alt[keep] = self._bg[keep]
+        self._alt_since[keep] = self._bg_since[keep]
+        self._bg_since[replaced] = since if np.isscalar(since) else since[replaced]
 
     def _follow_exposure(self, g) -> None:
         """The remembered background follows the camera's exposure as a whole: scaled by the brightness ratio of
@@ -895,6 +910,7 @@ class FlowFieldEstimator:
             gv = g[ys, xs]
             hit = np.zeros(ys.size, bool)
             new_ref = np.zeros_like(gv)
+            new_since = np.zeros(ys.size, np.int64)
             for dy, dx in ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)):
                 ny, nx = ys + dy, xs + dx
                 inside = (ny >= 0) & (ny < h) & (nx >= 0) & (nx < w)
@@ -902,10 +918,22 @@ class FlowFieldEstimator:
                 r = grown_from[ny, nx]
                 m = ~hit & inside & known[ny, nx] & (_chan_px(np.abs(gv - r)) <= tol)
                 new_ref[m] = r[m]
+                new_since[m] = self._bg_since[ny[m], nx[m]]
                 hit |= m
             if not hit.any():
                 break
             hy, hx = ys[hit], xs[hit]
+            if BG_ALT and BG_ALT_OLDEST:
+                # grown from a neighbour whose background is newer (a stopped mover absorbed there, spreading over
+                # its own pixels): this pixel's older background is kept (``_keep_alt``); one as old is not (what
+                # a mover there from the start uncovers replaces the mover's image learnt at the start)
+                newer = new_since[hit] > self._bg_since[hy, hx]
+                if newer.any():
+                    rep = np.zeros((h, w), bool)
+                    rep[hy[newer], hx[newer]] = True
+                    since = np.zeros((h, w), np.int64)
+                    since[hy[newer], hx[newer]] = new_since[hit][newer]
+                    self._keep_alt(rep, since)
             bg[hy, hx] = g[hy, hx]
             ref[hy, hx] = grown_from[hy, hx] = new_ref[hit]
             known[hy, hx] = True
