@@ -447,6 +447,20 @@ def test_the_background_grows_into_a_ghost_not_into_a_mover_at_rest(monkeypatch)
     assert np.mean(err <= 8.0) >= 0.9, np.mean(err <= 8.0)      # still the wall: the resting patch stays out
 
 
+def _patch_stops_and_leaves(img, rng, stances):
+    """The static camera's remembered background over the scene ``img``, then a patch at x = 60 holding still in
+    each of ``stances`` (``(texture, frames)``, in turn), then gone: the background's distance from the scene over
+    the patch's pixels just before it left, and in the frame after."""
+    scene = flow_field._photo(img.astype(np.uint8))
+    est = FlowFieldEstimator(SIZE)
+    key = _wall_stream(est, [_frame(img, None, None, rng) for _ in range(flow_field.BG_WARM + 5)])
+    for tex, n in stances:
+        key = _wall_stream(est, [_frame(img, tex, 60, rng) for _ in range(n)], None, key)
+    before = flow_field._chan(np.abs(est._bg - scene))[40:70, 60:80]
+    _wall_stream(est, [_frame(img, None, None, rng)], None, key)
+    return before, flow_field._chan(np.abs(est._bg - scene))[40:70, 60:80]
+
+
 def test_a_stopped_mover_that_leaves_gives_back_the_background_it_covered(monkeypatch):
     """A patch stops on a photograph for 25 frames (it becomes background, as a stopped object does) and leaves:
     the very next frame, the pixels it uncovered are the scene again (``BG_ALT``: the background a pixel had
@@ -455,19 +469,9 @@ def test_a_stopped_mover_that_leaves_gives_back_the_background_it_covered(monkey
     ``GHOST`` is off in both: the photograph's texture is what is tested, not the ghost's edge."""
     img, tex, rng = _scene(4)
     monkeypatch.setattr(flow_field, "GHOST", 0)
-    scene = flow_field._photo(img.astype(np.uint8))
-
-    def run():
-        est = FlowFieldEstimator(SIZE)
-        key = _wall_stream(est, [_frame(img, tex, None, rng) for _ in range(flow_field.BG_WARM + 5)])
-        key = _wall_stream(est, [_frame(img, tex, 60, rng) for _ in range(25)], None, key)
-        absorbed = flow_field._chan(np.abs(est._bg - scene))[40:70, 60:80]
-        _wall_stream(est, [_frame(img, tex, None, rng)], None, key)
-        return absorbed, flow_field._chan(np.abs(est._bg - scene))[40:70, 60:80]
-
-    absorbed, back = run()
+    absorbed, back = _patch_stops_and_leaves(img, rng, [(tex, 25)])
     monkeypatch.setattr(flow_field, "BG_ALT", 0)
-    _, off = run()
+    _, off = _patch_stops_and_leaves(img, rng, [(tex, 25)])
     assert np.median(absorbed) >= 20.0, np.median(absorbed)           # the stopped patch was background
     assert np.percentile(back, 90) <= 8.0 and np.median(off) >= 20.0, (np.percentile(back, 90), np.median(off))
 
@@ -475,29 +479,16 @@ def test_a_stopped_mover_that_leaves_gives_back_the_background_it_covered(monkey
 def test_a_mover_absorbed_twice_gives_back_the_oldest_background(monkeypatch):
     """A patch stops on a photograph long enough to be established background (``BG_ALT_AGE`` frames after it was
     absorbed), changes (half as bright again) and holds still again (absorbed again: a person standing at a table
-    turns),
-    then leaves: the pixels it covered are the scene again in the very next frame (``BG_ALT_OLDEST``: the older
-    background is the one kept). The control (``BG_ALT_OLDEST`` off) kept the patch's first image instead, and holds
+    turns), then leaves: the pixels it covered are the scene again in the very next frame (``BG_ALT_OLDEST``: the
+    older background is the one kept). The control (``BG_ALT_OLDEST`` off) kept the patch's first image instead, and holds
     it where the scene was (on a real clip: the wall and table behind a person who stood at it, masked with her as
     she walked off). ``GHOST`` is off: the photograph's texture is what is tested, not the ghost's edge."""
     img, tex, rng = _scene(5)
     monkeypatch.setattr(flow_field, "GHOST", 0)
-    scene = flow_field._photo(img.astype(np.uint8))
-    stand = flow_field.BG_ABSORB + flow_field.BG_ALT_AGE + 5
-
-    def run():
-        est = FlowFieldEstimator(SIZE)
-        key = _wall_stream(est, [_frame(img, tex, None, rng) for _ in range(flow_field.BG_WARM + 5)])
-        key = _wall_stream(est, [_frame(img, tex, 60, rng) for _ in range(stand)], None, key)
-        key = _wall_stream(est, [_frame(img, tex * 1.5, 60, rng) for _ in range(flow_field.BG_ABSORB + 5)], None,
-                           key)
-        absorbed = flow_field._chan(np.abs(est._bg - scene))[40:70, 60:80]
-        _wall_stream(est, [_frame(img, tex, None, rng)], None, key)
-        return absorbed, flow_field._chan(np.abs(est._bg - scene))[40:70, 60:80]
-
-    absorbed, back = run()
+    stances = [(tex, flow_field.BG_ABSORB + flow_field.BG_ALT_AGE + 5), (tex * 1.5, flow_field.BG_ABSORB + 5)]
+    absorbed, back = _patch_stops_and_leaves(img, rng, stances)
     monkeypatch.setattr(flow_field, "BG_ALT_OLDEST", 0)
-    _, off = run()
+    _, off = _patch_stops_and_leaves(img, rng, stances)
     assert np.median(absorbed) >= 20.0, np.median(absorbed)           # the changed patch was background
     assert np.percentile(back, 90) <= 8.0 and np.median(off) >= 20.0, (np.percentile(back, 90), np.median(off))
 
