@@ -480,9 +480,9 @@ def test_a_mover_absorbed_twice_gives_back_the_oldest_background(monkeypatch):
     """A patch stops on a photograph long enough to be established background (``BG_ALT_AGE`` frames after it was
     absorbed), changes (half as bright again) and holds still again (absorbed again: a person standing at a table
     turns), then leaves: the pixels it covered are the scene again in the very next frame (``BG_ALT_OLDEST``: the
-    older background is the one kept). The control (``BG_ALT_OLDEST`` off) kept the patch's first image instead, and holds
-    it where the scene was (on a real clip: the wall and table behind a person who stood at it, masked with her as
-    she walked off). ``GHOST`` is off: the photograph's texture is what is tested, not the ghost's edge."""
+    older background is the one kept). The control (``BG_ALT_OLDEST`` off) kept the patch's first image instead,
+    and holds it where the scene was (on a real clip: the wall and table behind a person who stood at it, masked
+    with her as she walked off). ``GHOST`` is off: the photograph's texture is what is tested, not the ghost's edge."""
     img, tex, rng = _scene(5)
     monkeypatch.setattr(flow_field, "GHOST", 0)
     stances = [(tex, flow_field.BG_ABSORB + flow_field.BG_ALT_AGE + 5), (tex * 1.5, flow_field.BG_ABSORB + 5)]
